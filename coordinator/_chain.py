@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -324,9 +326,7 @@ def _tester_revert_bytes(exc: Exception) -> bytes:
             return b""
         return value if isinstance(value, bytes) else b""
     if text:
-        from eth_abi import encode
-
-        return _ERROR_STRING + encode(["string"], [text])
+        return _ERROR_STRING + abi_encode(["string"], [text])
     return b""
 
 
@@ -421,7 +421,8 @@ def load_keystore(path: Path, passphrase: str | None) -> LocalAccount:
     except ValueError:
         # Deliberately say nothing about the passphrase or key material.
         raise ConfigError(f"could not decrypt keystore {path}: wrong passphrase or corrupt file") from None
-    return Account.from_key(key)
+    acct: LocalAccount = Account.from_key(key)
+    return acct
 
 
 def connect(spec: str = "embedded", **kwargs: Any) -> Chain:

@@ -1,0 +1,345 @@
+"""`fedledger`: one entry point, sub-commands by role.
+
+Role groups that live in other packages (``node`` in nodes/, ``audit`` in
+ledger_tools/, ``bench`` in benchmarks/) plug in through the
+``fedledger.commands`` entry-point group, so this package never imports
+them (see docs/decisions.md).
+
+Exit codes: 0 success; 1 unexpected failure; 2 bad input (flags, config
+files); 3 a component is not installed; 4 a service (chain node, Kubo) is
+unreachable; 5 Solidity build missing or stale; 6 a transaction failed;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ._errors import FedLedgerError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+stderr = Console(stderr=True)
+stdout = Console()
+
+# -- options shared by every command (defined once) ---------------------------
+
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print only JSON on stdout (progress and logs stay on stderr).")
+rpc_url_option = click.option(
+    "--rpc-url", envvar="FEDLEDGER_RPC_URL", default="embedded", show_default=True,
+    help="Chain: embedded (in-process py-evm), anvil or hardhat (a node started on "
+         "127.0.0.1), or an http(s):// JSON-RPC URL. Env: FEDLEDGER_RPC_URL.")
+keystore_option = click.option(
+    "--keystore", "keystores", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="Encrypted keystore (v3 JSON) of an account to sign with on an RPC URL chain; "
+         "repeatable. Passphrase: --passphrase-file or env FEDLEDGER_KEYSTORE_PASSPHRASE.")
+passphrase_file_option = click.option(
+    "--passphrase-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None, help="File whose first line is the keystore passphrase.")
+ipfs_api_option = click.option(
+    "--ipfs-api", envvar="FEDLEDGER_IPFS_API", default=None,
+    help="Kubo RPC API, e.g. http://127.0.0.1:5001 or /ip4/127.0.0.1/tcp/5001. "
+         "Env: FEDLEDGER_IPFS_API.")
+
+
+def emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
+    """Print ``data`` as JSON on stdout, or call ``human`` to render it."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        human()
+
+
+def open_chain(rpc_url: str, keystores: tuple[Path, ...] = (),
+               passphrase_file: Path | None = None) -> Any:
+    """Connect to ``rpc_url``; URL chains sign with the given keystores."""
+    import os
+
+    from ._chain import connect
+
+    if not rpc_url.startswith(("http://", "https://")):
+        return connect(rpc_url)
+    passphrase = os.environ.get("FEDLEDGER_KEYSTORE_PASSPHRASE")
+    if passphrase_file is not None:
+        lines = passphrase_file.read_text().splitlines()
+        passphrase = lines[0] if lines else ""
+    chain = connect(rpc_url, keystores=keystores, passphrase=passphrase)
+    if not chain.accounts:
+        from ._errors import ConfigError
+
+        chain.close()
+        raise ConfigError(f"no account to sign with on {rpc_url}",
+                          hint="pass --keystore FILE (and its passphrase)")
+    return chain
+
+
+class RoleGroup(click.Group):
+    """The root group; adds role groups registered by other packages."""
+
+    def _plugins(self) -> dict[str, Any]:
+        return {ep.name: ep for ep in entry_points(group="fedledger.commands")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is None and name in self._plugins():
+            loaded = self._plugins()[name].load()
+            cmd = loaded if isinstance(loaded, click.Command) else None
+        return cmd
+
+
+@click.group(cls=RoleGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fedledger", prog_name="fedledger")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+def cli(verbose: int, quiet: bool) -> None:
+    """fedledger: blockchain-coordinated federated learning with DP adapters
+    and secure aggregation over IPFS.
+
+    \b
+    Roles:
+      chain    compile, deploy and run local chains (governor, operators)
+      ipfs     run a local Kubo daemon (operators)
+      doctor   check that every component is installed and reachable
+      demo     the whole system end to end on embedded defaults
+    """
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# -- chain ----------------------------------------------------------------------
+
+@cli.group()
+def chain() -> None:
+    """Compile the contracts, deploy them, or run a local chain node."""
+
+
+@chain.command("compile")
+@json_option
+def chain_compile(as_json: bool) -> None:
+    """Compile contracts/ with Hardhat 3 and the bundled solc-js (offline)."""
+    import subprocess
+
+    from ._artifacts import _load_all, check_fresh, load_artifacts
+    from ._paths import hardhat_cli, node_env, project_root
+
+    t0 = time.monotonic()
+    proc = subprocess.run([str(hardhat_cli()), "build"], cwd=project_root(), env=node_env(),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        from ._errors import BuildError
+
+        raise BuildError("Hardhat build failed:\n" + (proc.stderr or proc.stdout).strip())
+    _load_all.cache_clear()
+    check_fresh()
+    names = sorted(load_artifacts())
+    data = {"contracts": names, "seconds": round(time.monotonic() - t0, 2)}
+    emit(as_json, data, lambda: stdout.print(
+        f"[green]compiled[/] {len(names)} contracts in {data['seconds']} s: {', '.join(names)}"))
+
+
+@chain.command("deploy")
+@rpc_url_option
+@keystore_option
+@passphrase_file_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the deployment record (default: .fedledger/deployment.json).")
+@json_option
+def chain_deploy(rpc_url: str, keystores: tuple[Path, ...], passphrase_file: Path | None,
+                 out: Path | None, as_json: bool) -> None:
+    """Deploy the contract suite and write a deployment record.
+
+    The record (addresses, chain id, block, source hash) is what auditors
+    start from. On the embedded chain the deployment lives only as long as
+    this process, so the record is for inspection only.
+    """
+    from ._deploy import deploy_all
+    from ._paths import state_dir
+
+    with open_chain(rpc_url, keystores, passphrase_file) as ch:
+        rec = deploy_all(ch)
+    path = out or state_dir() / "deployment.json"
+    rec.save(path)
+    def human() -> None:
+        stdout.print(f"[green]deployed[/] on {rec.backend} (chain {rec.chain_id}) at block {rec.block}")
+        for n, a in rec.contracts.items():
+            stdout.print(f"  {n}: {a}")
+        stdout.print(f"record written to {path}")
+
+    emit(as_json, {"record": json.loads(rec.to_json()), "path": str(path)}, human)
+
+
+@chain.command("up")
+@click.option("--kind", type=click.Choice(["anvil", "hardhat"]), default="anvil", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--deploy/--no-deploy", default=True, show_default=True,
+              help="Deploy the contract suite once the node is up.")
+@json_option
+def chain_up(kind: str, port: int | None, deploy: bool, as_json: bool) -> None:
+    """Start a local chain node on 127.0.0.1 and keep it running until Ctrl-C."""
+    from ._chain import LocalNode
+    from ._deploy import deploy_all
+    from ._paths import state_dir
+
+    node = LocalNode(kind, port=port)
+    try:
+        info: dict[str, Any] = {"kind": kind, "rpc_url": node.url, "chain_id": node.chain_id,
+                                "accounts": [a.address for a in node.accounts[:5]]}
+        if deploy:
+            rec = deploy_all(node)
+            path = state_dir() / "deployment.json"
+            rec.save(path)
+            info["deployment"] = str(path)
+        emit(as_json, info, lambda: stderr.print(
+            f"[green]{kind} ready[/] at {node.url} (chain {node.chain_id}); Ctrl-C stops it"))
+        sys.stdout.flush()
+        while node.process.alive():
+            time.sleep(0.5)
+        raise FedLedgerError(f"{kind} exited unexpectedly; see {node.process.log_path}")
+    finally:
+        node.close()
+
+
+# -- ipfs -----------------------------------------------------------------------
+
+@cli.group()
+def ipfs() -> None:
+    """Run a local Kubo (IPFS) daemon."""
+
+
+@ipfs.command("up")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Kubo repository directory (default: .fedledger/ipfs/default).")
+@json_option
+def ipfs_up(repo: Path | None, as_json: bool) -> None:
+    """Start Kubo on 127.0.0.1 (no bootstrap, no MDNS, no DHT) until Ctrl-C."""
+    from ._paths import state_dir
+    from ._store import KuboDaemon
+
+    daemon = KuboDaemon(repo or state_dir() / "ipfs" / "default")
+    try:
+        client = daemon.start()
+        info = {"api": client.api, "swarm": daemon.swarm_addr, "repo": str(daemon.repo)}
+        emit(as_json, info, lambda: stderr.print(
+            f"[green]Kubo ready[/]: API {client.api}, swarm {info['swarm']}; Ctrl-C stops it"))
+        sys.stdout.flush()
+        while daemon.process is not None and daemon.process.alive():
+            time.sleep(0.5)
+        raise FedLedgerError(f"Kubo exited unexpectedly; see {daemon.repo / 'daemon.log'}")
+    finally:
+        daemon.stop()
+
+
+# -- doctor ---------------------------------------------------------------------
+
+@cli.command()
+@click.option("--rpc-url", envvar="FEDLEDGER_RPC_URL", default=None,
+              help="Also check this JSON-RPC endpoint (default: the embedded chain).")
+@ipfs_api_option
+@json_option
+def doctor(rpc_url: str | None, ipfs_api: str | None, as_json: bool) -> None:
+    """Check every component and say how to fix what is missing."""
+    from dataclasses import asdict
+
+    from ._doctor import run_checks
+
+    checks = run_checks(rpc_url=rpc_url, ipfs_api=ipfs_api)
+
+    def human() -> None:
+        table = Table(title="fedledger doctor")
+        for col in ("component", "status", "detail"):
+            table.add_column(col)
+        for c in checks:
+            status = "[green]ok[/]" if c.ok else "[red]FAIL[/]"
+            detail = c.detail if c.ok else f"{c.detail} → {c.fix}"
+            table.add_row(c.name, status, detail)
+        stdout.print(table)
+
+    emit(as_json, {"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}, human)
+    if not all(c.ok for c in checks):
+        raise SystemExit(3)
+
+
+# -- demo -----------------------------------------------------------------------
+
+@cli.command()
+@json_option
+def demo(as_json: bool) -> None:
+    """Run the system end to end on embedded defaults (no servers needed).
+
+    At this stage: deploy the contract suite on the embedded chain, exercise
+    a contract call and a typed custom-error revert, and round-trip a blob
+    through the embedded content store, checking its CID.
+    """
+    from ._chain import connect
+    from ._deploy import deploy_all
+    from ._errors import ContractRevertError
+    from ._store import EmbeddedStore
+
+    t0 = time.monotonic()
+    steps: list[dict[str, Any]] = []
+    with connect("embedded") as ch:
+        rec = deploy_all(ch)
+        steps.append({"step": "deploy", "contracts": rec.contracts, "gas": rec.gas})
+        probe = ch.contract("Probe", rec.contracts["Probe"])
+        rcpt = ch.transact(probe.functions.set(42), sender=1)
+        steps.append({"step": "call", "gas": rcpt.gas_used, "value": ch.call(probe.functions.value())})
+        try:
+            ch.transact(probe.functions.set(10**6), sender=1)
+            raise FedLedgerError("the contract accepted a value above its limit")
+        except ContractRevertError as exc:
+            steps.append({"step": "revert", "error": exc.name,
+                          "args": {k: str(v) for k, v in exc.args_by_name.items()}})
+    store = EmbeddedStore()
+    blob = bytes(range(256)) * 4096
+    cid = store.add(blob)
+    if store.cat(cid) != blob:
+        raise FedLedgerError("embedded store returned different bytes")
+    steps.append({"step": "store", "cid": str(cid), "bytes": len(blob)})
+    result = {"ok": True, "seconds": round(time.monotonic() - t0, 2), "steps": steps}
+    def human() -> None:
+        for s in steps:
+            stdout.print(f"  {s['step']}: " + ", ".join(f"{k}={v}" for k, v in s.items() if k != "step"))
+        stdout.print(f"[green]demo ok[/] in {result['seconds']} s")
+
+    emit(as_json, result, human)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: the only place that catches the root error."""
+    try:
+        cli.main(args=argv, prog_name="fedledger", standalone_mode=False)
+    except FedLedgerError as exc:
+        stderr.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(exc.exit_code) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Abort:
+        stderr.print("[red]aborted[/]")
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        stderr.print("[red]interrupted[/]")
+        raise SystemExit(130) from None
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""The `fedledger` command line: help, JSON output, errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+FEDLEDGER = [sys.executable, "-m", "coordinator.cli"]
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*FEDLEDGER, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("cmd", [[], ["chain"], ["chain", "up"], ["chain", "deploy"],
+                                 ["chain", "compile"], ["ipfs", "up"], ["doctor"], ["demo"]])
+def test_every_command_has_help(cmd: list[str]) -> None:
+    proc = run(*cmd, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage: fedledger" in proc.stdout
+    assert len(proc.stdout.splitlines()) >= 5
+
+
+def test_demo_json_prints_only_json() -> None:
+    proc = run("demo", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["ok"] is True
+    steps = {s["step"]: s for s in result["steps"]}
+    assert steps["revert"]["error"] == "ProbeValueTooLarge"
+    assert steps["store"]["cid"].startswith("bafy")
+
+
+def test_user_mistake_gives_one_line_and_exit_code() -> None:
+    proc = run("chain", "deploy", "--rpc-url", "mainnet")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error: unknown chain 'mainnet'")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_chain_exit_code() -> None:
+    proc = run("chain", "deploy", "--rpc-url", "http://127.0.0.1:9")
+    assert proc.returncode == 4
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_option_is_a_usage_error() -> None:
+    proc = run("demo", "--frobnicate")
+    assert proc.returncode == 2
+    assert "No such option" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_chain_deploy_writes_a_record(tmp_path) -> None:
+    out = tmp_path / "dep.json"
+    proc = run("chain", "deploy", "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(out.read_text())
+    assert set(record) == {"chain_id", "backend", "block", "source_hash", "deployer",
+                           "contracts", "gas"}
+    assert json.loads(proc.stdout)["record"] == record
+
+
+@pytest.mark.integration
+def test_doctor_is_all_green_after_setup() -> None:
+    proc = run("doctor", "--json", timeout=300)
+    report = json.loads(proc.stdout)
+    failed = [c for c in report["checks"] if not c["ok"]]
+    assert not failed, failed
+    assert proc.returncode == 0
+
+
+@pytest.mark.integration
+def test_deploy_to_url_chain_with_keystore(tmp_path) -> None:
+    from eth_account import Account
+
+    from coordinator import LocalNode
+
+    with LocalNode("anvil", workdir=tmp_path) as node:
+        key = Account.from_key(node.accounts[3].key)
+        ks = tmp_path / "ks.json"
+        ks.write_text(json.dumps(Account.encrypt(key.key, "pw", kdf="pbkdf2", iterations=2048)))
+        pw = tmp_path / "pw.txt"
+        pw.write_text("pw\n")
+        out = tmp_path / "dep.json"
+        proc = run("chain", "deploy", "--rpc-url", node.url, "--keystore", str(ks),
+                   "--passphrase-file", str(pw), "--out", str(out), "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(out.read_text())["deployer"] == key.address
+        # Without a keystore there is no account to sign with: a plain error.
+        proc = run("chain", "deploy", "--rpc-url", node.url)
+        assert proc.returncode == 2
+        assert "no account to sign with" in proc.stderr
+        assert "Traceback" not in proc.stderr
