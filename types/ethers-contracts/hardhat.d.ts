@@ -10,13 +10,21 @@ import * as Contracts from "./index.js";
 
 declare module "@nomicfoundation/hardhat-ethers/types" {
   interface HardhatEthersHelpers extends HardhatEthersHelpersBase {
-  getContractFactory(name: 'Probe', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.Probe__factory>
+  getContractFactory(name: 'ShamirField', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.ShamirField__factory>
+getContractFactory(name: 'EncodingHarness', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.EncodingHarness__factory>
+getContractFactory(name: 'Probe', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.Probe__factory>
 
-  getContractAt(name: 'Probe', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.Probe>
+  getContractAt(name: 'ShamirField', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.ShamirField>
+getContractAt(name: 'EncodingHarness', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.EncodingHarness>
+getContractAt(name: 'Probe', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.Probe>
 
-  deployContract(name: 'Probe', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.Probe>
+  deployContract(name: 'ShamirField', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.ShamirField>
+deployContract(name: 'EncodingHarness', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.EncodingHarness>
+deployContract(name: 'Probe', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.Probe>
 
-  deployContract(name: 'Probe', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.Probe>
+  deployContract(name: 'ShamirField', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.ShamirField>
+deployContract(name: 'EncodingHarness', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.EncodingHarness>
+deployContract(name: 'Probe', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.Probe>
 
     // default types
     getContractFactory(

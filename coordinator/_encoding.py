@@ -1,0 +1,218 @@
+"""Byte-exact encodings shared with the contracts (DESIGN §4).
+
+The Solidity side is ``contracts/lib/MaskMath.sol``, ``ShamirField.sol`` and
+``X25519.sol``; tests run both on the same inputs through
+``contracts/testing/EncodingHarness.sol``.
+
+* **Vectors** are uint32 elements of Z_2^32, little-endian, zero-padded to
+  whole chunks of ``chunk_elems`` elements (a multiple of 8).
+* **Leaf** of chunk c: keccak256(uint32 c big-endian ‖ chunk bytes).
+* **Merkle tree**: index-based; leaves padded with 32 zero bytes to a power
+  of two; parent = keccak256(left ‖ right); a one-leaf tree's root is the leaf.
+* **PRG**: keccak256 in counter mode. Block j = keccak256(seed ‖ uint256 j);
+  element g is the little-endian uint32 at bytes [4(g mod 8), +4) of block
+  ⌊g/8⌋. Computable on-chain for one chunk; see docs/decisions.md for its
+  off-chain throughput.
+* **Shamir** over the prime P = 2^256 − 2^32 − 977; share x-coordinates are
+  participant index + 1.
+* **Commitments** are keccak256 over ABI-encoded fields, domain-separated by
+  a tag, the chain id, the rounds contract and the round.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+import numpy as np
+from eth_abi.abi import encode as abi_encode
+from eth_hash.auto import keccak
+
+FIELD_P = 2**256 - 2**32 - 977
+DEFAULT_CHUNK_ELEMS = 1024
+SELF_SEED = 0xFFFF  # the `v` of a self-mask seed entry
+
+COMMIT_DOMAIN = keccak(b"fedledger.commit.v1")
+SHARE_DOMAIN = keccak(b"fedledger.share.v1")
+PAIR_DOMAIN = keccak(b"fedledger.pair.v1")
+KEYS_DOMAIN = keccak(b"fedledger.keys.v1")
+
+
+# -- vectors and chunks --------------------------------------------------------
+
+def num_chunks(length: int, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> int:
+    return max(1, -(-length // chunk_elems))
+
+
+def pad(vec: np.ndarray, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> np.ndarray:
+    """uint32 vector zero-padded to whole chunks."""
+    v = np.asarray(vec, dtype=np.uint32)
+    total = num_chunks(len(v), chunk_elems) * chunk_elems
+    if len(v) == total:
+        return v
+    out = np.zeros(total, dtype=np.uint32)
+    out[: len(v)] = v
+    return out
+
+
+def to_bytes(vec: np.ndarray) -> bytes:
+    return np.asarray(vec, dtype="<u4").tobytes()
+
+
+def from_bytes(data: bytes) -> np.ndarray:
+    if len(data) % 4:
+        raise ValueError(f"vector bytes length {len(data)} is not a multiple of 4")
+    return np.frombuffer(data, dtype="<u4").astype(np.uint32)
+
+
+def chunk_bytes(vec: np.ndarray, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> list[bytes]:
+    v = pad(vec, chunk_elems)
+    raw = to_bytes(v)
+    size = 4 * chunk_elems
+    return [raw[i:i + size] for i in range(0, len(raw), size)]
+
+
+def leaf(index: int, chunk: bytes) -> bytes:
+    return keccak(index.to_bytes(4, "big") + chunk)
+
+
+def merkle_levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    if not leaves:
+        raise ValueError("a Merkle tree needs at least one leaf")
+    size = 1
+    while size < len(leaves):
+        size *= 2
+    level = list(leaves) + [bytes(32)] * (size - len(leaves))
+    levels = [level]
+    while len(level) > 1:
+        level = [keccak(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
+        levels.append(level)
+    return levels
+
+
+def merkle_root(leaves: Sequence[bytes]) -> bytes:
+    return merkle_levels(leaves)[-1][0]
+
+
+def merkle_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    proof = []
+    for level in merkle_levels(leaves)[:-1]:
+        proof.append(level[index ^ 1])
+        index //= 2
+    return proof
+
+
+def merkle_verify(root: bytes, leaf_hash: bytes, index: int, proof: Sequence[bytes]) -> bool:
+    h = leaf_hash
+    for sib in proof:
+        h = keccak(h + sib) if index % 2 == 0 else keccak(sib + h)
+        index //= 2
+    return index == 0 and h == root
+
+
+def vector_root(vec: np.ndarray, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> bytes:
+    return merkle_root([leaf(i, c) for i, c in enumerate(chunk_bytes(vec, chunk_elems))])
+
+
+# -- PRG -----------------------------------------------------------------------
+
+def prg(seed: bytes, n: int, start: int = 0) -> np.ndarray:
+    """Elements [start, start + n) of PRG(seed) as uint32."""
+    if len(seed) != 32:
+        raise ValueError("PRG seeds are 32 bytes")
+    if start % 8:
+        raise ValueError("PRG reads start on a block boundary (multiple of 8)")
+    first = start // 8
+    blocks = -(-n // 8)
+    buf = b"".join(keccak(seed + (first + j).to_bytes(32, "big")) for j in range(blocks))
+    return np.frombuffer(buf, dtype="<u4")[:n].astype(np.uint32)
+
+
+# -- Shamir over FIELD_P -------------------------------------------------------
+
+def shamir_split(secret: int, *, threshold: int, xs: Sequence[int],
+                 rng: secrets.SystemRandom | None = None) -> dict[int, int]:
+    """Shares f(x) for each x in ``xs`` of a random degree-(t−1) polynomial with f(0) = secret."""
+    if not 0 <= secret < FIELD_P:
+        raise ValueError("the secret must be a field element (0 <= s < P)")
+    if not 1 <= threshold <= len(xs):
+        raise ValueError(f"threshold {threshold} must be between 1 and the number of shares {len(xs)}")
+    if len(set(xs)) != len(xs) or any(not 0 < x < FIELD_P for x in xs):
+        raise ValueError("share x-coordinates must be distinct and non-zero")
+    r = rng or secrets.SystemRandom()
+    coeffs = [secret] + [r.randrange(FIELD_P) for _ in range(threshold - 1)]
+    out = {}
+    for x in xs:
+        acc = 0
+        for c in reversed(coeffs):
+            acc = (acc * x + c) % FIELD_P
+        out[x] = acc
+    return out
+
+
+def shamir_reconstruct(points: dict[int, int]) -> int:
+    """f(0) by Lagrange interpolation (as ShamirField.interpolateAtZero)."""
+    xs = list(points)
+    if len(set(xs)) != len(xs) or any(not 0 < x < FIELD_P for x in xs):
+        raise ValueError("share x-coordinates must be distinct and non-zero")
+    acc = 0
+    for i, xi in enumerate(xs):
+        num, den = 1, 1
+        for j, xj in enumerate(xs):
+            if i != j:
+                num = num * xj % FIELD_P
+                den = den * (xj - xi) % FIELD_P
+        acc = (acc + points[xi] * num * pow(den, FIELD_P - 2, FIELD_P)) % FIELD_P
+    return acc
+
+
+# -- commitments -----------------------------------------------------------------
+
+def commitment_hash(*, chain_id: int, rounds: str, round_id: int, peer: str, cid_digest: bytes,
+                    chunks_root: bytes, weight: int, dp_config: int) -> bytes:
+    return keccak(abi_encode(
+        ["bytes32", "uint256", "address", "uint256", "address", "bytes32", "bytes32", "uint64",
+         "uint32"],
+        [COMMIT_DOMAIN, chain_id, rounds, round_id, peer, cid_digest, chunks_root, weight,
+         dp_config]))
+
+
+def share_leaf(*, chain_id: int, rounds: str, round_id: int, dealer: str, holder: int, kind: int,
+               share: int) -> bytes:
+    return keccak(abi_encode(
+        ["bytes32", "uint256", "address", "uint256", "address", "uint16", "uint8", "uint256"],
+        [SHARE_DOMAIN, chain_id, rounds, round_id, dealer, holder, kind, share]))
+
+
+def keys_hash(enc_pk: bytes, mask_pk: bytes) -> bytes:
+    return keccak(abi_encode(["bytes32", "bytes32", "bytes32"], [KEYS_DOMAIN, enc_pk, mask_pk]))
+
+
+def pair_seed(*, chain_id: int, rounds: str, round_id: int, a: int, b: int, shared: bytes) -> bytes:
+    lo, hi = min(a, b), max(a, b)
+    return keccak(abi_encode(
+        ["bytes32", "uint256", "address", "uint256", "uint16", "uint16", "bytes32"],
+        [PAIR_DOMAIN, chain_id, rounds, round_id, lo, hi, shared]))
+
+
+def seeds_hash(seeds: Sequence[tuple[int, int, bytes]]) -> bytes:
+    return keccak(abi_encode(["(uint16,uint16,bytes32)[]"], [list(seeds)]))
+
+
+# -- X25519 scalars as field elements ---------------------------------------------
+
+def clamp_scalar(sk: bytes) -> bytes:
+    """RFC 7748 clamping; X25519 gives the same result for sk and clamp(sk)."""
+    b = bytearray(sk)
+    b[0] &= 248
+    b[31] &= 127
+    b[31] |= 64
+    return bytes(b)
+
+
+def scalar_to_int(sk: bytes) -> int:
+    return int.from_bytes(clamp_scalar(sk), "little")
+
+
+def int_to_scalar(v: int) -> bytes:
+    return v.to_bytes(32, "little")

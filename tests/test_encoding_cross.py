@@ -1,0 +1,148 @@
+"""Python and Solidity encodings agree byte for byte (DESIGN §4).
+
+Each property runs the Python implementation and the Solidity library (through
+contracts/testing/EncodingHarness.sol on the embedded EVM) on the same
+hypothesis-generated inputs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nacl.bindings import crypto_scalarmult
+
+from coordinator import Chain, connect
+from coordinator import _encoding as enc
+
+FAST = settings(max_examples=25, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def harness():
+    with connect("embedded") as chain:
+        contract, _ = chain.deploy("EncodingHarness")
+        yield chain, contract
+
+
+u32s = st.lists(st.integers(0, 2**32 - 1), min_size=8, max_size=64).map(
+    lambda xs: np.array(xs[: len(xs) // 8 * 8], dtype=np.uint32))
+
+
+@FAST
+@given(a=u32s, data=st.data())
+def test_lane_add_and_sub_match_numpy(harness, a, data) -> None:
+    _, c = harness
+    b = np.array(data.draw(st.lists(st.integers(0, 2**32 - 1), min_size=len(a), max_size=len(a))),
+                 dtype=np.uint32)
+    s, d = c.functions.addSub(enc.to_bytes(a), enc.to_bytes(b)).call()
+    assert enc.from_bytes(s).tolist() == (a + b).tolist()  # uint32 arithmetic wraps
+    assert enc.from_bytes(d).tolist() == (a - b).tolist()
+
+
+@FAST
+@given(seed=st.binary(min_size=32, max_size=32), first=st.integers(0, 2**20), blocks=st.integers(1, 6))
+def test_prg_matches(harness, seed, first, blocks) -> None:
+    _, c = harness
+    out = c.functions.prg(seed, first, blocks).call()
+    assert enc.from_bytes(out).tolist() == enc.prg(seed, 8 * blocks, start=8 * first).tolist()
+
+
+@FAST
+@given(n=st.integers(1, 9), data=st.data())
+def test_merkle_leaf_and_proofs_match(harness, n, data) -> None:
+    _, c = harness
+    elems = 8
+    chunks = [data.draw(st.binary(min_size=4 * elems, max_size=4 * elems)) for _ in range(n)]
+    leaves = [enc.leaf(i, ch) for i, ch in enumerate(chunks)]
+    for i, ch in enumerate(chunks):
+        assert c.functions.leaf(i, ch).call() == leaves[i]
+    root = enc.merkle_root(leaves)
+    i = data.draw(st.integers(0, n - 1))
+    proof = enc.merkle_proof(leaves, i)
+    assert enc.merkle_verify(root, leaves[i], i, proof)
+    assert c.functions.verify(root, leaves[i], i, proof).call()
+    if n > 1:  # the same leaf at another index must not verify
+        j = (i + 1) % n
+        assert not c.functions.verify(root, leaves[i], j, proof).call()
+        assert not enc.merkle_verify(root, leaves[i], j, proof)
+
+
+@FAST
+@given(secret=st.integers(0, enc.FIELD_P - 1), t=st.integers(1, 6), extra=st.integers(0, 4),
+       data=st.data())
+def test_shamir_any_t_shares_reconstruct_on_both_sides(harness, secret, t, extra, data) -> None:
+    _, c = harness
+    n = t + extra
+    shares = enc.shamir_split(secret, threshold=t, xs=list(range(1, n + 1)))
+    subset = data.draw(st.lists(st.sampled_from(sorted(shares)), min_size=t, max_size=t, unique=True))
+    points = {x: shares[x] for x in subset}
+    assert enc.shamir_reconstruct(points) == secret
+    assert c.functions.interpolate(list(points), list(points.values())).call() == secret
+
+
+@FAST
+@given(secret=st.integers(0, enc.FIELD_P - 1), t=st.integers(2, 6), data=st.data())
+def test_shamir_t_minus_one_shares_do_not_determine_the_secret(harness, secret, t, data) -> None:
+    """Any t−1 shares are consistent with every secret: for a second secret,
+    some polynomial passes through the same t−1 points."""
+    shares = enc.shamir_split(secret, threshold=t, xs=list(range(1, t + 1)))
+    known = {x: shares[x] for x in list(shares)[: t - 1]}
+    other = data.draw(st.integers(0, enc.FIELD_P - 1))
+    # Interpolating the t−1 known points plus (0, other) gives a valid
+    # degree-(t−1) polynomial with f(0) = other: so the known shares cannot
+    # rule `other` out.
+    points = {**known}
+    rebuilt = enc.shamir_reconstruct({**points, **{t + 100: _eval_through(points | {0: other}, t + 100)}})
+    assert rebuilt == other
+
+
+def _eval_through(points: dict[int, int], x: int) -> int:
+    acc = 0
+    for xi, yi in points.items():
+        num, den = 1, 1
+        for xj in points:
+            if xj != xi:
+                num = num * (x - xj) % enc.FIELD_P
+                den = den * (xi - xj) % enc.FIELD_P
+        acc = (acc + yi * num * pow(den, enc.FIELD_P - 2, enc.FIELD_P)) % enc.FIELD_P
+    return acc
+
+
+def test_shamir_rejects_duplicate_points_on_chain(harness) -> None:
+    from coordinator import ContractRevertError
+
+    chain, c = harness
+    with pytest.raises(ContractRevertError) as info:
+        chain.call(c.functions.interpolate([1, 1], [5, 6]))
+    assert info.value.name == "ShamirBadPoints"
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(k=st.binary(min_size=32, max_size=32), u_sk=st.binary(min_size=32, max_size=32))
+def test_x25519_matches_libsodium(harness, k, u_sk) -> None:
+    _, c = harness
+    u = crypto_scalarmult(u_sk, (9).to_bytes(32, "little"))  # a valid public key
+    assert c.functions.x25519(k, u).call() == crypto_scalarmult(k, u)
+
+
+def test_x25519_rfc7748_vector(harness) -> None:
+    _, c = harness
+    k = bytes.fromhex("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4")
+    u = bytes.fromhex("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c")
+    want = bytes.fromhex("c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552")
+    assert c.functions.x25519(k, u).call() == want
+    gas = c.functions.x25519Gas(k, u).call()
+    assert gas < 200_000, gas
+
+
+def test_clamped_secret_key_is_a_field_element_and_round_trips() -> None:
+    sk = os.urandom(32)
+    v = enc.scalar_to_int(sk)
+    assert 0 < v < enc.FIELD_P
+    pk = crypto_scalarmult(enc.int_to_scalar(v), (9).to_bytes(32, "little"))
+    assert pk == crypto_scalarmult(sk, (9).to_bytes(32, "little"))
