@@ -150,7 +150,12 @@ class Chain:
         return b""
 
     def _raise_revert(self, tx: dict[str, Any], exc: Exception | None, block: int | str = "latest") -> None:
-        data = self._revert_data(tx, block)
+        # Prefer the data the failed estimate/send carried: a replay at
+        # "latest" runs one block earlier than the pending transaction did,
+        # and deadline checks can differ between the two.
+        data = _exception_revert_data(exc) if exc is not None else None
+        if data is None:
+            data = self._revert_data(tx, block)
         if data is None and exc is None:
             return
         if data is None:
@@ -308,6 +313,21 @@ class EmbeddedChain(Chain):
 
     def mine(self, blocks: int = 1) -> None:
         self.tester.mine_blocks(blocks)
+
+
+def _exception_revert_data(exc: BaseException) -> bytes | None:
+    """Revert data carried by a backend's exception, if any."""
+    data = getattr(exc, "data", None)
+    if isinstance(data, str) and data.startswith("0x"):
+        return bytes.fromhex(data[2:])
+    if isinstance(data, dict) and isinstance(data.get("data"), str):
+        return bytes.fromhex(data["data"].removeprefix("0x"))
+    if type(exc).__name__ == "TransactionFailed":
+        text = str(exc.args[0]) if exc.args else ""
+        text = text.removeprefix("execution reverted: ")
+        if text.startswith(("b'", 'b"')):
+            return _tester_revert_bytes(Exception(text))
+    return None
 
 
 def _tester_revert_bytes(exc: Exception) -> bytes:

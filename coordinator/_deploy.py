@@ -11,15 +11,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ._artifacts import load_artifacts, source_hash
 from ._chain import Chain
+from ._contracts import Federation, LedgerPolicy, Policy, deploy_federation
 from ._errors import ConfigError
 from ._procs import atomic_write
-
-#: Contracts `fedledger chain deploy` deploys, in order. The protocol
-#: contracts join this list as they land; Probe is the foundation's smoke
-#: contract (deploy, event, custom error) used by `fedledger doctor`.
-DEPLOY_PLAN: tuple[str, ...] = ("Probe",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +26,8 @@ class DeploymentRecord:
     deployer: str
     contracts: dict[str, str]
     gas: dict[str, int]
+    policy: dict[str, int]
+    ledger_policy: dict[str, float]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -55,24 +52,16 @@ class DeploymentRecord:
                               hint="run `fedledger chain deploy` first") from None
 
 
-def deploy_all(chain: Chain, *, sender: int = 0) -> DeploymentRecord:
-    """Deploy :data:`DEPLOY_PLAN` and return the record."""
-    arts = load_artifacts()
-    addresses: dict[str, str] = {}
-    gas: dict[str, int] = {}
-    first_block = None
-    for name in DEPLOY_PLAN:
-        _, rcpt = chain.deploy(arts[name], sender=sender)
-        assert rcpt.contract_address is not None
-        addresses[name] = rcpt.contract_address
-        gas[name] = rcpt.gas_used
-        first_block = rcpt.block_number if first_block is None else first_block
-    return DeploymentRecord(
-        chain_id=chain.chain_id,
-        backend=chain.backend,
-        block=first_block or 0,
-        source_hash=source_hash(),
-        deployer=chain.account(sender).address,
-        contracts=addresses,
-        gas=gas,
-    )
+def deploy_all(chain: Chain, *, sender: int = 0, policy: Policy = Policy(),
+               ledger_policy: LedgerPolicy = LedgerPolicy()) -> DeploymentRecord:
+    """Deploy the contract suite and return the record."""
+    _, rec = deploy_federation(chain, policy=policy, ledger_policy=ledger_policy, governor=sender)
+    return DeploymentRecord(**rec)
+
+
+def attach(chain: Chain, record: DeploymentRecord) -> Federation:
+    """Bindings for a recorded deployment, after checking it is on this chain."""
+    if record.chain_id != chain.chain_id:
+        raise ConfigError(f"the deployment record is for chain {record.chain_id}, "
+                          f"but the RPC endpoint is chain {chain.chain_id}")
+    return Federation(chain, record.contracts)

@@ -288,21 +288,20 @@ def demo(as_json: bool) -> None:
     through the embedded content store, checking its CID.
     """
     from ._chain import connect
-    from ._deploy import deploy_all
+    from ._contracts import deploy_federation
     from ._errors import ContractRevertError
     from ._store import EmbeddedStore
 
     t0 = time.monotonic()
     steps: list[dict[str, Any]] = []
     with connect("embedded") as ch:
-        rec = deploy_all(ch)
-        steps.append({"step": "deploy", "contracts": rec.contracts, "gas": rec.gas})
-        probe = ch.contract("Probe", rec.contracts["Probe"])
-        rcpt = ch.transact(probe.functions.set(42), sender=1)
-        steps.append({"step": "call", "gas": rcpt.gas_used, "value": ch.call(probe.functions.value())})
+        fed, rec = deploy_federation(ch)
+        steps.append({"step": "deploy", "contracts": rec["contracts"], "gas": rec["gas"]})
+        rcpt = fed.register(sender=1, stake=10**17)
+        steps.append({"step": "register", "gas": rcpt.gas_used, "peers": len(fed.peers())})
         try:
-            ch.transact(probe.functions.set(10**6), sender=1)
-            raise FedLedgerError("the contract accepted a value above its limit")
+            fed.register(sender=2, stake=1)
+            raise FedLedgerError("the registry accepted a stake below the minimum")
         except ContractRevertError as exc:
             steps.append({"step": "revert", "error": exc.name,
                           "args": {k: str(v) for k, v in exc.args_by_name.items()}})

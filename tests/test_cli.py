@@ -30,7 +30,8 @@ def test_demo_json_prints_only_json() -> None:
     result = json.loads(proc.stdout)
     assert result["ok"] is True
     steps = {s["step"]: s for s in result["steps"]}
-    assert steps["revert"]["error"] == "ProbeValueTooLarge"
+    assert steps["revert"]["error"] == "RegistryStakeTooLow"
+    assert steps["register"]["peers"] == 1
     assert steps["store"]["cid"].startswith("bafy")
 
 
@@ -61,7 +62,8 @@ def test_chain_deploy_writes_a_record(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     record = json.loads(out.read_text())
     assert set(record) == {"chain_id", "backend", "block", "source_hash", "deployer",
-                           "contracts", "gas"}
+                           "contracts", "gas", "policy", "ledger_policy"}
+    assert set(record["contracts"]) == {"PeerRegistry", "PrivacyLedger", "FedRounds", "FraudProofs"}
     assert json.loads(proc.stdout)["record"] == record
 
 

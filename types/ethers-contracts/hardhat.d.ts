@@ -10,19 +10,51 @@ import * as Contracts from "./index.js";
 
 declare module "@nomicfoundation/hardhat-ethers/types" {
   interface HardhatEthersHelpers extends HardhatEthersHelpersBase {
-  getContractFactory(name: 'ShamirField', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.ShamirField__factory>
+  getContractFactory(name: 'FedRounds', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.FedRounds__factory>
+getContractFactory(name: 'FraudProofs', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.FraudProofs__factory>
+getContractFactory(name: 'PeerRegistry', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.PeerRegistry__factory>
+getContractFactory(name: 'PrivacyLedger', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.PrivacyLedger__factory>
+getContractFactory(name: 'IFedRounds', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.IFedRounds__factory>
+getContractFactory(name: 'IFraudProofs', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.IFraudProofs__factory>
+getContractFactory(name: 'IPeerRegistry', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.IPeerRegistry__factory>
+getContractFactory(name: 'IPrivacyLedger', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.IPrivacyLedger__factory>
+getContractFactory(name: 'ShamirField', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.ShamirField__factory>
 getContractFactory(name: 'EncodingHarness', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.EncodingHarness__factory>
 getContractFactory(name: 'Probe', signerOrOptions?: ethers.Signer | FactoryOptions): Promise<Contracts.Probe__factory>
 
-  getContractAt(name: 'ShamirField', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.ShamirField>
+  getContractAt(name: 'FedRounds', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.FedRounds>
+getContractAt(name: 'FraudProofs', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.FraudProofs>
+getContractAt(name: 'PeerRegistry', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.PeerRegistry>
+getContractAt(name: 'PrivacyLedger', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.PrivacyLedger>
+getContractAt(name: 'IFedRounds', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.IFedRounds>
+getContractAt(name: 'IFraudProofs', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.IFraudProofs>
+getContractAt(name: 'IPeerRegistry', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.IPeerRegistry>
+getContractAt(name: 'IPrivacyLedger', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.IPrivacyLedger>
+getContractAt(name: 'ShamirField', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.ShamirField>
 getContractAt(name: 'EncodingHarness', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.EncodingHarness>
 getContractAt(name: 'Probe', address: string | ethers.Addressable, signer?: ethers.Signer): Promise<Contracts.Probe>
 
-  deployContract(name: 'ShamirField', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.ShamirField>
+  deployContract(name: 'FedRounds', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.FedRounds>
+deployContract(name: 'FraudProofs', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.FraudProofs>
+deployContract(name: 'PeerRegistry', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.PeerRegistry>
+deployContract(name: 'PrivacyLedger', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.PrivacyLedger>
+deployContract(name: 'IFedRounds', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.IFedRounds>
+deployContract(name: 'IFraudProofs', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.IFraudProofs>
+deployContract(name: 'IPeerRegistry', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.IPeerRegistry>
+deployContract(name: 'IPrivacyLedger', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.IPrivacyLedger>
+deployContract(name: 'ShamirField', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.ShamirField>
 deployContract(name: 'EncodingHarness', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.EncodingHarness>
 deployContract(name: 'Probe', signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.Probe>
 
-  deployContract(name: 'ShamirField', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.ShamirField>
+  deployContract(name: 'FedRounds', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.FedRounds>
+deployContract(name: 'FraudProofs', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.FraudProofs>
+deployContract(name: 'PeerRegistry', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.PeerRegistry>
+deployContract(name: 'PrivacyLedger', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.PrivacyLedger>
+deployContract(name: 'IFedRounds', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.IFedRounds>
+deployContract(name: 'IFraudProofs', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.IFraudProofs>
+deployContract(name: 'IPeerRegistry', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.IPeerRegistry>
+deployContract(name: 'IPrivacyLedger', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.IPrivacyLedger>
+deployContract(name: 'ShamirField', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.ShamirField>
 deployContract(name: 'EncodingHarness', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.EncodingHarness>
 deployContract(name: 'Probe', args: any[], signerOrOptions?: ethers.Signer | DeployContractOptions): Promise<Contracts.Probe>
 

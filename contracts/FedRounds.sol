@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IFedRounds} from "./interfaces/IFedRounds.sol";
+import {IPeerRegistry} from "./interfaces/IPeerRegistry.sol";
+import {IPrivacyLedger} from "./interfaces/IPrivacyLedger.sol";
+
+/// @title FedRounds
+/// @notice See {IFedRounds}.
+/// @dev Storage per round:
+///      slot 0 (`_Round.s0`): phase:8 | failReason:8 | n:16 | t:16 | nKeys:16 |
+///             nShares:16 | nCommits:16 | nReveals:16 | dpConfig:32 |
+///             deadline:64 | attempt:8                      (216 bits)
+///      slot 1: vectorLength:32 | chunkElems:16 | fracBits:8 | weightSum:64 | openedBlock:64
+///      slot 2: adapterCid; slot 3: seed.
+///      Per (round, peer) a packed status word (index+1, step flags) that is
+///      written non-zero at selection, so later flag writes are cheap.
+///      Value held = Σ active bonds + Σ withdrawable + slashedPool.
+contract FedRounds is IFedRounds {
+    uint256 private constant F_KEYS = 1 << 16;
+    uint256 private constant F_SHARES = 1 << 17;
+    uint256 private constant F_COMMITTED = 1 << 18;
+    uint256 private constant F_REVEALED = 1 << 19;
+    uint16 private constant SELF = 0xFFFF;
+    bytes32 private constant COMMIT_DOMAIN = keccak256("fedledger.commit.v1");
+    bytes32 private constant KEYS_DOMAIN = keccak256("fedledger.keys.v1");
+
+    struct _Round {
+        Phase phase;
+        FailReason failReason;
+        uint16 n;
+        uint16 t;
+        uint16 nKeys;
+        uint16 nShares;
+        uint16 nCommits;
+        uint16 nReveals;
+        uint32 dpConfig;
+        uint64 deadline;
+        uint8 attempt;
+        // slot 1
+        uint32 vectorLength;
+        uint16 chunkElems;
+        uint8 fracBits;
+        uint64 weightSum;
+        uint64 openedBlock;
+        // slots 2, 3
+        bytes32 adapterCid;
+        bytes32 seed;
+    }
+
+    address public immutable governor;
+    IPeerRegistry public immutable registry;
+    IPrivacyLedger public immutable ledger;
+
+    Policy private _policy;
+    address public fraudProofs;
+    uint256 public override currentRound;
+    bytes32 public override globalAdapterCid;
+    uint256 public override slashedPool;
+
+    mapping(uint256 round => _Round) private _rounds;
+    mapping(uint256 round => ResultView) private _results;
+    mapping(uint256 round => address[]) private _participants;
+    mapping(uint256 round => mapping(address peer => uint256 status)) private _status;
+    mapping(uint256 round => mapping(address peer => bytes32 keysHash)) private _keys;
+    mapping(uint256 round => mapping(address peer => bytes32 root)) private _shareRoots;
+    mapping(uint256 round => mapping(address peer => bytes32 commitment)) private _commits;
+    mapping(address account => uint256 amount) public override withdrawable;
+
+    constructor(
+        address governor_,
+        IPeerRegistry registry_,
+        IPrivacyLedger ledger_,
+        Policy memory policy_,
+        bytes32 initialAdapterCid
+    ) {
+        if (
+            policy_.threshold == 0 || policy_.threshold > policy_.participants
+                || policy_.challengerRewardBps > 10_000 || policy_.keysBlocks == 0 || policy_.sharesBlocks == 0
+                || policy_.commitBlocks == 0 || policy_.revealBlocks == 0 || policy_.aggregateBlocks == 0
+                || policy_.challengeBlocks == 0
+        ) revert RoundsBadPolicy();
+        governor = governor_;
+        registry = registry_;
+        ledger = ledger_;
+        _policy = policy_;
+        globalAdapterCid = initialAdapterCid;
+    }
+
+    // ---------------------------------------------------------------- open
+
+    /// @inheritdoc IFedRounds
+    function openRound(uint32 dpConfig, Quant calldata quant) external override returns (uint256 round) {
+        uint256 prev = currentRound;
+        if (prev != 0) {
+            _sync(prev);
+            Phase ph = _rounds[prev].phase;
+            if (ph != Phase.Final && ph != Phase.Failed) revert RoundsRoundActive(prev);
+        } else if (msg.sender != governor) {
+            revert RoundsUnauthorized(msg.sender);
+        }
+        if (quant.vectorLength == 0 || quant.chunkElems == 0 || quant.chunkElems % 8 != 0 || quant.fracBits > 31) {
+            revert RoundsBadQuant();
+        }
+        round = prev + 1;
+        currentRound = round;
+        bytes32 seed = keccak256(abi.encode(block.prevrandao, round, address(this)));
+        address[] memory chosen = _select(seed, dpConfig);
+
+        _Round storage r = _rounds[round];
+        r.phase = Phase.Keys;
+        r.n = uint16(chosen.length);
+        r.t = _policy.threshold;
+        r.dpConfig = dpConfig;
+        r.deadline = uint64(block.number) + _policy.keysBlocks;
+        r.vectorLength = quant.vectorLength;
+        r.chunkElems = quant.chunkElems;
+        r.fracBits = quant.fracBits;
+        r.openedBlock = uint64(block.number);
+        r.adapterCid = globalAdapterCid;
+        r.seed = seed;
+        address[] storage list = _participants[round];
+        for (uint256 i = 0; i < chosen.length; ++i) {
+            list.push(chosen[i]);
+            _status[round][chosen[i]] = i + 1;
+        }
+        emit RoundOpened(
+            round, r.adapterCid, dpConfig, seed, r.n, r.t, quant.vectorLength, quant.chunkElems, quant.fracBits
+        );
+        emit ParticipantsSelected(round, chosen);
+        emit PhaseAdvanced(round, Phase.Keys, r.deadline);
+        for (uint256 i = 0; i < chosen.length; ++i) {
+            ledger.prepare(chosen[i]);
+        }
+    }
+
+    /// @dev Eligible peers (registered, not quarantined or leaving, budget
+    ///      left for `dpConfig`), then a partial Fisher–Yates shuffle driven by
+    ///      keccak256(seed, i): everyone can recompute the selection.
+    function _select(bytes32 seed, uint32 dpConfig) private view returns (address[] memory chosen) {
+        address[] memory all = registry.peers();
+        address[] memory pool = new address[](all.length);
+        uint256 m = 0;
+        for (uint256 i = 0; i < all.length; ++i) {
+            if (registry.isEligible(all[i]) && ledger.canAfford(all[i], dpConfig)) pool[m++] = all[i];
+        }
+        uint16 threshold = _policy.threshold;
+        if (m < threshold) revert RoundsNotEnoughEligible(m, threshold);
+        uint256 n = m < _policy.participants ? m : _policy.participants;
+        chosen = new address[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            uint256 j = i + uint256(keccak256(abi.encode(seed, i))) % (m - i);
+            (pool[i], pool[j]) = (pool[j], pool[i]);
+            chosen[i] = pool[i];
+        }
+    }
+
+    // ------------------------------------------------------------- actions
+
+    /// @inheritdoc IFedRounds
+    function postKeys(uint256 round, bytes32 encPk, bytes32 maskPk) external override {
+        _Round storage r = _enter(round, Phase.Keys);
+        uint256 st = _participantStatus(round);
+        if (st & F_KEYS != 0) revert RoundsAlreadyActed(round, msg.sender);
+        _status[round][msg.sender] = st | F_KEYS;
+        _keys[round][msg.sender] = keccak256(abi.encode(KEYS_DOMAIN, encPk, maskPk));
+        emit KeysPosted(round, msg.sender, encPk, maskPk);
+        if (++r.nKeys == r.n) _advance(round, r);
+    }
+
+    /// @inheritdoc IFedRounds
+    function postShares(uint256 round, bytes32 bundleCid, bytes32 shareRoot) external override {
+        _Round storage r = _enter(round, Phase.Shares);
+        uint256 st = _participantStatus(round);
+        if (st & F_KEYS == 0) revert RoundsMissedStep(round, msg.sender);
+        if (st & F_SHARES != 0) revert RoundsAlreadyActed(round, msg.sender);
+        _status[round][msg.sender] = st | F_SHARES;
+        _shareRoots[round][msg.sender] = shareRoot;
+        emit SharesPosted(round, msg.sender, bundleCid, shareRoot);
+        if (++r.nShares == r.nKeys) _advance(round, r);
+    }
+
+    /// @inheritdoc IFedRounds
+    function commit(uint256 round, bytes32 cidDigest, bytes32 chunksRoot, uint64 weight, uint32 dpConfig)
+        external
+        override
+    {
+        _Round storage r = _enter(round, Phase.Commit);
+        uint256 st = _participantStatus(round);
+        if (st & F_COMMITTED != 0) revert RoundsAlreadyCommitted(round, msg.sender);
+        if (st & F_SHARES == 0) revert RoundsMissedStep(round, msg.sender);
+        if (dpConfig != r.dpConfig) revert RoundsWrongDPConfig(dpConfig, r.dpConfig);
+        if (weight == 0) revert RoundsZeroWeight();
+        _status[round][msg.sender] = st | F_COMMITTED;
+        bytes32 c = commitmentHash(round, msg.sender, cidDigest, chunksRoot, weight, dpConfig);
+        _commits[round][msg.sender] = c;
+        r.weightSum += weight;
+        emit UpdateCommitted(round, msg.sender, cidDigest, chunksRoot, weight, dpConfig, c);
+        if (++r.nCommits == r.nShares) _advance(round, r);
+        // Interaction last: reverts the whole commit if the budget is exhausted.
+        ledger.charge(msg.sender, round, dpConfig);
+    }
+
+    /// @inheritdoc IFedRounds
+    function reveal(uint256 round, uint16[] calldata dealers, uint256[] calldata shares) external override {
+        _Round storage r = _enter(round, Phase.Reveal);
+        uint256 st = _participantStatus(round);
+        if (st & F_COMMITTED == 0) revert RoundsMissedStep(round, msg.sender);
+        if (st & F_REVEALED != 0) revert RoundsAlreadyActed(round, msg.sender);
+        if (dealers.length != shares.length) revert RoundsBadDealer(dealers.length);
+        address[] storage list = _participants[round];
+        uint256 self = (st & 0xFFFF) - 1;
+        uint256 prev = 0;
+        for (uint256 i = 0; i < dealers.length; ++i) {
+            uint256 d = dealers[i];
+            // Strictly increasing (no duplicates), a participant, not the caller, in U2.
+            if ((i > 0 && d <= prev) || d >= list.length || d == self) revert RoundsBadDealer(i);
+            if (_status[round][list[d]] & F_SHARES == 0) revert RoundsBadDealer(i);
+            prev = d;
+        }
+        _status[round][msg.sender] = st | F_REVEALED;
+        emit SharesRevealed(round, msg.sender, dealers, shares);
+        if (++r.nReveals == r.nCommits) _advance(round, r);
+    }
+
+    /// @inheritdoc IFedRounds
+    function postResult(
+        uint256 round,
+        bytes32 newAdapterCid,
+        bytes32 maskedSumRoot,
+        bytes32 resultRoot,
+        Seed[] calldata seeds
+    ) external payable override {
+        _Round storage r = _enter(round, Phase.Aggregate);
+        if (msg.value < _policy.bond) revert RoundsBondTooLow(msg.value, _policy.bond);
+        if (!registry.isEligible(msg.sender)) revert RoundsNotRegistered(msg.sender);
+        bytes32 sh = keccak256(abi.encode(seeds));
+        _results[round] = ResultView({
+            aggregator: msg.sender,
+            bond: uint96(msg.value),
+            newAdapterCid: newAdapterCid,
+            maskedSumRoot: maskedSumRoot,
+            resultRoot: resultRoot,
+            seedsHash: sh
+        });
+        emit ResultPosted(round, msg.sender, r.attempt, newAdapterCid, maskedSumRoot, resultRoot, sh, msg.value, seeds);
+        _advance(round, r);
+    }
+
+    /// @inheritdoc IFedRounds
+    function finalize(uint256 round) external override {
+        _sync(round);
+        _Round storage r = _rounds[round];
+        if (r.phase == Phase.Challenge) revert RoundsChallengeOpen(round, r.deadline);
+        if (r.phase != Phase.Final) revert RoundsWrongPhase(round, Phase.Final, r.phase);
+    }
+
+    /// @inheritdoc IFedRounds
+    function advance(uint256 round) external override {
+        _sync(round);
+    }
+
+    /// @inheritdoc IFedRounds
+    function voidResult(uint256 round, address challenger) external override {
+        if (msg.sender != fraudProofs) revert RoundsUnauthorized(msg.sender);
+        _Round storage r = _rounds[round];
+        if (r.phase != Phase.Challenge) revert RoundsWrongPhase(round, Phase.Challenge, r.phase);
+        ResultView memory res = _results[round];
+        uint256 reward = uint256(res.bond) * _policy.challengerRewardBps / 10_000;
+        withdrawable[challenger] += reward;
+        slashedPool += res.bond - reward;
+        delete _results[round];
+        r.attempt += 1;
+        r.phase = Phase.Aggregate;
+        r.deadline = uint64(block.number) + _policy.aggregateBlocks;
+        emit ResultVoided(round, res.aggregator, challenger, res.bond, reward);
+        emit PhaseAdvanced(round, Phase.Aggregate, r.deadline);
+        registry.quarantine(res.aggregator);
+    }
+
+    /// @inheritdoc IFedRounds
+    function setFraudProofs(address fraudProofs_) external override {
+        if (msg.sender != governor) revert RoundsUnauthorized(msg.sender);
+        if (fraudProofs != address(0)) revert RoundsFraudProofsAlreadySet(fraudProofs);
+        fraudProofs = fraudProofs_;
+        emit FraudProofsSet(fraudProofs_);
+    }
+
+    /// @inheritdoc IFedRounds
+    function withdraw() external override {
+        uint256 amount = withdrawable[msg.sender];
+        if (amount == 0) revert RoundsNothingToWithdraw(msg.sender);
+        withdrawable[msg.sender] = 0;
+        emit Withdrawn(msg.sender, amount);
+        (bool ok,) = msg.sender.call{value: amount}("");
+        require(ok);
+    }
+
+    // ------------------------------------------------------------ internals
+
+    function _enter(uint256 round, Phase expected) private returns (_Round storage r) {
+        _sync(round);
+        r = _rounds[round];
+        if (r.phase != expected) revert RoundsWrongPhase(round, expected, r.phase);
+    }
+
+    function _participantStatus(uint256 round) private view returns (uint256 st) {
+        st = _status[round][msg.sender];
+        if (st == 0) revert RoundsNotParticipant(round, msg.sender);
+    }
+
+    /// @dev Apply every transition whose deadline has passed.
+    function _sync(uint256 round) private {
+        _Round storage r = _rounds[round];
+        while (r.phase != Phase.None && r.phase < Phase.Final && block.number > r.deadline) {
+            _advance(round, r);
+        }
+    }
+
+    /// @dev Move to the next phase, or fail the round below threshold.
+    function _advance(uint256 round, _Round storage r) private {
+        Phase ph = r.phase;
+        uint16 t = r.t;
+        if (ph == Phase.Keys) {
+            if (r.nKeys < t) return _fail(round, r, FailReason.InsufficientKeys);
+            _enterPhase(round, r, Phase.Shares, _policy.sharesBlocks);
+        } else if (ph == Phase.Shares) {
+            if (r.nShares < t) return _fail(round, r, FailReason.InsufficientShares);
+            _enterPhase(round, r, Phase.Commit, _policy.commitBlocks);
+        } else if (ph == Phase.Commit) {
+            if (r.nCommits < t) return _fail(round, r, FailReason.InsufficientCommits);
+            _enterPhase(round, r, Phase.Reveal, _policy.revealBlocks);
+        } else if (ph == Phase.Reveal) {
+            if (r.nReveals < t) return _fail(round, r, FailReason.InsufficientReveals);
+            _enterPhase(round, r, Phase.Aggregate, _policy.aggregateBlocks);
+        } else if (ph == Phase.Aggregate) {
+            if (_results[round].aggregator == address(0)) return _fail(round, r, FailReason.NoResult);
+            _enterPhase(round, r, Phase.Challenge, _policy.challengeBlocks);
+        } else if (ph == Phase.Challenge) {
+            ResultView memory res = _results[round];
+            r.phase = Phase.Final;
+            globalAdapterCid = res.newAdapterCid;
+            withdrawable[res.aggregator] += res.bond;
+            emit PhaseAdvanced(round, Phase.Final, uint64(block.number));
+            emit RoundFinalized(round, res.newAdapterCid, res.aggregator);
+        }
+    }
+
+    function _enterPhase(uint256 round, _Round storage r, Phase next, uint32 blocks) private {
+        r.phase = next;
+        r.deadline = uint64(block.number) + blocks;
+        emit PhaseAdvanced(round, next, r.deadline);
+    }
+
+    /// @dev Below threshold: record why. Charges are given back when the round
+    ///      fails before its aggregate became computable (fewer than t
+    ///      reveals); after enough reveals anyone can unmask the sum from
+    ///      public data, so a missing result does not refund.
+    function _fail(uint256 round, _Round storage r, FailReason reason) private {
+        r.phase = Phase.Failed;
+        r.failReason = reason;
+        emit RoundFailed(round, reason);
+        if (reason == FailReason.InsufficientCommits || reason == FailReason.InsufficientReveals) {
+            address[] storage list = _participants[round];
+            uint32 cfg = r.dpConfig;
+            for (uint256 i = 0; i < list.length; ++i) {
+                if (_status[round][list[i]] & F_COMMITTED != 0) ledger.refund(list[i], round, cfg);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc IFedRounds
+    function commitmentHash(
+        uint256 round,
+        address peer,
+        bytes32 cidDigest,
+        bytes32 chunksRoot,
+        uint64 weight,
+        uint32 dpConfig
+    ) public view override returns (bytes32) {
+        return keccak256(
+            abi.encode(COMMIT_DOMAIN, block.chainid, address(this), round, peer, cidDigest, chunksRoot, weight, dpConfig)
+        );
+    }
+
+    /// @inheritdoc IFedRounds
+    function roundInfo(uint256 round) external view override returns (RoundView memory v) {
+        _Round storage r = _rounds[round];
+        v = RoundView({
+            phase: r.phase,
+            failReason: r.failReason,
+            n: r.n,
+            t: r.t,
+            nKeys: r.nKeys,
+            nShares: r.nShares,
+            nCommits: r.nCommits,
+            nReveals: r.nReveals,
+            dpConfig: r.dpConfig,
+            deadline: r.deadline,
+            attempt: r.attempt,
+            vectorLength: r.vectorLength,
+            chunkElems: r.chunkElems,
+            fracBits: r.fracBits,
+            weightSum: r.weightSum,
+            openedBlock: r.openedBlock,
+            adapterCid: r.adapterCid,
+            seed: r.seed
+        });
+    }
+
+    /// @inheritdoc IFedRounds
+    function resultOf(uint256 round) external view override returns (ResultView memory) {
+        return _results[round];
+    }
+
+    /// @inheritdoc IFedRounds
+    function participantsOf(uint256 round) external view override returns (address[] memory) {
+        return _participants[round];
+    }
+
+    /// @inheritdoc IFedRounds
+    function statusOf(uint256 round, address peer) external view override returns (uint256) {
+        return _status[round][peer];
+    }
+
+    /// @inheritdoc IFedRounds
+    function keysHashOf(uint256 round, address peer) external view override returns (bytes32) {
+        return _keys[round][peer];
+    }
+
+    /// @inheritdoc IFedRounds
+    function shareRootOf(uint256 round, address peer) external view override returns (bytes32) {
+        return _shareRoots[round][peer];
+    }
+
+    /// @inheritdoc IFedRounds
+    function commitHashOf(uint256 round, address peer) external view override returns (bytes32) {
+        return _commits[round][peer];
+    }
+
+    /// @inheritdoc IFedRounds
+    function policy() external view override returns (Policy memory) {
+        return _policy;
+    }
+}

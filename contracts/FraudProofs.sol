@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IFedRounds} from "./interfaces/IFedRounds.sol";
+import {IFraudProofs} from "./interfaces/IFraudProofs.sol";
+import {MaskMath} from "./lib/MaskMath.sol";
+import {ShamirField} from "./lib/ShamirField.sol";
+import {X25519} from "./lib/X25519.sol";
+
+/// @title FraudProofs
+/// @notice See {IFraudProofs}. Stateless: it reads the rounds contract and,
+///         on a proven fraud, calls its `voidResult`.
+contract FraudProofs is IFraudProofs {
+    uint16 private constant SELF = 0xFFFF;
+    uint256 private constant F_COMMITTED = 1 << 18;
+    bytes32 private constant SHARE_DOMAIN = keccak256("fedledger.share.v1");
+    bytes32 private constant PAIR_DOMAIN = keccak256("fedledger.pair.v1");
+    bytes32 private constant KEYS_DOMAIN = keccak256("fedledger.keys.v1");
+
+    IFedRounds public immutable rounds;
+
+    constructor(IFedRounds rounds_) {
+        rounds = rounds_;
+    }
+
+    /// @inheritdoc IFraudProofs
+    function challengeSeed(
+        uint256 round,
+        uint256 seedIndex,
+        IFedRounds.Seed[] calldata seeds,
+        ShareProof[] calldata shares,
+        bytes32 encPk,
+        bytes32 maskPk
+    ) external override {
+        IFedRounds.RoundView memory r = _checkSeeds(round, seeds);
+        if (seedIndex >= seeds.length) revert FraudBadIndex(seedIndex);
+        if (shares.length < r.t) revert FraudTooFewShares(shares.length, r.t);
+        IFedRounds.Seed calldata s = seeds[seedIndex];
+        bytes32 expected = _expectedSeed(round, s, shares, encPk, maskPk);
+        if (expected == s.value) revert FraudNotProven(round);
+        emit FraudProven(round, msg.sender, 1, seedIndex);
+        rounds.voidResult(round, msg.sender);
+    }
+
+    /// @dev The seed the shares determine: the dealer's secret itself for a
+    ///      self-mask seed; for a pairwise seed, the KDF of X25519(dealer's
+    ///      reconstructed key, survivor u's posted mask key).
+    function _expectedSeed(
+        uint256 round,
+        IFedRounds.Seed calldata s,
+        ShareProof[] calldata shares,
+        bytes32 encPk,
+        bytes32 maskPk
+    ) private view returns (bytes32) {
+        address[] memory list = rounds.participantsOf(round);
+        bool isSelf = s.v == SELF;
+        uint256 dealerIdx = isSelf ? s.u : s.v;
+        if (dealerIdx >= list.length || s.u >= list.length) revert FraudBadIndex(dealerIdx);
+        uint256 secret = _interpolate(round, list[dealerIdx], isSelf ? 0 : 1, shares);
+        if (isSelf) return bytes32(secret);
+        if (keccak256(abi.encode(KEYS_DOMAIN, encPk, maskPk)) != rounds.keysHashOf(round, list[s.u])) {
+            revert FraudBadKeys(s.u);
+        }
+        return _pairSeed(round, s.u, s.v, X25519.scalarMult(bytes32(X25519.reverseBytes(secret)), maskPk));
+    }
+
+    function _pairSeed(uint256 round, uint16 a, uint16 b, bytes32 shared) private view returns (bytes32) {
+        (uint16 lo, uint16 hi) = a < b ? (a, b) : (b, a);
+        return keccak256(abi.encode(PAIR_DOMAIN, block.chainid, address(rounds), round, lo, hi, shared));
+    }
+
+    function _interpolate(uint256 round, address dealer, uint8 kind, ShareProof[] calldata shares)
+        private
+        view
+        returns (uint256)
+    {
+        bytes32 root = rounds.shareRootOf(round, dealer);
+        uint256 k = shares.length;
+        uint256[] memory xs = new uint256[](k);
+        uint256[] memory ys = new uint256[](k);
+        for (uint256 i = 0; i < k; ++i) {
+            ShareProof calldata sp = shares[i];
+            bytes32 leafHash = _shareLeaf(round, dealer, sp.holder, kind, sp.value);
+            if (!MaskMath.verify(root, leafHash, 2 * uint256(sp.holder) + kind, sp.proof)) revert FraudBadShare(i);
+            xs[i] = uint256(sp.holder) + 1;
+            ys[i] = sp.value;
+        }
+        return ShamirField.interpolateAtZero(xs, ys);
+    }
+
+    function _shareLeaf(uint256 round, address dealer, uint16 holder, uint8 kind, uint256 value)
+        private
+        view
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(SHARE_DOMAIN, block.chainid, address(rounds), round, dealer, holder, kind, value));
+    }
+
+    /// @inheritdoc IFraudProofs
+    function challengeChunk(ChunkProof calldata p) external override {
+        IFedRounds.RoundView memory r = _checkSeeds(p.round, p.seeds);
+        uint256 words = uint256(r.chunkElems) / 8;
+        if (
+            p.resultChunk.length != words * 32
+                || !MaskMath.verify(
+                    rounds.resultOf(p.round).resultRoot,
+                    MaskMath.leaf(p.chunkIndex, p.resultChunk),
+                    p.chunkIndex,
+                    p.resultProof
+                )
+        ) revert FraudBadResultChunk();
+        uint256[] memory acc = _sumMembers(p.round, r, p.chunkIndex, p.members);
+        _unmask(acc, p.seeds, p.chunkIndex * words);
+        if (!_differs(acc, p.resultChunk)) revert FraudNotProven(p.round);
+        emit FraudProven(p.round, msg.sender, 2, p.chunkIndex);
+        rounds.voidResult(p.round, msg.sender);
+    }
+
+    /// @dev Survivor u added its self mask, +PRG(s_uv) when u < v and
+    ///      -PRG(s_uv) otherwise; undo each posted seed.
+    function _unmask(uint256[] memory acc, IFedRounds.Seed[] calldata seeds, uint256 firstBlock) private pure {
+        uint256 words = acc.length;
+        for (uint256 i = 0; i < seeds.length; ++i) {
+            IFedRounds.Seed calldata s = seeds[i];
+            bool add = s.v != SELF && s.u > s.v;
+            bytes32 seed = s.value;
+            for (uint256 k = 0; k < words; ++k) {
+                uint256 m = MaskMath.prgBlock(seed, firstBlock + k);
+                acc[k] = add ? MaskMath.laneAdd(acc[k], m) : MaskMath.laneSub(acc[k], m);
+            }
+        }
+    }
+
+    function _differs(uint256[] memory acc, bytes calldata resultChunk) private pure returns (bool) {
+        for (uint256 k = 0; k < acc.length; ++k) {
+            if (acc[k] != MaskMath.chunkWord(resultChunk, k)) return true;
+        }
+        return false;
+    }
+
+    function _sumMembers(uint256 round, IFedRounds.RoundView memory r, uint256 chunkIndex, MemberChunk[] calldata members)
+        private
+        view
+        returns (uint256[] memory acc)
+    {
+        uint256 words = uint256(r.chunkElems) / 8;
+        acc = new uint256[](words);
+        if (members.length != r.nCommits) revert FraudBadMembers(members.length);
+        address[] memory list = rounds.participantsOf(round);
+        for (uint256 i = 0; i < members.length; ++i) {
+            MemberChunk calldata mc = members[i];
+            if ((i > 0 && mc.index <= members[i - 1].index) || mc.index >= list.length) revert FraudBadMembers(i);
+            _checkMember(round, r.dpConfig, list[mc.index], chunkIndex, words, mc, i);
+            for (uint256 k = 0; k < words; ++k) {
+                acc[k] = MaskMath.laneAdd(acc[k], MaskMath.chunkWord(mc.chunk, k));
+            }
+        }
+    }
+
+    /// @dev `mc` is a committed survivor's chunk: its fields match the stored
+    ///      commitment and the chunk sits at `chunkIndex` under its root.
+    function _checkMember(
+        uint256 round,
+        uint32 dpConfig,
+        address peer,
+        uint256 chunkIndex,
+        uint256 words,
+        MemberChunk calldata mc,
+        uint256 i
+    ) private view {
+        if (rounds.statusOf(round, peer) & F_COMMITTED == 0) revert FraudBadMembers(i);
+        bytes32 c = rounds.commitmentHash(round, peer, mc.cidDigest, mc.chunksRoot, mc.weight, dpConfig);
+        if (c != rounds.commitHashOf(round, peer) || mc.chunk.length != words * 32) revert FraudBadChunk(i);
+        if (!MaskMath.verify(mc.chunksRoot, MaskMath.leaf(chunkIndex, mc.chunk), chunkIndex, mc.proof)) {
+            revert FraudBadChunk(i);
+        }
+    }
+
+    function _checkSeeds(uint256 round, IFedRounds.Seed[] calldata seeds)
+        private
+        view
+        returns (IFedRounds.RoundView memory r)
+    {
+        r = rounds.roundInfo(round);
+        if (r.phase != IFedRounds.Phase.Challenge) {
+            revert IFedRounds.RoundsWrongPhase(round, IFedRounds.Phase.Challenge, r.phase);
+        }
+        bytes32 given = keccak256(abi.encode(seeds));
+        bytes32 posted = rounds.resultOf(round).seedsHash;
+        if (given != posted) revert FraudSeedsMismatch(given, posted);
+    }
+}

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IPeerRegistry} from "./interfaces/IPeerRegistry.sol";
+
+/// @title PeerRegistry
+/// @notice See {IPeerRegistry}. Holds every stake; `totalStaked` always equals
+///         the sum of registered peers' stakes and this contract's balance.
+contract PeerRegistry is IPeerRegistry {
+    uint8 private constant ALL_MODALITIES = 7;
+
+    address public immutable governor;
+    uint96 public immutable minStake;
+    uint64 public immutable leaveDelay;
+
+    address public slasher;
+    uint256 public override totalStaked;
+
+    mapping(address peer => Peer) private _peers;
+    address[] private _list;
+    mapping(address peer => uint256 indexPlusOne) private _position;
+
+    constructor(address governor_, uint96 minStake_, uint64 leaveDelay_) {
+        governor = governor_;
+        minStake = minStake_;
+        leaveDelay = leaveDelay_;
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function register(uint16 region, uint8 modalities, bytes32 key) external payable override {
+        if (_peers[msg.sender].registered) revert RegistryAlreadyRegistered(msg.sender);
+        if (msg.value < minStake) revert RegistryStakeTooLow(msg.value, minStake);
+        if (modalities == 0 || modalities & ~ALL_MODALITIES != 0) revert RegistryBadModalities(modalities);
+        _peers[msg.sender] = Peer({
+            stake: uint96(msg.value),
+            leaveBlock: 0,
+            region: region,
+            modalities: modalities,
+            registered: true,
+            quarantined: false
+        });
+        _list.push(msg.sender);
+        _position[msg.sender] = _list.length;
+        totalStaked += msg.value;
+        emit PeerRegistered(msg.sender, msg.value, region, modalities, key);
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function requestLeave() external override {
+        Peer storage p = _peers[msg.sender];
+        if (!p.registered) revert RegistryNotRegistered(msg.sender);
+        if (p.leaveBlock != 0) revert RegistryAlreadyRegistered(msg.sender);
+        uint64 due = uint64(block.number) + leaveDelay;
+        p.leaveBlock = due;
+        emit PeerLeaveRequested(msg.sender, due);
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function withdraw() external override {
+        Peer memory p = _peers[msg.sender];
+        if (!p.registered) revert RegistryNotRegistered(msg.sender);
+        if (p.leaveBlock == 0) revert RegistryNotLeaving(msg.sender);
+        if (block.number < p.leaveBlock) revert RegistryLeaveNotDue(block.number, p.leaveBlock);
+        // Effects: remove from the list (swap and pop), then pay.
+        uint256 pos = _position[msg.sender] - 1;
+        address last = _list[_list.length - 1];
+        _list[pos] = last;
+        _position[last] = pos + 1;
+        _list.pop();
+        delete _position[msg.sender];
+        delete _peers[msg.sender];
+        totalStaked -= p.stake;
+        emit PeerWithdrawn(msg.sender, p.stake);
+        (bool ok,) = msg.sender.call{value: p.stake}("");
+        require(ok);
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function quarantine(address peer) external override {
+        if (msg.sender != governor && msg.sender != slasher) revert RegistryUnauthorized(msg.sender);
+        Peer storage p = _peers[peer];
+        if (!p.registered) revert RegistryNotRegistered(peer);
+        p.quarantined = true;
+        emit PeerQuarantined(peer, msg.sender);
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function setSlasher(address slasher_) external override {
+        if (msg.sender != governor) revert RegistryUnauthorized(msg.sender);
+        if (slasher != address(0)) revert RegistrySlasherAlreadySet(slasher);
+        slasher = slasher_;
+        emit SlasherSet(slasher_);
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function isEligible(address peer) external view override returns (bool) {
+        Peer memory p = _peers[peer];
+        return p.registered && !p.quarantined && p.leaveBlock == 0;
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function isRegistered(address peer) external view override returns (bool) {
+        return _peers[peer].registered;
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function peers() external view override returns (address[] memory) {
+        return _list;
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function peerInfo(address peer) external view override returns (Peer memory) {
+        return _peers[peer];
+    }
+}

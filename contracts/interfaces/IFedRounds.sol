@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+/// @title IFedRounds
+/// @notice Rounds of secure federated aggregation (DESIGN §3). The chain fixes
+///         every set — U1 (posted keys) ⊇ U2 (posted shares) ⊇ U3 (committed)
+///         — and every deadline. Phases advance at their deadline block, or
+///         early as soon as every participant has acted.
+interface IFedRounds {
+    enum Phase {
+        None,
+        Keys,
+        Shares,
+        Commit,
+        Reveal,
+        Aggregate,
+        Challenge,
+        Final,
+        Failed
+    }
+
+    enum FailReason {
+        None,
+        InsufficientKeys,
+        InsufficientShares,
+        InsufficientCommits,
+        InsufficientReveals,
+        NoResult
+    }
+
+    /// @notice Governance policy. Phase lengths are in blocks.
+    struct Policy {
+        uint16 participants;
+        uint16 threshold;
+        uint32 keysBlocks;
+        uint32 sharesBlocks;
+        uint32 commitBlocks;
+        uint32 revealBlocks;
+        uint32 aggregateBlocks;
+        uint32 challengeBlocks;
+        uint16 challengerRewardBps;
+        uint96 bond;
+    }
+
+    /// @notice How a round's update vector is encoded (DESIGN §4).
+    struct Quant {
+        uint32 vectorLength;
+        uint16 chunkElems;
+        uint8 fracBits;
+    }
+
+    /// @notice A seed the aggregator reconstructed: the self-mask seed of
+    ///         survivor `u` when `v` is 0xFFFF, else the pairwise seed of
+    ///         survivor `u` and dropped peer `v` (participant indices).
+    struct Seed {
+        uint16 u;
+        uint16 v;
+        bytes32 value;
+    }
+
+    /// @notice A round's public state. Slot 0 packs phase..attempt.
+    struct RoundView {
+        Phase phase;
+        FailReason failReason;
+        uint16 n;
+        uint16 t;
+        uint16 nKeys;
+        uint16 nShares;
+        uint16 nCommits;
+        uint16 nReveals;
+        uint32 dpConfig;
+        uint64 deadline;
+        uint8 attempt;
+        uint32 vectorLength;
+        uint16 chunkElems;
+        uint8 fracBits;
+        uint64 weightSum;
+        uint64 openedBlock;
+        bytes32 adapterCid;
+        bytes32 seed;
+    }
+
+    struct ResultView {
+        address aggregator;
+        uint96 bond;
+        bytes32 newAdapterCid;
+        bytes32 maskedSumRoot;
+        bytes32 resultRoot;
+        bytes32 seedsHash;
+    }
+
+    /// @notice Thrown when `caller` may not call this function.
+    error RoundsUnauthorized(address caller);
+    /// @notice Thrown when round `round` is in `actual`, not `expected`.
+    error RoundsWrongPhase(uint256 round, Phase expected, Phase actual);
+    /// @notice Thrown when opening while round `active` is still running.
+    error RoundsRoundActive(uint256 active);
+    /// @notice Thrown when only `eligible` peers can be selected but `needed` are required.
+    error RoundsNotEnoughEligible(uint256 eligible, uint256 needed);
+    /// @notice Thrown when `peer` is not a participant of `round`.
+    error RoundsNotParticipant(uint256 round, address peer);
+    /// @notice Thrown when `peer` already did this step in `round`.
+    error RoundsAlreadyActed(uint256 round, address peer);
+    /// @notice Thrown when `peer` skipped the previous step of `round`.
+    error RoundsMissedStep(uint256 round, address peer);
+    /// @notice Thrown when `peer` commits a second update in `round`.
+    error RoundsAlreadyCommitted(uint256 round, address peer);
+    /// @notice Thrown when a commit names DP configuration `given` in a round of `expected`.
+    error RoundsWrongDPConfig(uint32 given, uint32 expected);
+    /// @notice Thrown when a commit has zero weight.
+    error RoundsZeroWeight();
+    /// @notice Thrown when a reveal names a dealer that is not in U2, itself, or is out of order.
+    error RoundsBadDealer(uint256 index);
+    /// @notice Thrown when the bond sent is below the policy bond.
+    error RoundsBondTooLow(uint256 sent, uint256 required);
+    /// @notice Thrown when a result poster is not an eligible registered peer.
+    error RoundsNotRegistered(address account);
+    /// @notice Thrown when the challenge window of `round` is still open until `deadline`.
+    error RoundsChallengeOpen(uint256 round, uint64 deadline);
+    /// @notice Thrown when the policy is inconsistent.
+    error RoundsBadPolicy();
+    /// @notice Thrown when the quantization parameters are inconsistent.
+    error RoundsBadQuant();
+    /// @notice Thrown when the fraud-proof contract is set twice.
+    error RoundsFraudProofsAlreadySet(address fraudProofs);
+    /// @notice Thrown when `account` has nothing to withdraw.
+    error RoundsNothingToWithdraw(address account);
+
+    /// @notice Emitted after round `round` opened.
+    event RoundOpened(
+        uint256 indexed round,
+        bytes32 adapterCid,
+        uint32 indexed dpConfig,
+        bytes32 seed,
+        uint16 n,
+        uint16 t,
+        uint32 vectorLength,
+        uint16 chunkElems,
+        uint8 fracBits
+    );
+    /// @notice Emitted after the participants of `round` were selected, in index order.
+    event ParticipantsSelected(uint256 indexed round, address[] participants);
+    /// @notice Emitted after `peer` posted its per-round X25519 keys (it joins U1).
+    event KeysPosted(uint256 indexed round, address indexed peer, bytes32 encPk, bytes32 maskPk);
+    /// @notice Emitted after `peer` posted its encrypted share bundle and share commitment (U2).
+    event SharesPosted(uint256 indexed round, address indexed peer, bytes32 bundleCid, bytes32 shareRoot);
+    /// @notice Emitted after `peer` committed its masked update (U3).
+    event UpdateCommitted(
+        uint256 indexed round,
+        address indexed peer,
+        bytes32 cidDigest,
+        bytes32 chunksRoot,
+        uint64 weight,
+        uint32 dpConfig,
+        bytes32 commitment
+    );
+    /// @notice Emitted after `peer` revealed shares for `dealers` (self-mask
+    ///         shares for committed dealers, key shares for dropped ones).
+    event SharesRevealed(uint256 indexed round, address indexed peer, uint16[] dealers, uint256[] shares);
+    /// @notice Emitted after `round` entered `phase` with `deadline` (a block number).
+    event PhaseAdvanced(uint256 indexed round, Phase phase, uint64 deadline);
+    /// @notice Emitted after `round` failed for `reason`.
+    event RoundFailed(uint256 indexed round, FailReason reason);
+    /// @notice Emitted after `aggregator` posted a result (attempt `attempt`) with a bond.
+    event ResultPosted(
+        uint256 indexed round,
+        address indexed aggregator,
+        uint8 attempt,
+        bytes32 newAdapterCid,
+        bytes32 maskedSumRoot,
+        bytes32 resultRoot,
+        bytes32 seedsHash,
+        uint256 bond,
+        Seed[] seeds
+    );
+    /// @notice Emitted after a proven fraud voided the result of `round`.
+    event ResultVoided(
+        uint256 indexed round, address indexed aggregator, address indexed challenger, uint256 slashed, uint256 reward
+    );
+    /// @notice Emitted after `round` became final; its adapter is the new global adapter.
+    event RoundFinalized(uint256 indexed round, bytes32 adapterCid, address indexed aggregator);
+    /// @notice Emitted after `account` withdrew `amount` (bonds returned, rewards).
+    event Withdrawn(address indexed account, uint256 amount);
+    /// @notice Emitted after the fraud-proof contract was set.
+    event FraudProofsSet(address indexed fraudProofs);
+
+    function openRound(uint32 dpConfig, Quant calldata quant) external returns (uint256 round);
+    function postKeys(uint256 round, bytes32 encPk, bytes32 maskPk) external;
+    function postShares(uint256 round, bytes32 bundleCid, bytes32 shareRoot) external;
+    function commit(uint256 round, bytes32 cidDigest, bytes32 chunksRoot, uint64 weight, uint32 dpConfig) external;
+    function reveal(uint256 round, uint16[] calldata dealers, uint256[] calldata shares) external;
+    function postResult(
+        uint256 round,
+        bytes32 newAdapterCid,
+        bytes32 maskedSumRoot,
+        bytes32 resultRoot,
+        Seed[] calldata seeds
+    ) external payable;
+    function finalize(uint256 round) external;
+    /// @notice Apply deadline transitions of `round` (anyone).
+    function advance(uint256 round) external;
+    /// @notice Void the result of `round` after a proven fraud (fraud-proof contract only).
+    function voidResult(uint256 round, address challenger) external;
+    function setFraudProofs(address fraudProofs) external;
+    function withdraw() external;
+
+    function currentRound() external view returns (uint256);
+    function globalAdapterCid() external view returns (bytes32);
+    function roundInfo(uint256 round) external view returns (RoundView memory);
+    function resultOf(uint256 round) external view returns (ResultView memory);
+    function participantsOf(uint256 round) external view returns (address[] memory);
+    /// @notice Packed status: bits 0-15 index+1, bit 16 keys, 17 shares, 18 committed, 19 revealed.
+    function statusOf(uint256 round, address peer) external view returns (uint256);
+    function keysHashOf(uint256 round, address peer) external view returns (bytes32);
+    function shareRootOf(uint256 round, address peer) external view returns (bytes32);
+    function commitHashOf(uint256 round, address peer) external view returns (bytes32);
+    function commitmentHash(uint256 round, address peer, bytes32 cidDigest, bytes32 chunksRoot, uint64 weight, uint32 dpConfig)
+        external
+        view
+        returns (bytes32);
+    function policy() external view returns (Policy memory);
+    function withdrawable(address account) external view returns (uint256);
+    function slashedPool() external view returns (uint256);
+}

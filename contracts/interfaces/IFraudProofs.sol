@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IFedRounds} from "./IFedRounds.sol";
+
+/// @title IFraudProofs
+/// @notice Two small, separate proofs that a posted aggregate is wrong
+///         (DESIGN §3.7). A proven fraud voids the result through
+///         {IFedRounds-voidResult}: the aggregator's bond is slashed (a share
+///         to the challenger), it is quarantined, and aggregation re-opens.
+interface IFraudProofs {
+    /// @notice One revealed share of a dealer's secret, with its Merkle proof
+    ///         against the dealer's share commitment (leaf index 2*holder+kind).
+    struct ShareProof {
+        uint16 holder;
+        uint256 value;
+        bytes32[] proof;
+    }
+
+    /// @notice One survivor's chunk: its commitment fields, the chunk bytes of
+    ///         its masked vector, and the chunk's Merkle proof.
+    struct MemberChunk {
+        uint16 index;
+        bytes32 cidDigest;
+        bytes32 chunksRoot;
+        uint64 weight;
+        bytes chunk;
+        bytes32[] proof;
+    }
+
+    /// @notice Everything a chunk proof needs (one calldata struct keeps the
+    ///         stack small).
+    struct ChunkProof {
+        uint256 round;
+        uint256 chunkIndex;
+        IFedRounds.Seed[] seeds;
+        MemberChunk[] members;
+        bytes resultChunk;
+        bytes32[] resultProof;
+    }
+
+    /// @notice Thrown when the seeds given are not the posted seeds.
+    error FraudSeedsMismatch(bytes32 given, bytes32 posted);
+    /// @notice Thrown when fewer than `t` shares are given.
+    error FraudTooFewShares(uint256 given, uint256 t);
+    /// @notice Thrown when share `i` does not verify against its dealer's commitment.
+    error FraudBadShare(uint256 i);
+    /// @notice Thrown when the keys given are not the posted keys of participant `index`.
+    error FraudBadKeys(uint256 index);
+    /// @notice Thrown when `index` is not a valid seed entry or participant.
+    error FraudBadIndex(uint256 index);
+    /// @notice Thrown when the member chunks do not cover U3 exactly, in index order; `i` is the first bad one.
+    error FraudBadMembers(uint256 i);
+    /// @notice Thrown when member `i`'s commitment fields or chunk proof do not verify.
+    error FraudBadChunk(uint256 i);
+    /// @notice Thrown when the result chunk does not verify against the posted result root.
+    error FraudBadResultChunk();
+    /// @notice Thrown when the evidence shows the posted value is right.
+    error FraudNotProven(uint256 round);
+
+    /// @notice Emitted after a fraud was proven in `round` by `challenger`;
+    ///         `kind` 1 = seed proof (detail: seed index), 2 = chunk proof (detail: chunk index).
+    event FraudProven(uint256 indexed round, address indexed challenger, uint8 kind, uint256 detail);
+
+    /// @notice Prove that posted seed `seedIndex` differs from the secret
+    ///         interpolated (on-chain) from `shares`.
+    /// @param encPk,maskPk The posted keys of survivor `u` (only for a pairwise seed).
+    function challengeSeed(
+        uint256 round,
+        uint256 seedIndex,
+        IFedRounds.Seed[] calldata seeds,
+        ShareProof[] calldata shares,
+        bytes32 encPk,
+        bytes32 maskPk
+    ) external;
+
+    /// @notice Prove that chunk `chunkIndex` of the posted result differs from
+    ///         Σ y_u over U3 minus the masks expanded from the posted seeds.
+    function challengeChunk(ChunkProof calldata proof) external;
+}

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+/// @title IPeerRegistry
+/// @notice Peers register with a stake, metadata and a long-term key; leave
+///         after a delay; can be quarantined by the governor or by a proven
+///         fraud (through the slasher, the rounds contract).
+interface IPeerRegistry {
+    /// @notice A registered peer. Slot layout (one slot):
+    ///         stake:96 | leaveBlock:64 | region:16 | modalities:8 | registered:8 | quarantined:8
+    struct Peer {
+        uint96 stake;
+        uint64 leaveBlock;
+        uint16 region;
+        uint8 modalities;
+        bool registered;
+        bool quarantined;
+    }
+
+    /// @notice Thrown when `peer` registers twice.
+    error RegistryAlreadyRegistered(address peer);
+    /// @notice Thrown when `peer` is not registered.
+    error RegistryNotRegistered(address peer);
+    /// @notice Thrown when the stake sent is below the minimum.
+    error RegistryStakeTooLow(uint256 sent, uint256 required);
+    /// @notice Thrown when withdrawing before the leave delay has passed.
+    error RegistryLeaveNotDue(uint256 currentBlock, uint256 dueBlock);
+    /// @notice Thrown when withdrawing without having asked to leave.
+    error RegistryNotLeaving(address peer);
+    /// @notice Thrown when `caller` may not call this function.
+    error RegistryUnauthorized(address caller);
+    /// @notice Thrown when the modalities bitmask has bits outside text|image|behaviour.
+    error RegistryBadModalities(uint8 modalities);
+    /// @notice Thrown when the slasher is set twice.
+    error RegistrySlasherAlreadySet(address slasher);
+
+    /// @notice Emitted after `peer` registered.
+    event PeerRegistered(address indexed peer, uint256 stake, uint16 region, uint8 modalities, bytes32 key);
+    /// @notice Emitted after `peer` asked to leave; it can withdraw from `dueBlock`.
+    event PeerLeaveRequested(address indexed peer, uint64 dueBlock);
+    /// @notice Emitted after `peer` withdrew its stake and left.
+    event PeerWithdrawn(address indexed peer, uint256 stake);
+    /// @notice Emitted after `peer` was quarantined by `by`.
+    event PeerQuarantined(address indexed peer, address indexed by);
+    /// @notice Emitted after the slasher (the rounds contract) was set.
+    event SlasherSet(address indexed slasher);
+
+    /// @notice Register the caller with `msg.value` as stake.
+    /// @param region Operator-declared region code.
+    /// @param modalities Bitmask: 1 text, 2 image, 4 behaviour.
+    /// @param key The peer's long-term public key.
+    function register(uint16 region, uint8 modalities, bytes32 key) external payable;
+
+    /// @notice Stop being selected; the stake can be withdrawn after the leave delay.
+    function requestLeave() external;
+
+    /// @notice Withdraw the stake after the leave delay and deregister.
+    function withdraw() external;
+
+    /// @notice Exclude `peer` from future rounds (governor or slasher).
+    function quarantine(address peer) external;
+
+    /// @notice Set the slasher once (governor).
+    function setSlasher(address slasher) external;
+
+    /// @notice Registered, not quarantined and not leaving.
+    function isEligible(address peer) external view returns (bool);
+
+    /// @notice Registered (possibly quarantined or leaving).
+    function isRegistered(address peer) external view returns (bool);
+
+    /// @notice All registered peers, in registration order (withdrawals swap-and-pop).
+    function peers() external view returns (address[] memory);
+
+    /// @notice The record of `peer`.
+    function peerInfo(address peer) external view returns (Peer memory);
+
+    /// @notice Sum of all stakes held.
+    function totalStaked() external view returns (uint256);
+}

@@ -1,0 +1,400 @@
+"""Typed Python bindings of the fedledger contracts.
+
+:class:`Federation` wraps the four deployed contracts (PeerRegistry,
+PrivacyLedger, FedRounds, FraudProofs) with one typed method per contract
+function; reverts arrive as :class:`ContractRevertError` with the custom
+error's name and arguments (see :mod:`coordinator._chain`). Events decode to
+:class:`Event`. :func:`deploy_federation` deploys and wires the suite.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3.contract import Contract
+
+from ._artifacts import source_hash
+from ._chain import Chain, Receipt
+from ._errors import ConfigError
+from ._privacy import DPConfig, conversion_constants
+
+Sender = int | str | LocalAccount
+
+
+class Phase(enum.IntEnum):
+    """Mirrors IFedRounds.Phase."""
+
+    NONE = 0
+    KEYS = 1
+    SHARES = 2
+    COMMIT = 3
+    REVEAL = 4
+    AGGREGATE = 5
+    CHALLENGE = 6
+    FINAL = 7
+    FAILED = 8
+
+
+class FailReason(enum.IntEnum):
+    """Mirrors IFedRounds.FailReason."""
+
+    NONE = 0
+    INSUFFICIENT_KEYS = 1
+    INSUFFICIENT_SHARES = 2
+    INSUFFICIENT_COMMITS = 3
+    INSUFFICIENT_REVEALS = 4
+    NO_RESULT = 5
+
+
+class StatusFlag(enum.IntFlag):
+    """Bits of FedRounds.statusOf above the 16-bit index+1."""
+
+    KEYS = 1 << 16
+    SHARES = 1 << 17
+    COMMITTED = 1 << 18
+    REVEALED = 1 << 19
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Governance policy of FedRounds (phase lengths in blocks, bond in wei)."""
+
+    participants: int = 8
+    threshold: int = 5
+    keys_blocks: int = 20
+    shares_blocks: int = 20
+    commit_blocks: int = 40
+    reveal_blocks: int = 20
+    aggregate_blocks: int = 40
+    challenge_blocks: int = 5
+    challenger_reward_bps: int = 5000
+    bond: int = 10**17
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.threshold <= self.participants:
+            raise ConfigError(f"threshold {self.threshold} must be between 1 and participants "
+                              f"{self.participants}")
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return (self.participants, self.threshold, self.keys_blocks, self.shares_blocks,
+                self.commit_blocks, self.reveal_blocks, self.aggregate_blocks,
+                self.challenge_blocks, self.challenger_reward_bps, self.bond)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPolicy:
+    """Per-peer privacy cap (ε, δ)."""
+
+    epsilon_cap: float = 8.0
+    delta: float = 1e-5
+
+    @property
+    def cap_micro(self) -> int:
+        return int(self.epsilon_cap * 1_000_000)
+
+    @property
+    def delta_pico(self) -> int:
+        return round(self.delta * 1e12)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundInfo:
+    round_id: int
+    phase: Phase
+    fail_reason: FailReason
+    n: int
+    t: int
+    n_keys: int
+    n_shares: int
+    n_commits: int
+    n_reveals: int
+    dp_config: int
+    deadline: int
+    attempt: int
+    vector_length: int
+    chunk_elems: int
+    frac_bits: int
+    weight_sum: int
+    opened_block: int
+    adapter_cid: bytes
+    seed: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ResultInfo:
+    aggregator: str
+    bond: int
+    new_adapter_cid: bytes
+    masked_sum_root: bytes
+    result_root: bytes
+    seeds_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A decoded contract event."""
+
+    contract: str
+    name: str
+    block: int
+    tx_hash: str
+    log_index: int
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareProof:
+    holder: int
+    value: int
+    proof: Sequence[bytes]
+
+    def as_tuple(self) -> tuple[int, int, list[bytes]]:
+        return (self.holder, self.value, list(self.proof))
+
+
+@dataclass(frozen=True, slots=True)
+class MemberChunk:
+    index: int
+    cid_digest: bytes
+    chunks_root: bytes
+    weight: int
+    chunk: bytes
+    proof: Sequence[bytes]
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (self.index, self.cid_digest, self.chunks_root, self.weight, self.chunk,
+                list(self.proof))
+
+
+CONTRACT_NAMES = ("PeerRegistry", "PrivacyLedger", "FedRounds", "FraudProofs")
+
+
+class Federation:
+    """The deployed contract suite on one chain."""
+
+    def __init__(self, chain: Chain, addresses: dict[str, str], *, governor: Sender = 0) -> None:
+        missing = [n for n in CONTRACT_NAMES if n not in addresses]
+        if missing:
+            raise ConfigError(f"deployment record lacks {', '.join(missing)}")
+        self.chain = chain
+        self.addresses = dict(addresses)
+        self.governor = chain.account(governor)
+        self.registry = chain.contract("PeerRegistry", addresses["PeerRegistry"])
+        self.ledger = chain.contract("PrivacyLedger", addresses["PrivacyLedger"])
+        self.rounds = chain.contract("FedRounds", addresses["FedRounds"])
+        self.fraud = chain.contract("FraudProofs", addresses["FraudProofs"])
+
+    def _tx(self, fn: Any, sender: Sender, value: int = 0) -> Receipt:
+        return self.chain.transact(fn, sender=sender, value=value)
+
+    # -- registry --------------------------------------------------------------
+    def register(self, *, sender: Sender, stake: int, region: int = 0, modalities: int = 7,
+                 key: bytes = bytes(32)) -> Receipt:
+        return self._tx(self.registry.functions.register(region, modalities, key), sender, stake)
+
+    def request_leave(self, *, sender: Sender) -> Receipt:
+        return self._tx(self.registry.functions.requestLeave(), sender)
+
+    def withdraw_stake(self, *, sender: Sender) -> Receipt:
+        return self._tx(self.registry.functions.withdraw(), sender)
+
+    def quarantine(self, peer: str, *, sender: Sender | None = None) -> Receipt:
+        return self._tx(self.registry.functions.quarantine(peer), sender or self.governor)
+
+    def is_eligible(self, peer: str) -> bool:
+        return bool(self.chain.call(self.registry.functions.isEligible(peer)))
+
+    def peers(self) -> list[str]:
+        return list(self.chain.call(self.registry.functions.peers()))
+
+    def total_staked(self) -> int:
+        return int(self.chain.call(self.registry.functions.totalStaked()))
+
+    # -- ledger ------------------------------------------------------------------
+    def register_config(self, cfg: DPConfig, *, sender: Sender | None = None) -> Receipt:
+        fn = self.ledger.functions.registerConfig(cfg.config_id, cfg.q_ppm, cfg.sigma_milli,
+                                                  cfg.steps, list(cfg.rdp_micro))
+        return self._tx(fn, sender or self.governor)
+
+    def epsilon_micro(self, peer: str) -> int:
+        return int(self.chain.call(self.ledger.functions.epsilonOf(peer)))
+
+    def epsilon(self, peer: str) -> float:
+        return self.epsilon_micro(peer) / 1_000_000
+
+    def rdp_micro(self, peer: str) -> tuple[int, ...]:
+        return tuple(self.chain.call(self.ledger.functions.rdpOf(peer)))
+
+    def can_afford(self, peer: str, config_id: int) -> bool:
+        return bool(self.chain.call(self.ledger.functions.canAfford(peer, config_id)))
+
+    def conversion(self) -> tuple[int, ...]:
+        return tuple(self.chain.call(self.ledger.functions.conversion()))
+
+    # -- rounds ------------------------------------------------------------------
+    def open_round(self, *, dp_config: int, vector_length: int, chunk_elems: int = 1024,
+                   frac_bits: int = 16, sender: Sender | None = None) -> tuple[int, Receipt]:
+        fn = self.rounds.functions.openRound(dp_config, (vector_length, chunk_elems, frac_bits))
+        rcpt = self._tx(fn, sender or self.governor)
+        return self.current_round(), rcpt
+
+    def post_keys(self, round_id: int, enc_pk: bytes, mask_pk: bytes, *, sender: Sender) -> Receipt:
+        return self._tx(self.rounds.functions.postKeys(round_id, enc_pk, mask_pk), sender)
+
+    def post_shares(self, round_id: int, bundle_cid: bytes, share_root: bytes, *,
+                    sender: Sender) -> Receipt:
+        return self._tx(self.rounds.functions.postShares(round_id, bundle_cid, share_root), sender)
+
+    def commit(self, round_id: int, *, cid_digest: bytes, chunks_root: bytes, weight: int,
+               dp_config: int, sender: Sender) -> Receipt:
+        fn = self.rounds.functions.commit(round_id, cid_digest, chunks_root, weight, dp_config)
+        return self._tx(fn, sender)
+
+    def reveal(self, round_id: int, dealers: Sequence[int], shares: Sequence[int], *,
+               sender: Sender) -> Receipt:
+        return self._tx(self.rounds.functions.reveal(round_id, list(dealers), list(shares)), sender)
+
+    def post_result(self, round_id: int, *, new_adapter_cid: bytes, masked_sum_root: bytes,
+                    result_root: bytes, seeds: Sequence[tuple[int, int, bytes]], bond: int,
+                    sender: Sender) -> Receipt:
+        fn = self.rounds.functions.postResult(round_id, new_adapter_cid, masked_sum_root,
+                                              result_root, [tuple(s) for s in seeds])
+        return self._tx(fn, sender, bond)
+
+    def finalize(self, round_id: int, *, sender: Sender = 0) -> Receipt:
+        return self._tx(self.rounds.functions.finalize(round_id), sender)
+
+    def advance(self, round_id: int, *, sender: Sender = 0) -> Receipt:
+        return self._tx(self.rounds.functions.advance(round_id), sender)
+
+    def withdraw(self, *, sender: Sender) -> Receipt:
+        return self._tx(self.rounds.functions.withdraw(), sender)
+
+    def current_round(self) -> int:
+        return int(self.chain.call(self.rounds.functions.currentRound()))
+
+    def global_adapter_cid(self) -> bytes:
+        return bytes(self.chain.call(self.rounds.functions.globalAdapterCid()))
+
+    def round_info(self, round_id: int) -> RoundInfo:
+        v = self.chain.call(self.rounds.functions.roundInfo(round_id))
+        n, t, nk, ns, nc, nr, cfg, dl, att, vl, ce, fb, ws, ob = (int(x) for x in v[2:16])
+        return RoundInfo(round_id, Phase(v[0]), FailReason(v[1]), n, t, nk, ns, nc, nr, cfg, dl,
+                         att, vl, ce, fb, ws, ob, bytes(v[16]), bytes(v[17]))
+
+    def result_of(self, round_id: int) -> ResultInfo:
+        v = self.chain.call(self.rounds.functions.resultOf(round_id))
+        return ResultInfo(v[0], int(v[1]), bytes(v[2]), bytes(v[3]), bytes(v[4]), bytes(v[5]))
+
+    def participants(self, round_id: int) -> list[str]:
+        return list(self.chain.call(self.rounds.functions.participantsOf(round_id)))
+
+    def status(self, round_id: int, peer: str) -> tuple[int | None, StatusFlag]:
+        """(participant index or None, flags)."""
+        st = int(self.chain.call(self.rounds.functions.statusOf(round_id, peer)))
+        idx = (st & 0xFFFF) - 1
+        return (idx if idx >= 0 else None), StatusFlag(st & ~0xFFFF)
+
+    def withdrawable(self, account: str) -> int:
+        return int(self.chain.call(self.rounds.functions.withdrawable(account)))
+
+    def slashed_pool(self) -> int:
+        return int(self.chain.call(self.rounds.functions.slashedPool()))
+
+    def policy(self) -> Policy:
+        return Policy(*[int(x) for x in self.chain.call(self.rounds.functions.policy())])
+
+    # -- fraud proofs --------------------------------------------------------------
+    def challenge_seed(self, round_id: int, *, seed_index: int,
+                       seeds: Sequence[tuple[int, int, bytes]], shares: Sequence[ShareProof],
+                       enc_pk: bytes = bytes(32), mask_pk: bytes = bytes(32),
+                       sender: Sender) -> Receipt:
+        fn = self.fraud.functions.challengeSeed(round_id, seed_index, [tuple(s) for s in seeds],
+                                                [s.as_tuple() for s in shares], enc_pk, mask_pk)
+        return self._tx(fn, sender)
+
+    def challenge_chunk(self, round_id: int, *, chunk_index: int,
+                        seeds: Sequence[tuple[int, int, bytes]], members: Sequence[MemberChunk],
+                        result_chunk: bytes, result_proof: Sequence[bytes],
+                        sender: Sender) -> Receipt:
+        proof = (round_id, chunk_index, [tuple(s) for s in seeds],
+                 [m.as_tuple() for m in members], result_chunk, list(result_proof))
+        return self._tx(self.fraud.functions.challengeChunk(proof), sender)
+
+    # -- events ------------------------------------------------------------------
+    def events(self, contract: str, name: str, from_block: int,
+               to_block: int | None = None) -> list[Event]:
+        """Decoded events over [from_block, to_block]; keep ranges narrow on
+        the embedded chain (docs/decisions.md)."""
+        c: Contract = {"PeerRegistry": self.registry, "PrivacyLedger": self.ledger,
+                       "FedRounds": self.rounds, "FraudProofs": self.fraud}[contract]
+        out = []
+        for e in self.chain.logs(c, name, from_block, to_block):
+            out.append(Event(contract, name, int(e["blockNumber"]),
+                             "0x" + bytes(e["transactionHash"]).hex(), int(e["logIndex"]),
+                             dict(e["args"])))
+        return out
+
+    def receipt_events(self, rcpt: Receipt) -> list[Event]:
+        """Every fedledger event in one receipt, decoded."""
+        out = []
+        by_addr = {a.lower(): n for n, a in self.addresses.items()}
+        contracts = {"PeerRegistry": self.registry, "PrivacyLedger": self.ledger,
+                     "FedRounds": self.rounds, "FraudProofs": self.fraud}
+        for lg in rcpt.logs:
+            name = by_addr.get(str(lg["address"]).lower())
+            if name is None:
+                continue
+            c = contracts[name]
+            for ev in list(c.events):  # type: ignore[call-overload]
+                try:
+                    d = ev.process_log(lg)
+                except Exception:  # noqa: BLE001 - not this event's signature
+                    continue
+                out.append(Event(name, d["event"], int(d["blockNumber"]),
+                                 "0x" + bytes(d["transactionHash"]).hex(), int(d["logIndex"]),
+                                 dict(d["args"])))
+                break
+        return out
+
+
+def deploy_federation(chain: Chain, *, policy: Policy = Policy(),
+                      ledger_policy: LedgerPolicy = LedgerPolicy(),
+                      min_stake: int = 10**17, leave_delay: int = 10,
+                      initial_adapter_cid: bytes = bytes(32),
+                      governor: Sender = 0) -> tuple[Federation, dict[str, Any]]:
+    """Deploy and wire PeerRegistry, PrivacyLedger, FedRounds and FraudProofs."""
+    gov = chain.account(governor)
+    gas: dict[str, int] = {}
+    reg, r1 = chain.deploy("PeerRegistry", gov.address, min_stake, leave_delay, sender=gov)
+    led, r2 = chain.deploy("PrivacyLedger", gov.address, ledger_policy.cap_micro,
+                           ledger_policy.delta_pico,
+                           list(conversion_constants(ledger_policy.delta)), sender=gov)
+    rnd, r3 = chain.deploy("FedRounds", gov.address, reg.address, led.address, policy.as_tuple(),
+                           initial_adapter_cid, sender=gov)
+    frd, r4 = chain.deploy("FraudProofs", rnd.address, sender=gov)
+    for name, r in zip(CONTRACT_NAMES, (r1, r2, r3, r4), strict=True):
+        gas[name] = r.gas_used
+    gas["wiring"] = sum(chain.transact(fn, sender=gov).gas_used for fn in (
+        rnd.functions.setFraudProofs(frd.address),
+        led.functions.setCharger(rnd.address),
+        reg.functions.setSlasher(rnd.address),
+    ))
+    addresses: dict[str, str] = {"PeerRegistry": reg.address, "PrivacyLedger": led.address,
+                 "FedRounds": rnd.address, "FraudProofs": frd.address}
+    record = {
+        "chain_id": chain.chain_id,
+        "backend": chain.backend,
+        "block": r1.block_number,
+        "source_hash": source_hash(),
+        "deployer": gov.address,
+        "contracts": addresses,
+        "gas": gas,
+        "policy": asdict(policy),
+        "ledger_policy": asdict(ledger_policy),
+    }
+    return Federation(chain, addresses, governor=gov), record

@@ -1,0 +1,157 @@
+"""Secure-aggregation arithmetic (DESIGN §3): keys, shares, masks, unmasking.
+
+Pure functions over the encodings of :mod:`coordinator._encoding`; the round
+driver, the peer daemon and the auditors all call these, so there is one
+implementation of how a vector is masked and how a sum is unmasked.
+
+Masking of survivor u with participant index i_u (all arithmetic in Z_2^32):
+
+    y_u = x_u + PRG(b_u) + Σ_{v ∈ U2, v ≠ u} sign(u, v) · PRG(s_uv)
+
+with sign(u, v) = +1 if i_u < i_v else −1, so pairwise masks cancel between
+two survivors. Unmasking the sum over U3:
+
+    Σ x_u = Σ y_u − Σ_{u ∈ U3} PRG(b_u) − Σ_{u ∈ U3, v ∈ U2 \\ U3} sign(u, v) · PRG(s_uv)
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
+
+from . import _encoding as enc
+
+SELF = enc.SELF_SEED
+
+
+@dataclass(frozen=True, slots=True)
+class RoundContext:
+    """What domain-separates a round's commitments, shares and seeds."""
+
+    chain_id: int
+    rounds: str  # address of the rounds contract
+    round_id: int
+    n: int
+    t: int
+    vector_length: int
+    chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS
+
+    @property
+    def padded_length(self) -> int:
+        return enc.num_chunks(self.vector_length, self.chunk_elems) * self.chunk_elems
+
+
+@dataclass(frozen=True, slots=True)
+class X25519Pair:
+    """A per-round X25519 key pair. ``secret`` is clamped, so it is < 2^255."""
+
+    secret: bytes
+    public: bytes
+
+    @classmethod
+    def generate(cls) -> X25519Pair:
+        while True:
+            sk = enc.clamp_scalar(secrets.token_bytes(32))
+            if enc.scalar_to_int(sk) < enc.FIELD_P:
+                return cls(sk, crypto_scalarmult_base(sk))
+
+    def __repr__(self) -> str:  # never show key material
+        return f"X25519Pair(public={self.public.hex()[:16]}…)"
+
+
+def random_seed() -> int:
+    """A fresh self-mask seed b_u, a field element."""
+    return secrets.randbelow(enc.FIELD_P)
+
+
+def seed_bytes(seed: int) -> bytes:
+    return seed.to_bytes(32, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class DealtShares:
+    """Shares of one dealer's two secrets for every holder in U1, and the
+    Merkle commitment to them (leaf 2·holder + kind; kind 0 = self seed,
+    kind 1 = mask secret key)."""
+
+    shares: dict[int, tuple[int, int]]
+    leaves: tuple[bytes, ...]
+    root: bytes
+
+    def proof(self, holder: int, kind: int) -> list[bytes]:
+        return enc.merkle_proof(self.leaves, 2 * holder + kind)
+
+
+def deal(ctx: RoundContext, *, dealer: str, self_seed: int, mask_secret: bytes,
+         holders: Sequence[int]) -> DealtShares:
+    """Shamir-share b_u and the mask secret key t-of-|holders| (x = index + 1)."""
+    xs = [h + 1 for h in holders]
+    b_sh = enc.shamir_split(self_seed, threshold=ctx.t, xs=xs)
+    k_sh = enc.shamir_split(enc.scalar_to_int(mask_secret), threshold=ctx.t, xs=xs)
+    shares = {h: (b_sh[h + 1], k_sh[h + 1]) for h in holders}
+    leaves = [bytes(32)] * (2 * ctx.n)
+    for h, (sb, sk) in shares.items():
+        for kind, value in ((0, sb), (1, sk)):
+            leaves[2 * h + kind] = enc.share_leaf(chain_id=ctx.chain_id, rounds=ctx.rounds,
+                                                  round_id=ctx.round_id, dealer=dealer, holder=h,
+                                                  kind=kind, share=value)
+    return DealtShares(shares, tuple(leaves), enc.merkle_root(leaves))
+
+
+def verify_share(ctx: RoundContext, *, dealer: str, root: bytes, holder: int, kind: int,
+                 value: int, proof: Sequence[bytes]) -> bool:
+    lf = enc.share_leaf(chain_id=ctx.chain_id, rounds=ctx.rounds, round_id=ctx.round_id,
+                        dealer=dealer, holder=holder, kind=kind, share=value)
+    return enc.merkle_verify(root, lf, 2 * holder + kind, proof)
+
+
+def pair_seed(ctx: RoundContext, a: int, b: int, my_secret: bytes, their_public: bytes) -> bytes:
+    shared = crypto_scalarmult(my_secret, their_public)
+    return enc.pair_seed(chain_id=ctx.chain_id, rounds=ctx.rounds, round_id=ctx.round_id,
+                         a=a, b=b, shared=shared)
+
+
+def mask(ctx: RoundContext, x: np.ndarray, *, index: int, self_seed: int,
+         pair_seeds: Mapping[int, bytes]) -> np.ndarray:
+    """y_u for survivor ``index``; ``pair_seeds`` maps every other U2 index to s_uv."""
+    n = ctx.padded_length
+    y = enc.pad(np.asarray(x, dtype=np.uint32), ctx.chunk_elems).copy()
+    if len(y) != n:
+        raise ValueError(f"update has {len(x)} elements; the round expects {ctx.vector_length}")
+    y += enc.prg(seed_bytes(self_seed), n)
+    for v, s in pair_seeds.items():
+        if v == index:
+            continue
+        m = enc.prg(s, n)
+        if index < v:
+            y += m
+        else:
+            y -= m
+    return y
+
+
+def unmask(ctx: RoundContext, masked_sum: np.ndarray,
+           seeds: Iterable[tuple[int, int, bytes]]) -> np.ndarray:
+    """Σ x from Σ y and the posted seeds: (u, SELF, b_u) and (u, v, s_uv)."""
+    n = ctx.padded_length
+    acc = np.asarray(masked_sum, dtype=np.uint32).copy()
+    for u, v, value in seeds:
+        m = enc.prg(value, n)
+        if v != SELF and u > v:
+            acc += m
+        else:
+            acc -= m
+    return acc
+
+
+def sum_vectors(vectors: Iterable[np.ndarray]) -> np.ndarray:
+    total: np.ndarray | None = None
+    for v in vectors:
+        total = np.asarray(v, dtype=np.uint32).copy() if total is None else total + v
+    if total is None:
+        raise ValueError("no vectors to sum")
+    return total
