@@ -96,7 +96,8 @@ class ErrorDecoder:
         if known is None:
             return ContractRevertError(f"unknown error 0x{selector.hex()}", {}, data=data)
         name, contract, types, names = known
-        values = abi_decode(types, body)
+        values = [to_checksum_address(v) if t == "address" else v
+                  for t, v in zip(types, abi_decode(types, body), strict=True)]
         return ContractRevertError(name, dict(zip(names, values)), contract=contract, data=data)
 
 

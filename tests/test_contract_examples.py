@@ -1,0 +1,281 @@
+"""An example test for every custom error and every event, on Hardhat's node.
+
+`test_every_error_and_event_has_an_example` keeps this complete: it fails
+when a contract declares an error or event that no example here names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from roundsim import STAKE, RoundSim, setup_federation
+
+from coordinator import Chain, ContractRevertError, LocalNode, load_artifacts
+from coordinator._contracts import Federation, Phase, Policy, ShareProof, deploy_federation
+from coordinator._privacy import conversion_constants, dp_config
+
+pytestmark = pytest.mark.integration
+OUTSIDER = 15  # a funded account that never registers
+
+
+@pytest.fixture(scope="module")
+def hh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    with LocalNode("hardhat", workdir=tmp_path_factory.mktemp("hh")) as node:
+        yield node
+
+
+def expect(name: str, fn: Callable[[], Any], **args: Any) -> ContractRevertError:
+    with pytest.raises(ContractRevertError) as info:
+        fn()
+    assert info.value.name == name, info.value
+    for k, v in args.items():
+        assert info.value.args_by_name[k] == v, (k, info.value.args_by_name)
+    return info.value
+
+
+def emitted(fed: Federation, rcpt: Any) -> dict[str, dict[str, Any]]:
+    return {e.name: e.args for e in fed.receipt_events(rcpt)}
+
+
+# -- registry ------------------------------------------------------------------
+
+def test_registry_errors_and_events(hh: Chain) -> None:
+    fed, _ = deploy_federation(hh, leave_delay=3)
+    me = hh.account(1).address
+    ev = emitted(fed, fed.register(sender=1, stake=STAKE, region=44, modalities=5, key=b"k" * 32))
+    assert ev["PeerRegistered"] == {"peer": me, "stake": STAKE, "region": 44, "modalities": 5,
+                                    "key": b"k" * 32}
+    expect("RegistryAlreadyRegistered", lambda: fed.register(sender=1, stake=STAKE), peer=me)
+    expect("RegistryStakeTooLow", lambda: fed.register(sender=2, stake=1), sent=1)
+    expect("RegistryBadModalities", lambda: fed.register(sender=2, stake=STAKE, modalities=8),
+           modalities=8)
+    expect("RegistryNotRegistered", lambda: fed.request_leave(sender=OUTSIDER))
+    expect("RegistryNotLeaving", lambda: fed.withdraw_stake(sender=1), peer=me)
+    expect("RegistryUnauthorized", lambda: fed.quarantine(me, sender=3))
+    expect("RegistrySlasherAlreadySet",
+           lambda: hh.transact(fed.registry.functions.setSlasher(me)))
+    ev = emitted(fed, fed.request_leave(sender=1))
+    due = ev["PeerLeaveRequested"]["dueBlock"]
+    expect("RegistryLeaveNotDue", lambda: fed.withdraw_stake(sender=1), dueBlock=due)
+    hh.mine(3)
+    assert emitted(fed, fed.withdraw_stake(sender=1))["PeerWithdrawn"] == {"peer": me, "stake": STAKE}
+    assert fed.total_staked() == 0
+    fed.register(sender=2, stake=STAKE)
+    ev = emitted(fed, fed.quarantine(hh.account(2).address))
+    assert ev["PeerQuarantined"]["by"] == fed.governor.address
+    # SlasherSet was emitted at deployment wiring.
+    assert fed.events("PeerRegistry", "SlasherSet", 0)[0].args["slasher"] == fed.rounds.address
+
+
+# -- ledger ----------------------------------------------------------------------
+
+def test_ledger_errors_and_events(hh: Chain) -> None:
+    gov = hh.account(0).address
+    ledger, _ = hh.deploy("PrivacyLedger", gov, 1, 10_000_000, list(conversion_constants(1e-5)))
+    rc = hh.transact(ledger.functions.setCharger(gov))
+    assert decode(hh, ledger, "ChargerSet", rc)[0]["args"]["charger"] == gov
+    expect("LedgerChargerAlreadySet", lambda: hh.transact(ledger.functions.setCharger(gov)))
+    cfg = dp_config(config_id=3, q=0.02, sigma=1.0, steps=10)
+    reg = lambda c=cfg, **kw: hh.transact(ledger.functions.registerConfig(  # noqa: E731
+        kw.get("id", c.config_id), c.q_ppm, c.sigma_milli, c.steps, list(c.rdp_micro)),
+        sender=kw.get("sender", 0))
+    expect("LedgerUnauthorized", lambda: reg(sender=1))
+    expect("LedgerBadConfig", lambda: reg(id=0), id=0)
+    rc = reg()
+    logs = decode(hh, ledger, "DPConfigRegistered", rc)
+    assert tuple(logs[0]["args"]["rdpMicro"]) == cfg.rdp_micro
+    expect("LedgerConfigExists", lambda: reg(), id=3)
+    peer = hh.account(4).address
+    expect("LedgerUnknownConfig", lambda: hh.transact(ledger.functions.charge(peer, 1, 9)), id=9)
+    expect("LedgerBudgetExceeded", lambda: hh.transact(ledger.functions.charge(peer, 1, 3)),
+           peer=peer, cap=1)
+    big, _ = hh.deploy("PrivacyLedger", gov, 10**12, 10_000_000, list(conversion_constants(1e-5)))
+    hh.transact(big.functions.setCharger(gov))
+    hh.transact(big.functions.registerConfig(3, cfg.q_ppm, cfg.sigma_milli, cfg.steps,
+                                             list(cfg.rdp_micro)))
+    rc = hh.transact(big.functions.charge(peer, 7, 3))
+    charged = decode(hh, big, "BudgetCharged", rc)[0]["args"]
+    assert (charged["peer"], charged["round"], charged["configId"]) == (peer, 7, 3)
+    assert charged["epsilonAfter"] > 0
+    rc = hh.transact(big.functions.refund(peer, 7, 3))
+    refunded = decode(hh, big, "BudgetRefunded", rc)[0]["args"]
+    assert refunded["epsilonAfter"] == 0
+
+
+def decode(chain: Chain, contract: Any, event: str, rcpt: Any) -> Any:
+    raw = chain.w3.eth.get_transaction_receipt(rcpt.tx_hash)
+    return getattr(contract.events, event)().process_receipt(raw)
+
+
+# -- rounds ----------------------------------------------------------------------
+
+def test_round_events_in_a_full_round(hh: Chain) -> None:
+    fed, cfg = setup_federation(hh, peers=5)
+    start = hh.block_number
+    sim = RoundSim(fed, cfg)
+    sim.keys()
+    sim.shares()
+    sim.commit()
+    sim.reveal()
+    sim.post_result(sender=1)
+    sim.run_to(Phase.FINAL)
+    fed.withdraw(sender=1)
+    names = {e.name for n in ("FedRounds",) for e in _all_events(fed, n, start)}
+    for want in ("RoundOpened", "ParticipantsSelected", "KeysPosted", "SharesPosted",
+                 "UpdateCommitted", "SharesRevealed", "PhaseAdvanced", "ResultPosted",
+                 "RoundFinalized", "Withdrawn"):
+        assert want in names, want
+    opened = fed.events("FedRounds", "RoundOpened", start)[0].args
+    assert (opened["round"], opened["n"], opened["t"], opened["dpConfig"]) == (1, 5, 3, 1)
+    committed = fed.events("FedRounds", "UpdateCommitted", start)
+    assert len(committed) == 5 and all(c.args["dpConfig"] == 1 for c in committed)
+    charged = fed.events("PrivacyLedger", "BudgetCharged", start)
+    assert {c.args["peer"] for c in charged} == {p.address for p in sim.peers}
+    assert fed.events("FedRounds", "FraudProofsSet", 0)[0].args["fraudProofs"] == fed.fraud.address
+
+
+def _all_events(fed: Federation, contract: str, start: int) -> list[Any]:
+    abi = {"FedRounds": fed.rounds}[contract].abi
+    out = []
+    for item in abi:
+        if item["type"] == "event":
+            out += fed.events(contract, item["name"], start)
+    return out
+
+
+def test_round_errors(hh: Chain) -> None:
+    pol = Policy(participants=5, threshold=3, keys_blocks=20, shares_blocks=20, commit_blocks=20,
+                 reveal_blocks=20, aggregate_blocks=20, challenge_blocks=3, bond=STAKE)
+    fed, cfg = setup_federation(hh, peers=5, policy=pol)
+    quant = (300, 64, 16)
+    expect("RoundsUnauthorized", lambda: hh.transact(fed.rounds.functions.openRound(1, quant),
+                                                     sender=3))
+    expect("RoundsBadQuant",
+           lambda: hh.transact(fed.rounds.functions.openRound(1, (300, 7, 16))))
+    expect("LedgerUnknownConfig", lambda: hh.transact(fed.rounds.functions.openRound(9, quant)))
+    expect("RoundsFraudProofsAlreadySet",
+           lambda: hh.transact(fed.rounds.functions.setFraudProofs(fed.fraud.address)))
+    expect("RoundsNothingToWithdraw", lambda: fed.withdraw(sender=2))
+    sim = RoundSim(fed, cfg)
+    r = sim.round_id
+    expect("RoundsRoundActive", lambda: RoundSim(fed, cfg), active=r)
+    outsider = hh.account(OUTSIDER).address
+    expect("RoundsNotParticipant", lambda: fed.post_keys(r, bytes(32), bytes(32), sender=outsider))
+    p0, p4 = sim.peers[0], sim.peers[4]
+    fed.post_keys(r, p0.enc.public, p0.mask.public, sender=p0.address)
+    expect("RoundsAlreadyActed", lambda: fed.post_keys(r, bytes(32), bytes(32), sender=p0.address))
+    sim.u1.append(0)
+    for p in sim.peers[1:4]:
+        fed.post_keys(r, p.enc.public, p.mask.public, sender=p.address)
+        sim.u1.append(p.index)
+    sim.run_to(Phase.SHARES)
+    expect("RoundsWrongPhase", lambda: fed.post_keys(r, bytes(32), bytes(32), sender=p4.address),
+           expected=Phase.KEYS, actual=Phase.SHARES)
+    expect("RoundsMissedStep", lambda: fed.post_shares(r, bytes(32), bytes(32), sender=p4.address))
+    sim.shares()
+    expect("RoundsWrongDPConfig", lambda: fed.commit(r, cid_digest=bytes(32), chunks_root=bytes(32),
+                                                     weight=1, dp_config=2, sender=p0.address),
+           given=2, expected=1)
+    expect("RoundsZeroWeight", lambda: fed.commit(r, cid_digest=bytes(32), chunks_root=bytes(32),
+                                                  weight=0, dp_config=1, sender=p0.address))
+    sim.commit(drop={3})
+    expect("RoundsAlreadyCommitted",
+           lambda: fed.commit(r, cid_digest=bytes(32), chunks_root=bytes(32), weight=1,
+                              dp_config=1, sender=p0.address))
+    sim.run_to(Phase.REVEAL)
+    expect("RoundsBadDealer", lambda: fed.reveal(r, [0], [1], sender=p0.address))
+    sim.reveal()
+    expect("RoundsBondTooLow", lambda: fed.post_result(
+        r, new_adapter_cid=bytes(32), masked_sum_root=bytes(32), result_root=bytes(32), seeds=[],
+        bond=1, sender=1), sent=1, required=STAKE)
+    expect("RoundsNotRegistered", lambda: fed.post_result(
+        r, new_adapter_cid=bytes(32), masked_sum_root=bytes(32), result_root=bytes(32), seeds=[],
+        bond=STAKE, sender=OUTSIDER))
+    sim.post_result(sender=1)
+    expect("RoundsChallengeOpen", lambda: fed.finalize(r), round=r)
+    expect("RoundsUnauthorized", lambda: hh.transact(fed.rounds.functions.voidResult(r, outsider)))
+    # A policy with threshold above participants cannot be deployed.
+    expect("RoundsBadPolicy", lambda: hh.deploy(
+        "FedRounds", hh.account(0).address, fed.registry.address, fed.ledger.address,
+        (3, 4, 1, 1, 1, 1, 1, 1, 0, 0), bytes(32)))
+    # Fewer eligible peers than the threshold.
+    fed2, cfg2 = setup_federation(hh, peers=2, policy=Policy(participants=5, threshold=3))
+    expect("RoundsNotEnoughEligible", lambda: RoundSim(fed2, cfg2), eligible=2, needed=3)
+
+
+def test_round_failed_event_names_the_reason(hh: Chain) -> None:
+    fed, cfg = setup_federation(hh, peers=5)
+    sim = RoundSim(fed, cfg)
+    sim.keys(drop={0, 1, 2})
+    start = hh.block_number
+    sim.run_to(Phase.FAILED)
+    assert fed.events("FedRounds", "RoundFailed", start)[0].args["reason"] == 1
+
+
+# -- fraud proofs -------------------------------------------------------------------
+
+def test_fraud_errors_and_events(hh: Chain) -> None:
+    fed, cfg = setup_federation(hh, peers=5)
+    fed.register(sender=7, stake=STAKE)
+    sim = RoundSim(fed, cfg)
+    sim.keys()
+    sim.shares()
+    sim.commit(drop={2})
+    sim.run_to(Phase.REVEAL)
+    sim.reveal()
+    r = sim.round_id
+    wrong = sim.true_sum().copy()
+    wrong[0] += 1
+    sim.post_result(sender=sim.peers[0].address, result=wrong)
+    seeds = sim.posted_seeds
+    pair = next(i for i, (_, v, _) in enumerate(seeds) if v != 0xFFFF)
+    u, v, _ = seeds[pair]
+    good = sim.share_proofs(seeds[0][0], 0)
+    expect("FraudSeedsMismatch", lambda: fed.challenge_seed(r, seed_index=0, seeds=[], shares=good,
+                                                            sender=8))
+    expect("FraudBadIndex", lambda: fed.challenge_seed(r, seed_index=len(seeds), seeds=seeds,
+                                                       shares=good, sender=8))
+    expect("FraudTooFewShares", lambda: fed.challenge_seed(r, seed_index=0, seeds=seeds,
+                                                           shares=good[:1], sender=8))
+    forged = [ShareProof(s.holder, s.value ^ 1, s.proof) for s in good]
+    expect("FraudBadShare", lambda: fed.challenge_seed(r, seed_index=0, seeds=seeds,
+                                                       shares=forged, sender=8), i=0)
+    dup = [good[0], good[0], good[1]]
+    expect("ShamirBadPoints", lambda: fed.challenge_seed(r, seed_index=0, seeds=seeds, shares=dup,
+                                                         sender=8))
+    expect("FraudBadKeys", lambda: fed.challenge_seed(
+        r, seed_index=pair, seeds=seeds, shares=sim.share_proofs(v, 1), enc_pk=bytes(32),
+        mask_pk=bytes(32), sender=8))
+    expect("FraudNotProven", lambda: fed.challenge_seed(r, seed_index=0, seeds=seeds, shares=good,
+                                                        sender=8), round=r)
+    args = sim.chunk_proof_args(0)
+    expect("FraudBadMembers", lambda: fed.challenge_chunk(r, **{**args, "members": args["members"][1:]},
+                                                          sender=8))
+    bad_member = [type(m)(m.index, bytes(32), m.chunks_root, m.weight, m.chunk, m.proof)
+                  for m in args["members"]]
+    expect("FraudBadChunk", lambda: fed.challenge_chunk(r, **{**args, "members": bad_member},
+                                                        sender=8), i=0)
+    expect("FraudBadResultChunk", lambda: fed.challenge_chunk(
+        r, **{**args, "result_chunk": args["result_chunk"][:-32]}, sender=8))
+    ev = emitted(fed, fed.challenge_chunk(r, **args, sender=8))
+    assert ev["FraudProven"] == {"round": r, "challenger": hh.account(8).address, "kind": 2,
+                                 "detail": 0}
+    assert ev["ResultVoided"]["aggregator"] == sim.peers[0].address
+
+
+# -- completeness -----------------------------------------------------------------
+
+def test_every_error_and_event_has_an_example() -> None:
+    src = Path(__file__).read_text()
+    named = set(re.findall(r'"([A-Z][A-Za-z]+)"', src))
+    declared: set[str] = set()
+    for name in ("PeerRegistry", "PrivacyLedger", "FedRounds", "FraudProofs"):
+        for item in load_artifacts()[name].abi:
+            if item["type"] in ("error", "event"):
+                declared.add(item["name"])
+    missing = sorted(declared - named)
+    assert not missing, f"no example test names: {missing}"
