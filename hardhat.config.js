@@ -27,6 +27,13 @@ export default defineConfig({
       },
     },
   },
+  test: {
+    solidity: {
+      // Pinned seed: runs are reproducible. CI (CI=true) raises the counts.
+      fuzz: { runs: process.env.CI ? 1024 : 256, seed: "0x6665646c6564676572" },
+      invariant: { runs: process.env.CI ? 128 : 64, depth: 120 },
+    },
+  },
   paths: {
     sources: "./contracts",
     tests: { mocha: "./tests/contracts", solidity: "./contracts/test" },

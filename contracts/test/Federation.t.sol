@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {TestBase} from "./TestBase.sol";
+import {IFedRounds} from "../interfaces/IFedRounds.sol";
+import {IPeerRegistry} from "../interfaces/IPeerRegistry.sol";
+import {FedRounds} from "../FedRounds.sol";
+import {PeerRegistry} from "../PeerRegistry.sol";
+import {PrivacyLedger} from "../PrivacyLedger.sol";
+
+/// @notice Drives the registry, ledger and rounds contracts with random
+///         sequences of actions by eight actors, and keeps ghost variables
+///         for the invariants in {FederationInvariants}. It also stands in
+///         for the fraud-proof contract, so `voidResult` (the slashing path)
+///         is exercised without crafting proofs (those have their own tests).
+contract FederationHandler is TestBase {
+    uint96 public constant STAKE = 1 ether;
+    uint96 public constant BOND = 0.5 ether;
+    uint64 public constant CAP = 1_000_000; // micro-ε: room for one round of config 1 (0.73), not two (1.23)
+    uint256 public constant ACTORS = 8;
+
+    PeerRegistry public registry;
+    PrivacyLedger public ledger;
+    FedRounds public rounds;
+    address[] public actors;
+
+    uint256 public ghostDeposited;
+    uint256 public ghostCommitsTotal;
+    uint256 public ghostRoundsFinal;
+    uint256 public ghostPaidOut;
+    uint256 public maxCommitsPerPeerRound;
+    bool public phaseWentBack;
+    mapping(uint256 round => mapping(address peer => uint256 count)) public ghostCommits;
+    mapping(uint256 round => uint256 rank) public ghostRank;
+    mapping(address actor => uint256 index) private _actorIndex;
+
+    constructor() {
+        vm.deal(address(this), 1_000 ether);
+        registry = new PeerRegistry(address(this), STAKE, 5);
+        ledger = new PrivacyLedger(
+            address(this), CAP, 10_000_000, [uint32(10126632), 4801692, 2252729, 1214110, 733718, 396981, 227839]
+        );
+        IFedRounds.Policy memory pol = IFedRounds.Policy({
+            participants: 5,
+            threshold: 3,
+            keysBlocks: 8,
+            sharesBlocks: 8,
+            commitBlocks: 8,
+            revealBlocks: 8,
+            aggregateBlocks: 8,
+            challengeBlocks: 4,
+            challengerRewardBps: 3000,
+            bond: BOND
+        });
+        rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(uint256(1)));
+        rounds.setFraudProofs(address(this));
+        ledger.setCharger(address(rounds));
+        registry.setSlasher(address(rounds));
+        ledger.registerConfig(1, 50_000, 1_000, 10, [uint32(900_000), 700_000, 600_000, 500_000, 500_000, 500_000, 500_000]);
+        for (uint256 i = 0; i < ACTORS; ++i) {
+            address actor = address(uint160(0xA11CE + i));
+            actors.push(actor);
+            _actorIndex[actor] = i;
+            vm.deal(actor, 100 ether); // a pranked call pays its value from the actor
+        }
+    }
+
+    receive() external payable {}
+
+    function _actor(uint256 seed) private view returns (address) {
+        return actors[seed % ACTORS];
+    }
+
+    function _round() private view returns (uint256) {
+        return rounds.currentRound();
+    }
+
+    function _track() private {
+        uint256 r = _round();
+        if (r == 0) return;
+        IFedRounds.RoundView memory v = rounds.roundInfo(r);
+        uint256 rank = uint256(v.attempt) * 16 + uint256(v.phase);
+        if (rank < ghostRank[r]) phaseWentBack = true;
+        ghostRank[r] = rank;
+    }
+
+    // ------------------------------------------------------------------ actions
+
+    function register(uint256 a) external {
+        address who = _actor(a);
+        vm.prank(who);
+        try registry.register{value: STAKE}(1, 7, bytes32(a)) {
+            ghostDeposited += STAKE;
+        } catch {}
+        _track();
+    }
+
+    function leave(uint256 a) external {
+        // Keep a quorum: leaving is only tried while more than six peers are registered.
+        if (registry.peers().length <= 6) return;
+        vm.prank(_actor(a));
+        try registry.requestLeave() {} catch {}
+        _track();
+    }
+
+    function withdrawStake(uint256 a) external {
+        address who = _actor(a);
+        uint256 stake = registry.peerInfo(who).stake;
+        vm.prank(who);
+        try registry.withdraw() {
+            ghostPaidOut += stake;
+        } catch {}
+    }
+
+    function open() external {
+        try rounds.openRound(1, IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16})) {} catch {}
+        _track();
+    }
+
+    function keys(uint256 a) external {
+        uint256 r = _round(); // before the prank: it applies to the next call
+        vm.prank(_actor(a));
+        try rounds.postKeys(r, bytes32(a), bytes32(a + 1)) {} catch {}
+        _track();
+    }
+
+    function shares(uint256 a) external {
+        uint256 r = _round();
+        vm.prank(_actor(a));
+        try rounds.postShares(r, bytes32(a), bytes32(a + 2)) {} catch {}
+        _track();
+    }
+
+    function commit(uint256 a, uint64 weight) external {
+        address who = _actor(a);
+        uint256 r = _round();
+        vm.prank(who);
+        try rounds.commit(r, bytes32(a), bytes32(a + 3), weight % 1000 + 1, 1) {
+            ghostCommitsTotal += 1;
+            uint256 c = ++ghostCommits[r][who];
+            if (c > maxCommitsPerPeerRound) maxCommitsPerPeerRound = c;
+        } catch {}
+        _track();
+    }
+
+    function reveal(uint256 a) external {
+        address who = _actor(a);
+        uint256 r = _round();
+        address[] memory list = rounds.participantsOf(r);
+        uint256 self = (rounds.statusOf(r, who) & 0xFFFF);
+        uint256 m = 0;
+        uint16[] memory tmp = new uint16[](list.length);
+        for (uint256 i = 0; i < list.length; ++i) {
+            if (i + 1 != self && rounds.statusOf(r, list[i]) & (1 << 17) != 0) tmp[m++] = uint16(i);
+        }
+        uint16[] memory dealers = new uint16[](m);
+        uint256[] memory vals = new uint256[](m);
+        for (uint256 i = 0; i < m; ++i) {
+            dealers[i] = tmp[i];
+            vals[i] = a + i;
+        }
+        vm.prank(who);
+        try rounds.reveal(r, dealers, vals) {} catch {}
+        _track();
+    }
+
+    function postResult(uint256 a) external {
+        uint256 r = _round();
+        IFedRounds.Seed[] memory seeds = new IFedRounds.Seed[](0);
+        vm.prank(_actor(a));
+        try rounds.postResult{value: BOND}(r, bytes32(a), bytes32(a + 1), bytes32(a + 2), seeds) {
+            ghostDeposited += BOND;
+        } catch {}
+        _track();
+    }
+
+    /// @dev Stands in for a proven fraud (this handler is the fraud-proof contract).
+    function proveFraud(uint256 a) external {
+        try rounds.voidResult(_round(), _actor(a)) {} catch {}
+        _track();
+    }
+
+    function roll(uint8 blocks) external {
+        vm.roll(block.number + uint256(blocks % 12) + 1);
+        try rounds.advance(_round()) {} catch {}
+        _track();
+    }
+
+    function finalize() external {
+        try rounds.finalize(_round()) {} catch {}
+        _track();
+    }
+
+    function withdrawRewards(uint256 a) external {
+        address who = _actor(a);
+        uint256 amount = rounds.withdrawable(who);
+        vm.prank(who);
+        try rounds.withdraw() {
+            ghostPaidOut += amount;
+        } catch {}
+    }
+
+    /// @dev Eight steps of whatever the current phase needs (keys, shares,
+    ///      commit, reveal, a result, letting a deadline pass, opening the
+    ///      next round), so random sequences reach deep states: later rounds,
+    ///      exhausted budgets, refunds, slashes.
+    function progress(uint256 a, uint64 weight) external {
+        for (uint256 j = 0; j < 8; ++j) {
+            _step(uint256(keccak256(abi.encode(a, j))), weight);
+        }
+    }
+
+    function _step(uint256 a, uint64 weight) private {
+        uint256 r = _round();
+        if (r == 0) {
+            for (uint256 i = 0; i < ACTORS; ++i) this.register(i);
+            this.open();
+            return;
+        }
+        IFedRounds.Phase ph = rounds.roundInfo(r).phase;
+        address[] memory list = rounds.participantsOf(r);
+        uint256 who = a;
+        // Mostly act as a participant (productive steps); sometimes as anyone.
+        if (a % 8 != 0 && list.length > 0) who = _actorIndex[list[(a >> 16) % list.length]];
+        a = who;
+        if (uint256(keccak256(abi.encode(a, r, ph))) % 10 == 0) this.roll(uint8(a >> 8)); // deadlines pass too
+        else if (ph == IFedRounds.Phase.Keys) this.keys(a);
+        else if (ph == IFedRounds.Phase.Shares) this.shares(a);
+        else if (ph == IFedRounds.Phase.Commit) this.commit(a, weight);
+        else if (ph == IFedRounds.Phase.Reveal) this.reveal(a);
+        else if (ph == IFedRounds.Phase.Aggregate) this.postResult(a);
+        else if (ph == IFedRounds.Phase.Challenge) this.roll(uint8(a));
+        else this.open();
+    }
+
+    // ------------------------------------------------------------------ views
+
+    function actorCount() external pure returns (uint256) {
+        return ACTORS;
+    }
+
+    /// @dev Σ withdrawable over everyone who can have a balance.
+    function owedByRounds() external view returns (uint256 sum) {
+        for (uint256 i = 0; i < ACTORS; ++i) {
+            sum += rounds.withdrawable(actors[i]);
+        }
+        uint256 r = rounds.currentRound();
+        if (r != 0 && rounds.roundInfo(r).phase == IFedRounds.Phase.Challenge) sum += rounds.resultOf(r).bond;
+        sum += rounds.slashedPool();
+    }
+}
+
+/// @notice Invariants with ghost variables (Solady-style), over random action
+///         sequences of {FederationHandler}.
+contract FederationInvariants is TestBase {
+    FederationHandler internal h;
+
+    function setUp() public {
+        h = new FederationHandler();
+        targetContract(address(h));
+    }
+
+    /// @notice A peer's cumulative ε never exceeds its cap.
+    function invariant_epsilonNeverExceedsCap() public view {
+        for (uint256 i = 0; i < h.actorCount(); ++i) {
+            assertLe(h.ledger().epsilonOf(h.actors(i)), h.CAP(), "epsilon above cap");
+        }
+    }
+
+    /// @notice At most one commitment per peer per round.
+    function invariant_oneCommitmentPerPeerPerRound() public view {
+        assertLe(h.maxCommitsPerPeerRound(), 1, "double commit");
+    }
+
+    /// @notice Phases only move forward (a voided result re-opens aggregation
+    ///         under a higher attempt number, so (attempt, phase) still grows).
+    function invariant_phasesOnlyAdvance() public view {
+        assertTrue(!h.phaseWentBack(), "phase went back");
+    }
+
+    /// @notice Stakes and bonds are conserved: what went in is held or was paid out.
+    function invariant_valueConserved() public view {
+        PeerRegistry reg = h.registry();
+        FedRounds rnd = h.rounds();
+        assertEq(address(reg).balance, reg.totalStaked(), "registry holds the stakes");
+        assertEq(address(rnd).balance, h.owedByRounds(), "rounds holds bonds + owed + slashed");
+        assertEq(h.ghostDeposited(), address(reg).balance + address(rnd).balance + h.ghostPaidOut(), "in == held + out");
+    }
+}
+
+/// @notice Fuzzed examples of single rules.
+contract FederationFuzz is TestBase {
+    FederationHandler internal h;
+
+    function setUp() public {
+        h = new FederationHandler();
+    }
+
+    /// @dev Any stake below the minimum is refused with the named error.
+    function testFuzz_stakeBelowMinimumReverts(uint96 stake) public {
+        stake = stake % h.STAKE();
+        vm.deal(address(this), stake);
+        PeerRegistry reg = h.registry();
+        vm.expectRevert(abi.encodeWithSelector(IPeerRegistry.RegistryStakeTooLow.selector, uint256(stake), uint256(h.STAKE())));
+        reg.register{value: stake}(1, 7, bytes32(0));
+    }
+
+    /// @dev Modalities outside text|image|behaviour are refused.
+    function testFuzz_badModalitiesRevert(uint8 m) public {
+        vm.assume(m == 0 || m > 7);
+        PeerRegistry reg = h.registry();
+        vm.deal(address(this), 1 ether);
+        vm.expectRevert(abi.encodeWithSelector(IPeerRegistry.RegistryBadModalities.selector, m));
+        reg.register{value: 1 ether}(1, m, bytes32(0));
+    }
+}
+
+/// @notice The handler reaches deep states; otherwise the invariants above
+///         would hold vacuously.
+contract FederationHandlerReach is TestBase {
+    function test_progressReachesBudgetExhaustion() public {
+        FederationHandler h = new FederationHandler();
+        for (uint256 i = 0; i < 50; ++i) {
+            h.progress(i * 7 + 3, uint64(i));
+        }
+        assertTrue(h.rounds().currentRound() >= 3, "several rounds");
+        assertTrue(h.ghostCommitsTotal() >= 10, "commits happened");
+        // Every actor has been charged up to where one more round would pass the cap.
+        uint256 exhausted = 0;
+        for (uint256 i = 0; i < h.actorCount(); ++i) {
+            if (!h.ledger().canAfford(h.actors(i), 1)) exhausted++;
+        }
+        assertTrue(exhausted > 0, "some budget exhausted");
+    }
+}

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+/// @notice The cheatcodes our Solidity tests use (Hardhat 3 / EDR implements
+///         Foundry's cheatcode interface at the well-known address).
+interface Vm {
+    function prank(address sender) external;
+    function startPrank(address sender) external;
+    function stopPrank() external;
+    function roll(uint256 blockNumber) external;
+    function deal(address account, uint256 balance) external;
+    function assume(bool condition) external pure;
+    function expectRevert(bytes4 selector) external;
+    function expectRevert(bytes calldata revertData) external;
+}
+
+/// @notice Minimal test base: cheatcodes, assertions and invariant targets.
+abstract contract TestBase {
+    Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
+
+    address[] private _targets;
+
+    function targetContract(address target) internal {
+        _targets.push(target);
+    }
+
+    /// @dev Read by the invariant runner to pick which contracts to call.
+    function targetContracts() public view returns (address[] memory) {
+        return _targets;
+    }
+
+    function assertEq(uint256 a, uint256 b, string memory why) internal pure {
+        if (a != b) revert(string.concat(why, ": ", _str(a), " != ", _str(b)));
+    }
+
+    function assertLe(uint256 a, uint256 b, string memory why) internal pure {
+        if (a > b) revert(string.concat(why, ": ", _str(a), " > ", _str(b)));
+    }
+
+    function assertTrue(bool c, string memory why) internal pure {
+        if (!c) revert(why);
+    }
+
+    function _str(uint256 v) private pure returns (string memory) {
+        if (v == 0) return "0";
+        bytes memory b;
+        while (v != 0) {
+            b = abi.encodePacked(bytes1(uint8(48 + v % 10)), b);
+            v /= 10;
+        }
+        return string(b);
+    }
+}
