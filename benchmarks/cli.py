@@ -44,3 +44,48 @@ def chain_logs(blocks: str, out: Path | None, as_json: bool) -> None:
                      f"filter {r['filter_query_s']:.3f} s ({r['filter_vs_narrow']}x), "
                      f"full {r['full_query_s']:.3f} s ({r['full_vs_narrow']}x)")
     stdout.print(f"written to {path}")
+
+
+@bench.command("gas")
+@click.option("--sizes", default="10,20,50", show_default=True,
+              help="Comma-separated participant counts.")
+@click.option("--backend", type=click.Choice(["anvil", "hardhat", "embedded"]), default="anvil",
+              show_default=True, help="Chain to measure on.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@json_option
+def gas(sizes: str, backend: str, out: Path | None, as_json: bool) -> None:
+    """Gas per contract function for rounds of n participants (and both fraud proofs)."""
+    from coordinator import ConfigError
+
+    from . import gas as mod
+    from ._common import write_json
+
+    try:
+        ns = tuple(int(s) for s in sizes.split(","))
+    except ValueError:
+        raise ConfigError(f"--sizes {sizes!r} must be comma-separated integers") from None
+    if any(n < 3 or n > 200 for n in ns):
+        raise ConfigError("--sizes values must be between 3 and 200 participants")
+    with stderr.status(f"running rounds of {sizes} participants on {backend}"):
+        data = mod.run(ns, backend=backend)
+    path = write_json("gas", data, out)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"gas per function ({backend})")
+    cols = ["register", "open", "keys", "shares", "commit", "reveal", "post_result", "finalize",
+            "seed_proof_self", "seed_proof_pair", "chunk_proof"]
+    table.add_column("n")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for r in data["rows"]:
+        cells = [r[c]["median"] if isinstance(r[c], dict) else r[c] for c in cols]
+        table.add_row(str(r["n"]), *[f"{v:,}" for v in cells])
+    stdout.print(table)
+    t = data["targets"]
+    stdout.print(f"commit max {t['commit_max']:,} (target ≤ {t['commit_target']:,}); "
+                 f"largest proof {t['proof_max']:,} (target ≤ {t['proof_target']:,})")
+    stdout.print(f"commit median vs vector length {data['commit_vs_model_size']}")
+    stdout.print(f"written to {path}")

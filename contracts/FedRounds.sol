@@ -13,14 +13,18 @@ import {IPrivacyLedger} from "./interfaces/IPrivacyLedger.sol";
 ///             deadline:64 | attempt:8                      (216 bits)
 ///      slot 1: vectorLength:32 | chunkElems:16 | fracBits:8 | weightSum:64 | openedBlock:64
 ///      slot 2: adapterCid; slot 3: seed.
-///      Per (round, peer) a packed status word (index+1, step flags) that is
-///      written non-zero at selection, so later flag writes are cheap.
+///      Per (round, peer) a packed status word — index+1 (bits 0-15), step
+///      flags (16-19) and the top 224 bits of the commitment (32-255) —
+///      written non-zero at selection, so later writes are cheap.
 ///      Value held = Σ active bonds + Σ withdrawable + slashedPool.
 contract FedRounds is IFedRounds {
     uint256 private constant F_KEYS = 1 << 16;
     uint256 private constant F_SHARES = 1 << 17;
     uint256 private constant F_COMMITTED = 1 << 18;
     uint256 private constant F_REVEALED = 1 << 19;
+    /// @dev Bits 0-31 of a status word: index+1 and step flags; bits 32-255
+    ///      hold the top 224 bits of the peer's commitment once it committed.
+    uint256 private constant LOW = 0xFFFFFFFF;
     uint16 private constant SELF = 0xFFFF;
     bytes32 private constant COMMIT_DOMAIN = keccak256("fedledger.commit.v1");
     bytes32 private constant KEYS_DOMAIN = keccak256("fedledger.keys.v1");
@@ -64,7 +68,6 @@ contract FedRounds is IFedRounds {
     mapping(uint256 round => mapping(address peer => uint256 status)) private _status;
     mapping(uint256 round => mapping(address peer => bytes32 keysHash)) private _keys;
     mapping(uint256 round => mapping(address peer => bytes32 root)) private _shareRoots;
-    mapping(uint256 round => mapping(address peer => bytes32 commitment)) private _commits;
     mapping(address account => uint256 amount) public override withdrawable;
 
     constructor(
@@ -191,9 +194,11 @@ contract FedRounds is IFedRounds {
         if (st & F_SHARES == 0) revert RoundsMissedStep(round, msg.sender);
         if (dpConfig != r.dpConfig) revert RoundsWrongDPConfig(dpConfig, r.dpConfig);
         if (weight == 0) revert RoundsZeroWeight();
-        _status[round][msg.sender] = st | F_COMMITTED;
         bytes32 c = commitmentHash(round, msg.sender, cidDigest, chunksRoot, weight, dpConfig);
-        _commits[round][msg.sender] = c;
+        // The commitment shares the status slot (already non-zero since
+        // selection): one warm rewrite instead of a fresh slot, which keeps
+        // commit gas low and constant. 224 bits stay collision-resistant.
+        _status[round][msg.sender] = (st & LOW) | F_COMMITTED | (uint256(c) & ~LOW);
         r.weightSum += weight;
         emit UpdateCommitted(round, msg.sender, cidDigest, chunksRoot, weight, dpConfig, c);
         if (++r.nCommits == r.nShares) _advance(round, r);
@@ -437,7 +442,7 @@ contract FedRounds is IFedRounds {
 
     /// @inheritdoc IFedRounds
     function commitHashOf(uint256 round, address peer) external view override returns (bytes32) {
-        return _commits[round][peer];
+        return bytes32(_status[round][peer] & ~LOW);
     }
 
     /// @inheritdoc IFedRounds

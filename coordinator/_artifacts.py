@@ -34,6 +34,10 @@ class Artifact:
     deployed_bytecode: bytes
 
 
+def _is_test_source(rel: str) -> bool:
+    return rel.startswith("contracts/test/") or rel.endswith(".t.sol")
+
+
 def contract_sources(root: Path | None = None) -> dict[str, str]:
     """Every deployable Solidity source: relative path -> text.
 
@@ -44,7 +48,7 @@ def contract_sources(root: Path | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
     for path in sorted((base / "contracts").rglob("*.sol")):
         rel = path.relative_to(base).as_posix()
-        if rel.startswith("contracts/test/") or rel.endswith(".t.sol"):
+        if _is_test_source(rel):
             continue
         out[rel] = path.read_text()
     return out
@@ -59,15 +63,36 @@ def source_hash(root: Path | None = None) -> str:
 
 
 def _built_sources(artifacts: Path) -> dict[str, str]:
-    built: dict[str, str] = {}
+    """Each source as compiled into its own artifacts.
+
+    A source's content is read from the build-info its artifacts name. Other
+    build-infos may hold older copies: Hardhat compiles Solidity tests
+    separately, with the contracts they import, and keeps that build-info
+    until the tests are compiled again.
+    """
+    own: dict[str, str] = {}  # source -> build id of its artifacts
+    for path in (artifacts / "contracts").rglob("*.json"):
+        try:
+            data = json.loads(path.read_text())
+            own.setdefault(data["sourceName"], data["buildInfoId"])
+        except (KeyError, json.JSONDecodeError):
+            continue
+    inputs: dict[str, dict[str, str]] = {}
     for info in (artifacts / "build-info").glob("*.json"):
         if info.name.endswith(".output.json"):
             continue
         data = json.loads(info.read_text())
-        for name, src in data["input"]["sources"].items():
-            rel = name.removeprefix(SOURCE_PREFIX)
-            if "content" in src:
-                built[rel] = src["content"]
+        inputs[info.stem] = {
+            name.removeprefix(SOURCE_PREFIX): src["content"]
+            for name, src in data["input"]["sources"].items() if "content" in src
+        }
+    built: dict[str, str] = {}
+    for rel, build_id in own.items():
+        if rel in inputs.get(build_id, {}):
+            built[rel] = inputs[build_id][rel]
+    for sources in inputs.values():  # sources that made no artifact of their own
+        for rel, text in sources.items():
+            built.setdefault(rel, text)
     return built
 
 
@@ -94,7 +119,7 @@ def _load_all(artifacts_dir: str) -> dict[str, Artifact]:
         if path.name.endswith(".dbg.json"):
             continue
         data = json.loads(path.read_text())
-        if "contractName" not in data:
+        if "contractName" not in data or _is_test_source(data.get("sourceName", "")):
             continue
         name = data["contractName"]
         if name in out:

@@ -26,6 +26,7 @@ from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
+from eth_hash.auto import keccak
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.abi import function_signature_to_4byte_selector
@@ -154,13 +155,17 @@ class Chain:
         # Prefer the data the failed estimate/send carried: a replay at
         # "latest" runs one block earlier than the pending transaction did,
         # and deadline checks can differ between the two.
+        text = str(exc) if exc is not None else ""
+        if "insufficient funds" in text.lower():
+            raise ChainError(f"account {tx.get('from')} has too little ether for gas and value",
+                             hint="fund the account, or use another --keystore") from exc
         data = _exception_revert_data(exc) if exc is not None else None
         if data is None:
             data = self._revert_data(tx, block)
         if data is None and exc is None:
             return
-        if data is None:
-            raise ChainError(f"transaction failed: {exc}") from exc
+        if data is None or (not data and exc is not None and "revert" not in text.lower()):
+            raise ChainError(f"transaction failed: {text or 'no reason given'}") from exc
         raise self.decoder.decode(data) from exc
 
     # -- transactions -------------------------------------------------------
@@ -265,6 +270,17 @@ class Chain:
         ranges narrow because eth-tester's log scan is linear in chain length."""
         ev = getattr(contract.events, event)
         return list(ev.get_logs(from_block=from_block, to_block=to_block or "latest"))
+
+    def ensure_accounts(self, count: int, *, fund: int = 10**20) -> None:
+        """Grow the signing accounts to ``count`` (development chains): new
+        keys are derived deterministically and funded from account 0."""
+        i = len(self.accounts)
+        while len(self.accounts) < count:
+            key = keccak(b"fedledger.dev-account" + i.to_bytes(4, "big"))
+            acct: LocalAccount = Account.from_key(key)
+            self.send({"to": acct.address, "value": fund}, sender=0)
+            self.accounts.append(acct)
+            i += 1
 
     @property
     def block_number(self) -> int:

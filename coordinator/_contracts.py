@@ -297,7 +297,7 @@ class Federation:
         """(participant index or None, flags)."""
         st = int(self.chain.call(self.rounds.functions.statusOf(round_id, peer)))
         idx = (st & 0xFFFF) - 1
-        return (idx if idx >= 0 else None), StatusFlag(st & ~0xFFFF)
+        return (idx if idx >= 0 else None), StatusFlag(st & 0xF0000)
 
     def withdrawable(self, account: str) -> int:
         return int(self.chain.call(self.rounds.functions.withdrawable(account)))

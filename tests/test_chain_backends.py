@@ -126,3 +126,19 @@ def test_local_node_stops_cleanly(tmp_path: Path) -> None:
 
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+@pytest.mark.integration
+def test_unfunded_account_gets_a_plain_error(tmp_path: Path) -> None:
+    from coordinator import ChainError
+
+    with LocalNode("anvil", workdir=tmp_path) as node:
+        probe, _ = node.deploy("Probe")
+        broke = Account.create()
+        ks = tmp_path / "broke.json"
+        ks.write_text(json.dumps(Account.encrypt(broke.key, "pw", kdf="pbkdf2", iterations=2048)))
+        chain = RpcChain(node.url, keystores=[ks], passphrase="pw")
+        with pytest.raises(ChainError) as info:
+            chain.transact(chain.contract("Probe", probe.address).functions.set(1))
+        assert "too little ether" in str(info.value)
+        assert not isinstance(info.value, ContractRevertError)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from roundsim import STAKE, RoundSim, setup_federation
+from benchmarks.roundsim import STAKE, RoundSim, setup_federation
 
 from coordinator import Chain, ContractRevertError, LocalNode, load_artifacts
 from coordinator._contracts import Federation, Phase, Policy, ShareProof, deploy_federation

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from roundsim import STAKE, RoundSim, setup_federation
+from benchmarks.roundsim import STAKE, RoundSim, setup_federation
 
 from coordinator import Chain, ContractRevertError
 from coordinator import _encoding as enc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from roundsim import STAKE
+from benchmarks.roundsim import STAKE
 
 from coordinator import Chain, ConfigError, ContractRevertError
 from coordinator._contracts import LedgerPolicy, deploy_federation

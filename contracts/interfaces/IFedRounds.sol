@@ -209,10 +209,12 @@ interface IFedRounds {
     function roundInfo(uint256 round) external view returns (RoundView memory);
     function resultOf(uint256 round) external view returns (ResultView memory);
     function participantsOf(uint256 round) external view returns (address[] memory);
-    /// @notice Packed status: bits 0-15 index+1, bit 16 keys, 17 shares, 18 committed, 19 revealed.
+    /// @notice Packed status: bits 0-15 index+1, bit 16 keys, 17 shares, 18
+    ///         committed, 19 revealed; bits 32-255 the commitment's top 224 bits.
     function statusOf(uint256 round, address peer) external view returns (uint256);
     function keysHashOf(uint256 round, address peer) external view returns (bytes32);
     function shareRootOf(uint256 round, address peer) external view returns (bytes32);
+    /// @notice The top 224 bits of `peer`'s commitment in `round` (low 32 bits zero).
     function commitHashOf(uint256 round, address peer) external view returns (bytes32);
     function commitmentHash(uint256 round, address peer, bytes32 cidDigest, bytes32 chunksRoot, uint64 weight, uint32 dpConfig)
         external

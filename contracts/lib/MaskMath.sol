@@ -83,4 +83,45 @@ library MaskMath {
         }
         w = toLanes(w);
     }
+
+    /// @notice acc[k] += word k of `chunk` (lane form), for every word of acc.
+    /// @dev Hot loop of the chunk proof, in assembly: no bounds checks (acc
+    ///      and chunk lengths are checked by the caller) and no call overhead.
+    function accumulate(uint256[] memory acc, bytes calldata chunk) internal pure {
+        assembly ("memory-safe") {
+            let words := mload(acc)
+            let ptr := add(acc, 0x20)
+            let src := chunk.offset
+            for { let k := 0 } lt(k, words) { k := add(k, 1) } {
+                let w := calldataload(add(src, shl(5, k)))
+                w := or(shr(8, and(w, M8)), shl(8, and(w, not(M8))))
+                w := or(shr(16, and(w, M16)), shl(16, and(w, not(M16))))
+                let q := add(ptr, shl(5, k))
+                let a := mload(q)
+                mstore(q, xor(add(and(a, not(H)), and(w, not(H))), and(xor(a, w), H)))
+            }
+        }
+    }
+
+    /// @notice acc -= PRG(seed) (or += when `plus`) over blocks
+    ///         [firstBlock, firstBlock + acc.length).
+    function applyMask(uint256[] memory acc, bytes32 seed, uint256 firstBlock, bool plus) internal pure {
+        assembly ("memory-safe") {
+            let words := mload(acc)
+            let ptr := add(acc, 0x20)
+            mstore(0x00, seed)
+            for { let k := 0 } lt(k, words) { k := add(k, 1) } {
+                mstore(0x20, add(firstBlock, k))
+                let m := keccak256(0x00, 0x40)
+                m := or(shr(8, and(m, M8)), shl(8, and(m, not(M8))))
+                m := or(shr(16, and(m, M16)), shl(16, and(m, not(M16))))
+                let q := add(ptr, shl(5, k))
+                let a := mload(q)
+                switch plus
+                case 0 { a := xor(sub(or(a, H), and(m, not(H))), and(xor(a, not(m)), H)) }
+                default { a := xor(add(and(a, not(H)), and(m, not(H))), and(xor(a, m), H)) }
+                mstore(q, a)
+            }
+        }
+    }
 }

@@ -1,0 +1,119 @@
+"""Gas per contract function for rounds of n = 10, 20, 50 participants.
+
+Each n runs one full round on a local anvil node (the embedded py-evm chain
+when anvil is missing): registration, open, keys, shares, commit, reveal,
+result, finalize, with one peer dropping after sharing (so pairwise seeds of a
+dropped peer exist), then a wrong result and both fraud proofs against it.
+Commit gas is also measured at two vector lengths to show it does not depend
+on model size.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import numpy as np
+
+from coordinator import connect
+from coordinator import _secagg as sa
+from coordinator._contracts import Phase, Policy
+
+from ._common import machine
+from .roundsim import STAKE, RoundSim, setup_federation
+
+TARGET_COMMIT = 80_000
+TARGET_PROOF = 15_000_000
+
+
+def _policy(n: int) -> Policy:
+    blocks = 4 * n + 20
+    return Policy(participants=n, threshold=(2 * n + 2) // 3, keys_blocks=blocks,
+                  shares_blocks=blocks, commit_blocks=blocks, reveal_blocks=blocks,
+                  aggregate_blocks=blocks, challenge_blocks=3, bond=STAKE)
+
+
+def _stats(values: list[int]) -> dict[str, int]:
+    return {"min": min(values), "median": int(statistics.median(values)), "max": max(values)}
+
+
+def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int) -> dict[str, Any]:
+    with connect(backend) as chain:
+        fed, cfg = setup_federation(chain, peers=n, policy=_policy(n))
+        register = fed.register(sender=n + 1, stake=STAKE).gas_used
+        fed.register(sender=n + 2, stake=STAKE)
+        sim = RoundSim(fed, cfg, vector_length=vector_length, chunk_elems=chunk_elems)
+        gas: dict[str, list[int]] = {k: [] for k in ("keys", "shares", "commit", "reveal")}
+        start = chain.block_number
+        sim.keys()
+        sim.shares()
+        sim.commit(drop={n - 1})
+        sim.run_to(Phase.REVEAL)
+        sim.reveal()
+        for name, event in (("keys", "KeysPosted"), ("shares", "SharesPosted"),
+                            ("commit", "UpdateCommitted"), ("reveal", "SharesRevealed")):
+            for ev in fed.events("FedRounds", event, start):
+                gas[name].append(int(chain.w3.eth.get_transaction_receipt(ev.tx_hash)["gasUsed"]))
+        opened = fed.events("FedRounds", "RoundOpened", 0)[-1]
+        open_gas_used = int(chain.w3.eth.get_transaction_receipt(opened.tx_hash)["gasUsed"])
+
+        wrong = sim.true_sum().copy()
+        wrong[5] += 1
+        liar = sim.peers[0].address
+        post_wrong = sim.post_result(sender=liar, result=wrong).gas_used
+        chunk = fed.challenge_chunk(sim.round_id, **sim.chunk_proof_args(0), sender=n + 2)
+        # Honest re-aggregation with a wrong pairwise seed, then the seed proof.
+        seeds = sim.reconstruct_seeds()
+        pair = next(i for i, (_, v, _) in enumerate(seeds) if v != sa.SELF)
+        u, v, val = seeds[pair]
+        seeds[pair] = (u, v, bytes(32))
+        sim.post_result(sender=sim.peers[1].address, seeds=seeds)
+        seed_pair = fed.challenge_seed(sim.round_id, seed_index=pair, seeds=seeds,
+                                       shares=sim.share_proofs(v, 1),
+                                       enc_pk=sim.peers[u].enc.public,
+                                       mask_pk=sim.peers[u].mask.public, sender=n + 2)
+        seeds = sim.reconstruct_seeds()
+        u0 = seeds[0][0]
+        seeds[0] = (u0, sa.SELF, bytes(32))
+        sim.post_result(sender=sim.peers[2].address, seeds=seeds)
+        seed_self = fed.challenge_seed(sim.round_id, seed_index=0, seeds=seeds,
+                                       shares=sim.share_proofs(u0, 0), sender=n + 2)
+        post_right = sim.post_result(sender=sim.peers[3].address).gas_used
+        info = fed.round_info(sim.round_id)
+        chain.mine(info.deadline - chain.block_number + 1)
+        finalize = fed.finalize(sim.round_id).gas_used
+        assert np.array_equal(sim.posted_result, sim.true_sum())
+        return {
+            "n": n, "t": sim.ctx.t, "survivors": len(sim.u3), "backend": chain.backend,
+            "vector_length": vector_length, "chunk_elems": chunk_elems,
+            "register": register, "open": open_gas_used,
+            "keys": _stats(gas["keys"]), "shares": _stats(gas["shares"]),
+            "commit": _stats(gas["commit"]), "reveal": _stats(gas["reveal"]),
+            "post_result_wrong": post_wrong, "post_result": post_right, "finalize": finalize,
+            "chunk_proof": chunk.gas_used, "seed_proof_self": seed_self.gas_used,
+            "seed_proof_pair": seed_pair.gas_used,
+        }
+
+
+def run(ns: tuple[int, ...] = (10, 20, 50), *, backend: str = "anvil",
+        chunk_elems: int = 1024) -> dict[str, Any]:
+    rows = [measure(n, backend=backend, vector_length=4 * chunk_elems, chunk_elems=chunk_elems)
+            for n in ns]
+    # Commit gas vs model size: same n, 25x longer vector.
+    small = measure(ns[0], backend=backend, vector_length=chunk_elems, chunk_elems=chunk_elems)
+    large = measure(ns[0], backend=backend, vector_length=25 * chunk_elems, chunk_elems=chunk_elems)
+    worst_proof = max(max(r["chunk_proof"], r["seed_proof_pair"], r["seed_proof_self"]) for r in rows)
+    worst_commit = max(r["commit"]["max"] for r in rows)
+    return {
+        "bench": "gas", "machine": machine(), "rows": rows,
+        "commit_vs_model_size": {
+            "vector_length": [small["vector_length"], large["vector_length"]],
+            "commit_median": [small["commit"]["median"], large["commit"]["median"]],
+        },
+        "targets": {
+            "commit_max": worst_commit, "commit_target": TARGET_COMMIT,
+            "commit_ok": worst_commit <= TARGET_COMMIT,
+            "proof_max": worst_proof, "proof_target": TARGET_PROOF,
+            "proof_ok": worst_proof <= TARGET_PROOF,
+        },
+    }
