@@ -29,6 +29,7 @@ export default defineConfig({
   },
   test: {
     solidity: {
+      fsPermissions: { readFile: ["./contracts/test/vectors/encoding.json"] },
       // Pinned seed: runs are reproducible. CI (CI=true) raises the counts.
       fuzz: { runs: process.env.CI ? 1024 : 256, seed: "0x6665646c6564676572" },
       invariant: { runs: process.env.CI ? 128 : 64, depth: 120 },

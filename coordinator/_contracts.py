@@ -211,6 +211,16 @@ class Federation:
     def peers(self) -> list[str]:
         return list(self.chain.call(self.registry.functions.peers()))
 
+    def peer_info(self, peer: str) -> dict[str, Any]:
+        stake, leave, region, modalities, registered, quarantined = self.chain.call(
+            self.registry.functions.peerInfo(peer))
+        return {"stake": int(stake), "leave_block": int(leave), "region": int(region),
+                "modalities": int(modalities), "registered": bool(registered),
+                "quarantined": bool(quarantined)}
+
+    def set_slasher(self, slasher: str, *, sender: Sender | None = None) -> Receipt:
+        return self._tx(self.registry.functions.setSlasher(slasher), sender or self.governor)
+
     def total_staked(self) -> int:
         return int(self.chain.call(self.registry.functions.totalStaked()))
 
@@ -231,6 +241,21 @@ class Federation:
 
     def can_afford(self, peer: str, config_id: int) -> bool:
         return bool(self.chain.call(self.ledger.functions.canAfford(peer, config_id)))
+
+    def epsilon_after_micro(self, peer: str, config_id: int) -> int:
+        return int(self.chain.call(self.ledger.functions.epsilonAfter(peer, config_id)))
+
+    def orders(self) -> tuple[int, ...]:
+        return tuple(self.chain.call(self.ledger.functions.orders()))
+
+    def cap_micro(self) -> int:
+        return int(self.chain.call(self.ledger.functions.capMicro()))
+
+    def delta(self) -> float:
+        return int(self.chain.call(self.ledger.functions.deltaPico())) / 1e12
+
+    def set_charger(self, charger: str, *, sender: Sender | None = None) -> Receipt:
+        return self._tx(self.ledger.functions.setCharger(charger), sender or self.governor)
 
     def conversion(self) -> tuple[int, ...]:
         return tuple(self.chain.call(self.ledger.functions.conversion()))
@@ -298,6 +323,24 @@ class Federation:
         st = int(self.chain.call(self.rounds.functions.statusOf(round_id, peer)))
         idx = (st & 0xFFFF) - 1
         return (idx if idx >= 0 else None), StatusFlag(st & 0xF0000)
+
+    def keys_hash(self, round_id: int, peer: str) -> bytes:
+        return bytes(self.chain.call(self.rounds.functions.keysHashOf(round_id, peer)))
+
+    def share_root(self, round_id: int, peer: str) -> bytes:
+        return bytes(self.chain.call(self.rounds.functions.shareRootOf(round_id, peer)))
+
+    def commit_hash(self, round_id: int, peer: str) -> bytes:
+        """The top 224 bits of the peer's commitment (low 4 bytes zero)."""
+        return bytes(self.chain.call(self.rounds.functions.commitHashOf(round_id, peer)))
+
+    def commitment_hash(self, round_id: int, peer: str, *, cid_digest: bytes, chunks_root: bytes,
+                        weight: int, dp_config: int) -> bytes:
+        return bytes(self.chain.call(self.rounds.functions.commitmentHash(
+            round_id, peer, cid_digest, chunks_root, weight, dp_config)))
+
+    def set_fraud_proofs(self, address: str, *, sender: Sender | None = None) -> Receipt:
+        return self._tx(self.rounds.functions.setFraudProofs(address), sender or self.governor)
 
     def withdrawable(self, account: str) -> int:
         return int(self.chain.call(self.rounds.functions.withdrawable(account)))

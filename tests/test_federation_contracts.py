@@ -278,3 +278,24 @@ def test_reveal_rejects_dealers_outside_u2_and_duplicates(embedded_chain: Chain)
         with pytest.raises(ContractRevertError) as e:
             fed.reveal(sim.round_id, dealers, [1] * len(dealers), sender=p)
         assert e.value.name == "RoundsBadDealer"
+
+
+def test_python_commitment_encoding_matches_the_contract(embedded_chain: Chain) -> None:
+    fed, cfg = setup_federation(embedded_chain)
+    sim = RoundSim(fed, cfg)
+    sim.keys()
+    sim.shares()
+    sim.commit()
+    for p in sim.peers:
+        ours = enc.commitment_hash(chain_id=embedded_chain.chain_id, rounds=fed.rounds.address,
+                                   round_id=sim.round_id, peer=p.address,
+                                   cid_digest=p.cid_digest, chunks_root=p.chunks_root,
+                                   weight=p.weight, dp_config=cfg.config_id)
+        assert ours == fed.commitment_hash(sim.round_id, p.address, cid_digest=p.cid_digest,
+                                           chunks_root=p.chunks_root, weight=p.weight,
+                                           dp_config=cfg.config_id)
+        assert fed.commit_hash(sim.round_id, p.address) == ours[:28] + bytes(4)
+        assert fed.keys_hash(sim.round_id, p.address) == enc.keys_hash(p.enc.public, p.mask.public)
+        assert fed.share_root(sim.round_id, p.address) == p.dealt.root
+    assert fed.orders() == (2, 3, 5, 8, 12, 20, 32)
+    assert fed.peer_info(sim.peers[0].address)["registered"]
