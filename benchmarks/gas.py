@@ -37,7 +37,9 @@ def _stats(values: list[int]) -> dict[str, int]:
     return {"min": min(values), "median": int(statistics.median(values)), "max": max(values)}
 
 
-def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int) -> dict[str, Any]:
+def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
+            dropped: int = 1) -> dict[str, Any]:
+    """One round of ``n`` with ``dropped`` peers leaving after the shares phase."""
     with connect(backend) as chain:
         fed, cfg = setup_federation(chain, peers=n, policy=_policy(n))
         register = fed.register(sender=n + 1, stake=STAKE).gas_used
@@ -47,7 +49,7 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int) -> di
         start = chain.block_number
         sim.keys()
         sim.shares()
-        sim.commit(drop={n - 1})
+        sim.commit(drop=set(range(n - dropped, n)))
         sim.run_to(Phase.REVEAL)
         sim.reveal()
         for name, event in (("keys", "KeysPosted"), ("shares", "SharesPosted"),
@@ -84,7 +86,8 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int) -> di
         finalize = fed.finalize(sim.round_id).gas_used
         assert np.array_equal(sim.posted_result, sim.true_sum())
         return {
-            "n": n, "t": sim.ctx.t, "survivors": len(sim.u3), "backend": chain.backend,
+            "n": n, "t": sim.ctx.t, "survivors": len(sim.u3), "dropped": dropped,
+            "seeds": len(sim.posted_seeds), "backend": chain.backend,
             "vector_length": vector_length, "chunk_elems": chunk_elems,
             "register": register, "open": open_gas_used,
             "keys": _stats(gas["keys"]), "shares": _stats(gas["shares"]),
@@ -96,9 +99,15 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int) -> di
 
 
 def run(ns: tuple[int, ...] = (10, 20, 50), *, backend: str = "anvil",
-        chunk_elems: int = 1024) -> dict[str, Any]:
+        chunk_elems: int = 256) -> dict[str, Any]:
     rows = [measure(n, backend=backend, vector_length=4 * chunk_elems, chunk_elems=chunk_elems)
             for n in ns]
+    # Worst case for the chunk proof: the most dropouts a round survives
+    # (n − t after sharing), so the most pairwise seeds to expand on-chain.
+    big = max(ns)
+    worst = _policy(big).threshold
+    rows.append(measure(big, backend=backend, vector_length=4 * chunk_elems,
+                        chunk_elems=chunk_elems, dropped=big - worst))
     # Commit gas vs model size: same n, 25x longer vector.
     small = measure(ns[0], backend=backend, vector_length=chunk_elems, chunk_elems=chunk_elems)
     large = measure(ns[0], backend=backend, vector_length=25 * chunk_elems, chunk_elems=chunk_elems)

@@ -118,7 +118,7 @@ class RoundSim:
         for v in self.u3:
             if v in drop:
                 continue
-            dealers = [u for u in self.u2 if u != v]
+            dealers = list(self.u2)  # its own self-seed share too
             shares = []
             for u in dealers:
                 dealt = self.peers[u].dealt

@@ -214,12 +214,13 @@ contract FedRounds is IFedRounds {
         if (st & F_REVEALED != 0) revert RoundsAlreadyActed(round, msg.sender);
         if (dealers.length != shares.length) revert RoundsBadDealer(dealers.length);
         address[] storage list = _participants[round];
-        uint256 self = (st & 0xFFFF) - 1;
         uint256 prev = 0;
         for (uint256 i = 0; i < dealers.length; ++i) {
             uint256 d = dealers[i];
-            // Strictly increasing (no duplicates), a participant, not the caller, in U2.
-            if ((i > 0 && d <= prev) || d >= list.length || d == self) revert RoundsBadDealer(i);
+            // Strictly increasing (no duplicates), a participant in U2. The
+            // caller may name itself: its own share of its self-mask seed
+            // counts towards t, so a round with exactly t survivors unmasks.
+            if ((i > 0 && d <= prev) || d >= list.length) revert RoundsBadDealer(i);
             if (_status[round][list[d]] & F_SHARES == 0) revert RoundsBadDealer(i);
             prev = d;
         }

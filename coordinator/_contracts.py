@@ -20,6 +20,7 @@ from web3.contract import Contract
 from ._artifacts import source_hash
 from ._chain import Chain, Receipt
 from ._errors import ConfigError
+from . import _encoding as enc
 from ._privacy import DPConfig, conversion_constants
 
 Sender = int | str | LocalAccount
@@ -261,7 +262,7 @@ class Federation:
         return tuple(self.chain.call(self.ledger.functions.conversion()))
 
     # -- rounds ------------------------------------------------------------------
-    def open_round(self, *, dp_config: int, vector_length: int, chunk_elems: int = 1024,
+    def open_round(self, *, dp_config: int, vector_length: int, chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS,
                    frac_bits: int = 16, sender: Sender | None = None) -> tuple[int, Receipt]:
         fn = self.rounds.functions.openRound(dp_config, (vector_length, chunk_elems, frac_bits))
         rcpt = self._tx(fn, sender or self.governor)

@@ -29,7 +29,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
 
 FIELD_P = 2**256 - 2**32 - 977
-DEFAULT_CHUNK_ELEMS = 1024
+DEFAULT_CHUNK_ELEMS = 256  # 1 KiB; bounds fraud-proof gas, see docs/decisions.md
 SELF_SEED = 0xFFFF  # the `v` of a self-mask seed entry
 
 COMMIT_DOMAIN = keccak(b"fedledger.commit.v1")

@@ -57,7 +57,7 @@ class _SysRandomFrom(random.SystemRandom):
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
 
-    def randrange(self, *args: Any, **kwargs: Any) -> int:  # type: ignore[override]
+    def randrange(self, *args: Any, **kwargs: Any) -> int:
         return self._rng.randrange(*args, **kwargs)
 
 

@@ -187,7 +187,7 @@ def test_round_errors(hh: Chain) -> None:
            lambda: fed.commit(r, cid_digest=bytes(32), chunks_root=bytes(32), weight=1,
                               dp_config=1, sender=p0.address))
     sim.run_to(Phase.REVEAL)
-    expect("RoundsBadDealer", lambda: fed.reveal(r, [0], [1], sender=p0.address))
+    expect("RoundsBadDealer", lambda: fed.reveal(r, [0, 4], [1, 1], sender=p0.address), index=1)
     sim.reveal()
     expect("RoundsBondTooLow", lambda: fed.post_result(
         r, new_adapter_cid=bytes(32), masked_sum_root=bytes(32), result_root=bytes(32), seeds=[],

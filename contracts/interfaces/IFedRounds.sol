@@ -109,7 +109,7 @@ interface IFedRounds {
     error RoundsWrongDPConfig(uint32 given, uint32 expected);
     /// @notice Thrown when a commit has zero weight.
     error RoundsZeroWeight();
-    /// @notice Thrown when a reveal names a dealer that is not in U2, itself, or is out of order.
+    /// @notice Thrown when a reveal names a dealer that is not in U2, or dealers out of order.
     error RoundsBadDealer(uint256 index);
     /// @notice Thrown when the bond sent is below the policy bond.
     error RoundsBondTooLow(uint256 sent, uint256 required);

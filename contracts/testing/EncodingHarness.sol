@@ -63,4 +63,12 @@ contract EncodingHarness {
         X25519.scalarMult(k, u);
         used = g - gasleft();
     }
+
+    /// @notice Gas of expanding and subtracting one PRG stream over `words` words.
+    function maskGas(bytes32 seed, uint256 words) external view returns (uint256 used) {
+        uint256[] memory acc = new uint256[](words);
+        uint256 g = gasleft();
+        MaskMath.applyMask(acc, seed, 0, false);
+        used = g - gasleft();
+    }
 }
