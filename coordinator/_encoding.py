@@ -216,3 +216,38 @@ def scalar_to_int(sk: bytes) -> int:
 
 def int_to_scalar(v: int) -> bytes:
     return v.to_bytes(32, "little")
+
+
+# -- quantization --------------------------------------------------------------
+
+def quantize(x: np.ndarray, *, frac_bits: int, clip: float,
+             rng: np.random.Generator | None = None) -> np.ndarray:
+    """float → fixed point with scale 2^frac_bits → Z_2^32 (two's complement).
+
+    Values are clipped to [−clip, clip] first, then rounded stochastically
+    (unbiased: E[q] = x·2^f) when ``rng`` is given, to nearest otherwise. The
+    caller picks ``clip`` so that a sum over the largest round cannot wrap:
+    n_max · clip · 2^f < 2^31 (see :func:`max_clip`).
+    """
+    if not 0 <= frac_bits <= 30:
+        raise ValueError(f"frac_bits={frac_bits} must be between 0 and 30")
+    if not clip > 0 or clip * 2.0**frac_bits >= 2**31:
+        raise ValueError(f"clip={clip} must be positive and below 2^(31-frac_bits)")
+    v = np.clip(np.asarray(x, dtype=np.float64), -clip, clip) * 2.0**frac_bits
+    if rng is None:
+        q = np.rint(v)
+    else:
+        q = np.floor(v + rng.random(v.shape))
+    return q.astype(np.int64).astype(np.uint32)
+
+
+def dequantize(q: np.ndarray, *, frac_bits: int) -> np.ndarray:
+    """Z_2^32 → signed fixed point → float64."""
+    return np.asarray(q, dtype=np.uint32).view(np.int32).astype(np.float64) / 2.0**frac_bits
+
+
+def max_clip(*, frac_bits: int, participants: int) -> float:
+    """The largest per-element clip for which a sum of ``participants``
+    quantized values never wraps around in Z_2^32 (signed range). Each
+    quantized magnitude is at most clip·2^f + 1 (rounding up by one step)."""
+    return ((2**31 - 1) / participants - 1) / 2.0**frac_bits

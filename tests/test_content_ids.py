@@ -83,3 +83,44 @@ def test_garbage_car_is_a_config_error() -> None:
 def test_chunk_size_is_validated() -> None:
     with pytest.raises(ConfigError, match="chunk size 0"):
         AddOptions(chunk_size=0)
+
+
+# -- quantization (coordinator._encoding) -----------------------------------------
+
+import numpy as np  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+from coordinator import _encoding as enc  # noqa: E402
+
+floats = arrays(np.float64, st.integers(1, 200), elements=st.floats(-4, 4, allow_nan=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=floats, f=st.integers(4, 20), seed=st.integers(0, 2**32))
+def test_quantize_dequantize_error_is_at_most_one_step(x, f, seed) -> None:
+    clip = 4.0
+    if clip * 2**f >= 2**31:
+        return
+    rng = np.random.default_rng(seed)
+    back = enc.dequantize(enc.quantize(x, frac_bits=f, clip=clip, rng=rng), frac_bits=f)
+    assert np.all(np.abs(back - x) <= 2.0**-f + 1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 60), f=st.integers(8, 20), seed=st.integers(0, 2**32))
+def test_sum_of_n_quantized_values_at_max_clip_does_not_wrap(n, f, seed) -> None:
+    clip = enc.max_clip(frac_bits=f, participants=n)
+    rng = np.random.default_rng(seed)
+    xs = [rng.choice([-1.0, 1.0], 16) * clip for _ in range(n)]
+    total = np.zeros(16, dtype=np.uint32)
+    for x in xs:
+        total += enc.quantize(x, frac_bits=f, clip=clip)
+    got = enc.dequantize(total, frac_bits=f)
+    assert np.allclose(got, np.sum(xs, axis=0), atol=n * 2.0**-f)
+
+
+def test_stochastic_rounding_is_unbiased() -> None:
+    rng = np.random.default_rng(1)
+    x = np.full(200_000, 0.3 / 2**8)  # 0.3 of a step at f = 8
+    q = enc.dequantize(enc.quantize(x, frac_bits=8, clip=1.0, rng=rng), frac_bits=8)
+    assert abs(q.mean() - x[0]) < 0.01 * 2**-8
