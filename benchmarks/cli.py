@@ -89,3 +89,26 @@ def gas(sizes: str, backend: str, out: Path | None, as_json: bool) -> None:
                  f"largest proof {t['proof_max']:,} (target ≤ {t['proof_target']:,})")
     stdout.print(f"commit median vs vector length {data['commit_vs_model_size']}")
     stdout.print(f"written to {path}")
+
+
+@bench.command("train")
+@click.option("--encoder", type=click.Choice(["minilm", "tiny"]), default="minilm", show_default=True)
+@click.option("--examples", type=click.IntRange(32), default=1024, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@json_option
+def train(encoder: str, examples: int, out: Path | None, as_json: bool) -> None:
+    """One local round with and without DP: seconds, overhead ratio, peak RSS."""
+    from . import train as mod
+    from ._common import write_json
+
+    with stderr.status(f"training {examples} examples with {encoder}, with and without DP"):
+        data = mod.run(encoder=encoder, examples=examples)
+    path = write_json("train", data, out)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    r = data["rounds"]
+    stdout.print(f"{encoder}, {examples} examples, {data['trainable_parameters']:,} trainable parameters")
+    stdout.print(f"  plain {r['plain']['train_seconds']} s, DP {r['dp']['train_seconds']} s: "
+                 f"overhead {data['dp_overhead']}x (target ≤ {data['targets']['overhead']}x)")
+    stdout.print(f"  peak RSS {data['peak_rss_mib']} MiB; written to {path}")

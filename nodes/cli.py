@@ -1,0 +1,128 @@
+"""`fedledger node`: what a peer operator runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from coordinator import ConfigError
+from coordinator.cli import json_option, stderr, stdout
+
+DEFAULTS: dict[str, Any] = {
+    "data": {"source": "synthetic", "peers": 8, "peer": 0, "examples_per_peer": 256, "seed": 0,
+             "file": ""},
+    "model": {"encoder": "tiny", "lora_r": 8, "max_len": 24, "attention_noise": 0.0, "seed": 0},
+    "train": {"epochs": 1, "batch_size": 32, "lr": 3e-3, "dp": True, "noise_multiplier": 1.0,
+              "target_epsilon": None, "delta": 1e-5, "max_grad_norm": 3.0, "clipping": "flat",
+              "secure_rng": False},
+}
+
+
+def load_config(path: Path | None) -> dict[str, dict[str, Any]]:
+    cfg = {k: dict(v) for k, v in DEFAULTS.items()}
+    if path is None:
+        return cfg
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    for section, values in raw.items():
+        if section not in cfg or not isinstance(values, dict):
+            raise ConfigError(f"{path}: unknown section [{section}]; known: {', '.join(cfg)}")
+        for key, value in values.items():
+            if key not in cfg[section]:
+                raise ConfigError(f"{path}: unknown key {key!r} in [{section}]; "
+                                  f"known: {', '.join(cfg[section])}")
+            cfg[section][key] = value
+    return cfg
+
+
+@click.group()
+def node() -> None:
+    """Peer operator commands: train locally (and, later, run the peer daemon)."""
+
+
+@node.command("train")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="TOML file with [data], [model] and [train] sections.")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Override [train] epochs.")
+@json_option
+def train(config_path: Path | None, epochs: int | None, as_json: bool) -> None:
+    """Train one local round with DP-SGD and print metrics and ε."""
+    import torch
+    from rich.progress import Progress
+
+    from ._data import global_test, load_file, partition
+    from ._eval import utility
+    from ._model import ModelConfig, build_model, parameter_count
+    from ._train import TrainConfig, predict_proba, train_local
+
+    import logging
+    import warnings
+
+    logging.captureWarnings(True)  # our insecure-mode notice goes through logging, once
+    warnings.simplefilter("once")
+    cfg = load_config(config_path)
+    if epochs is not None:
+        cfg["train"]["epochs"] = epochs
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    d = cfg["data"]
+    if d["source"] == "file":
+        if not d["file"]:
+            raise ConfigError("[data] source = 'file' needs file = 'path/to/data.csv'")
+        base = config_path.parent if config_path else Path.cwd()
+        train_ex = load_file(base / d["file"])
+        test_ex = None
+    elif d["source"] == "synthetic":
+        if not 0 <= d["peer"] < d["peers"]:
+            raise ConfigError(f"[data] peer={d['peer']} must be below peers={d['peers']}")
+        pd = partition(d["peers"], examples_per_peer=d["examples_per_peer"], seed=d["seed"])[d["peer"]]
+        train_ex, test_ex = pd.train, pd.test
+    else:
+        raise ConfigError(f"[data] source={d['source']!r} must be 'synthetic' or 'file'")
+    try:
+        model_cfg = ModelConfig(**cfg["model"])
+        train_cfg = TrainConfig(**cfg["train"])
+    except TypeError as exc:
+        raise ConfigError(f"bad configuration: {exc}") from None
+    model = build_model(model_cfg)
+    with Progress(console=stderr, transient=True, disable=not stderr.is_terminal) as progress:
+        task = progress.add_task("training", total=train_cfg.epochs)
+
+        def on_epoch(epoch: int, loss: float) -> None:
+            progress.update(task, advance=1, description=f"epoch {epoch + 1} loss {loss:.3f}")
+
+        res = train_local(model, train_ex, cfg=train_cfg, on_epoch=on_epoch)
+    gt = global_test(512)
+    metrics: dict[str, Any] = {"global": utility(gt.labels, predict_proba(model, gt))}
+    if test_ex is not None:
+        metrics["local"] = utility(test_ex.labels, predict_proba(model, test_ex))
+
+    def finite(x: float) -> float | None:
+        return None if math.isinf(x) else round(x, 4)
+
+    out = {"examples": res.examples, "steps": res.steps, "seconds": round(res.seconds, 2),
+           "loss": round(res.loss, 4), "trainable_parameters": parameter_count(model),
+           "dp": train_cfg.dp, "q": res.sample_rate, "sigma": res.noise_multiplier,
+           "epsilon_rdp": finite(res.epsilon_rdp), "epsilon_prv": finite(res.epsilon_prv),
+           "delta": res.delta, "metrics": metrics}
+    if as_json:
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+        return
+    stdout.print(f"trained {res.examples} examples, {res.steps} steps in {out['seconds']} s "
+                 f"({out['trainable_parameters']:,} trainable parameters)")
+    for where, m in metrics.items():
+        stdout.print(f"  {where}: accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
+                     f"AUC {m['auc']:.3f}")
+    if train_cfg.dp:
+        stdout.print(f"  privacy: ε = {out['epsilon_rdp']} (RDP), {out['epsilon_prv']} (PRV) "
+                     f"at δ = {res.delta}; q = {res.sample_rate:.4f}, σ = {res.noise_multiplier:.3f}")
+    else:
+        stdout.print("  privacy: none (dp = false)")
