@@ -245,3 +245,23 @@ def test_node_train_cli_prints_metrics_and_epsilon(tmp_path) -> None:
                            str(cfg)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "noise_multiplier=-1" in proc.stderr
+
+
+def test_fusing_modalities_beats_any_single_one() -> None:
+    from nodes._data import Examples
+    from nodes._model import FEATURE_MEAN
+
+    def only(ex: Examples, keep: str) -> Examples:
+        feats = ex.features if keep in ("behaviour", "all") else np.tile(
+            np.asarray(FEATURE_MEAN, np.float32), (len(ex), 1))
+        out = ex.without(text=keep not in ("text", "all"), image=keep not in ("image", "all"))
+        return Examples(out.texts, out.images, feats, out.labels, out.has_text, out.has_image)
+
+    tr, te = generate(1536, seed=31), global_test(768, seed=5)
+    acc = {}
+    for keep in ("text", "image", "behaviour", "all"):
+        m = build_model(ModelConfig())
+        train_local(m, only(tr, keep), cfg=TrainConfig(dp=False, epochs=5, batch_size=64))
+        acc[keep] = utility(te.labels, predict_proba(m, only(te, keep)))["accuracy"]
+    assert acc["all"] > max(acc["text"], acc["image"], acc["behaviour"]) + 0.02, acc
+    assert min(acc["text"], acc["image"], acc["behaviour"]) > 0.5, acc
