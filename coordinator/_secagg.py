@@ -155,3 +155,46 @@ def sum_vectors(vectors: Iterable[np.ndarray]) -> np.ndarray:
     if total is None:
         raise ValueError("no vectors to sum")
     return total
+
+
+# -- share bundles (NaCl Box between per-round X25519 encryption keys) ------------
+
+def _box_plaintext(round_id: int, dealer: int, holder: int, b_share: int, k_share: int) -> bytes:
+    return (round_id.to_bytes(8, "big") + dealer.to_bytes(2, "big") + holder.to_bytes(2, "big")
+            + b_share.to_bytes(32, "big") + k_share.to_bytes(32, "big"))
+
+
+def seal_bundle(ctx: RoundContext, *, dealer: int, dealt: DealtShares, enc: X25519Pair,
+                holder_keys: Mapping[int, bytes]) -> bytes:
+    """The encoded :class:`ShareBundle` of ``dealer`` for the holders in ``holder_keys``
+    (holder index → its per-round encryption public key)."""
+    from nacl.public import Box, PrivateKey, PublicKey
+
+    from ._wire import ShareBundle
+
+    sk = PrivateKey(enc.secret)
+    boxes = []
+    for h in sorted(holder_keys):
+        b_share, k_share = dealt.shares[h]
+        box = Box(sk, PublicKey(holder_keys[h]))
+        boxes.append((h, bytes(box.encrypt(_box_plaintext(ctx.round_id, dealer, h, b_share, k_share)))))
+    return ShareBundle(ctx.round_id, dealer, dealt.leaves, tuple(boxes)).to_bytes()
+
+
+def open_box(ctx: RoundContext, *, dealer: int, holder: int, box: bytes, holder_enc: X25519Pair,
+             dealer_enc_pk: bytes) -> tuple[int, int]:
+    """Decrypt the holder's two shares from a dealer's bundle; checks that the
+    box was made for this round, dealer and holder (no replay across them)."""
+    from nacl.exceptions import CryptoError
+    from nacl.public import Box, PrivateKey, PublicKey
+
+    from ._errors import ConfigError
+
+    try:
+        plain = Box(PrivateKey(holder_enc.secret), PublicKey(dealer_enc_pk)).decrypt(box)
+    except CryptoError:
+        raise ConfigError(f"share box from dealer {dealer} does not decrypt for holder {holder}") from None
+    want = _box_plaintext(ctx.round_id, dealer, holder, 0, 0)[:12]
+    if len(plain) != 76 or plain[:12] != want:
+        raise ConfigError(f"share box from dealer {dealer} is not for round {ctx.round_id}, holder {holder}")
+    return int.from_bytes(plain[12:44], "big"), int.from_bytes(plain[44:76], "big")
