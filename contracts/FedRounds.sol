@@ -8,7 +8,7 @@ import {IPrivacyLedger} from "./interfaces/IPrivacyLedger.sol";
 /// @title FedRounds
 /// @notice See {IFedRounds}.
 /// @dev Storage per round:
-///      slot 0 (`_Round.s0`): phase:8 | failReason:8 | n:16 | t:16 | nKeys:16 |
+///      slot 0 (RoundView, stored as is): phase:8 | failReason:8 | n:16 | t:16 | nKeys:16 |
 ///             nShares:16 | nCommits:16 | nReveals:16 | dpConfig:32 |
 ///             deadline:64 | attempt:8                      (216 bits)
 ///      slot 1: vectorLength:32 | chunkElems:16 | fracBits:8 | weightSum:64 | openedBlock:64
@@ -29,29 +29,6 @@ contract FedRounds is IFedRounds {
     bytes32 private constant COMMIT_DOMAIN = keccak256("fedledger.commit.v1");
     bytes32 private constant KEYS_DOMAIN = keccak256("fedledger.keys.v1");
 
-    struct _Round {
-        Phase phase;
-        FailReason failReason;
-        uint16 n;
-        uint16 t;
-        uint16 nKeys;
-        uint16 nShares;
-        uint16 nCommits;
-        uint16 nReveals;
-        uint32 dpConfig;
-        uint64 deadline;
-        uint8 attempt;
-        // slot 1
-        uint32 vectorLength;
-        uint16 chunkElems;
-        uint8 fracBits;
-        uint64 weightSum;
-        uint64 openedBlock;
-        // slots 2, 3
-        bytes32 adapterCid;
-        bytes32 seed;
-    }
-
     address public immutable governor;
     IPeerRegistry public immutable registry;
     IPrivacyLedger public immutable ledger;
@@ -62,7 +39,7 @@ contract FedRounds is IFedRounds {
     bytes32 public override globalAdapterCid;
     uint256 public override slashedPool;
 
-    mapping(uint256 round => _Round) private _rounds;
+    mapping(uint256 round => RoundView) private _rounds;
     mapping(uint256 round => ResultView) private _results;
     mapping(uint256 round => address[]) private _participants;
     mapping(uint256 round => mapping(address peer => uint256 status)) private _status;
@@ -110,7 +87,7 @@ contract FedRounds is IFedRounds {
         bytes32 seed = keccak256(abi.encode(block.prevrandao, round, address(this)));
         address[] memory chosen = _select(seed, dpConfig);
 
-        _Round storage r = _rounds[round];
+        RoundView storage r = _rounds[round];
         r.phase = Phase.Keys;
         r.n = uint16(chosen.length);
         r.t = _policy.threshold;
@@ -162,7 +139,7 @@ contract FedRounds is IFedRounds {
 
     /// @inheritdoc IFedRounds
     function postKeys(uint256 round, bytes32 encPk, bytes32 maskPk) external override {
-        _Round storage r = _enter(round, Phase.Keys);
+        RoundView storage r = _enter(round, Phase.Keys);
         uint256 st = _participantStatus(round);
         if (st & F_KEYS != 0) revert RoundsAlreadyActed(round, msg.sender);
         _status[round][msg.sender] = st | F_KEYS;
@@ -173,7 +150,7 @@ contract FedRounds is IFedRounds {
 
     /// @inheritdoc IFedRounds
     function postShares(uint256 round, bytes32 bundleCid, bytes32 shareRoot) external override {
-        _Round storage r = _enter(round, Phase.Shares);
+        RoundView storage r = _enter(round, Phase.Shares);
         uint256 st = _participantStatus(round);
         if (st & F_KEYS == 0) revert RoundsMissedStep(round, msg.sender);
         if (st & F_SHARES != 0) revert RoundsAlreadyActed(round, msg.sender);
@@ -188,7 +165,7 @@ contract FedRounds is IFedRounds {
         external
         override
     {
-        _Round storage r = _enter(round, Phase.Commit);
+        RoundView storage r = _enter(round, Phase.Commit);
         uint256 st = _participantStatus(round);
         if (st & F_COMMITTED != 0) revert RoundsAlreadyCommitted(round, msg.sender);
         if (st & F_SHARES == 0) revert RoundsMissedStep(round, msg.sender);
@@ -208,7 +185,7 @@ contract FedRounds is IFedRounds {
 
     /// @inheritdoc IFedRounds
     function reveal(uint256 round, uint16[] calldata dealers, uint256[] calldata shares) external override {
-        _Round storage r = _enter(round, Phase.Reveal);
+        RoundView storage r = _enter(round, Phase.Reveal);
         uint256 st = _participantStatus(round);
         if (st & F_COMMITTED == 0) revert RoundsMissedStep(round, msg.sender);
         if (st & F_REVEALED != 0) revert RoundsAlreadyActed(round, msg.sender);
@@ -237,7 +214,7 @@ contract FedRounds is IFedRounds {
         bytes32 resultRoot,
         Seed[] calldata seeds
     ) external payable override {
-        _Round storage r = _enter(round, Phase.Aggregate);
+        RoundView storage r = _enter(round, Phase.Aggregate);
         if (msg.value < _policy.bond) revert RoundsBondTooLow(msg.value, _policy.bond);
         if (!registry.isEligible(msg.sender)) revert RoundsNotRegistered(msg.sender);
         bytes32 sh = keccak256(abi.encode(seeds));
@@ -256,7 +233,7 @@ contract FedRounds is IFedRounds {
     /// @inheritdoc IFedRounds
     function finalize(uint256 round) external override {
         _sync(round);
-        _Round storage r = _rounds[round];
+        RoundView storage r = _rounds[round];
         if (r.phase == Phase.Challenge) revert RoundsChallengeOpen(round, r.deadline);
         if (r.phase != Phase.Final) revert RoundsWrongPhase(round, Phase.Final, r.phase);
     }
@@ -269,7 +246,7 @@ contract FedRounds is IFedRounds {
     /// @inheritdoc IFedRounds
     function voidResult(uint256 round, address challenger) external override {
         if (msg.sender != fraudProofs) revert RoundsUnauthorized(msg.sender);
-        _Round storage r = _rounds[round];
+        RoundView storage r = _rounds[round];
         if (r.phase != Phase.Challenge) revert RoundsWrongPhase(round, Phase.Challenge, r.phase);
         ResultView memory res = _results[round];
         uint256 reward = uint256(res.bond) * _policy.challengerRewardBps / 10_000;
@@ -304,7 +281,7 @@ contract FedRounds is IFedRounds {
 
     // ------------------------------------------------------------ internals
 
-    function _enter(uint256 round, Phase expected) private returns (_Round storage r) {
+    function _enter(uint256 round, Phase expected) private returns (RoundView storage r) {
         _sync(round);
         r = _rounds[round];
         if (r.phase != expected) revert RoundsWrongPhase(round, expected, r.phase);
@@ -317,14 +294,14 @@ contract FedRounds is IFedRounds {
 
     /// @dev Apply every transition whose deadline has passed.
     function _sync(uint256 round) private {
-        _Round storage r = _rounds[round];
+        RoundView storage r = _rounds[round];
         while (r.phase != Phase.None && r.phase < Phase.Final && block.number > r.deadline) {
             _advance(round, r);
         }
     }
 
     /// @dev Move to the next phase, or fail the round below threshold.
-    function _advance(uint256 round, _Round storage r) private {
+    function _advance(uint256 round, RoundView storage r) private {
         Phase ph = r.phase;
         uint16 t = r.t;
         if (ph == Phase.Keys) {
@@ -352,7 +329,7 @@ contract FedRounds is IFedRounds {
         }
     }
 
-    function _enterPhase(uint256 round, _Round storage r, Phase next, uint32 blocks) private {
+    function _enterPhase(uint256 round, RoundView storage r, Phase next, uint32 blocks) private {
         r.phase = next;
         r.deadline = uint64(block.number) + blocks;
         emit PhaseAdvanced(round, next, r.deadline);
@@ -362,7 +339,7 @@ contract FedRounds is IFedRounds {
     ///      fails before its aggregate became computable (fewer than t
     ///      reveals); after enough reveals anyone can unmask the sum from
     ///      public data, so a missing result does not refund.
-    function _fail(uint256 round, _Round storage r, FailReason reason) private {
+    function _fail(uint256 round, RoundView storage r, FailReason reason) private {
         r.phase = Phase.Failed;
         r.failReason = reason;
         emit RoundFailed(round, reason);
@@ -392,28 +369,8 @@ contract FedRounds is IFedRounds {
     }
 
     /// @inheritdoc IFedRounds
-    function roundInfo(uint256 round) external view override returns (RoundView memory v) {
-        _Round storage r = _rounds[round];
-        v = RoundView({
-            phase: r.phase,
-            failReason: r.failReason,
-            n: r.n,
-            t: r.t,
-            nKeys: r.nKeys,
-            nShares: r.nShares,
-            nCommits: r.nCommits,
-            nReveals: r.nReveals,
-            dpConfig: r.dpConfig,
-            deadline: r.deadline,
-            attempt: r.attempt,
-            vectorLength: r.vectorLength,
-            chunkElems: r.chunkElems,
-            fracBits: r.fracBits,
-            weightSum: r.weightSum,
-            openedBlock: r.openedBlock,
-            adapterCid: r.adapterCid,
-            seed: r.seed
-        });
+    function roundInfo(uint256 round) external view override returns (RoundView memory) {
+        return _rounds[round];
     }
 
     /// @inheritdoc IFedRounds

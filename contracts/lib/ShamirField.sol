@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {ModExp} from "./ModExp.sol";
+
 /// @title ShamirField
 /// @notice Lagrange interpolation at zero over the prime field of size
 ///         P = 2^256 - 2^32 - 977 (the secp256k1 base-field prime). Secrets
@@ -62,21 +64,9 @@ library ShamirField {
         }
     }
 
-    /// @notice a^(P-2) mod P through the modexp precompile (EIP-198).
-    function modInverse(uint256 a) internal view returns (uint256 r) {
+    /// @notice a^(P-2) mod P (Fermat inverse).
+    function modInverse(uint256 a) internal view returns (uint256) {
         if (a % P == 0) revert ShamirBadPoints();
-        bool ok;
-        assembly ("memory-safe") {
-            let m := mload(0x40)
-            mstore(m, 0x20)
-            mstore(add(m, 0x20), 0x20)
-            mstore(add(m, 0x40), 0x20)
-            mstore(add(m, 0x60), a)
-            mstore(add(m, 0x80), sub(P, 2))
-            mstore(add(m, 0xa0), P)
-            ok := staticcall(gas(), 0x05, m, 0xc0, m, 0x20)
-            r := mload(m)
-        }
-        require(ok);
+        return ModExp.modexp(a, P - 2, P);
     }
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {ModExp} from "./ModExp.sol";
+
 /// @title X25519
 /// @notice The X25519 function of RFC 7748 (Montgomery ladder over
 ///         Curve25519), so a fraud proof can re-derive a pairwise mask seed
@@ -63,23 +65,7 @@ library X25519 {
             x2 := xor(x2, and(xor(x2, x3), m))
             z2 := xor(z2, and(xor(z2, z3), m))
         }
-        return mulmod(x2, _pow(z2, P - 2), P);
-    }
-
-    function _pow(uint256 base, uint256 exponent) private view returns (uint256 r) {
-        bool ok;
-        assembly ("memory-safe") {
-            let m := mload(0x40)
-            mstore(m, 0x20)
-            mstore(add(m, 0x20), 0x20)
-            mstore(add(m, 0x40), 0x20)
-            mstore(add(m, 0x60), base)
-            mstore(add(m, 0x80), exponent)
-            mstore(add(m, 0xa0), P)
-            ok := staticcall(gas(), 0x05, m, 0xc0, m, 0x20)
-            r := mload(m)
-        }
-        require(ok);
+        return mulmod(x2, ModExp.modexp(z2, P - 2, P), P);
     }
 
     /// @notice Reverse the byte order of a 256-bit word (little <-> big endian).
