@@ -55,21 +55,32 @@ class PeerAgent:
         return f"PeerAgent(round={self.round_id}, index={self.index}, address={self.address})"
 
     def post_keys(self) -> int:
-        return self.fed.post_keys(self.round_id, self.enc.public, self.mask.public,
-                                  sender=self.address).gas_used
+        rcpt = self.fed.post_keys(self.round_id, self.enc.public, self.mask.public,
+                                  sender=self.address)
+        log.info("round %d: peer %s posted keys tx=%s", self.round_id, self.address, rcpt.tx_hash)
+        return rcpt.gas_used
 
-    def post_shares(self) -> tuple[int, int]:
-        """Deal shares to U1, publish the bundle, post its digest and the root.
-        Returns (gas, bytes uploaded)."""
+    def deal_bundle(self) -> tuple[bytes, bytes]:
+        """Deal shares to U1 and seal them: (encoded bundle, share root).
+        Dealing draws fresh polynomials, so a peer that must survive a crash
+        stores this before publishing it and publishes only the stored one."""
         assert self.ctx is not None
         pub = collect(self.fed, self.round_id)
         dealt = sa.deal(self.ctx, dealer=self.address, self_seed=self.seed,
                         mask_secret=self.mask.secret, holders=pub.u1)
         bundle = sa.seal_bundle(self.ctx, dealer=self.index, dealt=dealt, enc=self.enc,
                                 holder_keys={h: pub.enc_pk[h] for h in pub.u1})
+        return bundle, dealt.root
+
+    def post_shares(self, dealt: tuple[bytes, bytes] | None = None) -> tuple[int, int]:
+        """Publish the bundle, post its digest and the share root.
+        Returns (gas, bytes uploaded)."""
+        bundle, root = dealt or self.deal_bundle()
         cid = self.store.add(bundle)
-        gas = self.fed.post_shares(self.round_id, cid.digest, dealt.root, sender=self.address).gas_used
-        return gas, len(bundle)
+        rcpt = self.fed.post_shares(self.round_id, cid.digest, root, sender=self.address)
+        log.info("round %d: peer %s posted shares cid=%s tx=%s", self.round_id, self.address,
+                 cid, rcpt.tx_hash)
+        return rcpt.gas_used, len(bundle)
 
     def receive_shares(self) -> int:
         """Decrypt the shares U2's dealers sent this peer. Returns bytes read."""
@@ -77,31 +88,48 @@ class PeerAgent:
         pub = collect(self.fed, self.round_id)
         read = 0
         for dealer in pub.u2:
+            if dealer in self.received:
+                continue
             data = self.store.cat(find_cid(self.store, pub.bundle_digest[dealer]))
             read += len(data)
             bundle = ShareBundle.from_bytes(data)
             box = bundle.box_for(self.index)
             if box is None or enc.merkle_root(bundle.leaves) != pub.share_root[dealer]:
+                log.warning("round %d: dealer %d's bundle has no valid box for peer %d",
+                            self.round_id, dealer, self.index)
                 continue
             self.received[dealer] = sa.open_box(self.ctx, dealer=dealer, holder=self.index,
                                                 box=box, holder_enc=self.enc,
                                                 dealer_enc_pk=pub.enc_pk[dealer])
         return read
 
-    def commit(self, update_q: np.ndarray, *, weight: int, dp_config: int) -> tuple[int, int]:
-        """Mask the quantized update with the self mask and pairwise masks of
-        U2, publish it, commit. Returns (gas, bytes uploaded)."""
+    def masked(self, update_q: np.ndarray) -> np.ndarray:
+        """y_u: the quantized update plus the self mask and the pairwise masks of U2."""
         assert self.ctx is not None
         pub = collect(self.fed, self.round_id)
+        if self.index not in pub.u2:
+            raise AggregationError(f"peer {self.index} is not in U2 of round {self.round_id}")
         pairs = {v: sa.pair_seed(self.ctx, self.index, v, self.mask.secret, pub.mask_pk[v])
                  for v in pub.u2 if v != self.index}
-        y = sa.mask(self.ctx, update_q, index=self.index, self_seed=self.seed, pair_seeds=pairs)
-        data = enc.to_bytes(y)
+        return sa.mask(self.ctx, update_q, index=self.index, self_seed=self.seed, pair_seeds=pairs)
+
+    def commit(self, update_q: np.ndarray | None = None, *, weight: int, dp_config: int,
+               masked: np.ndarray | None = None) -> tuple[int, int]:
+        """Publish the masked vector (``masked``, or made from ``update_q``) and
+        commit to it. Returns (gas, bytes uploaded)."""
+        assert self.ctx is not None
+        if masked is None:
+            if update_q is None:
+                raise ValueError("commit needs the update or its masked vector")
+            masked = self.masked(update_q)
+        data = enc.to_bytes(masked)
         cid = self.store.add(data)
-        gas = self.fed.commit(self.round_id, cid_digest=cid.digest,
-                              chunks_root=enc.vector_root(y, self.ctx.chunk_elems), weight=weight,
-                              dp_config=dp_config, sender=self.address).gas_used
-        return gas, len(data)
+        rcpt = self.fed.commit(self.round_id, cid_digest=cid.digest,
+                               chunks_root=enc.vector_root(masked, self.ctx.chunk_elems),
+                               weight=weight, dp_config=dp_config, sender=self.address)
+        log.info("round %d: peer %s committed cid=%s tx=%s", self.round_id, self.address, cid,
+                 rcpt.tx_hash)
+        return rcpt.gas_used, len(data)
 
     def reveal(self) -> int:
         """Reveal, for every dealer in U2, the share of b_u if u committed and
@@ -120,7 +148,10 @@ class PeerAgent:
             b_share, k_share = self.received[dealer]
             dealers.append(dealer)
             shares.append(b_share if dealer in u3 else k_share)
-        return self.fed.reveal(self.round_id, dealers, shares, sender=self.address).gas_used
+        rcpt = self.fed.reveal(self.round_id, dealers, shares, sender=self.address)
+        log.info("round %d: peer %s revealed %d shares tx=%s", self.round_id, self.address,
+                 len(shares), rcpt.tx_hash)
+        return rcpt.gas_used
 
 
 @dataclass

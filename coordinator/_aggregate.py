@@ -81,25 +81,23 @@ def collect(fed: Federation, round_id: int) -> RoundPublic:
     ctx = sa.RoundContext(fed.chain.chain_id, fed.rounds.address, round_id, info.n, info.t,
                           info.vector_length, info.chunk_elems)
     pub = RoundPublic(info, ctx, parts)
-    start = info.opened_block
-    for ev in fed.events("FedRounds", "KeysPosted", start):
-        if ev.args["round"] == round_id:
-            i = index[ev.args["peer"]]
-            pub.enc_pk[i], pub.mask_pk[i] = bytes(ev.args["encPk"]), bytes(ev.args["maskPk"])
-    for ev in fed.events("FedRounds", "SharesPosted", start):
-        if ev.args["round"] == round_id:
-            i = index[ev.args["peer"]]
-            pub.share_root[i] = bytes(ev.args["shareRoot"])
-            pub.bundle_digest[i] = bytes(ev.args["bundleCid"])
-    for ev in fed.events("FedRounds", "UpdateCommitted", start):
-        if ev.args["round"] == round_id:
-            pub.commits[index[ev.args["peer"]]] = (bytes(ev.args["cidDigest"]),
-                                                   bytes(ev.args["chunksRoot"]),
-                                                   int(ev.args["weight"]))
-    for ev in fed.events("FedRounds", "SharesRevealed", start):
-        if ev.args["round"] == round_id:
-            pub.reveals[index[ev.args["peer"]]] = dict(zip(
-                (int(d) for d in ev.args["dealers"]), (int(s) for s in ev.args["shares"])))
+    for ev in fed.all_events("FedRounds", info.opened_block):
+        a = ev.args
+        if a.get("round") != round_id:
+            continue
+        if ev.name == "KeysPosted":
+            i = index[a["peer"]]
+            pub.enc_pk[i], pub.mask_pk[i] = bytes(a["encPk"]), bytes(a["maskPk"])
+        elif ev.name == "SharesPosted":
+            i = index[a["peer"]]
+            pub.share_root[i] = bytes(a["shareRoot"])
+            pub.bundle_digest[i] = bytes(a["bundleCid"])
+        elif ev.name == "UpdateCommitted":
+            pub.commits[index[a["peer"]]] = (bytes(a["cidDigest"]), bytes(a["chunksRoot"]),
+                                             int(a["weight"]))
+        elif ev.name == "SharesRevealed":
+            pub.reveals[index[a["peer"]]] = dict(zip(
+                (int(d) for d in a["dealers"]), (int(s) for s in a["shares"])))
     return pub
 
 

@@ -177,13 +177,16 @@ CONTRACT_NAMES = ("PeerRegistry", "PrivacyLedger", "FedRounds", "FraudProofs")
 class Federation:
     """The deployed contract suite on one chain."""
 
-    def __init__(self, chain: Chain, addresses: dict[str, str], *, governor: Sender = 0) -> None:
+    def __init__(self, chain: Chain, addresses: dict[str, str], *, governor: Sender = 0,
+                 deploy_block: int = 0) -> None:
         missing = [n for n in CONTRACT_NAMES if n not in addresses]
         if missing:
             raise ConfigError(f"deployment record lacks {', '.join(missing)}")
         self.chain = chain
         self.addresses = dict(addresses)
         self.governor = chain.account(governor)
+        self.deploy_block = deploy_block
+        self._configs: dict[int, DPConfig] = {}
         self.registry = chain.contract("PeerRegistry", addresses["PeerRegistry"])
         self.ledger = chain.contract("PrivacyLedger", addresses["PrivacyLedger"])
         self.rounds = chain.contract("FedRounds", addresses["FedRounds"])
@@ -230,6 +233,18 @@ class Federation:
         fn = self.ledger.functions.registerConfig(cfg.config_id, cfg.q_ppm, cfg.sigma_milli,
                                                   cfg.steps, list(cfg.rdp_micro))
         return self._tx(fn, sender or self.governor)
+
+    def dp_config(self, config_id: int) -> DPConfig:
+        """A registered DP configuration, read back from its event (cached)."""
+        if config_id not in self._configs:
+            for ev in self.events("PrivacyLedger", "DPConfigRegistered", self.deploy_block):
+                a = ev.args
+                self._configs[int(a["id"])] = DPConfig(int(a["id"]), int(a["qPpm"]) / 1e6,
+                                                       int(a["sigmaMilli"]) / 1e3, int(a["steps"]),
+                                                       tuple(int(x) for x in a["rdpMicro"]))
+        if config_id not in self._configs:
+            raise ConfigError(f"DP configuration {config_id} is not registered on-chain")
+        return self._configs[config_id]
 
     def epsilon_micro(self, peer: str) -> int:
         return int(self.chain.call(self.ledger.functions.epsilonOf(peer)))
@@ -383,6 +398,14 @@ class Federation:
                              dict(e["args"])))
         return out
 
+    def all_events(self, contract: str, from_block: int, to_block: int | None = None) -> list[Event]:
+        """Every event of one contract over the range, with one log query."""
+        c: Contract = {"PeerRegistry": self.registry, "PrivacyLedger": self.ledger,
+                       "FedRounds": self.rounds, "FraudProofs": self.fraud}[contract]
+        return [Event(contract, str(e["event"]), int(e["blockNumber"]),
+                      "0x" + bytes(e["transactionHash"]).hex(), int(e["logIndex"]), dict(e["args"]))
+                for e in self.chain.all_logs(c, from_block, to_block)]
+
     def receipt_events(self, rcpt: Receipt) -> list[Event]:
         """Every fedledger event in one receipt, decoded."""
         out = []
@@ -441,4 +464,4 @@ def deploy_federation(chain: Chain, *, policy: Policy = Policy(),
         "policy": asdict(policy),
         "ledger_policy": asdict(ledger_policy),
     }
-    return Federation(chain, addresses, governor=gov), record
+    return Federation(chain, addresses, governor=gov, deploy_block=r1.block_number), record

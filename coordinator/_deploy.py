@@ -64,4 +64,4 @@ def attach(chain: Chain, record: DeploymentRecord) -> Federation:
     if record.chain_id != chain.chain_id:
         raise ConfigError(f"the deployment record is for chain {record.chain_id}, "
                           f"but the RPC endpoint is chain {chain.chain_id}")
-    return Federation(chain, record.contracts)
+    return Federation(chain, record.contracts, deploy_block=record.block)

@@ -276,50 +276,6 @@ def doctor(rpc_url: str | None, ipfs_api: str | None, as_json: bool) -> None:
         raise SystemExit(3)
 
 
-# -- demo -----------------------------------------------------------------------
-
-@cli.command()
-@json_option
-def demo(as_json: bool) -> None:
-    """Run the system end to end on embedded defaults (no servers needed).
-
-    At this stage: deploy the contract suite on the embedded chain, exercise
-    a contract call and a typed custom-error revert, and round-trip a blob
-    through the embedded content store, checking its CID.
-    """
-    from ._chain import connect
-    from ._contracts import deploy_federation
-    from ._errors import ContractRevertError
-    from ._store import EmbeddedStore
-
-    t0 = time.monotonic()
-    steps: list[dict[str, Any]] = []
-    with connect("embedded") as ch:
-        fed, rec = deploy_federation(ch)
-        steps.append({"step": "deploy", "contracts": rec["contracts"], "gas": rec["gas"]})
-        rcpt = fed.register(sender=1, stake=10**17)
-        steps.append({"step": "register", "gas": rcpt.gas_used, "peers": len(fed.peers())})
-        try:
-            fed.register(sender=2, stake=1)
-            raise FedLedgerError("the registry accepted a stake below the minimum")
-        except ContractRevertError as exc:
-            steps.append({"step": "revert", "error": exc.name,
-                          "args": {k: str(v) for k, v in exc.args_by_name.items()}})
-    store = EmbeddedStore()
-    blob = bytes(range(256)) * 4096
-    cid = store.add(blob)
-    if store.cat(cid) != blob:
-        raise FedLedgerError("embedded store returned different bytes")
-    steps.append({"step": "store", "cid": str(cid), "bytes": len(blob)})
-    result = {"ok": True, "seconds": round(time.monotonic() - t0, 2), "steps": steps}
-    def human() -> None:
-        for s in steps:
-            stdout.print(f"  {s['step']}: " + ", ".join(f"{k}={v}" for k, v in s.items() if k != "step"))
-        stdout.print(f"[green]demo ok[/] in {result['seconds']} s")
-
-    emit(as_json, result, human)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: the only place that catches the root error."""
     try:

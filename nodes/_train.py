@@ -19,6 +19,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,11 +53,15 @@ class TrainConfig:
     config_id: int = 1
     secure_rng: bool = False
     seed: int = 0
+    # A federation fixes the DP configuration (q, σ, T) on-chain for every
+    # peer of a round, whatever its data size: these override batch_size/epochs.
+    sample_rate: float | None = None
+    steps: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "lr", "noise_multiplier", "target_epsilon", "delta",
                      "max_grad_norm", "target_unclipped_quantile", "clipbound_learning_rate",
-                     "unclipped_num_std", "config_id", "seed"):
+                     "unclipped_num_std", "config_id", "seed", "sample_rate", "steps"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise ConfigError(f"{name}={value!r} must be a number")
@@ -66,6 +71,10 @@ class TrainConfig:
             raise ConfigError(f"batch_size={self.batch_size} must be at least 1")
         if not self.lr > 0:
             raise ConfigError(f"lr={self.lr} must be positive")
+        if self.sample_rate is not None and not 0 < self.sample_rate <= 1:
+            raise ConfigError(f"sample_rate={self.sample_rate} must be in (0, 1]")
+        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
+            raise ConfigError(f"steps={self.steps!r} must be a positive integer")
         if self.clipping not in ("flat", "adaptive"):
             raise ConfigError(f"clipping={self.clipping!r} must be 'flat' or 'adaptive'")
         if not self.dp:
@@ -103,8 +112,8 @@ class TrainResult:
 
 def plan(n: int, cfg: TrainConfig) -> tuple[float, int, float, float]:
     """(q, steps, σ, σ_eff) of a round over ``n`` examples."""
-    q = min(1.0, cfg.batch_size / n)
-    steps = cfg.epochs * max(1, math.ceil(1 / q))
+    q = cfg.sample_rate if cfg.sample_rate is not None else min(1.0, cfg.batch_size / n)
+    steps = cfg.steps if cfg.steps is not None else cfg.epochs * max(1, math.ceil(1 / q))
     if not cfg.dp:
         return q, steps, 0.0, 0.0
     if cfg.target_epsilon is not None:
@@ -142,12 +151,19 @@ def train_local(model: MultimodalModel, data: Examples, *, cfg: TrainConfig,
         raise ConfigError(f"a peer needs at least 2 training examples, got {len(data)}")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
+    model.train()  # Opacus refuses a module in eval mode (e.g. after an evaluation)
     tensors = model.encode(data)
-    loader = DataLoader(TensorDataset(*tensors), batch_size=cfg.batch_size, shuffle=True,
-                        generator=gen)
+    q, steps, sigma, eff = plan(len(data), cfg)
+    loader: DataLoader[Any]
+    if cfg.dp:  # Poisson sampling at exactly the q the round is accounted at
+        from opacus.data_loader import DPDataLoader
+
+        loader = DPDataLoader(TensorDataset(*tensors), sample_rate=q, generator=gen)
+    else:
+        loader = DataLoader(TensorDataset(*tensors), batch_size=cfg.batch_size, shuffle=True,
+                            generator=gen)
     params = [p for _, p in trainable(model)]
     opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=cfg.lr)
-    q, steps, sigma, eff = plan(len(data), cfg)
     net: nn.Module = model
     if cfg.dp:
         from opacus import PrivacyEngine
@@ -170,7 +186,7 @@ def train_local(model: MultimodalModel, data: Examples, *, cfg: TrainConfig,
             warnings.simplefilter("ignore")
             net, opt, loader = engine.make_private(
                 module=model, optimizer=opt, data_loader=loader, noise_multiplier=sigma,
-                max_grad_norm=cfg.max_grad_norm, poisson_sampling=True,
+                max_grad_norm=cfg.max_grad_norm, poisson_sampling=False,
                 grad_sample_mode="hooks", clipping=cfg.clipping, **extra)
         dp_engine = engine
     loss_fn = nn.CrossEntropyLoss()
@@ -178,8 +194,9 @@ def train_local(model: MultimodalModel, data: Examples, *, cfg: TrainConfig,
     net.train()
     losses: list[float] = []
     taken = 0
-    per_epoch = steps // cfg.epochs
-    for epoch in range(cfg.epochs):
+    groups = 1 if cfg.steps is not None else cfg.epochs
+    per_epoch = steps // groups
+    for epoch in range(groups):
         total, count = 0.0, 0
         it = iter(loader)
         for _ in range(per_epoch):
@@ -219,7 +236,13 @@ def train_local(model: MultimodalModel, data: Examples, *, cfg: TrainConfig,
 
 
 def _strip_opacus(model: nn.Module) -> None:
-    """Remove Opacus' per-sample-gradient hooks and buffers from ``model``."""
+    """Remove Opacus' per-sample-gradient hooks and buffers from ``model``,
+    so the same model can be made private again (next round, next peer)."""
+    handles = getattr(model, "autograd_grad_sample_hooks", None)
+    if handles is not None:
+        for h in handles:
+            h.remove()
+        del model.autograd_grad_sample_hooks
     for p in model.parameters():
         for attr in ("grad_sample", "_forward_counter", "summed_grad"):
             if hasattr(p, attr):

@@ -24,17 +24,6 @@ def test_every_command_has_help(cmd: list[str]) -> None:
     assert len(proc.stdout.splitlines()) >= 5
 
 
-def test_demo_json_prints_only_json() -> None:
-    proc = run("demo", "--json")
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
-    assert result["ok"] is True
-    steps = {s["step"]: s for s in result["steps"]}
-    assert steps["revert"]["error"] == "RegistryStakeTooLow"
-    assert steps["register"]["peers"] == 1
-    assert steps["store"]["cid"].startswith("bafy")
-
-
 def test_user_mistake_gives_one_line_and_exit_code() -> None:
     proc = run("chain", "deploy", "--rpc-url", "mainnet")
     assert proc.returncode == 2

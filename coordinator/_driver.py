@@ -1,0 +1,109 @@
+"""The round driver: opens rounds, moves phases past their deadlines,
+aggregates and finalizes. Anyone may run it; it holds no peer secrets.
+
+:meth:`RoundDriver.tick` does at most one kind of thing per call and says
+what it did, so ``fedledger round run`` is a loop of ticks and tests can step
+it. On a development chain (automining) blocks only appear with
+transactions, so with ``mine=True`` the driver mines one block per tick while
+a phase waits for its deadline: deadlines then pass in wall time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _encoding as enc
+from ._agent import Aggregator
+from ._aggregate import Aggregate, load_adapter
+from ._contracts import Federation, Phase
+from ._errors import ConfigError
+from ._store import ContentStore
+
+log = logging.getLogger("fedledger.driver")
+
+WAITING = (Phase.KEYS, Phase.SHARES, Phase.COMMIT, Phase.REVEAL)
+
+
+@dataclass
+class RoundDriver:
+    fed: Federation
+    store: ContentStore
+    aggregator: str
+    dp_config: int
+    vector_length: int
+    chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS
+    frac_bits: int = 16
+    rounds: int | None = None  # how many to open; None = forever
+    mine: bool = False
+    opened: list[int] = field(default_factory=list)
+    results: dict[int, Aggregate] = field(default_factory=dict)
+    gas: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.vector_length < 1:
+            raise ConfigError(f"vector_length={self.vector_length} must be positive")
+
+    @property
+    def finished(self) -> bool:
+        """Every round it was asked to open has ended (final or failed)."""
+        if self.rounds is None or len(self.opened) < self.rounds:
+            return False
+        return self.fed.round_info(self.opened[-1]).phase in (Phase.FINAL, Phase.FAILED)
+
+    def open(self) -> int:
+        r, rcpt = self.fed.open_round(dp_config=self.dp_config, vector_length=self.vector_length,
+                                      chunk_elems=self.chunk_elems, frac_bits=self.frac_bits)
+        self.opened.append(r)
+        self.gas[r] = self.gas.get(r, 0) + rcpt.gas_used
+        log.info("round %d opened tx=%s", r, rcpt.tx_hash)
+        return r
+
+    def aggregate(self, round_id: int) -> Aggregate:
+        info = self.fed.round_info(round_id)
+        start = load_adapter(self.store, info.adapter_cid)
+        agg, _, gas = Aggregator(self.fed, self.store, self.aggregator).run(round_id, start)
+        self.results[round_id] = agg
+        self.gas[round_id] = self.gas.get(round_id, 0) + gas
+        return agg
+
+    def tick(self) -> str | None:
+        """One step of driving; returns what it did (None: nothing to do)."""
+        r = self.fed.current_round()
+        info = self.fed.round_info(r) if r else None
+        block = self.fed.chain.block_number
+        if info is None or info.phase in (Phase.FINAL, Phase.FAILED):
+            if self.rounds is not None and len(self.opened) >= self.rounds:
+                return None
+            return f"opened round {self.open()}"
+        if info.phase in WAITING:
+            if block > info.deadline:
+                self.gas[r] = self.gas.get(r, 0) + self.fed.advance(r).gas_used
+                return f"round {r}: {info.phase.name} deadline passed"
+            if self.mine:
+                self.fed.chain.mine(1)
+            return None
+        if info.phase == Phase.AGGREGATE:
+            if block > info.deadline:  # nobody posted in time: the round fails
+                self.fed.advance(r)
+                return f"round {r}: no result in time"
+            self.aggregate(r)
+            return f"round {r}: result posted"
+        if info.phase == Phase.CHALLENGE:
+            if block > info.deadline:
+                self.gas[r] = self.gas.get(r, 0) + self.fed.finalize(r).gas_used
+                log.info("round %d finalized", r)
+                return f"round {r}: finalized"
+            if self.mine:
+                self.fed.chain.mine(1)
+            return None
+        return None
+
+
+def initial_adapter(store: ContentStore, flat: np.ndarray) -> bytes:
+    """Publish the starting adapter; returns the digest the rounds contract records."""
+    from ._aggregate import adapter_bytes
+
+    return store.add(adapter_bytes(0, flat)).digest

@@ -1,0 +1,174 @@
+"""`fedledger demo`: the whole system in one process on embedded defaults.
+
+Embedded chain (py-evm) and embedded content store; eight peers with non-IID
+multimodal data run the same :class:`nodes._peer.PeerNode` code the daemon
+runs, each with its own encrypted state database in a temporary directory;
+the round driver and aggregator are :class:`coordinator._driver.RoundDriver`;
+every round is re-verified with :func:`coordinator._aggregate.verify`, the
+function auditors run. A peer drops out by no longer being stepped.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coordinator import FedLedgerError
+from coordinator._aggregate import load_adapter, verify
+from coordinator._chain import EmbeddedChain
+from coordinator._contracts import LedgerPolicy, Phase, Policy, deploy_federation
+from coordinator._driver import WAITING, RoundDriver, initial_adapter
+from coordinator._privacy import dp_config
+from coordinator._store import EmbeddedStore
+
+from ._data import global_test, partition
+from ._eval import utility
+from ._model import ModelConfig, build_model, get_flat, set_flat
+from ._peer import Action, Learner, PeerNode
+from ._state import PeerState
+from ._train import TrainConfig, predict_proba
+
+log = logging.getLogger("fedledger.demo")
+STAKE = 10**17
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoConfig:
+    peers: int = 8
+    threshold: int = 5
+    rounds: int = 3
+    encoder: str = "tiny"
+    examples_per_peer: int = 192
+    alpha: float = 0.5  # Dirichlet label skew
+    q: float = 0.25
+    sigma: float = 1.1
+    steps: int = 10
+    lr: float = 1e-2
+    epsilon_cap: float = 12.0
+    delta: float = 1e-5
+    test_examples: int = 512
+    dropouts: bool = True  # round 2: one peer drops after sharing keys, one after committing
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.peers < 3:
+            raise FedLedgerError(f"peers={self.peers}: a secure round needs at least 3 peers")
+        if not 2 <= self.threshold <= self.peers:
+            raise FedLedgerError(f"threshold={self.threshold} must be in 2..peers")
+        if self.dropouts and self.peers - 2 < self.threshold:
+            raise FedLedgerError("with dropouts on, peers − 2 must be at least the threshold")
+        if self.rounds < 1:
+            raise FedLedgerError(f"rounds={self.rounds} must be at least 1")
+
+
+def run_demo(cfg: DemoConfig, *, progress: Callable[[str], None] = lambda s: None,
+             workdir: Path | None = None) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="fedledger-demo-") as tmp:
+        work = workdir or Path(tmp)
+        with EmbeddedChain() as chain:
+            return _run(cfg, chain, work, progress, t_start)
+
+
+def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[str], None],
+         t_start: float) -> dict[str, Any]:
+    store = EmbeddedStore()
+    chain.ensure_accounts(cfg.peers + 2)
+    progress(f"data: {cfg.peers} non-IID peers, model: {cfg.encoder} + LoRA")
+    parts = partition(cfg.peers, examples_per_peer=cfg.examples_per_peer, alpha=cfg.alpha,
+                      seed=cfg.seed)
+    test = global_test(cfg.test_examples, seed=cfg.seed)
+    model = build_model(ModelConfig(encoder=cfg.encoder, seed=cfg.seed))
+    start = get_flat(model)
+    policy = Policy(participants=cfg.peers, threshold=cfg.threshold, keys_blocks=10,
+                    shares_blocks=10, commit_blocks=10, reveal_blocks=10, aggregate_blocks=10,
+                    challenge_blocks=2, bond=STAKE)
+    fed, rec = deploy_federation(chain, policy=policy,
+                                 ledger_policy=LedgerPolicy(epsilon_cap=cfg.epsilon_cap,
+                                                            delta=cfg.delta),
+                                 initial_adapter_cid=initial_adapter(store, start))
+    dpc = dp_config(config_id=1, q=cfg.q, sigma=cfg.sigma, steps=cfg.steps)
+    fed.register_config(dpc)
+    addrs = [chain.account(i + 1).address for i in range(cfg.peers)]
+    for i in range(cfg.peers):
+        fed.register(sender=i + 1, stake=STAKE, region=i % 4 + 1, modalities=7)
+    progress(f"deployed 4 contracts, registered {cfg.peers} peers and DP config "
+             f"(q={cfg.q}, σ={cfg.sigma}, T={cfg.steps})")
+    base = TrainConfig(lr=cfg.lr, delta=cfg.delta)
+    nodes = [PeerNode(fed, store, addrs[i],
+                      PeerState(work / f"peer{i}.sqlite", secrets.token_bytes(32)),
+                      Learner(model, parts[i].train, base), train_seed=cfg.seed)
+             for i in range(cfg.peers)]
+    driver = RoundDriver(fed, store, aggregator=addrs[0], dp_config=1,
+                         vector_length=len(start), rounds=cfg.rounds)
+
+    def evaluate() -> dict[str, float]:
+        set_flat(model, load_adapter(store, fed.global_adapter_cid()))
+        return utility(test.labels, predict_proba(model, test))
+
+    before = evaluate()
+    progress(f"round 0 (initial adapter): accuracy {before['accuracy']:.3f}, "
+             f"macro-F1 {before['macro_f1']:.3f}")
+    rows: list[dict[str, Any]] = []
+    for _ in range(cfg.rounds):
+        t0 = time.perf_counter()
+        added, read = store.bytes_added, store.bytes_read
+        driver.tick()
+        r = driver.opened[-1]
+        stop_after: dict[int, str] = {}
+        if cfg.dropouts and r == 2:
+            stop_after = {cfg.peers - 1: "shares", cfg.peers - 2: "commit"}
+        actions: list[Action] = []
+        dead: set[int] = set()
+        while fed.round_info(r).phase in WAITING:
+            phase = fed.round_info(r).phase
+            for i, node in enumerate(nodes):
+                if i in dead:
+                    continue
+                done = node.step(r)
+                actions += done
+                if any(a.name == stop_after.get(i) for a in done):
+                    dead.add(i)
+                    progress(f"round {r}: peer {i} drops out after {stop_after[i]}")
+            if fed.round_info(r).phase == phase:  # someone is missing: wait out the deadline
+                info = fed.round_info(r)
+                chain.mine(max(1, info.deadline - chain.block_number + 1))
+                driver.tick()
+        info = fed.round_info(r)
+        if info.phase == Phase.FAILED:
+            raise FedLedgerError(f"round {r} failed: {info.fail_reason.name}")
+        driver.tick()  # aggregate and post the result with the bond
+        checks = verify(fed, store, r)
+        if not all(c.ok for c in checks):
+            bad = "; ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
+            raise FedLedgerError(f"round {r} does not verify: {bad}")
+        chain.mine(policy.challenge_blocks + 1)
+        driver.tick()  # finalize
+        util = evaluate()
+        from coordinator._aggregate import collect
+
+        pub = collect(fed, r)
+        row = {"round": r, "participants": info.n, "keys": len(pub.u1), "shares": len(pub.u2),
+               "survivors": len(pub.u3), "reveals": len(pub.reveals), **util,
+               "gas": driver.gas.get(r, 0) + sum(a.gas for a in actions),
+               "bytes_moved": store.bytes_added - added + store.bytes_read - read,
+               "train_seconds": round(sum(a.seconds for a in actions if a.name == "train"), 2),
+               "seconds": round(time.perf_counter() - t0, 2),
+               "verified": f"{sum(c.ok for c in checks)}/{len(checks)} checks"}
+        rows.append(row)
+        progress(f"round {r}: {row['survivors']}/{row['participants']} survivors, accuracy "
+                 f"{util['accuracy']:.3f}, macro-F1 {util['macro_f1']:.3f}, verified, "
+                 f"{row['seconds']} s")
+    peers = [{"peer": i, "address": a, "examples": len(parts[i].train),
+              "epsilon": round(fed.epsilon(a), 4), "cap": cfg.epsilon_cap} for i, a in enumerate(addrs)]
+    return {"ok": True, "config": asdict(cfg), "deployment": rec["contracts"],
+            "vector_length": len(start), "initial": before, "rounds": rows, "peers": peers,
+            "seconds": round(time.perf_counter() - t_start, 1)}

@@ -1,0 +1,243 @@
+"""A peer's participation in rounds: what ``fedledger node run`` does.
+
+:class:`PeerNode.step` looks at the chain and does whatever this peer still
+owes the current round, in protocol order — post keys, train, deal and post
+shares, receive shares, commit the masked update, reveal — each guarded by
+the round's phase and by this peer's on-chain status flags (the chain is the
+authority on what already landed). Everything it must not redo differently is
+in :class:`nodes._state.PeerState` before it is used: so ``step`` can be
+called again after a crash at any point and it continues the same round with
+the same keys, seed, dealing and masked vector.
+
+The in-process demo and the daemon run this same code; the demo makes a peer
+drop out simply by not stepping it any more.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field, replace
+
+import cbor2
+import numpy as np
+
+from coordinator import ConfigError, ContractRevertError
+from coordinator import _encoding as enc
+from coordinator import _secagg as sa
+from coordinator._agent import PeerAgent
+from coordinator._aggregate import AggregationError, load_adapter
+from coordinator._contracts import Federation, Phase, StatusFlag
+from coordinator._privacy import DPConfig
+from coordinator._store import ContentStore
+
+from ._data import Examples
+from ._model import MultimodalModel, get_flat, set_flat
+from ._state import PeerState
+from ._train import TrainConfig, TrainResult, train_local
+
+log = logging.getLogger("fedledger.nodes")
+
+
+@dataclass
+class Learner:
+    """One peer's model, private data and training options."""
+
+    model: MultimodalModel
+    data: Examples
+    train: TrainConfig
+
+    def update(self, global_flat: np.ndarray, cfg: DPConfig, *, seed: int) -> tuple[np.ndarray, TrainResult]:
+        """Train from the global adapter at exactly the round's on-chain DP
+        configuration (q, σ, T); return the adapter delta and the run."""
+        set_flat(self.model, global_flat)
+        tc = replace(self.train, dp=True, sample_rate=cfg.q, steps=cfg.steps,
+                     noise_multiplier=cfg.sigma, target_epsilon=None, clipping="flat",
+                     config_id=cfg.config_id, seed=seed)
+        res = train_local(self.model, self.data, cfg=tc)
+        if res.dp_config is None or res.dp_config.rdp_micro != cfg.rdp_micro:
+            raise ConfigError(f"trained at (q={res.sample_rate}, σ={res.effective_noise_multiplier}) "
+                              f"but the round's configuration {cfg.config_id} is "
+                              f"(q={cfg.q}, σ={cfg.sigma}, T={cfg.steps})")
+        delta = get_flat(self.model).astype(np.float64) - global_flat.astype(np.float64)
+        return delta.astype(np.float32), res
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing a peer did in a round, for logs and the demo's accounting."""
+
+    round_id: int
+    name: str
+    gas: int = 0
+    up: int = 0
+    down: int = 0
+    seconds: float = 0.0
+    detail: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PeerNode:
+    """The participation loop of one peer (one account, one state database)."""
+
+    fed: Federation
+    store: ContentStore
+    address: str
+    state: PeerState
+    learner: Learner
+    train_seed: int = 0
+    _agents: dict[int, PeerAgent] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"PeerNode({self.address})"
+
+    # -- durable per-round secrets ------------------------------------------------
+    def _agent(self, round_id: int) -> PeerAgent | None:
+        """The round's agent with its persisted secrets; None if not selected
+        or if its secrets were lost after it had already posted keys."""
+        if round_id in self._agents:
+            return self._agents[round_id]
+        idx, flags = self.fed.status(round_id, self.address)
+        if idx is None:
+            return None
+        stored = self.state.get(round_id, "secrets")
+        if stored is None:
+            if flags & StatusFlag.KEYS:
+                # Keys on-chain but no secrets here: the state was lost. Never
+                # invent new ones for a round already joined; sit it out.
+                log.error("round %d: keys were posted but this state has no secrets for them; "
+                          "sitting the round out", round_id)
+                self.state.put(round_id, "abandoned", b"lost secrets")
+                return None
+            e, m = sa.X25519Pair.generate(), sa.X25519Pair.generate()
+            fresh = cbor2.dumps({"enc": e.secret, "mask": m.secret, "seed": sa.random_seed()})
+            stored = self.state.put_new(round_id, "secrets", fresh, secret=True)
+        d = cbor2.loads(stored)
+        from nacl.bindings import crypto_scalarmult_base
+
+        agent = PeerAgent(self.fed, self.store, self.address, round_id,
+                          enc=sa.X25519Pair(d["enc"], crypto_scalarmult_base(d["enc"])),
+                          mask=sa.X25519Pair(d["mask"], crypto_scalarmult_base(d["mask"])),
+                          seed=int(d["seed"]))
+        received = self.state.get(round_id, "received")
+        if received is not None:
+            agent.received = {int(k): (int(v[0]), int(v[1])) for k, v in cbor2.loads(received).items()}
+        self._agents[round_id] = agent
+        return agent
+
+    # -- training -----------------------------------------------------------------
+    def _global(self, round_id: int) -> np.ndarray:
+        info = self.fed.round_info(round_id)
+        flat = load_adapter(self.store, info.adapter_cid)
+        if len(flat) != info.vector_length:
+            raise ConfigError(f"round {round_id}'s adapter has {len(flat)} values but this "
+                              f"peer's model has {info.vector_length}; is the [model] config "
+                              "the federation's?")
+        return flat
+
+    def _update(self, round_id: int) -> tuple[np.ndarray, int, dict[str, float]] | None:
+        raw = self.state.get(round_id, "update")
+        if raw is None:
+            return None
+        d = cbor2.loads(raw)
+        return enc.from_bytes(d["x"]), int(d["weight"]), dict(d["metrics"])
+
+    def _train(self, round_id: int) -> Action:
+        info = self.fed.round_info(round_id)
+        cfg = self.fed.dp_config(info.dp_config)
+        start = self._global(round_id)
+        if len(start) != len(get_flat(self.learner.model)):
+            raise ConfigError(f"the global adapter has {len(start)} values; this peer's model "
+                              f"has {len(get_flat(self.learner.model))}")
+        seed = (self.train_seed * 1_000_003 + round_id * 7919 + int(self.address, 16)) % 2**31
+        t0 = time.perf_counter()
+        delta, res = self.learner.update(start, cfg, seed=seed)
+        weight = len(self.learner.data)
+        clip = enc.max_clip(frac_bits=info.frac_bits, participants=info.n)
+        x = enc.quantize(delta.astype(np.float64) * weight, frac_bits=info.frac_bits, clip=clip,
+                         rng=np.random.default_rng(seed))
+        metrics = {"loss": float(res.loss), "steps": float(res.steps),
+                   "epsilon_round": float(res.epsilon_rdp), "seconds": float(res.seconds)}
+        self.state.put(round_id, "update", cbor2.dumps(
+            {"x": enc.to_bytes(x), "weight": weight, "metrics": metrics}), secret=True)
+        log.info("round %d: peer %s trained %d steps, loss %.4f, round ε %.3f", round_id,
+                 self.address, res.steps, res.loss, res.epsilon_rdp)
+        return Action(round_id, "train", seconds=time.perf_counter() - t0, detail=metrics)
+
+    # -- one pass over what is owed -------------------------------------------------
+    def step(self, round_id: int) -> list[Action]:
+        """Do every action this peer still owes ``round_id`` in its current phase."""
+        done: list[Action] = []
+        if self.state.get(round_id, "abandoned") is not None:
+            return done
+        agent = self._agent(round_id)
+        if agent is None:
+            return done
+        info = self.fed.round_info(round_id)
+        _, flags = self.fed.status(round_id, self.address)
+        phase = info.phase
+        try:
+            if phase == Phase.KEYS and not flags & StatusFlag.KEYS:
+                done.append(Action(round_id, "keys", gas=agent.post_keys()))
+                flags |= StatusFlag.KEYS
+            if (phase in (Phase.KEYS, Phase.SHARES, Phase.COMMIT) and flags & StatusFlag.KEYS
+                    and self._update(round_id) is None and not flags & StatusFlag.COMMITTED):
+                done.append(self._train(round_id))
+                info = self.fed.round_info(round_id)
+                phase = info.phase
+            if phase == Phase.SHARES and flags & StatusFlag.KEYS and not flags & StatusFlag.SHARES:
+                raw = self.state.get(round_id, "bundle")
+                if raw is None:
+                    bundle, root = agent.deal_bundle()
+                    raw = self.state.put_new(round_id, "bundle", cbor2.dumps([bundle, root]))
+                bundle, root = cbor2.loads(raw)
+                gas, up = agent.post_shares((bundle, root))
+                done.append(Action(round_id, "shares", gas=gas, up=up))
+                flags |= StatusFlag.SHARES
+            if phase in (Phase.COMMIT, Phase.REVEAL) and flags & StatusFlag.SHARES:
+                before = len(agent.received)
+                down = agent.receive_shares()
+                if len(agent.received) != before:
+                    self.state.put(round_id, "received", cbor2.dumps(
+                        {k: list(v) for k, v in agent.received.items()}), secret=True)
+                    done.append(Action(round_id, "receive", down=down))
+            if phase == Phase.COMMIT and flags & StatusFlag.SHARES and not flags & StatusFlag.COMMITTED:
+                upd = self._update(round_id)
+                if upd is None:
+                    done.append(self._train(round_id))
+                    upd = self._update(round_id)
+                assert upd is not None
+                x, weight, _ = upd
+                raw = self.state.get(round_id, "masked")
+                if raw is None:
+                    raw = self.state.put_new(round_id, "masked", enc.to_bytes(agent.masked(x)))
+                gas, up = agent.commit(masked=enc.from_bytes(raw), weight=weight,
+                                       dp_config=info.dp_config)
+                done.append(Action(round_id, "commit", gas=gas, up=up))
+                flags |= StatusFlag.COMMITTED
+            if phase == Phase.REVEAL and flags & StatusFlag.COMMITTED and not flags & StatusFlag.REVEALED:
+                done.append(Action(round_id, "reveal", gas=agent.reveal()))
+        except ContractRevertError as exc:
+            # A deadline passed between reading the phase and sending: the
+            # next step sees the new phase. Anything else is a real failure.
+            if exc.name == "LedgerBudgetExceeded":
+                log.warning("round %d: peer %s: this update would exceed the privacy cap; "
+                            "not committing", round_id, self.address)
+                self.state.put(round_id, "abandoned", b"over budget")
+            elif exc.name == "RoundsWrongPhase":
+                log.info("round %d: peer %s: the phase moved on; will look again", round_id,
+                         self.address)
+            else:
+                raise
+        except AggregationError as exc:
+            log.warning("round %d: peer %s stops here: %s", round_id, self.address, exc)
+            self.state.put(round_id, "abandoned", str(exc).encode())
+        return done
+
+    def metrics(self, round_id: int) -> dict[str, float]:
+        upd = self._update(round_id)
+        return {} if upd is None else upd[2]
+
+    def summary(self) -> str:
+        return json.dumps({"address": self.address, "rounds": self.state.rounds()})

@@ -1,0 +1,165 @@
+"""The peer's durable state and its resumption after a crash at each step
+(in process: a crash is an exception out of a chain call, and a restart is a
+new PeerNode over the same state file). Process-level kill -9 is in
+tests/test_federation_processes.py."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from pathlib import Path
+
+import cbor2
+import numpy as np
+import pytest
+
+from coordinator import connect
+from coordinator._aggregate import collect, verify
+from coordinator._contracts import LedgerPolicy, Phase, Policy, StatusFlag, deploy_federation
+from coordinator._driver import WAITING, RoundDriver, initial_adapter
+from coordinator._privacy import dp_config
+from coordinator._store import EmbeddedStore
+from nodes._data import partition
+from nodes._model import ModelConfig, build_model, get_flat
+from nodes._peer import Learner, PeerNode
+from nodes._state import PeerState, StateError
+from nodes._train import TrainConfig
+
+STAKE = 10**17
+PASS = b"correct horse battery staple"
+
+
+def test_state_seals_secrets_and_refuses_a_wrong_passphrase(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    st = PeerState(path, PASS)
+    secret = secrets.token_bytes(32)
+    assert st.put_new(1, "secrets", secret, secret=True) == secret
+    assert st.put_new(1, "secrets", b"another draw", secret=True) == secret  # first one wins
+    st.put(1, "masked", b"public bytes")
+    st.close()
+    raw = path.read_bytes() + (path.with_name(path.name + "-wal").read_bytes()
+                               if path.with_name(path.name + "-wal").exists() else b"")
+    assert secret not in raw and b"public bytes" in raw
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with pytest.raises(StateError, match="does not open"):
+        PeerState(path, b"wrong")
+    again = PeerState(path, PASS)
+    assert again.get(1, "secrets") == secret and again.get(2, "secrets") is None
+    # A sealed record altered on disk is refused, not silently used.
+    db = sqlite3.connect(path)
+    db.execute("UPDATE kv SET value = ? WHERE name = 'secrets'", (b"\x00" * 72,))
+    db.commit()
+    with pytest.raises(StateError, match="does not decrypt"):
+        again.get(1, "secrets")
+    with pytest.raises(StateError, match="empty passphrase"):
+        PeerState(tmp_path / "t.sqlite", b"")
+
+
+class Crash(Exception):
+    """Stands for the process dying at this point."""
+
+
+def _federation(n: int = 4, t: int = 3):
+    chain = connect("embedded")
+    chain.ensure_accounts(n + 2)
+    store = EmbeddedStore()
+    model = build_model(ModelConfig(encoder="tiny", seed=0))
+    start = get_flat(model)
+    pol = Policy(participants=n, threshold=t, keys_blocks=8, shares_blocks=8, commit_blocks=8,
+                 reveal_blocks=8, aggregate_blocks=8, challenge_blocks=1, bond=STAKE)
+    fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=50),
+                               initial_adapter_cid=initial_adapter(store, start))
+    fed.register_config(dp_config(config_id=1, q=0.5, sigma=1.0, steps=2))
+    for i in range(1, n + 1):
+        fed.register(sender=i, stake=STAKE)
+    parts = partition(n, examples_per_peer=40, seed=1)
+    learners = [Learner(model, parts[i].train, TrainConfig(lr=1e-2)) for i in range(n)]
+    driver = RoundDriver(fed, store, aggregator=chain.account(1).address, dp_config=1,
+                         vector_length=len(start), rounds=1)
+    return chain, fed, store, learners, driver
+
+
+def _node(fed, store, learners, i: int, path: Path) -> PeerNode:
+    return PeerNode(fed, store, fed.chain.account(i + 1).address, PeerState(path, PASS),
+                    learners[i])
+
+
+def _drive(fed, driver, nodes, r: int) -> None:
+    while fed.round_info(r).phase in WAITING:
+        phase = fed.round_info(r).phase
+        for nd in nodes:
+            nd.step(r)
+        if fed.round_info(r).phase == phase:
+            info = fed.round_info(r)
+            fed.chain.mine(max(1, info.deadline - fed.chain.block_number + 1))
+            driver.tick()
+
+
+@pytest.mark.parametrize("where", ["post_keys", "post_shares", "commit-before", "commit-after",
+                                   "reveal-after"])
+def test_peer_resumes_after_a_crash_without_new_secrets_or_a_second_commit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    chain, fed, store, learners, driver = _federation()
+    with chain:
+        nodes = [_node(fed, store, learners, i, tmp_path / f"p{i}.sqlite") for i in range(4)]
+        r = int(driver.tick().split()[-1])  # "opened round 1"
+        victim = nodes[0]
+        name, _, when = where.partition("-")
+        real = getattr(type(fed), name)
+        crashed = []
+
+        def crashing(self, *args, **kwargs):
+            if kwargs.get("sender") == victim.address and not crashed:
+                crashed.append(True)
+                if when == "after":  # the transaction landed, then the process died
+                    real(self, *args, **kwargs)
+                raise Crash(name)
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(type(fed), name, crashing)
+        before: dict[str, bytes | None] = {}
+        try:
+            _drive(fed, driver, nodes, r)
+        except Crash:
+            for key in ("secrets", "bundle", "masked"):
+                before[key] = victim.state.get(r, key)
+            victim.state.close()
+            # Restart: a new process over the same state file.
+            nodes[0] = _node(fed, store, learners, 0, tmp_path / "p0.sqlite")
+            _drive(fed, driver, nodes, r)
+        assert crashed
+        for key, value in before.items():
+            if value is not None:  # what was drawn before the crash is what was used
+                assert nodes[0].state.get(r, key) == value, key
+        assert fed.round_info(r).phase == Phase.AGGREGATE
+        pub = collect(fed, r)
+        assert len(pub.u3) == 4 and len(pub.reveals) == 4
+        commits = [e for e in fed.events("FedRounds", "UpdateCommitted", 0)
+                   if e.args["peer"] == victim.address]
+        assert len(commits) == 1  # never two commits
+        if before.get("masked") is not None:
+            from coordinator._store import layout
+
+            assert commits[0].args["cidDigest"] == layout(before["masked"], store.opts)[0].digest
+        driver.tick()
+        assert all(c.ok for c in verify(fed, store, r))
+
+
+def test_peer_that_lost_its_state_sits_the_round_out(tmp_path: Path) -> None:
+    chain, fed, store, learners, driver = _federation()
+    with chain:
+        nodes = [_node(fed, store, learners, i, tmp_path / f"p{i}.sqlite") for i in range(4)]
+        r = int(driver.tick().split()[-1])
+        for nd in nodes:
+            nd.step(r)  # everyone posts keys (and trains)
+        keys = cbor2.loads(nodes[0].state.get(r, "secrets"))
+        nodes[0].state.close()
+        (tmp_path / "p0.sqlite").unlink()
+        nodes[0] = _node(fed, store, learners, 0, tmp_path / "p0.sqlite")
+        _drive(fed, driver, nodes, r)
+        assert nodes[0].state.get(r, "secrets") is None  # no fresh keys for a joined round
+        assert nodes[0].state.get(r, "abandoned") is not None
+        _, flags = fed.status(r, nodes[0].address)
+        assert flags & StatusFlag.KEYS and not flags & StatusFlag.SHARES
+        assert fed.round_info(r).phase == Phase.AGGREGATE and len(collect(fed, r).u3) == 3
+        assert keys["seed"] != 0
