@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _encoding as enc
 from . import _secagg as sa
-from ._aggregate import Aggregate, AggregationError, adapter_bytes, aggregate, collect, find_cid
+from ._aggregate import Aggregate, AggregationError, adapter_bytes, aggregate, cat_digest, collect
 from ._contracts import Federation, Phase
 from ._errors import ConfigError
 from ._store import ContentStore
@@ -90,7 +90,7 @@ class PeerAgent:
         for dealer in pub.u2:
             if dealer in self.received:
                 continue
-            data = self.store.cat(find_cid(self.store, pub.bundle_digest[dealer]))
+            data = cat_digest(self.store, pub.bundle_digest[dealer])
             read += len(data)
             bundle = ShareBundle.from_bytes(data)
             box = bundle.box_for(self.index)

@@ -37,13 +37,19 @@ def cid_for(digest: bytes, size: int, opts: AddOptions) -> CID:
     return CID(RAW if size <= opts.chunk_size else DAG_PB, digest)
 
 
-def find_cid(store: ContentStore, digest: bytes) -> CID:
-    """The CID of a blob of unknown size: a raw leaf or a dag-pb root."""
+def cat_digest(store: ContentStore, digest: bytes) -> bytes:
+    """The blob of unknown size whose root has this sha2-256 digest: a raw
+    leaf or a dag-pb root. Block stores key blocks by multihash, so asking
+    for the wrong codec still finds the root block; the content check of
+    ``cat`` then tells which codec it was. Works over the network too."""
+    last: Exception | None = None
     for codec in (RAW, DAG_PB):
-        c = CID(codec, digest)
-        if store.has(c):
-            return c
-    return CID(RAW, digest)
+        try:
+            return store.cat(CID(codec, digest))
+        except FedLedgerError as exc:
+            last = exc
+    raise ContentMismatchError(f"no content with root digest 0x{digest.hex()} can be fetched: "
+                               f"{last}")
 
 
 @dataclass
@@ -134,8 +140,7 @@ def fetch_masked(pub: RoundPublic, store: ContentStore, u: int) -> np.ndarray:
 
 
 def bundle_leaves(pub: RoundPublic, store: ContentStore, dealer: int) -> tuple[bytes, ...]:
-    cid = find_cid(store, pub.bundle_digest[dealer])
-    bundle = ShareBundle.from_bytes(store.cat(cid))
+    bundle = ShareBundle.from_bytes(cat_digest(store, pub.bundle_digest[dealer]))
     if enc.merkle_root(bundle.leaves) != pub.share_root[dealer]:
         raise AggregationError(f"share bundle of participant {dealer} does not match its commitment")
     return bundle.leaves
@@ -192,7 +197,7 @@ def apply_update(global_flat: np.ndarray, agg: Aggregate, *, frac_bits: int) -> 
 
 
 def load_blob(store: ContentStore, digest: bytes) -> AdapterBlob:
-    return AdapterBlob.from_bytes(store.cat(find_cid(store, digest)))
+    return AdapterBlob.from_bytes(cat_digest(store, digest))
 
 
 def load_adapter(store: ContentStore, digest: bytes) -> np.ndarray:

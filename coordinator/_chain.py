@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import json
+import time
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -211,16 +212,23 @@ class Chain:
             tip = 1_000_000_000
             tx["maxPriorityFeePerGas"] = tip
             tx["maxFeePerGas"] = 2 * base + tip
-        tx["nonce"] = self._next_nonce(acct.address)
         if tx.get("to") in (b"", "", None):
             tx.pop("to", None)
-        signed = acct.sign_transaction(tx)
-        try:
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        except Exception as exc:  # noqa: BLE001
-            self._nonces.pop(acct.address, None)
-            self._raise_revert(tx, exc)
-            raise ChainError(f"sending the transaction failed: {exc}") from exc
+        for attempt in range(5):
+            tx["nonce"] = self._next_nonce(acct.address)
+            signed = acct.sign_transaction(tx)
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                break
+            except Exception as exc:  # noqa: BLE001
+                self._nonces.pop(acct.address, None)
+                if "nonce" in str(exc).lower() and attempt < 4:
+                    # Another process signed with this account meanwhile
+                    # (e.g. a peer that also aggregates): take the next nonce.
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                self._raise_revert(tx, exc)
+                raise ChainError(f"sending the transaction failed: {exc}") from exc
         rcpt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if rcpt["status"] != 1:
             self._raise_revert(tx, None, int(rcpt["blockNumber"]) - 1)
@@ -247,11 +255,12 @@ class Chain:
         return self.send(tx, sender=acct)
 
     def call(self, fn: ContractFunction, *, sender: int | str | LocalAccount = 0) -> Any:
-        acct = self.account(sender)
+        # A read-only view (no signing accounts) calls from the zero address.
+        frm = self.account(sender).address if self.accounts else "0x" + "00" * 20
         try:
-            return fn.call({"from": acct.address})
+            return fn.call({"from": frm})
         except Exception as exc:  # noqa: BLE001
-            tx = {"to": fn.address, "data": fn._encode_transaction_data(), "from": acct.address}
+            tx = {"to": fn.address, "data": fn._encode_transaction_data(), "from": frm}
             self._raise_revert(tx, exc)
             raise ChainError(f"call failed: {exc}") from exc
 
@@ -475,6 +484,19 @@ class RpcChain(Chain):
             accounts += _dev_accounts()
         super().__init__(w3, accounts, backend="url")
         self.url = url
+
+    def mine(self, blocks: int = 1) -> None:
+        """Mine on a development node at this URL (anvil, Hardhat, or any node
+        with ``evm_mine``); other chains make blocks on their own."""
+        for method, params in (("anvil_mine", [hex(blocks)]), ("hardhat_mine", [hex(blocks)])):
+            resp = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+            if "error" not in resp:
+                return
+        for _ in range(blocks):
+            resp = self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            if "error" in resp:
+                raise ChainError(f"the node at {self.url} does not mine on demand: "
+                                 f"{resp['error']}")
 
 
 def load_keystore(path: Path, passphrase: str | None) -> LocalAccount:

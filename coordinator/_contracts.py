@@ -184,7 +184,7 @@ class Federation:
             raise ConfigError(f"deployment record lacks {', '.join(missing)}")
         self.chain = chain
         self.addresses = dict(addresses)
-        self.governor = chain.account(governor)
+        self.governor = chain.account(governor) if chain.accounts else None  # None: read-only
         self.deploy_block = deploy_block
         self._configs: dict[int, DPConfig] = {}
         self.registry = chain.contract("PeerRegistry", addresses["PeerRegistry"])
@@ -192,7 +192,9 @@ class Federation:
         self.rounds = chain.contract("FedRounds", addresses["FedRounds"])
         self.fraud = chain.contract("FraudProofs", addresses["FraudProofs"])
 
-    def _tx(self, fn: Any, sender: Sender, value: int = 0) -> Receipt:
+    def _tx(self, fn: Any, sender: Sender | None, value: int = 0) -> Receipt:
+        if sender is None:
+            raise ConfigError("this needs a signing account; the federation was opened read-only")
         return self.chain.transact(fn, sender=sender, value=value)
 
     # -- registry --------------------------------------------------------------

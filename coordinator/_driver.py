@@ -19,7 +19,7 @@ from . import _encoding as enc
 from ._agent import Aggregator
 from ._aggregate import Aggregate, load_adapter
 from ._contracts import Federation, Phase
-from ._errors import ConfigError
+from ._errors import ConfigError, ContractRevertError
 from ._store import ContentStore
 
 log = logging.getLogger("fedledger.driver")
@@ -77,7 +77,12 @@ class RoundDriver:
         if info is None or info.phase in (Phase.FINAL, Phase.FAILED):
             if self.rounds is not None and len(self.opened) >= self.rounds:
                 return None
-            return f"opened round {self.open()}"
+            try:
+                return f"opened round {self.open()}"
+            except ContractRevertError as exc:
+                if exc.name != "RoundsNotEnoughEligible":
+                    raise
+                return None  # wait for peers to register
         if info.phase in WAITING:
             if block > info.deadline:
                 self.gas[r] = self.gas.get(r, 0) + self.fed.advance(r).gas_used

@@ -115,6 +115,8 @@ def cli(verbose: int, quiet: bool) -> None:
       chain    compile, deploy and run local chains (governor, operators)
       ipfs     run a local Kubo daemon (operators)
       doctor   check that every component is installed and reachable
+      round    open, inspect, aggregate and finalize rounds, or keep them going
+      node     a peer: train locally, or run the peer daemon
       demo     the whole system end to end on embedded defaults
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
@@ -274,6 +276,207 @@ def doctor(rpc_url: str | None, ipfs_api: str | None, as_json: bool) -> None:
     emit(as_json, {"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}, human)
     if not all(c.ok for c in checks):
         raise SystemExit(3)
+
+
+# -- round ----------------------------------------------------------------------
+
+deployment_option = click.option(
+    "--deployment", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    envvar="FEDLEDGER_DEPLOYMENT",
+    help="Deployment record written by `chain deploy` / `federation up` "
+         "(default: .fedledger/deployment.json). Env: FEDLEDGER_DEPLOYMENT.")
+account_option = click.option(
+    "--account", type=click.IntRange(0), default=None,
+    help="Sign with this development account (index into the dev mnemonic) on a local "
+         "chain URL; without it, the first --keystore account signs.")
+
+
+def open_federation(rpc_url: str, deployment: Path | None, keystores: tuple[Path, ...],
+                    passphrase_file: Path | None, account: int | None,
+                    *, read_only: bool = False) -> tuple[Any, Any, str]:
+    """(chain, federation, signing address) for a recorded deployment; a
+    read-only view needs no account ("" as the address)."""
+    from ._chain import connect
+    from ._deploy import DeploymentRecord, attach
+    from ._paths import state_dir
+
+    if rpc_url in ("embedded", "anvil", "hardhat"):
+        raise click.UsageError("round commands need the --rpc-url of a running chain "
+                               "(an embedded or freshly started chain has no rounds)")
+    record = DeploymentRecord.load(deployment or state_dir() / "deployment.json")
+    signer: str
+    if account is not None:
+        chain = connect(rpc_url, dev_accounts=True)
+        signer = chain.account(account).address
+    elif read_only and not keystores:
+        chain = connect(rpc_url)
+        signer = ""
+    else:
+        chain = open_chain(rpc_url, keystores, passphrase_file)
+        signer = chain.accounts[0].address
+    return chain, attach(chain, record), signer
+
+
+def open_store(ipfs_api: str | None) -> Any:
+    from ._store import KuboClient
+
+    if not ipfs_api:
+        from ._errors import ConfigError
+
+        raise ConfigError("this command needs a Kubo RPC API",
+                          hint="pass --ipfs-api http://127.0.0.1:5001 or set FEDLEDGER_IPFS_API")
+    client = KuboClient(ipfs_api)
+    client.id()  # fails clearly if nothing answers there
+    return client
+
+
+def round_view(fed: Any, r: int) -> dict[str, Any]:
+    from ._aggregate import collect
+
+    info = fed.round_info(r)
+    pub = collect(fed, r)
+    return {"round": r, "phase": info.phase.name, "fail_reason": info.fail_reason.name,
+            "n": info.n, "t": info.t, "deadline": info.deadline,
+            "block": fed.chain.block_number, "attempt": info.attempt,
+            "dp_config": info.dp_config, "vector_length": info.vector_length,
+            "participants": fed.participants(r), "U1": pub.u1, "U2": pub.u2, "U3": pub.u3,
+            "revealed": sorted(pub.reveals), "adapter": "0x" + info.adapter_cid.hex()}
+
+
+def _round_options(f: F) -> F:
+    for opt in (rpc_url_option, deployment_option, ipfs_api_option, account_option,
+                keystore_option, passphrase_file_option, json_option):
+        f = opt(f)
+    return f
+
+
+@cli.group("round")
+def round_group() -> None:
+    """Drive rounds: open, inspect, aggregate, finalize, or keep them going."""
+
+
+@round_group.command("status")
+@click.option("--round", "round_id", type=click.IntRange(1), default=None,
+              help="Round number (default: the current one).")
+@_round_options
+def round_status(round_id: int | None, rpc_url: str, deployment: Path | None,
+                 ipfs_api: str | None, account: int | None, keystores: tuple[Path, ...],
+                 passphrase_file: Path | None, as_json: bool) -> None:
+    """Show a round's phase and its participant sets U1 ⊇ U2 ⊇ U3 from the chain."""
+    chain, fed, _ = open_federation(rpc_url, deployment, keystores, passphrase_file, account,
+                                    read_only=True)
+    with chain:
+        r = round_id or fed.current_round()
+        if r == 0:
+            emit(as_json, {"round": 0, "phase": "NONE"}, lambda: stdout.print("no round opened yet"))
+            return
+        view = round_view(fed, r)
+
+    def human() -> None:
+        stdout.print(f"round {r}: [bold]{view['phase']}[/] (deadline block {view['deadline']}, "
+                     f"now {view['block']}); n = {view['n']}, t = {view['t']}")
+        stdout.print(f"  keys U1 = {view['U1']}\n  shares U2 = {view['U2']}\n"
+                     f"  committed U3 = {view['U3']}\n  revealed = {view['revealed']}")
+
+    emit(as_json, view, human)
+
+
+@round_group.command("open")
+@click.option("--dp-config", type=click.IntRange(1), default=1, show_default=True,
+              help="Id of a registered DP configuration every participant trains at.")
+@_round_options
+def round_open(dp_config: int, rpc_url: str, deployment: Path | None, ipfs_api: str | None,
+               account: int | None, keystores: tuple[Path, ...], passphrase_file: Path | None,
+               as_json: bool) -> None:
+    """Open the next round (governor, or anyone once the last one ended)."""
+    from ._aggregate import load_adapter
+
+    store = open_store(ipfs_api)
+    chain, fed, signer = open_federation(rpc_url, deployment, keystores, passphrase_file, account)
+    with chain:
+        length = len(load_adapter(store, fed.global_adapter_cid()))
+        r, rcpt = fed.open_round(dp_config=dp_config, vector_length=length, sender=signer)
+        data = {"round": r, "tx": rcpt.tx_hash, "gas": rcpt.gas_used, "vector_length": length,
+                "participants": fed.participants(r)}
+    emit(as_json, data, lambda: stdout.print(f"[green]opened round {r}[/] with "
+                                             f"{len(data['participants'])} participants (tx {rcpt.tx_hash})"))
+
+
+@round_group.command("aggregate")
+@click.option("--round", "round_id", type=click.IntRange(1), default=None)
+@_round_options
+def round_aggregate(round_id: int | None, rpc_url: str, deployment: Path | None,
+                    ipfs_api: str | None, account: int | None, keystores: tuple[Path, ...],
+                    passphrase_file: Path | None, as_json: bool) -> None:
+    """Unmask the round's sum, publish the new adapter and post it with the bond."""
+    from ._agent import Aggregator
+    from ._aggregate import load_adapter
+
+    store = open_store(ipfs_api)
+    chain, fed, signer = open_federation(rpc_url, deployment, keystores, passphrase_file, account)
+    with chain:
+        r = round_id or fed.current_round()
+        start = load_adapter(store, fed.round_info(r).adapter_cid)
+        agg, _, gas = Aggregator(fed, store, signer).run(r, start)
+        data = {"round": r, "gas": gas, "survivors": len(agg.masked), "seeds": len(agg.seeds),
+                "rejected_shares": agg.rejected_shares}
+    emit(as_json, data, lambda: stdout.print(
+        f"[green]round {r}: result posted[/] ({data['survivors']} updates, {data['seeds']} seeds, "
+        f"gas {gas:,})"))
+
+
+@round_group.command("finalize")
+@click.option("--round", "round_id", type=click.IntRange(1), default=None)
+@_round_options
+def round_finalize(round_id: int | None, rpc_url: str, deployment: Path | None,
+                   ipfs_api: str | None, account: int | None, keystores: tuple[Path, ...],
+                   passphrase_file: Path | None, as_json: bool) -> None:
+    """Finalize a round whose challenge window has passed."""
+    chain, fed, signer = open_federation(rpc_url, deployment, keystores, passphrase_file, account)
+    with chain:
+        r = round_id or fed.current_round()
+        rcpt = fed.finalize(r, sender=signer)
+    emit(as_json, {"round": r, "tx": rcpt.tx_hash, "gas": rcpt.gas_used},
+         lambda: stdout.print(f"[green]round {r} finalized[/] (tx {rcpt.tx_hash})"))
+
+
+@round_group.command("run")
+@click.option("--rounds", type=click.IntRange(1), default=None,
+              help="Stop after opening this many rounds and seeing the last one end "
+                   "(default: keep going).")
+@click.option("--dp-config", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--interval", type=click.FloatRange(0.05), default=0.5, show_default=True,
+              help="Seconds between looks at the chain.")
+@click.option("--mine/--no-mine", default=False, show_default=True,
+              help="On a development chain, mine a block per look while a phase waits for "
+                   "its deadline (automining chains make blocks only on transactions).")
+@_round_options
+def round_run(rounds: int | None, dp_config: int, interval: float, mine: bool, rpc_url: str,
+              deployment: Path | None, ipfs_api: str | None, account: int | None,
+              keystores: tuple[Path, ...], passphrase_file: Path | None, as_json: bool) -> None:
+    """Keep rounds going: open, advance past deadlines, aggregate, finalize."""
+    import signal
+
+    from ._aggregate import load_adapter
+    from ._driver import RoundDriver
+
+    store = open_store(ipfs_api)
+    chain, fed, signer = open_federation(rpc_url, deployment, keystores, passphrase_file, account)
+    stop: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    with chain:
+        length = len(load_adapter(store, fed.global_adapter_cid()))
+        driver = RoundDriver(fed, store, aggregator=signer, dp_config=dp_config,
+                             vector_length=length, rounds=rounds, mine=mine)
+        while not stop and not driver.finished:
+            did = driver.tick()
+            if did:
+                stderr.print(did, highlight=False)
+            time.sleep(0 if did else interval)
+        views = [round_view(fed, r) for r in driver.opened]
+    emit(as_json, {"rounds": views, "gas": driver.gas}, lambda: stdout.print(
+        f"[green]done[/]: {len(driver.opened)} rounds, phases "
+        + ", ".join(f"{v['round']}={v['phase']}" for v in views)))
 
 
 def main(argv: list[str] | None = None) -> None:

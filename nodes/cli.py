@@ -14,6 +14,10 @@ from coordinator import ConfigError
 from coordinator.cli import json_option, stderr, stdout
 
 DEFAULTS: dict[str, Any] = {
+    "node": {"rpc_url": "http://127.0.0.1:8545", "ipfs_api": "http://127.0.0.1:5001",
+             "deployment": ".fedledger/deployment.json", "state": ".fedledger/peer/state.sqlite",
+             "account": -1, "keystore": "", "passphrase_file": "", "poll_seconds": 0.5,
+             "register": True, "stake_wei": 10**17, "train_seed": 0, "max_rounds": 0},
     "data": {"source": "synthetic", "peers": 8, "peer": 0, "examples_per_peer": 256, "seed": 0,
              "file": ""},
     "model": {"encoder": "tiny", "lora_r": 8, "max_len": 24, "attention_noise": 0.0, "seed": 0},
@@ -46,7 +50,67 @@ def load_config(path: Path | None) -> dict[str, dict[str, Any]]:
 
 @click.group()
 def node() -> None:
-    """Peer operator commands: train locally (and, later, run the peer daemon)."""
+    """Peer operator commands: run the peer daemon, or train once locally."""
+
+
+def _learner(cfg: dict[str, dict[str, Any]], base: Path) -> Any:
+    from ._data import load_file, partition
+    from ._model import ModelConfig, build_model
+    from ._peer import Learner
+    from ._train import TrainConfig
+
+    d = cfg["data"]
+    if d["source"] == "file":
+        if not d["file"]:
+            raise ConfigError("[data] source = 'file' needs file = 'path/to/data.csv'")
+        data = load_file(base / d["file"])
+    elif d["source"] == "synthetic":
+        if not 0 <= d["peer"] < d["peers"]:
+            raise ConfigError(f"[data] peer={d['peer']} must be below peers={d['peers']}")
+        data = partition(d["peers"], examples_per_peer=d["examples_per_peer"],
+                         seed=d["seed"])[d["peer"]].train
+    else:
+        raise ConfigError(f"[data] source={d['source']!r} must be 'synthetic' or 'file'")
+    try:
+        model = build_model(ModelConfig(**cfg["model"]))
+        train = TrainConfig(**cfg["train"])
+    except TypeError as exc:
+        raise ConfigError(f"bad configuration: {exc}") from None
+    return Learner(model, data, train)
+
+
+@node.command("run")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="peer.toml with [node], [data], [model] and [train] sections.")
+def run(config_path: Path) -> None:
+    """Run the peer daemon: follow the chain and take part in every round this
+    peer is selected for (keys, DP training, shares, masked commit, reveal).
+
+    \b
+    [node] keys: rpc_url, ipfs_api, deployment (record path), state (SQLite
+    file), account (dev account index) or keystore (encrypted key file),
+    passphrase_file (or env FEDLEDGER_PASSPHRASE; it seals the state's keys),
+    poll_seconds, register, stake_wei, train_seed. Paths are relative to the
+    config file. State survives kill -9: a restarted daemon resumes the round.
+    """
+    import logging
+    import warnings
+
+    from ._daemon import PeerDaemon, settings_from
+
+    logging.captureWarnings(True)
+    warnings.simplefilter("once")
+    fed_log = logging.getLogger("fedledger")
+    if fed_log.getEffectiveLevel() > logging.INFO and logging.getLogger().level != logging.ERROR:
+        fed_log.setLevel(logging.INFO)  # a daemon logs one line per protocol event
+    cfg = load_config(config_path)
+    base = config_path.parent
+    settings = settings_from(cfg, base)
+    daemon = PeerDaemon(settings, _learner(cfg, base))
+    try:
+        daemon.run()
+    except KeyboardInterrupt:
+        stderr.print("stopped")
 
 
 @node.command("train")
@@ -200,3 +264,56 @@ def demo(encoder: str, peers: int, threshold: int, rounds: int, dropouts: bool, 
     stdout.print("U1/U2/U3: peers that posted keys / shares / a masked update; verify: the "
                  "auditors' checks that passed")
     stdout.print(f"[green]demo ok[/] in {res['seconds']} s")
+
+
+# -- federation -------------------------------------------------------------------
+
+@click.group()
+def federation() -> None:
+    """A whole federation as processes on 127.0.0.1: chain, Kubo daemons, peers, driver."""
+
+
+@federation.command("up")
+@click.option("--peers", type=click.IntRange(2, 50), default=3, show_default=True)
+@click.option("--threshold", type=click.IntRange(1, 50), default=2, show_default=True)
+@click.option("--chain", "chain_kind", type=click.Choice(["anvil", "hardhat"]), default="anvil",
+              show_default=True)
+@click.option("--encoder", type=click.Choice(["tiny", "minilm"]), default="tiny", show_default=True)
+@click.option("--rounds", type=click.IntRange(0), default=0, show_default=True,
+              help="Rounds the driver runs before it stops (0: keep going).")
+@click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(".fedledger/federation"), show_default=True,
+              help="Where configs, state, Kubo repositories and logs go.")
+@json_option
+def federation_up(peers: int, threshold: int, chain_kind: str, encoder: str, rounds: int,
+                  root: Path, as_json: bool) -> None:
+    """Start a local chain node, one Kubo per peer (swarm-connected), deploy,
+    and start PEERS peer daemons and a round driver as separate processes.
+    They keep running after this command returns; `federation down` stops them."""
+    from ._federation import FederationSpec, up
+
+    spec = FederationSpec(peers=peers, threshold=min(threshold, peers), chain=chain_kind,
+                          encoder=encoder, rounds=rounds)
+    info = up(spec, root, log=lambda line: stderr.print(line, highlight=False))
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    stdout.print(f"[green]federation up[/] in {info['dir']}: chain {info['rpc_url']}, "
+                 f"{peers} peers. Watch it with:\n  fedledger round status --rpc-url "
+                 f"{info['rpc_url']} --deployment {info['deployment']}\nStop it with:\n"
+                 f"  fedledger federation down --dir {info['dir']}")
+
+
+@federation.command("down")
+@click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(".fedledger/federation"), show_default=True)
+@json_option
+def federation_down(root: Path, as_json: bool) -> None:
+    """Stop every process `federation up` started in DIR."""
+    from ._federation import down
+
+    stopped = down(root)
+    if as_json:
+        click.echo(json.dumps({"stopped": stopped}))
+    else:
+        stdout.print(f"stopped {len(stopped)} processes: {', '.join(stopped) or 'none running'}")

@@ -1,0 +1,160 @@
+"""The peer daemon behind ``fedledger node run``.
+
+Startup checks each dependency and fails with one clear sentence: the
+config, the chain endpoint, the deployment record, the Kubo API, the
+account's funds, the state database's passphrase. Then it registers (once)
+and loops: look at the current round, let :class:`nodes._peer.PeerNode` do
+what is owed, sleep. A chain or IPFS hiccup while running is retried with
+exponential backoff (capped), not fatal. SIGTERM and Ctrl-C stop it between
+steps; ``kill -9`` at any point is survivable (see nodes/_state.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coordinator import ChainUnavailableError, ConfigError, FedLedgerError, IpfsError
+from coordinator._chain import Chain, connect
+from coordinator._contracts import Federation
+from coordinator._deploy import DeploymentRecord, attach
+from coordinator._store import KuboClient
+
+from ._peer import Learner, PeerNode
+from ._state import PeerState
+
+log = logging.getLogger("fedledger.nodes")
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    rpc_url: str
+    ipfs_api: str
+    deployment: Path
+    state: Path
+    account: int
+    keystore: str
+    passphrase: bytes
+    poll_seconds: float
+    register: bool
+    stake_wei: int
+    train_seed: int
+    max_rounds: int
+
+    def __repr__(self) -> str:  # the passphrase stays out of logs and tracebacks
+        return f"NodeSettings(rpc_url={self.rpc_url!r}, state={str(self.state)!r})"
+
+
+def settings_from(cfg: dict[str, Any], base: Path) -> NodeSettings:
+    n = cfg["node"]
+    passphrase = os.environ.get("FEDLEDGER_PASSPHRASE", "").encode()
+    if n["passphrase_file"]:
+        path = base / n["passphrase_file"]
+        try:
+            passphrase = path.read_text().splitlines()[0].encode()
+        except (OSError, IndexError):
+            raise ConfigError(f"[node] passphrase_file {path} cannot be read or is empty") from None
+    if not passphrase:
+        raise ConfigError("the peer's state needs a passphrase",
+                          hint="set FEDLEDGER_PASSPHRASE or [node] passphrase_file")
+    if not n["rpc_url"].startswith(("http://", "https://")):
+        raise ConfigError(f"[node] rpc_url={n['rpc_url']!r} must be an http(s):// JSON-RPC URL")
+    if not n["ipfs_api"]:
+        raise ConfigError("[node] ipfs_api is empty", hint="the peer's Kubo RPC API, e.g. "
+                          "http://127.0.0.1:5001")
+    if (n["account"] < 0) == (not n["keystore"]):
+        raise ConfigError("give exactly one of [node] account (a development account index) "
+                          "and [node] keystore (an encrypted keystore file)")
+    return NodeSettings(n["rpc_url"], n["ipfs_api"], base / n["deployment"], base / n["state"],
+                        int(n["account"]), n["keystore"] and str(base / n["keystore"]),
+                        passphrase, float(n["poll_seconds"]), bool(n["register"]),
+                        int(n["stake_wei"]), int(n["train_seed"]), int(n["max_rounds"]))
+
+
+class PeerDaemon:
+    def __init__(self, s: NodeSettings, learner: Learner) -> None:
+        self.s = s
+        self.stop = False
+        record = DeploymentRecord.load(s.deployment)
+        if s.keystore:
+            kpass = os.environ.get("FEDLEDGER_KEYSTORE_PASSPHRASE", s.passphrase.decode())
+            self.chain: Chain = connect(s.rpc_url, keystores=[Path(s.keystore)], passphrase=kpass)
+            self.address = self.chain.accounts[0].address
+        else:
+            self.chain = connect(s.rpc_url, dev_accounts=True)
+            self.address = self.chain.account(s.account).address
+        self.fed: Federation = attach(self.chain, record)
+        self.store = KuboClient(s.ipfs_api)
+        try:
+            self.store.id()
+        except IpfsError as exc:
+            raise IpfsError(f"no Kubo RPC API answers at {s.ipfs_api}: {exc}",
+                            hint="start it with `fedledger ipfs up` or fix [node] ipfs_api") from None
+        self.state = PeerState(s.state, s.passphrase)
+        self.node = PeerNode(self.fed, self.store, self.address, self.state, learner,
+                             train_seed=s.train_seed)
+        self._check_model(learner)
+
+    def _check_model(self, learner: Learner) -> None:
+        from coordinator._aggregate import load_adapter
+
+        from ._model import get_flat
+
+        glob = load_adapter(self.store, self.fed.global_adapter_cid())
+        mine = len(get_flat(learner.model))
+        if len(glob) != mine:
+            raise ConfigError(f"the federation's adapter has {len(glob)} parameters but this "
+                              f"peer's model has {mine}: use the federation's [model] section")
+
+    def ensure_registered(self) -> None:
+        if self.fed.peer_info(self.address).get("registered"):
+            return
+        if not self.s.register:
+            raise ConfigError(f"{self.address} is not registered and [node] register = false")
+        balance = int(self.chain.w3.eth.get_balance(self.address))  # type: ignore[arg-type]
+        if balance < self.s.stake_wei + 10**16:
+            raise ConfigError(f"account {self.address} has {balance} wei, not enough for the "
+                              f"stake of {self.s.stake_wei} wei plus gas",
+                              hint="fund the account, or lower [node] stake_wei to the "
+                                   "registry's minimum")
+        rcpt = self.fed.register(sender=self.address, stake=self.s.stake_wei)
+        log.info("registered %s with stake %d wei tx=%s", self.address, self.s.stake_wei,
+                 rcpt.tx_hash)
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stop", True))
+        self.ensure_registered()
+        log.info("peer %s following %s (deployment %s)", self.address, self.s.rpc_url,
+                 self.fed.addresses["FedRounds"])
+        backoff = self.s.poll_seconds
+        seen: set[int] = set()
+        while not self.stop:
+            try:
+                r = self.fed.current_round()
+                if r:
+                    if r not in seen:
+                        seen.add(r)
+                        log.info("round %d is open", r)
+                    self.node.step(r)
+                backoff = self.s.poll_seconds
+            except (ChainUnavailableError, IpfsError, OSError) as exc:
+                backoff = min(backoff * 2, 30.0)
+                log.warning("%s; retrying in %.1f s", exc, backoff)
+            except FedLedgerError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - web3/httpx transport errors
+                if "connect" not in str(exc).lower() and "timed out" not in str(exc).lower():
+                    raise
+                backoff = min(backoff * 2, 30.0)
+                log.warning("chain or IPFS unreachable (%s); retrying in %.1f s",
+                            type(exc).__name__, backoff)
+            if self.s.max_rounds and len(seen) > self.s.max_rounds:
+                break
+            time.sleep(backoff)
+        self.state.close()
+        self.chain.close()

@@ -1,0 +1,195 @@
+"""A whole federation as separate processes on 127.0.0.1 (`fedledger federation`).
+
+``up`` starts a local chain node, one Kubo daemon per peer plus one for the
+governor/aggregator (all swarm-connected to each other, nothing else), deploys
+the contracts with the initial adapter of the configured model, writes one
+``peerN.toml`` per peer and starts N peer daemons and a round driver, each a
+process of its own with its log in the federation directory. It records
+every process in ``federation.json``; ``down`` stops exactly those.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coordinator import ConfigError
+from coordinator._chain import LocalNode
+from coordinator._contracts import LedgerPolicy, Policy, deploy_federation
+from coordinator._deploy import DeploymentRecord
+from coordinator._driver import initial_adapter
+from coordinator._privacy import dp_config
+from coordinator._procs import ManagedProcess, atomic_write
+from coordinator._store import KuboDaemon
+
+from ._model import ModelConfig, build_model, get_flat
+
+RECORD = "federation.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FederationSpec:
+    peers: int = 3
+    threshold: int = 2
+    chain: str = "anvil"
+    encoder: str = "tiny"
+    examples_per_peer: int = 96
+    q: float = 0.5
+    sigma: float = 1.0
+    steps: int = 5
+    lr: float = 1e-2
+    epsilon_cap: float = 50.0
+    phase_blocks: int = 40
+    rounds: int = 0  # 0 = the driver keeps going
+    interval: float = 0.25
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.peers < 2 or not 1 <= self.threshold <= self.peers:
+            raise ConfigError(f"peers={self.peers}, threshold={self.threshold}: need peers ≥ 2 "
+                              "and 1 ≤ threshold ≤ peers")
+        if self.chain not in LocalNode.KINDS:
+            raise ConfigError(f"chain {self.chain!r} must be one of {', '.join(LocalNode.KINDS)}")
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "coordinator.cli", *args]
+
+
+def _toml(d: dict[str, dict[str, Any]]) -> str:
+    out = []
+    for section, values in d.items():
+        out.append(f"[{section}]")
+        for k, v in values.items():
+            out.append(f"{k} = {json.dumps(v)}")
+        out.append("")
+    return "\n".join(out)
+
+
+def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
+    root = root.resolve()
+    if (root / RECORD).exists():
+        raise ConfigError(f"a federation is already recorded in {root}",
+                          hint=f"stop it with `fedledger federation down --dir {root}`")
+    root.mkdir(parents=True, exist_ok=True)
+    procs: list[dict[str, Any]] = []
+
+    def keep(name: str, p: ManagedProcess) -> None:
+        procs.append({"name": name, "pid": p.pid, "log": str(p.log_path)})
+        atomic_write(root / RECORD, json.dumps({"processes": procs}, indent=2).encode())
+
+    try:
+        chain = LocalNode(spec.chain, workdir=root / "logs")
+        keep(spec.chain, chain.process)
+        log(f"{spec.chain} at {chain.url}")
+        kubos = []
+        for i in range(spec.peers + 1):
+            name = "governor" if i == spec.peers else f"peer{i}"
+            d = KuboDaemon(root / "ipfs" / name)
+            d.start()
+            assert d.process is not None
+            keep(f"kubo-{name}", d.process)
+            kubos.append(d)
+        addrs = [d.swarm_addr for d in kubos]
+        for i, d in enumerate(kubos):
+            assert d.client is not None
+            for j in range(i + 1, len(kubos)):
+                d.client.swarm_connect(addrs[j])
+        log(f"{len(kubos)} Kubo daemons, swarm-connected on 127.0.0.1")
+        gov_store = kubos[-1].client
+        assert gov_store is not None
+        model_cfg = {"encoder": spec.encoder, "seed": spec.seed}
+        start = get_flat(build_model(ModelConfig(**model_cfg)))
+        policy = Policy(participants=spec.peers, threshold=spec.threshold,
+                        keys_blocks=spec.phase_blocks, shares_blocks=spec.phase_blocks,
+                        commit_blocks=spec.phase_blocks, reveal_blocks=spec.phase_blocks,
+                        aggregate_blocks=spec.phase_blocks, challenge_blocks=2, bond=10**17)
+        chain.ensure_accounts(spec.peers + 1)
+        fed, rec = deploy_federation(chain, policy=policy,
+                                     ledger_policy=LedgerPolicy(epsilon_cap=spec.epsilon_cap),
+                                     initial_adapter_cid=initial_adapter(gov_store, start))
+        fed.register_config(dp_config(config_id=1, q=spec.q, sigma=spec.sigma, steps=spec.steps))
+        DeploymentRecord(**rec).save(root / "deployment.json")
+        passfile = root / "passphrase"
+        atomic_write(passfile, secrets.token_hex(16).encode() + b"\n")
+        os.chmod(passfile, 0o600)
+        for i in range(spec.peers):
+            assert kubos[i].client is not None
+            cfg = {
+                "node": {"rpc_url": chain.url, "ipfs_api": kubos[i].client.api,
+                         "deployment": "deployment.json", "state": f"peer{i}/state.sqlite",
+                         "account": i + 1, "passphrase_file": "passphrase",
+                         "poll_seconds": spec.interval, "train_seed": spec.seed},
+                "data": {"source": "synthetic", "peers": spec.peers, "peer": i,
+                         "examples_per_peer": spec.examples_per_peer, "seed": spec.seed},
+                "model": model_cfg,
+                "train": {"lr": spec.lr},
+            }
+            (root / f"peer{i}.toml").write_text(_toml(cfg))
+            p = ManagedProcess(f"peer{i}", _cli("node", "run", "--config", str(root / f"peer{i}.toml")),
+                               log_path=root / "logs" / f"peer{i}.log", cwd=root)
+            keep(f"peer{i}", p)
+        argv = _cli("round", "run", "--rpc-url", chain.url, "--deployment",
+                    str(root / "deployment.json"), "--ipfs-api", gov_store.api,
+                    # Peer 0 also aggregates (any registered account may); rounds
+                    # after the first may be opened by anyone, the first by the governor.
+                    "--account", "1",
+                    "--mine", "--interval", str(spec.interval), "--json")
+        if spec.rounds:
+            argv += ["--rounds", str(spec.rounds)]
+        keep("driver", ManagedProcess("driver", argv, log_path=root / "logs" / "driver.log",
+                                      cwd=root))
+        log(f"{spec.peers} peer daemons and the round driver started; logs in {root / 'logs'}")
+        info = {"dir": str(root), "rpc_url": chain.url, "deployment": str(root / "deployment.json"),
+                "ipfs_api": gov_store.api, "peer_apis": [k.client.api for k in kubos[:-1] if k.client],
+                "processes": procs}
+        atomic_write(root / RECORD, json.dumps(info, indent=2).encode())
+        return info
+    except BaseException:
+        down(root)
+        raise
+
+
+def down(root: Path, *, timeout: float = 15.0) -> list[str]:
+    """Stop every process the federation in ``root`` recorded (SIGTERM, then SIGKILL)."""
+    path = root / RECORD
+    if not path.exists():
+        raise ConfigError(f"no federation is recorded in {root}")
+    procs = json.loads(path.read_text()).get("processes", [])
+    stopped = []
+    for p in reversed(procs):  # driver and peers first, then Kubo, then the chain
+        try:
+            os.killpg(p["pid"], signal.SIGTERM)
+            stopped.append(p["name"])
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        while time.monotonic() < deadline and _alive(p["pid"]):
+            time.sleep(0.1)
+        if _alive(p["pid"]):
+            try:
+                os.killpg(p["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    path.unlink()
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie of ours counts as gone
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
