@@ -217,6 +217,7 @@ contract FedRounds is IFedRounds {
         RoundView storage r = _enter(round, Phase.Aggregate);
         if (msg.value < _policy.bond) revert RoundsBondTooLow(msg.value, _policy.bond);
         if (!registry.isEligible(msg.sender)) revert RoundsNotRegistered(msg.sender);
+        _checkSeedSet(round, seeds);
         bytes32 sh = keccak256(abi.encode(seeds));
         _results[round] = ResultView({
             aggregator: msg.sender,
@@ -228,6 +229,38 @@ contract FedRounds is IFedRounds {
         });
         emit ResultPosted(round, msg.sender, r.attempt, newAdapterCid, maskedSumRoot, resultRoot, sh, msg.value, seeds);
         _advance(round, r);
+    }
+
+    /// @dev The posted seed list must be exactly the canonical one: (u, SELF)
+    ///      for every u in U3 ascending, then (u, v) for every dropped dealer
+    ///      v in U2 \ U3 ascending and every u in U3 ascending. The chunk
+    ///      proof unmasks with the posted list as given, so an omitted, extra,
+    ///      duplicated or reordered seed must be refused here.
+    function _checkSeedSet(uint256 round, Seed[] calldata seeds) private view {
+        address[] storage list = _participants[round];
+        uint256 n = list.length;
+        uint16[] memory kept = new uint16[](n);
+        uint16[] memory gone = new uint16[](n);
+        uint256 nk;
+        uint256 ng;
+        for (uint256 i = 0; i < n; ++i) {
+            uint256 st = _status[round][list[i]];
+            if (st & F_COMMITTED != 0) kept[nk++] = uint16(i);
+            else if (st & F_SHARES != 0) gone[ng++] = uint16(i);
+        }
+        uint256 want = nk * (1 + ng);
+        if (seeds.length != want) revert RoundsBadSeeds(seeds.length, want, seeds.length < want ? seeds.length : want);
+        uint256 k;
+        for (uint256 i = 0; i < nk; ++i) {
+            if (seeds[k].u != kept[i] || seeds[k].v != SELF) revert RoundsBadSeeds(seeds.length, want, k);
+            ++k;
+        }
+        for (uint256 g = 0; g < ng; ++g) {
+            for (uint256 i = 0; i < nk; ++i) {
+                if (seeds[k].u != kept[i] || seeds[k].v != gone[g]) revert RoundsBadSeeds(seeds.length, want, k);
+                ++k;
+            }
+        }
     }
 
     /// @inheritdoc IFedRounds

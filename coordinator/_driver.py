@@ -38,6 +38,7 @@ class RoundDriver:
     frac_bits: int = 16
     rounds: int | None = None  # how many to open; None = forever
     mine: bool = False
+    min_peers: int = 0  # wait for this many eligible registered peers before opening
     opened: list[int] = field(default_factory=list)
     results: dict[int, Aggregate] = field(default_factory=dict)
     gas: dict[int, int] = field(default_factory=dict)
@@ -76,6 +77,8 @@ class RoundDriver:
         block = self.fed.chain.block_number
         if info is None or info.phase in (Phase.FINAL, Phase.FAILED):
             if self.rounds is not None and len(self.opened) >= self.rounds:
+                return None
+            if self.min_peers and sum(map(self.fed.is_eligible, self.fed.peers())) < self.min_peers:
                 return None
             try:
                 return f"opened round {self.open()}"

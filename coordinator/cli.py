@@ -447,11 +447,14 @@ def round_finalize(round_id: int | None, rpc_url: str, deployment: Path | None,
 @click.option("--dp-config", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--interval", type=click.FloatRange(0.05), default=0.5, show_default=True,
               help="Seconds between looks at the chain.")
+@click.option("--min-peers", type=click.IntRange(0), default=0, show_default=True,
+              help="Wait until this many eligible peers are registered before opening a round.")
 @click.option("--mine/--no-mine", default=False, show_default=True,
               help="On a development chain, mine a block per look while a phase waits for "
                    "its deadline (automining chains make blocks only on transactions).")
 @_round_options
-def round_run(rounds: int | None, dp_config: int, interval: float, mine: bool, rpc_url: str,
+def round_run(rounds: int | None, dp_config: int, interval: float, min_peers: int, mine: bool,
+              rpc_url: str,
               deployment: Path | None, ipfs_api: str | None, account: int | None,
               keystores: tuple[Path, ...], passphrase_file: Path | None, as_json: bool) -> None:
     """Keep rounds going: open, advance past deadlines, aggregate, finalize."""
@@ -467,7 +470,7 @@ def round_run(rounds: int | None, dp_config: int, interval: float, mine: bool, r
     with chain:
         length = len(load_adapter(store, fed.global_adapter_cid()))
         driver = RoundDriver(fed, store, aggregator=signer, dp_config=dp_config,
-                             vector_length=length, rounds=rounds, mine=mine)
+                             vector_length=length, rounds=rounds, mine=mine, min_peers=min_peers)
         while not stop and not driver.finished:
             did = driver.tick()
             if did:

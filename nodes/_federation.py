@@ -141,7 +141,8 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
                     # Peer 0 also aggregates (any registered account may); rounds
                     # after the first may be opened by anyone, the first by the governor.
                     "--account", "1",
-                    "--mine", "--interval", str(spec.interval), "--json")
+                    "--mine", "--interval", str(spec.interval), "--min-peers", str(spec.peers),
+                    "--json")
         if spec.rounds:
             argv += ["--rounds", str(spec.rounds)]
         keep("driver", ManagedProcess("driver", argv, log_path=root / "logs" / "driver.log",

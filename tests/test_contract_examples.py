@@ -195,6 +195,16 @@ def test_round_errors(hh: Chain) -> None:
     expect("RoundsNotRegistered", lambda: fed.post_result(
         r, new_adapter_cid=bytes(32), masked_sum_root=bytes(32), result_root=bytes(32), seeds=[],
         bond=STAKE, sender=OUTSIDER))
+    seeds = sim.reconstruct_seeds()  # U3 = {0, 1, 2}, U2 \ U3 = {3}: 3 self + 3 pair seeds
+    assert len(seeds) == 6
+    # A dishonest aggregator leaving out a dropped peer's pairwise seed (whose
+    # mask would then stay in the "sum") or reordering the list is refused.
+    expect("RoundsBadSeeds", lambda: sim.post_result(sender=1, seeds=seeds[:-1]),
+           given=5, expected=6, firstBad=5)
+    expect("RoundsBadSeeds", lambda: sim.post_result(sender=1, seeds=[seeds[1], seeds[0], *seeds[2:]]),
+           given=6, expected=6, firstBad=0)
+    expect("RoundsBadSeeds", lambda: sim.post_result(
+        sender=1, seeds=[*seeds[:3], (0, 1, seeds[3][2]), *seeds[4:]]), given=6, expected=6, firstBad=3)
     sim.post_result(sender=1)
     expect("RoundsChallengeOpen", lambda: fed.finalize(r), round=r)
     expect("RoundsUnauthorized", lambda: hh.transact(fed.rounds.functions.voidResult(r, outsider)))

@@ -113,6 +113,9 @@ interface IFedRounds {
     error RoundsBadDealer(uint256 index);
     /// @notice Thrown when the bond sent is below the policy bond.
     error RoundsBondTooLow(uint256 sent, uint256 required);
+    /// @notice Thrown when a posted seed list is not the canonical one for the
+    ///         round's U2 and U3 (`firstBad` is the first wrong position).
+    error RoundsBadSeeds(uint256 given, uint256 expected, uint256 firstBad);
     /// @notice Thrown when a result poster is not an eligible registered peer.
     error RoundsNotRegistered(address account);
     /// @notice Thrown when the challenge window of `round` is still open until `deadline`.
