@@ -73,7 +73,8 @@ class RoundSim:
         self.info = info
         addrs = fed.participants(self.round_id)
         self.ctx = sa.RoundContext(self.chain.chain_id, fed.rounds.address, self.round_id,
-                                   info.n, info.t, vector_length, chunk_elems)
+                                   info.n, info.t, vector_length, chunk_elems, info.seed)
+        self.graph = self.ctx.graph
         self.peers = [PeerState(a, i) for i, a in enumerate(addrs)]
         self.u1: list[int] = []
         self.u2: list[int] = []
@@ -92,8 +93,9 @@ class RoundSim:
             if i in drop:
                 continue
             p = self.peers[i]
+            holders = [h for h in self.u1 if h == i or self.graph.adjacent(i, h)]
             p.dealt = sa.deal(self.ctx, dealer=p.address, self_seed=p.seed,
-                              mask_secret=p.mask.secret, holders=self.u1)
+                              mask_secret=p.mask.secret, holders=holders)
             bundle = hashlib.sha256(b"bundle" + p.address.encode()).digest()
             self.fed.post_shares(self.round_id, bundle, p.dealt.root, sender=p.address)
             self.u2.append(i)
@@ -105,7 +107,7 @@ class RoundSim:
             p = self.peers[i]
             p.x = self.rng.integers(0, 2**20, self.ctx.vector_length, dtype=np.uint32)
             pairs = {v: sa.pair_seed(self.ctx, i, v, p.mask.secret, self.peers[v].mask.public)
-                     for v in self.u2 if v != i}
+                     for v in self.graph.neighbours(i, self.u2)}
             p.y = sa.mask(self.ctx, p.x, index=i, self_seed=p.seed, pair_seeds=pairs)
             p.cid_digest = hashlib.sha256(enc.to_bytes(p.y)).digest()
             p.chunks_root = enc.vector_root(p.y, self.ctx.chunk_elems)
@@ -118,7 +120,8 @@ class RoundSim:
         for v in self.u3:
             if v in drop:
                 continue
-            dealers = list(self.u2)  # its own self-seed share too
+            # every dealer that dealt to it: its neighbours, and itself (its own self-seed share)
+            dealers = [u for u in self.u2 if u == v or self.graph.adjacent(u, v)]
             shares = []
             for u in dealers:
                 dealt = self.peers[u].dealt
@@ -144,7 +147,7 @@ class RoundSim:
         for v in sorted(set(self.u2) - set(self.u3)):
             pts = {sp.holder + 1: sp.value for sp in self.share_proofs(v, 1)}
             sk_v = enc.int_to_scalar(enc.shamir_reconstruct(pts))
-            for u in sorted(self.u3):
+            for u in self.graph.neighbours(v, sorted(self.u3)):
                 seeds.append((u, v, sa.pair_seed(self.ctx, u, v, sk_v, self.peers[u].mask.public)))
         return seeds
 

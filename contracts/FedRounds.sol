@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {IFedRounds} from "./interfaces/IFedRounds.sol";
 import {IPeerRegistry} from "./interfaces/IPeerRegistry.sol";
 import {IPrivacyLedger} from "./interfaces/IPrivacyLedger.sol";
+import {MaskGraph} from "./lib/MaskGraph.sol";
 
 /// @title FedRounds
 /// @notice See {IFedRounds}.
@@ -217,7 +218,7 @@ contract FedRounds is IFedRounds {
         RoundView storage r = _enter(round, Phase.Aggregate);
         if (msg.value < _policy.bond) revert RoundsBondTooLow(msg.value, _policy.bond);
         if (!registry.isEligible(msg.sender)) revert RoundsNotRegistered(msg.sender);
-        _checkSeedSet(round, seeds);
+        _checkSeedSet(round, r, seeds);
         bytes32 sh = keccak256(abi.encode(seeds));
         _results[round] = ResultView({
             aggregator: msg.sender,
@@ -233,10 +234,11 @@ contract FedRounds is IFedRounds {
 
     /// @dev The posted seed list must be exactly the canonical one: (u, SELF)
     ///      for every u in U3 ascending, then (u, v) for every dropped dealer
-    ///      v in U2 \ U3 ascending and every u in U3 ascending. The chunk
+    ///      v in U2 \ U3 ascending and every neighbour u of v in U3 ascending
+    ///      (every u in U3 when the graph is complete). The chunk
     ///      proof unmasks with the posted list as given, so an omitted, extra,
     ///      duplicated or reordered seed must be refused here.
-    function _checkSeedSet(uint256 round, Seed[] calldata seeds) private view {
+    function _checkSeedSet(uint256 round, RoundView storage r, Seed[] calldata seeds) private view {
         address[] storage list = _participants[round];
         uint256 n = list.length;
         uint16[] memory kept = new uint16[](n);
@@ -248,17 +250,25 @@ contract FedRounds is IFedRounds {
             if (st & F_COMMITTED != 0) kept[nk++] = uint16(i);
             else if (st & F_SHARES != 0) gone[ng++] = uint16(i);
         }
-        uint256 want = nk * (1 + ng);
+        uint256 k = MaskGraph.degree(n, r.t);
+        uint256[] memory pos = MaskGraph.positions(r.seed, n, k);
+        uint256 want = nk;
+        for (uint256 g = 0; g < ng; ++g) {
+            for (uint256 i = 0; i < nk; ++i) {
+                if (MaskGraph.adjacent(pos, k, kept[i], gone[g])) ++want;
+            }
+        }
         if (seeds.length != want) revert RoundsBadSeeds(seeds.length, want, seeds.length < want ? seeds.length : want);
-        uint256 k;
+        uint256 at;
         for (uint256 i = 0; i < nk; ++i) {
-            if (seeds[k].u != kept[i] || seeds[k].v != SELF) revert RoundsBadSeeds(seeds.length, want, k);
-            ++k;
+            if (seeds[at].u != kept[i] || seeds[at].v != SELF) revert RoundsBadSeeds(seeds.length, want, at);
+            ++at;
         }
         for (uint256 g = 0; g < ng; ++g) {
             for (uint256 i = 0; i < nk; ++i) {
-                if (seeds[k].u != kept[i] || seeds[k].v != gone[g]) revert RoundsBadSeeds(seeds.length, want, k);
-                ++k;
+                if (!MaskGraph.adjacent(pos, k, kept[i], gone[g])) continue;
+                if (seeds[at].u != kept[i] || seeds[at].v != gone[g]) revert RoundsBadSeeds(seeds.length, want, at);
+                ++at;
             }
         }
     }

@@ -17,7 +17,8 @@ import numpy as np
 
 from . import _encoding as enc
 from . import _secagg as sa
-from ._aggregate import Aggregate, AggregationError, adapter_bytes, aggregate, cat_digest, collect
+from ._aggregate import Aggregate, adapter_bytes, aggregate, cat_digest, collect
+from ._errors import AggregationError
 from ._contracts import Federation, Phase
 from ._errors import ConfigError
 from ._store import ContentStore
@@ -49,7 +50,7 @@ class PeerAgent:
         info = self.fed.round_info(self.round_id)
         self.ctx = sa.RoundContext(self.fed.chain.chain_id, self.fed.rounds.address,
                                    self.round_id, info.n, info.t, info.vector_length,
-                                   info.chunk_elems)
+                                   info.chunk_elems, info.seed)
 
     def __repr__(self) -> str:  # keys and seeds stay out of logs
         return f"PeerAgent(round={self.round_id}, index={self.index}, address={self.address})"
@@ -66,10 +67,15 @@ class PeerAgent:
         stores this before publishing it and publishes only the stored one."""
         assert self.ctx is not None
         pub = collect(self.fed, self.round_id)
+        g = self.ctx.graph
+        holders = [h for h in pub.u1 if h == self.index or g.adjacent(self.index, h)]
+        if len(holders) < self.ctx.t:
+            raise AggregationError(f"only {len(holders)} of peer {self.index}'s neighbourhood "
+                                   f"posted keys; {self.ctx.t} are needed to share its secrets")
         dealt = sa.deal(self.ctx, dealer=self.address, self_seed=self.seed,
-                        mask_secret=self.mask.secret, holders=pub.u1)
+                        mask_secret=self.mask.secret, holders=holders)
         bundle = sa.seal_bundle(self.ctx, dealer=self.index, dealt=dealt, enc=self.enc,
-                                holder_keys={h: pub.enc_pk[h] for h in pub.u1})
+                                holder_keys={h: pub.enc_pk[h] for h in holders})
         return bundle, dealt.root
 
     def post_shares(self, dealt: tuple[bytes, bytes] | None = None) -> tuple[int, int]:
@@ -110,7 +116,7 @@ class PeerAgent:
         if self.index not in pub.u2:
             raise AggregationError(f"peer {self.index} is not in U2 of round {self.round_id}")
         pairs = {v: sa.pair_seed(self.ctx, self.index, v, self.mask.secret, pub.mask_pk[v])
-                 for v in pub.u2 if v != self.index}
+                 for v in self.ctx.graph.neighbours(self.index, pub.u2)}
         return sa.mask(self.ctx, update_q, index=self.index, self_seed=self.seed, pair_seeds=pairs)
 
     def commit(self, update_q: np.ndarray | None = None, *, weight: int, dp_config: int,
@@ -135,12 +141,11 @@ class PeerAgent:
         """Reveal, for every dealer in U2, the share of b_u if u committed and
         the share of u's mask key if it did not — never both for one dealer:
         U3 is fixed on-chain. Aborts if a survivor has too few surviving
-        neighbours (complete graph: fewer than t survivors)."""
+        neighbours (fewer than t − 1; complete graph: fewer than t survivors)."""
         assert self.ctx is not None
         pub = collect(self.fed, self.round_id)
         u3 = set(pub.u3)
-        if len(u3) < self.ctx.t:
-            raise AggregationError(f"only {len(u3)} survivors; revealing could expose a lone update")
+        sa.check_survivors(self.ctx, pub.u3)
         dealers, shares = [], []
         for dealer in pub.u2:
             if dealer not in self.received:

@@ -19,17 +19,12 @@ from . import _encoding as enc
 from . import _secagg as sa
 from ._cid import CID, DAG_PB, RAW, AddOptions
 from ._contracts import Federation, Phase, RoundInfo
-from ._errors import ContentMismatchError, FedLedgerError, IpfsError
+from ._errors import AggregationError, ContentMismatchError, FedLedgerError, IpfsError
 from ._store import ContentStore
 from ._wire import AdapterBlob, ShareBundle
 
 log = logging.getLogger("fedledger.aggregate")
 
-
-class AggregationError(FedLedgerError, RuntimeError):
-    """The round cannot be aggregated from public data (names what is missing)."""
-
-    exit_code = 7
 
 
 def cid_for(digest: bytes, size: int, opts: AddOptions) -> CID:
@@ -43,7 +38,11 @@ def cat_digest(store: ContentStore, digest: bytes) -> bytes:
     for the wrong codec still finds the root block; the content check of
     ``cat`` then tells which codec it was. Works over the network too."""
     last: Exception | None = None
-    for codec in (RAW, DAG_PB):
+    # dag-pb first: the root block of a dag-pb file also hashes to the digest,
+    # so reading it as a raw leaf would "verify" and return the node bytes.
+    # Reading a raw leaf as dag-pb fails (or yields bytes whose re-layout
+    # differs), so this order never accepts the wrong thing.
+    for codec in (DAG_PB, RAW):
         try:
             return store.cat(CID(codec, digest))
         except FedLedgerError as exc:
@@ -85,7 +84,7 @@ def collect(fed: Federation, round_id: int) -> RoundPublic:
     parts = fed.participants(round_id)
     index = {a: i for i, a in enumerate(parts)}
     ctx = sa.RoundContext(fed.chain.chain_id, fed.rounds.address, round_id, info.n, info.t,
-                          info.vector_length, info.chunk_elems)
+                          info.vector_length, info.chunk_elems, info.seed)
     pub = RoundPublic(info, ctx, parts)
     for ev in fed.all_events("FedRounds", info.opened_block):
         a = ev.args
@@ -172,15 +171,15 @@ def _reconstruct(pub: RoundPublic, store: ContentStore, dealer: int, kind: int,
 def aggregate(pub: RoundPublic, store: ContentStore) -> Aggregate:
     """Unmask Σ x over U3 exactly, from public data only."""
     u2, u3 = pub.u2, pub.u3
-    if len(u3) < pub.ctx.t:
-        raise AggregationError(f"{len(u3)} committed updates; at least {pub.ctx.t} needed")
+    sa.check_survivors(pub.ctx, u3)
+    g = pub.ctx.graph
     rejected: list[tuple[int, int, int]] = []
     seeds: list[tuple[int, int, bytes]] = []
     for u in u3:
         seeds.append((u, sa.SELF, sa.seed_bytes(_reconstruct(pub, store, u, 0, rejected))))
     for v in sorted(set(u2) - set(u3)):
         sk_v = enc.int_to_scalar(_reconstruct(pub, store, v, 1, rejected))
-        for u in u3:
+        for u in g.neighbours(v, u3):
             seeds.append((u, v, sa.pair_seed(pub.ctx, u, v, sk_v, pub.mask_pk[u])))
     masked = {u: fetch_masked(pub, store, u) for u in u3}
     ysum = sa.sum_vectors(masked.values())

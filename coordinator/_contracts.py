@@ -187,6 +187,7 @@ class Federation:
         self.governor = chain.account(governor) if chain.accounts else None  # None: read-only
         self.deploy_block = deploy_block
         self._configs: dict[int, DPConfig] = {}
+        self._event_cache: dict[str, tuple[list[Event], int, int]] = {}
         self.registry = chain.contract("PeerRegistry", addresses["PeerRegistry"])
         self.ledger = chain.contract("PrivacyLedger", addresses["PrivacyLedger"])
         self.rounds = chain.contract("FedRounds", addresses["FedRounds"])
@@ -404,9 +405,29 @@ class Federation:
         """Every event of one contract over the range, with one log query."""
         c: Contract = {"PeerRegistry": self.registry, "PrivacyLedger": self.ledger,
                        "FedRounds": self.rounds, "FraudProofs": self.fraud}[contract]
-        return [Event(contract, str(e["event"]), int(e["blockNumber"]),
-                      "0x" + bytes(e["transactionHash"]).hex(), int(e["logIndex"]), dict(e["args"]))
-                for e in self.chain.all_logs(c, from_block, to_block)]
+
+        def fetch(lo: int, hi: int | None) -> list[Event]:
+            return [Event(contract, str(e["event"]), int(e["blockNumber"]),
+                          "0x" + bytes(e["transactionHash"]).hex(), int(e["logIndex"]),
+                          dict(e["args"]))
+                    for e in self.chain.all_logs(c, lo, hi)]
+
+        if to_block is not None:
+            return fetch(from_block, to_block)
+        # Mined events do not change below the reorg horizon, so they are
+        # cached and each call scans only the blocks it has not seen (log
+        # scans are linear in the range; rounds re-read their events often).
+        latest = self.chain.block_number
+        stable = latest - (0 if self.chain.backend in ("embedded", "anvil", "hardhat") else 64)
+        cached, lo, scanned = self._event_cache.get(contract, ([], from_block, from_block - 1))
+        if from_block < lo:
+            cached, lo, scanned = [], from_block, from_block - 1
+        if stable > scanned:
+            cached = cached + fetch(scanned + 1, stable)
+            scanned = stable
+            self._event_cache[contract] = (cached, lo, scanned)
+        fresh = fetch(scanned + 1, latest) if latest > scanned else []
+        return [e for e in cached if e.block >= from_block] + fresh
 
     def receipt_events(self, rcpt: Receipt) -> list[Event]:
         """Every fedledger event in one receipt, decoded."""

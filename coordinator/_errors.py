@@ -14,6 +14,8 @@ think in builtins (``except ValueError``) keep working::
     │   └── IpfsError
     │       └── ContentMismatchError        bytes do not match their CID
     ├── BuildError(RuntimeError)            Solidity build missing or stale; exit 5
+    ├── AggregationError(RuntimeError)      a round cannot, or must not, be
+    │                                       unmasked from public data; exit 7
     └── ChainError(RuntimeError)            a transaction failed; exit 6
         └── ContractRevertError             a contract reverted with a custom
                                             error: carries its name and args
@@ -121,3 +123,10 @@ def _short(value: object) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()
     return repr(value) if isinstance(value, str) else str(value)
+
+
+class AggregationError(FedLedgerError, RuntimeError):
+    """The round cannot (or must not) be aggregated from public data; the
+    message names what is missing."""
+
+    exit_code = 7

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from eth_abi.abi import encode as abi_encode
+from eth_hash.auto import keccak
 from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
 
 from . import _encoding as enc
@@ -39,10 +41,73 @@ class RoundContext:
     t: int
     vector_length: int
     chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS
+    seed: bytes = bytes(32)  # the round's on-chain seed: it also fixes the neighbour graph
 
     @property
     def padded_length(self) -> int:
         return enc.num_chunks(self.vector_length, self.chunk_elems) * self.chunk_elems
+
+    @property
+    def graph(self) -> Graph:
+        return Graph.of(self.n, self.t, self.seed)
+
+
+# -- the mask-neighbour graph ------------------------------------------------------
+
+GRAPH_DOMAIN = keccak(b"fedledger.graph.v1")
+COMPLETE_UP_TO = 20  # rounds this small use the complete graph
+
+
+def degree(n: int, t: int) -> int:
+    """Neighbours per participant: n − 1 (complete) for n ≤ 20, else the
+    smallest even k ≥ max(2⌈log2 n⌉, 2(t − 1)) — O(log n) as in SecAgg+
+    (Bell et al. 2020) while keeping t ≤ k/2 + 1, so reconstructing a
+    secret needs a majority of a neighbourhood. Mirrors FedRounds._degree."""
+    if n <= COMPLETE_UP_TO:
+        return n - 1
+    k = max(2 * (n - 1).bit_length(), 2 * (t - 1))
+    return n - 1 if k >= n - 1 else k
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    """A random k-regular circulant ("Harary") graph: participants are placed
+    on a ring by a permutation drawn from the round seed, each adjacent to
+    the k/2 nearest on either side. Everyone (and the contract) derives it."""
+
+    n: int
+    k: int
+    pos: tuple[int, ...]
+
+    @classmethod
+    def of(cls, n: int, t: int, seed: bytes) -> Graph:
+        k = degree(n, t)
+        idx = list(range(n))
+        if k < n - 1:
+            for i in range(n):
+                h = keccak(abi_encode(["bytes32", "bytes32", "uint256"], [seed, GRAPH_DOMAIN, i]))
+                j = i + int.from_bytes(h, "big") % (n - i)
+                idx[i], idx[j] = idx[j], idx[i]
+        pos = [0] * n
+        for p, who in enumerate(idx):
+            pos[who] = p
+        return cls(n, k, tuple(pos))
+
+    @property
+    def complete(self) -> bool:
+        return self.k >= self.n - 1
+
+    def adjacent(self, a: int, b: int) -> bool:
+        if a == b:
+            return False
+        if self.complete:
+            return True
+        d = abs(self.pos[a] - self.pos[b])
+        return min(d, self.n - d) <= self.k // 2
+
+    def neighbours(self, a: int, among: Iterable[int] | None = None) -> list[int]:
+        pool = range(self.n) if among is None else among
+        return sorted(b for b in pool if self.adjacent(a, b))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +126,24 @@ class X25519Pair:
 
     def __repr__(self) -> str:  # never show key material
         return f"X25519Pair(public={self.public.hex()[:16]}…)"
+
+
+def check_survivors(ctx: RoundContext, u3: Sequence[int]) -> None:
+    """Refuse to unmask (DESIGN §6) unless every survivor keeps at least
+    t − 1 surviving neighbours — with a sparse graph a survivor whose
+    neighbours all dropped would be unmasked alone; Flower's SecAgg+ aborts
+    in the same situation. For the complete graph this is |U3| ≥ t."""
+    from ._errors import AggregationError
+
+    if len(u3) < ctx.t:
+        raise AggregationError(f"only {len(u3)} survivors, {ctx.t} needed; unmasking could "
+                            "expose individual updates")
+    g = ctx.graph
+    for u in u3:
+        have = len(g.neighbours(u, u3))
+        if have < ctx.t - 1:
+            raise AggregationError(f"survivor {u} keeps {have} surviving neighbours, {ctx.t - 1} "
+                                "needed; the round must not be unmasked")
 
 
 def random_seed() -> int:
@@ -117,7 +200,8 @@ def pair_seed(ctx: RoundContext, a: int, b: int, my_secret: bytes, their_public:
 
 def mask(ctx: RoundContext, x: np.ndarray, *, index: int, self_seed: int,
          pair_seeds: Mapping[int, bytes]) -> np.ndarray:
-    """y_u for survivor ``index``; ``pair_seeds`` maps every other U2 index to s_uv."""
+    """y_u for survivor ``index``; ``pair_seeds`` maps each of its
+    neighbours in U2 (every other U2 index in the complete graph) to s_uv."""
     n = ctx.padded_length
     y = enc.pad(np.asarray(x, dtype=np.uint32), ctx.chunk_elems).copy()
     if len(y) != n:

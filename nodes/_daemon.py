@@ -103,10 +103,8 @@ class PeerDaemon:
     def _check_model(self, learner: Learner) -> None:
         from coordinator._aggregate import load_adapter
 
-        from ._model import get_flat
-
         glob = load_adapter(self.store, self.fed.global_adapter_cid())
-        mine = len(get_flat(learner.model))
+        mine = learner.parameters
         if len(glob) != mine:
             raise ConfigError(f"the federation's adapter has {len(glob)} parameters but this "
                               f"peer's model has {mine}: use the federation's [model] section")

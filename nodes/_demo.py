@@ -32,7 +32,7 @@ from coordinator._store import EmbeddedStore
 from ._data import global_test, partition
 from ._eval import utility
 from ._model import ModelConfig, build_model, get_flat, set_flat
-from ._peer import Action, Learner, PeerNode
+from ._peer import Action, ModelLearner, PeerNode
 from ._state import PeerState
 from ._train import TrainConfig, predict_proba
 
@@ -105,7 +105,7 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
     base = TrainConfig(lr=cfg.lr, delta=cfg.delta)
     nodes = [PeerNode(fed, store, addrs[i],
                       PeerState(work / f"peer{i}.sqlite", secrets.token_bytes(32)),
-                      Learner(model, parts[i].train, base), train_seed=cfg.seed)
+                      ModelLearner(model, parts[i].train, base), train_seed=cfg.seed)
              for i in range(cfg.peers)]
     driver = RoundDriver(fed, store, aggregator=addrs[0], dp_config=1,
                          vector_length=len(start), rounds=cfg.rounds)

@@ -50,6 +50,8 @@ class FederationSpec:
     rounds: int = 0  # 0 = the driver keeps going
     interval: float = 0.25
     seed: int = 0
+    synthetic_parameters: int = 0  # > 0: protocol benchmarks, peers skip training (a fake)
+    driver: bool = True  # start `round run` as a process (benchmarks drive in process)
 
     def __post_init__(self) -> None:
         if self.peers < 2 or not 1 <= self.threshold <= self.peers:
@@ -106,7 +108,12 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
         gov_store = kubos[-1].client
         assert gov_store is not None
         model_cfg = {"encoder": spec.encoder, "seed": spec.seed}
-        start = get_flat(build_model(ModelConfig(**model_cfg)))
+        if spec.synthetic_parameters:
+            import numpy as np
+
+            start = np.zeros(spec.synthetic_parameters, np.float32)
+        else:
+            start = get_flat(build_model(ModelConfig(**model_cfg)))
         policy = Policy(participants=spec.peers, threshold=spec.threshold,
                         keys_blocks=spec.phase_blocks, shares_blocks=spec.phase_blocks,
                         commit_blocks=spec.phase_blocks, reveal_blocks=spec.phase_blocks,
@@ -126,7 +133,8 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
                 "node": {"rpc_url": chain.url, "ipfs_api": kubos[i].client.api,
                          "deployment": "deployment.json", "state": f"peer{i}/state.sqlite",
                          "account": i + 1, "passphrase_file": "passphrase",
-                         "poll_seconds": spec.interval, "train_seed": spec.seed},
+                         "poll_seconds": spec.interval, "train_seed": spec.seed,
+                         "synthetic_parameters": spec.synthetic_parameters},
                 "data": {"source": "synthetic", "peers": spec.peers, "peer": i,
                          "examples_per_peer": spec.examples_per_peer, "seed": spec.seed},
                 "model": model_cfg,
@@ -136,17 +144,17 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
             p = ManagedProcess(f"peer{i}", _cli("node", "run", "--config", str(root / f"peer{i}.toml")),
                                log_path=root / "logs" / f"peer{i}.log", cwd=root)
             keep(f"peer{i}", p)
-        argv = _cli("round", "run", "--rpc-url", chain.url, "--deployment",
-                    str(root / "deployment.json"), "--ipfs-api", gov_store.api,
-                    # Peer 0 also aggregates (any registered account may); rounds
-                    # after the first may be opened by anyone, the first by the governor.
-                    "--account", "1",
-                    "--mine", "--interval", str(spec.interval), "--min-peers", str(spec.peers),
-                    "--json")
-        if spec.rounds:
-            argv += ["--rounds", str(spec.rounds)]
-        keep("driver", ManagedProcess("driver", argv, log_path=root / "logs" / "driver.log",
-                                      cwd=root))
+        # Peer 0 also aggregates (any registered account may); rounds after
+        # the first may be opened by anyone, the first by the governor.
+        argv = None if not spec.driver else _cli(
+            "round", "run", "--rpc-url", chain.url, "--deployment", str(root / "deployment.json"),
+            "--ipfs-api", gov_store.api, "--account", "1", "--mine", "--interval",
+            str(spec.interval), "--min-peers", str(spec.peers), "--json")
+        if argv is not None:
+            if spec.rounds:
+                argv += ["--rounds", str(spec.rounds)]
+            keep("driver", ManagedProcess("driver", argv, log_path=root / "logs" / "driver.log",
+                                          cwd=root))
         log(f"{spec.peers} peer daemons and the round driver started; logs in {root / 'logs'}")
         info = {"dir": str(root), "rpc_url": chain.url, "deployment": str(root / "deployment.json"),
                 "ipfs_api": gov_store.api, "peer_apis": [k.client.api for k in kubos[:-1] if k.client],

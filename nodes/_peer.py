@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
 
 import cbor2
 import numpy as np
@@ -27,30 +28,61 @@ from coordinator import ConfigError, ContractRevertError
 from coordinator import _encoding as enc
 from coordinator import _secagg as sa
 from coordinator._agent import PeerAgent
-from coordinator._aggregate import AggregationError, load_adapter
+from coordinator._aggregate import load_adapter
+from coordinator._errors import AggregationError
 from coordinator._contracts import Federation, Phase, StatusFlag
 from coordinator._privacy import DPConfig
 from coordinator._store import ContentStore
 
-from ._data import Examples
-from ._model import MultimodalModel, get_flat, set_flat
 from ._state import PeerState
-from ._train import TrainConfig, TrainResult, train_local
+
+if TYPE_CHECKING:
+    from ._data import Examples
+    from ._model import MultimodalModel
+    from ._train import TrainConfig
 
 log = logging.getLogger("fedledger.nodes")
 
 
+class Learner(Protocol):
+    """What a peer trains with: its examples count (its FedAvg weight n_u),
+    its exchanged-parameter count, and one local round."""
+
+    @property
+    def examples(self) -> int: ...
+
+    @property
+    def parameters(self) -> int: ...
+
+    def update(self, global_flat: np.ndarray, cfg: DPConfig, *,
+               seed: int) -> tuple[np.ndarray, dict[str, float]]: ...
+
+
 @dataclass
-class Learner:
-    """One peer's model, private data and training options."""
+class ModelLearner:
+    """One peer's model, private data and training options (DP-SGD, Opacus)."""
 
     model: MultimodalModel
     data: Examples
     train: TrainConfig
 
-    def update(self, global_flat: np.ndarray, cfg: DPConfig, *, seed: int) -> tuple[np.ndarray, TrainResult]:
+    @property
+    def examples(self) -> int:
+        return len(self.data)
+
+    @property
+    def parameters(self) -> int:
+        from ._model import get_flat
+
+        return len(get_flat(self.model))
+
+    def update(self, global_flat: np.ndarray, cfg: DPConfig, *,
+               seed: int) -> tuple[np.ndarray, dict[str, float]]:
         """Train from the global adapter at exactly the round's on-chain DP
-        configuration (q, σ, T); return the adapter delta and the run."""
+        configuration (q, σ, T); return the adapter delta and the run's metrics."""
+        from ._model import get_flat, set_flat
+        from ._train import train_local
+
         set_flat(self.model, global_flat)
         tc = replace(self.train, dp=True, sample_rate=cfg.q, steps=cfg.steps,
                      noise_multiplier=cfg.sigma, target_epsilon=None, clipping="flat",
@@ -61,7 +93,34 @@ class Learner:
                               f"but the round's configuration {cfg.config_id} is "
                               f"(q={cfg.q}, σ={cfg.sigma}, T={cfg.steps})")
         delta = get_flat(self.model).astype(np.float64) - global_flat.astype(np.float64)
-        return delta.astype(np.float32), res
+        metrics = {"loss": float(res.loss), "steps": float(res.steps),
+                   "epsilon_round": float(res.epsilon_rdp), "seconds": float(res.seconds)}
+        return delta.astype(np.float32), metrics
+
+
+@dataclass
+class SyntheticLearner:
+    """A FAKE learner for protocol benchmarks only (training is excluded from
+    what they measure): it returns a small random delta of the right length
+    without touching data, a model or DP. Never used by `demo` or `node run`
+    unless a config asks for it with [node] synthetic_parameters."""
+
+    size: int
+    n_examples: int = 100
+
+    @property
+    def examples(self) -> int:
+        return self.n_examples
+
+    @property
+    def parameters(self) -> int:
+        return self.size
+
+    def update(self, global_flat: np.ndarray, cfg: DPConfig, *,
+               seed: int) -> tuple[np.ndarray, dict[str, float]]:
+        rng = np.random.default_rng(seed)
+        return (rng.normal(0, 1e-3, self.size).astype(np.float32),
+                {"loss": 0.0, "steps": 0.0, "epsilon_round": 0.0, "seconds": 0.0})
 
 
 @dataclass(frozen=True)
@@ -147,22 +206,20 @@ class PeerNode:
         info = self.fed.round_info(round_id)
         cfg = self.fed.dp_config(info.dp_config)
         start = self._global(round_id)
-        if len(start) != len(get_flat(self.learner.model)):
+        if len(start) != self.learner.parameters:
             raise ConfigError(f"the global adapter has {len(start)} values; this peer's model "
-                              f"has {len(get_flat(self.learner.model))}")
+                              f"has {self.learner.parameters}")
         seed = (self.train_seed * 1_000_003 + round_id * 7919 + int(self.address, 16)) % 2**31
         t0 = time.perf_counter()
-        delta, res = self.learner.update(start, cfg, seed=seed)
-        weight = len(self.learner.data)
+        delta, metrics = self.learner.update(start, cfg, seed=seed)
+        weight = self.learner.examples
         clip = enc.max_clip(frac_bits=info.frac_bits, participants=info.n)
         x = enc.quantize(delta.astype(np.float64) * weight, frac_bits=info.frac_bits, clip=clip,
                          rng=np.random.default_rng(seed))
-        metrics = {"loss": float(res.loss), "steps": float(res.steps),
-                   "epsilon_round": float(res.epsilon_rdp), "seconds": float(res.seconds)}
         self.state.put(round_id, "update", cbor2.dumps(
             {"x": enc.to_bytes(x), "weight": weight, "metrics": metrics}), secret=True)
         log.info("round %d: peer %s trained %d steps, loss %.4f, round ε %.3f", round_id,
-                 self.address, res.steps, res.loss, res.epsilon_rdp)
+                 self.address, metrics["steps"], metrics["loss"], metrics["epsilon_round"])
         return Action(round_id, "train", seconds=time.perf_counter() - t0, detail=metrics)
 
     # -- one pass over what is owed -------------------------------------------------

@@ -17,7 +17,8 @@ DEFAULTS: dict[str, Any] = {
     "node": {"rpc_url": "http://127.0.0.1:8545", "ipfs_api": "http://127.0.0.1:5001",
              "deployment": ".fedledger/deployment.json", "state": ".fedledger/peer/state.sqlite",
              "account": -1, "keystore": "", "passphrase_file": "", "poll_seconds": 0.5,
-             "register": True, "stake_wei": 10**17, "train_seed": 0, "max_rounds": 0},
+             "register": True, "stake_wei": 10**17, "train_seed": 0, "max_rounds": 0,
+             "synthetic_parameters": 0},
     "data": {"source": "synthetic", "peers": 8, "peer": 0, "examples_per_peer": 256, "seed": 0,
              "file": ""},
     "model": {"encoder": "tiny", "lora_r": 8, "max_len": 24, "attention_noise": 0.0, "seed": 0},
@@ -54,9 +55,13 @@ def node() -> None:
 
 
 def _learner(cfg: dict[str, dict[str, Any]], base: Path) -> Any:
+    if cfg["node"]["synthetic_parameters"]:  # protocol benchmarks: no training (a fake)
+        from ._peer import SyntheticLearner
+
+        return SyntheticLearner(int(cfg["node"]["synthetic_parameters"]))
     from ._data import load_file, partition
     from ._model import ModelConfig, build_model
-    from ._peer import Learner
+    from ._peer import ModelLearner
     from ._train import TrainConfig
 
     d = cfg["data"]
@@ -76,7 +81,7 @@ def _learner(cfg: dict[str, dict[str, Any]], base: Path) -> Any:
         train = TrainConfig(**cfg["train"])
     except TypeError as exc:
         raise ConfigError(f"bad configuration: {exc}") from None
-    return Learner(model, data, train)
+    return ModelLearner(model, data, train)
 
 
 @node.command("run")

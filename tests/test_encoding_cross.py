@@ -146,3 +146,24 @@ def test_clamped_secret_key_is_a_field_element_and_round_trips() -> None:
     assert 0 < v < enc.FIELD_P
     pk = crypto_scalarmult(enc.int_to_scalar(v), (9).to_bytes(32, "little"))
     assert pk == crypto_scalarmult(sk, (9).to_bytes(32, "little"))
+
+
+@FAST
+@given(seed=st.binary(min_size=32, max_size=32), n=st.integers(2, 60), data=st.data())
+def test_neighbour_graph_matches_solidity_and_is_k_regular(harness, seed, n, data) -> None:
+    from coordinator._secagg import Graph
+
+    t = data.draw(st.integers(1, n), label="t")
+    _, c = harness
+    k, pos = c.functions.graph(seed, n, t).call()
+    g = Graph.of(n, t, seed)
+    assert (k, tuple(pos)) == (g.k, g.pos)
+    assert sorted(g.pos) == list(range(n))
+    for a in range(n):
+        nb = g.neighbours(a)
+        assert len(nb) == g.k  # k-regular
+        assert all(g.adjacent(b, a) for b in nb)  # symmetric
+    if n <= 20:
+        assert g.complete
+    else:
+        assert g.k <= max(2 * (n - 1).bit_length(), 2 * (t - 1))

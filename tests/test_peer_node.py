@@ -21,7 +21,7 @@ from coordinator._privacy import dp_config
 from coordinator._store import EmbeddedStore
 from nodes._data import partition
 from nodes._model import ModelConfig, build_model, get_flat
-from nodes._peer import Learner, PeerNode
+from nodes._peer import ModelLearner, PeerNode
 from nodes._state import PeerState, StateError
 from nodes._train import TrainConfig
 
@@ -73,7 +73,7 @@ def _federation(n: int = 4, t: int = 3):
     for i in range(1, n + 1):
         fed.register(sender=i, stake=STAKE)
     parts = partition(n, examples_per_peer=40, seed=1)
-    learners = [Learner(model, parts[i].train, TrainConfig(lr=1e-2)) for i in range(n)]
+    learners = [ModelLearner(model, parts[i].train, TrainConfig(lr=1e-2)) for i in range(n)]
     driver = RoundDriver(fed, store, aggregator=chain.account(1).address, dp_config=1,
                          vector_length=len(start), rounds=1)
     return chain, fed, store, learners, driver

@@ -172,3 +172,44 @@ def test_aggregator_posts_and_the_round_verifies() -> None:
         assert gas > 0 and np.array_equal(agg2.total, agg.total)
         checks = verify(fed, store, r)
         assert all(c.ok for c in checks), checks
+
+
+def test_sparse_graph_round_is_exact_and_refuses_to_expose_an_isolated_survivor() -> None:
+    # n = 24 > 20 and t = 4: a k-regular graph with k = 10 (DESIGN §3 "Neighbours").
+    chain, fed, store = _setup(24, 4)
+    with chain:
+        r, xs, agg = run_round(fed, store, length=70, drops={"shares": {5}, "commit": {9, 17}},
+                               rng=np.random.default_rng(2))
+        assert agg is not None
+        assert np.array_equal(agg.total, enc.pad(sum(xs.values(), np.zeros(70, np.uint32)), 64))
+        g = collect(fed, r).ctx.graph
+        assert not g.complete and g.k == 10
+        # Pairwise seeds only between a dropped dealer and its surviving neighbours.
+        assert len(agg.seeds) == 21 + sum(len(g.neighbours(v, collect(fed, r).u3)) for v in (9, 17))
+        # The contract accepts exactly this list.
+        agg2, _, _ = Aggregator(fed, store, fed.chain.account(1).address).run(
+            r, np.zeros(70, np.float32))
+        assert all(c.ok for c in verify(fed, store, r))
+        fed.chain.mine(3)
+        fed.finalize(r)
+        # Next round: every neighbour of survivor 0 drops after sharing; 13
+        # survivors remain (≥ t), but 0 would be unmasked alone: nobody reveals.
+        r2, _ = fed.open_round(dp_config=1, vector_length=70, chunk_elems=64)
+        nb = set(collect(fed, r2).ctx.graph.neighbours(0))
+        agents = [PeerAgent(fed, store, a, r2) for a in fed.participants(r2)]
+        for a in agents:
+            a.post_keys()
+        for a in agents:
+            a.post_shares()
+        for a in agents:
+            a.receive_shares()
+        for a in agents:
+            if a.index not in nb:
+                a.commit(np.ones(70, np.uint32), weight=1, dp_config=1)
+        _past_deadline(fed, r2)
+        for a in agents:
+            if a.index not in nb:
+                with pytest.raises(AggregationError, match="survivor 0 keeps 0 surviving"):
+                    a.reveal()
+        with pytest.raises(AggregationError, match="survivor 0 keeps 0 surviving"):
+            aggregate(collect(fed, r2), store)

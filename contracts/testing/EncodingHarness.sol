@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {MaskGraph} from "../lib/MaskGraph.sol";
 import {MaskMath} from "../lib/MaskMath.sol";
 import {ShamirField} from "../lib/ShamirField.sol";
 import {X25519} from "../lib/X25519.sol";
@@ -10,6 +11,11 @@ import {X25519} from "../lib/X25519.sol";
 ///         Python implementations on the same inputs. Not deployed in
 ///         production.
 contract EncodingHarness {
+    function graph(bytes32 seed, uint256 n, uint256 t) external pure returns (uint256 k, uint256[] memory pos) {
+        k = MaskGraph.degree(n, t);
+        pos = MaskGraph.positions(seed, n, k);
+    }
+
     function leaf(uint256 index, bytes calldata chunk) external pure returns (bytes32) {
         return MaskMath.leaf(index, chunk);
     }
