@@ -308,8 +308,7 @@ class Chain:
         keys are derived deterministically and funded from account 0."""
         i = len(self.accounts)
         while len(self.accounts) < count:
-            key = keccak(b"fedledger.dev-account" + i.to_bytes(4, "big"))
-            acct: LocalAccount = Account.from_key(key)
+            acct = _derived_account(i)
             self.send({"to": acct.address, "value": fund}, sender=0)
             self.accounts.append(acct)
             i += 1
@@ -411,6 +410,13 @@ def _tester_revert_bytes(exc: Exception) -> bytes:
     return b""
 
 
+def _derived_account(i: int) -> LocalAccount:
+    """Development account ``i`` beyond the mnemonic's: a key derived from
+    the index, funded by :meth:`Chain.ensure_accounts` (never on real chains)."""
+    acct: LocalAccount = Account.from_key(keccak(b"fedledger.dev-account" + i.to_bytes(4, "big")))
+    return acct
+
+
 def _dev_accounts(n: int = DEV_ACCOUNTS) -> list[LocalAccount]:
     Account.enable_unaudited_hdwallet_features()
     return [
@@ -480,8 +486,8 @@ class RpcChain(Chain):
                 hint="start a node there, or pass --rpc-url with the right address",
             )
         accounts = [load_keystore(p, passphrase) for p in keystores]
-        if dev_accounts:
-            accounts += _dev_accounts()
+        if dev_accounts:  # the mnemonic's, then the derived ones ensure_accounts funds
+            accounts += _dev_accounts() + [_derived_account(i) for i in range(DEV_ACCOUNTS, 128)]
         super().__init__(w3, accounts, backend="url")
         self.url = url
 

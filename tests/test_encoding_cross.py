@@ -45,8 +45,9 @@ def test_lane_add_and_sub_match_numpy(harness, a, data) -> None:
 
 
 @FAST
-@given(seed=st.binary(min_size=32, max_size=32), first=st.integers(0, 2**20), blocks=st.integers(1, 6))
-def test_prg_matches(harness, seed, first, blocks) -> None:
+@given(seed=st.binary(min_size=32, max_size=32), first=st.integers(0, 2**40),
+       blocks=st.integers(1, 40))
+def test_prg_matches(harness, seed, first, blocks) -> None:  # both Python paths (< and ≥ 16 blocks)
     _, c = harness
     out = c.functions.prg(seed, first, blocks).call()
     assert enc.from_bytes(out).tolist() == enc.prg(seed, 8 * blocks, start=8 * first).tolist()
@@ -167,3 +168,15 @@ def test_neighbour_graph_matches_solidity_and_is_k_regular(harness, seed, n, dat
         assert g.complete
     else:
         assert g.k <= max(2 * (n - 1).bit_length(), 2 * (t - 1))
+
+
+@FAST
+@given(seed=st.binary(min_size=32, max_size=32), first=st.integers(0, 2**62),
+       n=st.integers(1, 3000))
+def test_fast_prg_path_equals_the_reference_keccak(seed, first, n) -> None:
+    from eth_hash.auto import keccak
+
+    blocks = -(-n // 8)
+    ref = b"".join(keccak(seed + (first + j).to_bytes(32, "big")) for j in range(blocks))
+    assert enc._RAW_KECCAK is not None  # the fast path is what runs here
+    assert enc.prg(seed, n, start=8 * first).tobytes() == ref[: 4 * n]
