@@ -10,6 +10,19 @@ import click
 from coordinator.cli import json_option, stderr, stdout
 
 
+def _sizes(text: str, most: int, what: str) -> tuple[int, ...]:
+    """Parse --sizes: comma-separated integers in 3..most."""
+    from coordinator import ConfigError
+
+    try:
+        ns = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--sizes {text!r} must be comma-separated integers") from None
+    if any(n < 3 or n > most for n in ns):
+        raise ConfigError(f"--sizes values must be between 3 and {most} {what}")
+    return ns
+
+
 @click.group()
 def bench() -> None:
     """Benchmarks. Each writes JSON under benchmarks/out/ (or --out)."""
@@ -55,17 +68,10 @@ def chain_logs(blocks: str, out: Path | None, as_json: bool) -> None:
 @json_option
 def gas(sizes: str, backend: str, out: Path | None, as_json: bool) -> None:
     """Gas per contract function for rounds of n participants (and both fraud proofs)."""
-    from coordinator import ConfigError
-
     from . import gas as mod
     from ._common import write_json
 
-    try:
-        ns = tuple(int(s) for s in sizes.split(","))
-    except ValueError:
-        raise ConfigError(f"--sizes {sizes!r} must be comma-separated integers") from None
-    if any(n < 3 or n > 200 for n in ns):
-        raise ConfigError("--sizes values must be between 3 and 200 participants")
+    ns = _sizes(sizes, 200, "participants")
     with stderr.status(f"running rounds of {sizes} participants on {backend}"):
         data = mod.run(ns, backend=backend)
     path = write_json("gas", data, out)
@@ -112,3 +118,39 @@ def train(encoder: str, examples: int, out: Path | None, as_json: bool) -> None:
     stdout.print(f"  plain {r['plain']['train_seconds']} s, DP {r['dp']['train_seconds']} s: "
                  f"overhead {data['dp_overhead']}x (target ≤ {data['targets']['overhead']}x)")
     stdout.print(f"  peak RSS {data['peak_rss_mib']} MiB; written to {path}")
+
+
+@bench.command("secure-round")
+@click.option("--sizes", default="5,10,20", show_default=True,
+              help="Comma-separated numbers of peer processes.")
+@click.option("--params", type=click.IntRange(8), default=100_000, show_default=True,
+              help="Parameters per update (float32).")
+@click.option("--flower/--no-flower", default=True, show_default=True,
+              help="Also run Flower SecAgg+ on the same workload (its own venv, from PyPI).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@json_option
+def secure_round(sizes: str, params: int, flower: bool, out: Path | None, as_json: bool) -> None:
+    """Masking throughput, and one secure round (keys → finalize, training
+    excluded) with n peer processes, each with its own Kubo, on anvil — and
+    the same through Flower SecAgg+ (SuperLink + SuperNodes), as a ratio."""
+    from . import secure_round as mod
+    from ._common import write_json
+
+    ns = _sizes(sizes, 50, "peers")
+    data = mod.run(ns, params, flower=flower, log=lambda s: stderr.print(s, highlight=False))
+    data["target"] = {"ratio_at_20": 0.25}
+    path = write_json("secure_round", data, out)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    t = data["throughput"]
+    stdout.print(f"PRG (keccak-CTR, one core): {t['ours_keccak_ctr_mb_s']:.1f} MB/s; AES-128-CTR "
+                 f"{t['aes128_ctr_mb_s']:.0f} MB/s, SHAKE256 {t['shake256_mb_s']:.0f} MB/s")
+    for i, o in enumerate(data["ours"]):
+        line = (f"n={o['n']}: ours {o['seconds']:.1f} s, {o['bytes_per_peer']:,} B/peer "
+                f"(×{o['expansion']} of the raw update)")
+        if flower:
+            f = data["flower"][i]
+            line += f"; Flower SecAgg+ {f['seconds']:.1f} s → ratio {o['seconds'] / f['seconds']:.3f}"
+        stdout.print(line)
+    stdout.print(f"written to {path}")

@@ -11,3 +11,25 @@ def test_chain_logs_bench_counts_every_event_in_every_mode() -> None:
     assert row["blocks"] == 3
     for mode in ("narrow", "filter", "full"):
         assert row[f"{mode}_query_s"] > 0
+
+
+def test_secure_round_bench_runs_ours_and_flower_on_a_tiny_workload(tmp_path) -> None:
+    """Three peer processes with Kubo on anvil, then Flower SecAgg+ with a
+    SuperLink and three SuperNodes, both finishing a round (tiny vectors)."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "sr.json"
+    proc = subprocess.run([sys.executable, "-m", "coordinator.cli", "bench", "secure-round",
+                           "--sizes", "3", "--params", "2000", "--out", str(out), "--json"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    ours, flower = data["ours"][0], data["flower"][0]
+    assert ours["final"] and ours["survivors"] == 3 and ours["seconds"] > 0
+    assert ours["bytes_per_peer"] >= 4 * 2000
+    assert flower["n"] == 3 and flower["secure"] and flower["seconds"] > 0
+    assert data["ratio_ours_over_flower"]["3"] == round(ours["seconds"] / flower["seconds"], 4)
+    t = data["throughput"]
+    assert 0 < t["ours_keccak_ctr_mb_s"] < t["aes128_ctr_mb_s"]

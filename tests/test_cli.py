@@ -87,3 +87,28 @@ def test_deploy_to_url_chain_with_keystore(tmp_path) -> None:
         assert proc.returncode == 2
         assert "no account to sign with" in proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_node_run_names_each_bad_input_in_one_line(tmp_path) -> None:
+    cfg = tmp_path / "peer.toml"
+    cfg.write_text('[node]\nrpc_url = "http://127.0.0.1:9"\nipfs_api = "http://127.0.0.1:9"\n'
+                   'account = 1\nfrobnicate = 3\n')
+    proc = run("node", "run", "--config", str(cfg))
+    assert proc.returncode == 2 and "unknown key 'frobnicate' in [node]" in proc.stderr
+    cfg.write_text('[node]\nrpc_url = "http://127.0.0.1:9"\nipfs_api = "http://127.0.0.1:9"\n'
+                   'account = 1\n')
+    proc = run("node", "run", "--config", str(cfg))
+    assert proc.returncode == 2 and "passphrase" in proc.stderr  # nothing seals the state
+    (tmp_path / "pass").write_text("a passphrase\n")
+    cfg.write_text('[node]\nrpc_url = "http://127.0.0.1:9"\nipfs_api = "http://127.0.0.1:9"\n'
+                   'account = 1\npassphrase_file = "pass"\n')
+    proc = run("node", "run", "--config", str(cfg))
+    assert proc.returncode == 2 and "deployment.json does not exist" in proc.stderr
+    rec = {"chain_id": 31337, "backend": "anvil", "block": 1, "source_hash": "x", "deployer": "0x0",
+           "contracts": {}, "gas": {}, "policy": {}, "ledger_policy": {}}
+    (tmp_path / ".fedledger").mkdir()
+    (tmp_path / ".fedledger" / "deployment.json").write_text(json.dumps(rec))
+    last = run("node", "run", "--config", str(cfg))
+    assert last.returncode == 4 and "no Ethereum JSON-RPC endpoint answers" in last.stderr
+    for p in (proc, last):
+        assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) <= 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,6 +69,11 @@ def test_peer_daemons_and_driver_as_processes_finish_two_rounds_and_the_model_im
             assert len(pub.u3) == 3 and len(pub.reveals) == 3
             checks = verify(fed, store, r)  # the auditors' re-run, over Kubo
             assert all(c.ok for c in checks), checks
+        status = json.loads(subprocess.run(
+            [sys.executable, "-m", "coordinator.cli", "round", "status", "--round", "2",
+             "--rpc-url", info["rpc_url"], "--deployment", info["deployment"], "--json"],
+            capture_output=True, text=True, timeout=60, check=True).stdout)
+        assert status["phase"] == "FINAL" and status["U3"] == [0, 1, 2]  # read-only, no account
         commits = fed.events("FedRounds", "UpdateCommitted", 0)
         assert len(commits) == 6 and len({(e.args["round"], e.args["peer"]) for e in commits}) == 6
         model = build_model(ModelConfig(encoder="tiny", seed=0))
