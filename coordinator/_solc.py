@@ -33,13 +33,20 @@ def standard_input(root: Path | None = None) -> dict[str, Any]:
         "settings": {
             **SOLC_SETTINGS,
             "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object",
-                                             "evm.deployedBytecode.object"]}},
+                                             "evm.deployedBytecode.object",
+                                             "evm.deployedBytecode.immutableReferences"]}},
         },
     }
 
 
 def compile_sources(root: Path | None = None) -> dict[str, bytes]:
     """Contract name -> runtime bytecode, compiled by py-solc-x."""
+    return {name: code for name, (code, _) in compile_runtime(root).items()}
+
+
+def compile_runtime(root: Path | None = None) -> dict[str, tuple[bytes, list[tuple[int, int]]]]:
+    """Contract name -> (runtime bytecode, byte ranges of its immutables).
+    Deployed code has the constructor's values in those ranges."""
     import solcx  # imported lazily: only auditors need it
 
     try:
@@ -49,11 +56,25 @@ def compile_sources(root: Path | None = None) -> dict[str, bytes]:
     errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise BuildError("solc reported errors: " + "; ".join(e["formattedMessage"] for e in errors))
-    runtime: dict[str, bytes] = {}
+    runtime: dict[str, tuple[bytes, list[tuple[int, int]]]] = {}
     for contracts in out["contracts"].values():
         for name, c in contracts.items():
-            runtime[name] = bytes.fromhex(c["evm"]["deployedBytecode"]["object"])
+            dep = c["evm"]["deployedBytecode"]
+            refs = [(int(r["start"]), int(r["length"]))
+                    for ranges in (dep.get("immutableReferences") or {}).values() for r in ranges]
+            runtime[name] = (bytes.fromhex(dep["object"]), refs)
     return runtime
+
+
+def comparable(code: bytes, immutables: list[tuple[int, int]]) -> bytes:
+    """Runtime code with immutables zeroed and solc's metadata removed: what
+    must be equal between a deployment and a compilation of its source."""
+    from ._artifacts import strip_metadata
+
+    buf = bytearray(code)
+    for start, length in immutables:
+        buf[start:start + length] = bytes(length)
+    return strip_metadata(bytes(buf))
 
 
 def solc_version() -> str:

@@ -1,0 +1,142 @@
+"""The federation's history rebuilt from contract events alone.
+
+An auditor holds no key of any peer: everything here comes from the four
+contracts' events since the deployment block (plus the deployment record
+for where to look). Phases come from the events too (`PhaseAdvanced`,
+`RoundFailed`, `RoundFinalized`); a phase whose deadline passed without
+anyone calling `advance` shows as it was last recorded.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict
+from typing import Any
+
+from coordinator._contracts import Event, FailReason, Federation, Phase
+from coordinator._privacy import ORDERS
+
+CONTRACTS = ("PeerRegistry", "PrivacyLedger", "FedRounds", "FraudProofs")
+
+
+def _hex(v: Any) -> Any:
+    if isinstance(v, (bytes, bytearray)):
+        return "0x" + bytes(v).hex()
+    if isinstance(v, (list, tuple)):
+        return [_hex(x) for x in v]
+    return v
+
+
+def events(fed: Federation) -> list[Event]:
+    out: list[Event] = []
+    for c in CONTRACTS:
+        out += fed.all_events(c, fed.deploy_block)
+    return sorted(out, key=lambda e: (e.block, e.log_index))
+
+
+def build_log(fed: Federation) -> dict[str, Any]:
+    """Deployment, policy, DP configurations, rounds and peers, from events."""
+    evs = events(fed)
+    configs: dict[int, dict[str, Any]] = {}
+    rounds: dict[int, dict[str, Any]] = {}
+    peers: dict[str, dict[str, Any]] = {}
+    cap = fed.cap_micro()
+
+    def rnd(r: int) -> dict[str, Any]:
+        return rounds.setdefault(r, {
+            "round": r, "phase": "NONE", "fail_reason": "NONE", "participants": [],
+            "U1": [], "U2": [], "U3": [], "revealed": [], "commits": [], "results": [],
+            "voided": [], "fraud": [], "adapter": None, "opened_block": None, "gas_txs": []})
+
+    for e in evs:
+        a = e.args
+        if e.name == "DPConfigRegistered":
+            configs[int(a["id"])] = {"id": int(a["id"]), "q": int(a["qPpm"]) / 1e6,
+                                     "sigma": int(a["sigmaMilli"]) / 1e3, "steps": int(a["steps"]),
+                                     "rdp_micro": [int(x) for x in a["rdpMicro"]]}
+        elif e.name == "PeerRegistered":
+            peers[a["peer"]] = {"address": a["peer"], "stake": int(a["stake"]),
+                                "region": int(a["region"]), "modalities": int(a["modalities"]),
+                                "rounds_joined": [], "charges": [], "epsilon": 0.0,
+                                "cap": cap / 1e6, "quarantined": False, "left": False}
+        elif e.name == "PeerQuarantined" and a["peer"] in peers:
+            peers[a["peer"]]["quarantined"] = True
+        elif e.name == "PeerWithdrawn" and a["peer"] in peers:
+            peers[a["peer"]]["left"] = True
+        elif e.name in ("BudgetCharged", "BudgetRefunded") and a["peer"] in peers:
+            p = peers[a["peer"]]
+            sign = 1 if e.name == "BudgetCharged" else -1
+            p["charges"].append({"round": int(a["round"]), "config": int(a["configId"]),
+                                 "sign": sign, "epsilon_after": int(a["epsilonAfter"]) / 1e6})
+            p["epsilon"] = int(a["epsilonAfter"]) / 1e6
+        elif "round" in a and e.contract in ("FedRounds", "FraudProofs"):
+            r = rnd(int(a["round"]))
+            if e.name == "RoundOpened":
+                r["opened_block"] = e.block
+                r["phase"] = Phase.KEYS.name
+                r["adapter"] = _hex(a.get("adapterCid"))
+                for k in ("dpConfig", "n", "t", "vectorLength", "chunkElems", "fracBits"):
+                    if k in a:
+                        r[k] = int(a[k])
+            elif e.name == "ParticipantsSelected":
+                r["participants"] = list(a["participants"])
+            elif e.name == "PhaseAdvanced":
+                r["phase"] = Phase(int(a["phase"])).name
+            elif e.name == "RoundFailed":
+                r["phase"] = Phase.FAILED.name
+                r["fail_reason"] = FailReason(int(a["reason"])).name
+            elif e.name == "RoundFinalized":
+                r["phase"] = Phase.FINAL.name
+                r["final_adapter"] = _hex(a["adapterCid"])
+            elif e.name in ("KeysPosted", "SharesPosted", "UpdateCommitted", "SharesRevealed"):
+                idx = r["participants"].index(a["peer"]) if a["peer"] in r["participants"] else -1
+                key = {"KeysPosted": "U1", "SharesPosted": "U2", "UpdateCommitted": "U3",
+                       "SharesRevealed": "revealed"}[e.name]
+                r[key].append(idx)
+                if e.name == "UpdateCommitted":
+                    r["commits"].append({"peer": a["peer"], "index": idx,
+                                         "cid_digest": _hex(a["cidDigest"]),
+                                         "chunks_root": _hex(a["chunksRoot"]),
+                                         "weight": int(a["weight"]), "tx": e.tx_hash})
+                    if a["peer"] in peers:
+                        peers[a["peer"]]["rounds_joined"].append(int(a["round"]))
+            elif e.name == "ResultPosted":
+                r["results"].append({"aggregator": a["aggregator"], "attempt": int(a["attempt"]),
+                                     "adapter": _hex(a["newAdapterCid"]),
+                                     "masked_sum_root": _hex(a["maskedSumRoot"]),
+                                     "result_root": _hex(a["resultRoot"]),
+                                     "bond": int(a["bond"]), "seeds": len(a["seeds"]),
+                                     "tx": e.tx_hash})
+            elif e.name == "ResultVoided":
+                r["voided"].append({k: _hex(v) for k, v in a.items()} | {"tx": e.tx_hash})
+            elif e.name == "FraudProven":
+                r["fraud"].append({"challenger": a["challenger"], "kind": int(a["kind"]),
+                                   "detail": int(a["detail"]), "tx": e.tx_hash})
+    return {
+        "deployment": {"chain_id": fed.chain.chain_id, "block": fed.deploy_block,
+                       "contracts": dict(fed.addresses)},
+        "policy": asdict(fed.policy()),
+        "ledger": {"cap": cap / 1e6, "delta": fed.delta(), "orders": list(ORDERS)},
+        "dp_configs": configs,
+        "rounds": [rounds[k] for k in sorted(rounds)],
+        "peers": sorted(peers.values(), key=lambda p: p["address"]),
+        "events": len(evs),
+    }
+
+
+def event_rows(fed: Federation) -> list[dict[str, Any]]:
+    """Every event as a flat row (the full log, for export)."""
+    rows = []
+    for e in events(fed):
+        rows.append({"block": e.block, "log_index": e.log_index, "tx": e.tx_hash,
+                     "contract": e.contract, "event": e.name,
+                     "args": {k: _hex(v) if not isinstance(v, int) else v
+                              for k, v in e.args.items()}})
+    return rows
+
+
+def per_round_participation(log: dict[str, Any]) -> dict[int, dict[str, int]]:
+    out: dict[int, dict[str, int]] = defaultdict(dict)
+    for r in log["rounds"]:
+        out[r["round"]] = {k: len(r[k]) for k in ("participants", "U1", "U2", "U3", "revealed")}
+    return dict(out)

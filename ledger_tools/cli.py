@@ -1,0 +1,124 @@
+"""`fedledger audit`: what an auditor runs. It holds no peer's keys and trusts
+only the chain (through a deployment record) and content addresses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from coordinator.cli import (
+    deployment_option,
+    emit,
+    ipfs_api_option,
+    json_option,
+    open_federation,
+    open_store,
+    rpc_url_option,
+    stdout,
+)
+
+
+@click.group()
+def audit() -> None:
+    """Inspect and verify a federation from public data (chain events + IPFS)."""
+
+
+@audit.command("inspect")
+@rpc_url_option
+@deployment_option
+@click.option("--round", "round_id", type=click.IntRange(1), default=None,
+              help="Show only this round.")
+@click.option("--peer", default=None, help="Show only this peer (address).")
+@json_option
+def inspect_cmd(rpc_url: str, deployment: Path | None, round_id: int | None, peer: str | None,
+                as_json: bool) -> None:
+    """Deployment, policy, rounds (phases, U1/U2/U3, commitments, results,
+    challenges) and peers (stake, rounds joined, ε vs cap), rebuilt from
+    contract events alone."""
+    from ._inspect import build_log
+
+    chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
+    with chain:
+        log = build_log(fed)
+    if round_id is not None:
+        log["rounds"] = [r for r in log["rounds"] if r["round"] == round_id]
+    if peer is not None:
+        log["peers"] = [p for p in log["peers"] if p["address"].lower() == peer.lower()]
+
+    def human() -> None:
+        from rich.table import Table
+
+        d = log["deployment"]
+        stdout.print(f"chain {d['chain_id']}, deployed at block {d['block']}; FedRounds "
+                     f"{d['contracts']['FedRounds']}; ε cap {log['ledger']['cap']} at δ "
+                     f"{log['ledger']['delta']}; {log['events']} events")
+        t = Table(title="rounds")
+        for col in ("round", "phase", "n", "U1", "U2", "U3", "revealed", "results", "voided"):
+            t.add_column(col, justify="right")
+        for r in log["rounds"]:
+            t.add_row(str(r["round"]), r["phase"] if r["phase"] != "FAILED"
+                      else f"FAILED ({r['fail_reason']})", str(len(r["participants"])),
+                      str(len(r["U1"])), str(len(r["U2"])), str(len(r["U3"])),
+                      str(len(r["revealed"])), str(len(r["results"])), str(len(r["voided"])))
+        stdout.print(t)
+        p = Table(title="peers")
+        for col in ("address", "stake (wei)", "rounds joined", "ε", "cap", "status"):
+            p.add_column(col, justify="right")
+        for x in log["peers"]:
+            status = "quarantined" if x["quarantined"] else ("left" if x["left"] else "active")
+            p.add_row(x["address"], f"{x['stake']:,}", str(len(x["rounds_joined"])),
+                      f"{x['epsilon']:.4f}", f"{x['cap']:.2f}", status)
+        stdout.print(p)
+
+    emit(as_json, log, human)
+
+
+@audit.command("verify")
+@rpc_url_option
+@deployment_option
+@ipfs_api_option
+@click.option("--round", "round_id", type=click.IntRange(1), default=None,
+              help="Verify this round (default with --all: every round with a result).")
+@click.option("--all", "all_rounds", is_flag=True, help="Verify every round.")
+@click.option("--budgets/--no-budgets", default=True, show_default=True,
+              help="Recompute every peer's ε with Opacus and compare with the ledger.")
+@click.option("--code/--no-code", default=True, show_default=True,
+              help="Compare deployed bytecode with a py-solc-x build of contracts/.")
+@json_option
+def verify_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None,
+               round_id: int | None, all_rounds: bool, budgets: bool, code: bool,
+               as_json: bool) -> None:
+    """Re-run rounds from chain + IPFS with the aggregator's own function and
+    check budgets and code. A verdict per check; exit 8 if any fails."""
+    from dataclasses import asdict
+
+    from ._inspect import build_log
+    from ._verify import verify_budgets, verify_code, verify_rounds
+
+    chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
+    verdicts: list[Any] = []
+    with chain:
+        if round_id is not None or all_rounds:
+            store = open_store(ipfs_api)
+            rounds = [round_id] if round_id else list(range(1, fed.current_round() + 1))
+            verdicts += verify_rounds(fed, store, rounds)
+        if budgets:
+            verdicts += verify_budgets(fed, build_log(fed))
+        if code:
+            verdicts += verify_code(fed)
+    ok = all(v.ok for v in verdicts)
+
+    def human() -> None:
+        for v in verdicts:
+            mark = "[green]ok[/]  " if v.ok else "[red]FAIL[/]"
+            stdout.print(f"{mark} {v.scope}: {v.check}" + (f" — {v.detail}" if v.detail else ""),
+                         highlight=False)
+        stdout.print("[green]all checks pass[/]" if ok else
+                     f"[red]{sum(not v.ok for v in verdicts)} checks fail[/]")
+
+    emit(as_json, {"ok": ok, "verdicts": [asdict(v) for v in verdicts]}, human)
+    if not ok:
+        raise SystemExit(8)

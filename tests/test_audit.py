@@ -1,0 +1,155 @@
+"""Auditors' verification from public data: passes on honest rounds and
+fails, naming the reason, for each kind of tampering."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from coordinator import connect
+from coordinator import _encoding as enc
+from coordinator._agent import Aggregator, PeerAgent
+from coordinator._aggregate import aggregate, apply_update, collect
+from coordinator._contracts import Federation, LedgerPolicy, Phase, Policy, deploy_federation
+from coordinator._driver import initial_adapter
+from coordinator._privacy import dp_config
+from coordinator._store import EmbeddedStore
+from ledger_tools._inspect import build_log, event_rows
+from ledger_tools._verify import verify_budgets, verify_code, verify_rounds
+
+STAKE = 10**17
+L = 200  # 4 chunks of 64
+
+
+def _federation(*, lying_config: bool = False):
+    chain = connect("embedded")
+    chain.ensure_accounts(8)
+    store = EmbeddedStore()
+    pol = Policy(participants=5, threshold=3, keys_blocks=30, shares_blocks=30, commit_blocks=30,
+                 reveal_blocks=30, aggregate_blocks=30, challenge_blocks=3, bond=STAKE)
+    fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=40),
+                               initial_adapter_cid=initial_adapter(store, np.zeros(L, np.float32)))
+    for i in range(1, 6):
+        fed.register(sender=i, stake=STAKE)
+    cfg = dp_config(config_id=1, q=0.2, sigma=1.0, steps=10)
+    if lying_config:  # the governor registers an RDP vector smaller than the truth
+        cfg = dataclasses.replace(cfg, rdp_micro=tuple(v // 2 for v in cfg.rdp_micro))
+    fed.register_config(cfg)
+    return chain, fed, store
+
+
+def _round_to_aggregate(fed: Federation, store, *, wrong_root_for: int | None = None) -> int:
+    r, _ = fed.open_round(dp_config=1, vector_length=L, chunk_elems=64)
+    agents = [PeerAgent(fed, store, a, r) for a in fed.participants(r)]
+    for step in ("post_keys", "post_shares", "receive_shares"):
+        for a in agents:
+            getattr(a, step)()
+    for a in agents:
+        x = np.arange(L, dtype=np.uint32) * (a.index + 1)
+        if a.index == wrong_root_for:  # commits a CID whose bytes are not the committed root's
+            y = a.masked(x)
+            cid = store.add(enc.to_bytes(y))
+            other = y.copy()
+            other[0] += 1
+            fed.commit(r, cid_digest=cid.digest, chunks_root=enc.vector_root(other, 64),
+                       weight=1, dp_config=1, sender=a.address)
+        else:
+            a.commit(x, weight=10, dp_config=1)
+    for a in agents:
+        a.reveal()
+    assert fed.round_info(r).phase == Phase.AGGREGATE
+    return r
+
+
+def test_honest_rounds_pass_every_check_and_inspect_rebuilds_them_from_events() -> None:
+    chain, fed, store = _federation()
+    with chain:
+        for _ in range(2):
+            r = _round_to_aggregate(fed, store)
+            Aggregator(fed, store, chain.account(1).address).run(
+                r, _global(fed, store, r))
+            chain.mine(4)
+            fed.finalize(r)
+        verdicts = verify_rounds(fed, store, [1, 2]) + verify_budgets(fed, build_log(fed)) \
+            + verify_code(fed)
+        assert all(v.ok for v in verdicts), [v for v in verdicts if not v.ok]
+        assert {v.scope for v in verdicts} >= {"round 1", "round 2", "config 1", "code FedRounds"}
+        log = build_log(fed)
+        assert [r["phase"] for r in log["rounds"]] == ["FINAL", "FINAL"]
+        assert all(sorted(r["U3"]) == [0, 1, 2, 3, 4] for r in log["rounds"])
+        assert {p["epsilon"] for p in log["peers"]} == {fed.epsilon(p["address"]) for p in log["peers"]}
+        assert all(len(p["rounds_joined"]) == 2 for p in log["peers"])
+        assert len(event_rows(fed)) == log["events"]
+
+
+def _global(fed, store, r):
+    from coordinator._aggregate import load_adapter
+
+    return load_adapter(store, fed.round_info(r).adapter_cid)
+
+
+def _failing(verdicts):
+    return {(v.check, v.detail) for v in verdicts if not v.ok}
+
+
+def test_a_wrong_result_chunk_is_named() -> None:
+    chain, fed, store = _federation()
+    with chain:
+        r = _round_to_aggregate(fed, store)
+        agg = aggregate(collect(fed, r), store)
+        bad_total = agg.total.copy()
+        bad_total[2 * 64 + 5] += 1000  # chunk 2
+        bad = dataclasses.replace(agg, total=bad_total)
+        new = apply_update(_global(fed, store, r), bad, frac_bits=16)
+        Aggregator(fed, store, chain.account(1).address).post(r, bad, new)
+        fails = _failing(verify_rounds(fed, store, [r]))
+        assert ("aggregate, chunk by chunk", "first wrong chunk: 2") in fails
+
+
+def test_a_wrong_posted_seed_is_caught() -> None:
+    chain, fed, store = _federation()
+    with chain:
+        r = _round_to_aggregate(fed, store)
+        agg = aggregate(collect(fed, r), store)
+        seeds = list(agg.seeds)
+        u, v, _ = seeds[1]
+        seeds[1] = (u, v, b"\x07" * 32)
+        bad = dataclasses.replace(agg, seeds=seeds)
+        Aggregator(fed, store, chain.account(1).address).post(
+            r, bad, apply_update(_global(fed, store, r), agg, frac_bits=16))
+        assert any(c == "posted seeds" for c, _ in _failing(verify_rounds(fed, store, [r])))
+
+
+def test_a_masked_vector_that_differs_from_its_commitment_is_rejected() -> None:
+    chain, fed, store = _federation()
+    with chain:
+        r = _round_to_aggregate(fed, store, wrong_root_for=2)
+        fed.chain.mine(40)
+        fed.advance(r)  # nobody can aggregate it honestly: the round fails after its deadline
+        with pytest.raises(Exception, match="does not match its committed Merkle root"):
+            aggregate(collect(fed, r), store)
+
+
+def test_a_ledger_whose_epsilon_disagrees_with_the_accountant_is_flagged() -> None:
+    chain, fed, store = _federation(lying_config=True)
+    with chain:
+        r = _round_to_aggregate(fed, store)
+        Aggregator(fed, store, chain.account(1).address).run(r, _global(fed, store, r))
+        fails = _failing(verify_budgets(fed, build_log(fed)))
+        checks = {c for c, _ in fails}
+        assert "registered RDP vector = Opacus RDP of (q, σ, T)" in checks
+        assert "Opacus RDP and PRV ε never above the ledger's" in checks
+
+
+def test_deployed_code_from_another_source_is_flagged() -> None:
+    chain, fed, store = _federation()
+    with chain:
+        other, _ = chain.deploy("EncodingHarness")
+        forged = Federation(chain, {**fed.addresses, "FraudProofs": other.address},
+                            deploy_block=fed.deploy_block)
+        verdicts = verify_code(forged)
+        bad = [v for v in verdicts if not v.ok]
+        assert [v.scope for v in bad] == ["code FraudProofs"]
+        assert all(v.ok for v in verify_code(fed))
