@@ -8,7 +8,7 @@ them (see docs/decisions.md).
 Exit codes: 0 success; 1 unexpected failure; 2 bad input (flags, config
 files); 3 a component is not installed; 4 a service (chain node, Kubo) is
 unreachable; 5 Solidity build missing or stale; 6 a transaction failed;
-7 a round cannot or must not be aggregated; 130 interrupted.
+7 a round cannot or must not be aggregated; 8 an audit check failed; 130 interrupted.
 """
 
 from __future__ import annotations

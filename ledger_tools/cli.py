@@ -122,3 +122,44 @@ def verify_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None,
     emit(as_json, {"ok": ok, "verdicts": [asdict(v) for v in verdicts]}, human)
     if not ok:
         raise SystemExit(8)
+
+
+@audit.command("challenge")
+@rpc_url_option
+@deployment_option
+@ipfs_api_option
+@click.option("--round", "round_id", type=click.IntRange(1), required=True)
+@click.option("--account", type=click.IntRange(0), default=None,
+              help="Development account index to sign with (or --keystore).")
+@click.option("--keystore", "keystores", multiple=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Encrypted keystore of the challenger (passphrase: env "
+                   "FEDLEDGER_KEYSTORE_PASSPHRASE).")
+@json_option
+def challenge_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None, round_id: int,
+                  account: int | None, keystores: tuple[Path, ...], as_json: bool) -> None:
+    """If the round's posted result is wrong, prove it on-chain: a seed proof
+    for the first wrong seed, else a chunk proof for the first wrong chunk.
+    Prints the transaction and the slash; exit 8 if there is nothing to prove."""
+    from coordinator._challenge import challenge, find_fraud
+
+    store = open_store(ipfs_api)
+    chain, fed, signer = open_federation(rpc_url, deployment, keystores, None, account)
+    with chain:
+        fraud = find_fraud(fed, store, round_id)
+        if fraud is None:
+            emit(as_json, {"round": round_id, "fraud": None},
+                 lambda: stdout.print(f"round {round_id}: the posted result is correct; "
+                                      "nothing to challenge"))
+            raise SystemExit(8)
+        rcpt = challenge(fed, store, round_id, fraud, sender=signer)
+        voided = next(e for e in fed.receipt_events(rcpt) if e.name == "ResultVoided")
+        data = {"round": round_id, "fraud": {"kind": fraud.kind, "index": fraud.index,
+                                             "detail": fraud.detail},
+                "tx": rcpt.tx_hash, "gas": rcpt.gas_used,
+                "aggregator": voided.args["aggregator"], "slashed_wei": voided.args["slashed"],
+                "reward_wei": voided.args["reward"]}
+    emit(as_json, data, lambda: stdout.print(
+        f"[green]fraud proven[/] ({fraud.detail}) in tx {rcpt.tx_hash}: aggregator "
+        f"{data['aggregator']} slashed {data['slashed_wei']:,} wei, reward {data['reward_wei']:,} "
+        f"wei to the challenger; the round can be aggregated again"))

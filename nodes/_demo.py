@@ -56,6 +56,7 @@ class DemoConfig:
     delta: float = 1e-5
     test_examples: int = 512
     dropouts: bool = True  # round 2: one peer drops after sharing keys, one after committing
+    dishonest_aggregator: bool = False  # round 2's first result is wrong and gets challenged
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -118,6 +119,7 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
     progress(f"round 0 (initial adapter): accuracy {before['accuracy']:.3f}, "
              f"macro-F1 {before['macro_f1']:.3f}")
     rows: list[dict[str, Any]] = []
+    dishonest: dict[str, Any] | None = None
     for _ in range(cfg.rounds):
         t0 = time.perf_counter()
         added, read = store.bytes_added, store.bytes_read
@@ -145,7 +147,10 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
         info = fed.round_info(r)
         if info.phase == Phase.FAILED:
             raise FedLedgerError(f"round {r} failed: {info.fail_reason.name}")
-        driver.tick()  # aggregate and post the result with the bond
+        if cfg.dishonest_aggregator and r == min(2, cfg.rounds):
+            dishonest = _dishonest_round(fed, store, chain, driver, r, addrs, cfg, progress)
+        else:
+            driver.tick()  # aggregate and post the result with the bond
         checks = verify(fed, store, r)
         if not all(c.ok for c in checks):
             bad = "; ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
@@ -169,6 +174,49 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
                  f"{row['seconds']} s")
     peers = [{"peer": i, "address": a, "examples": len(parts[i].train),
               "epsilon": round(fed.epsilon(a), 4), "cap": cfg.epsilon_cap} for i, a in enumerate(addrs)]
-    return {"ok": True, "config": asdict(cfg), "deployment": rec["contracts"],
-            "vector_length": len(start), "initial": before, "rounds": rows, "peers": peers,
-            "seconds": round(time.perf_counter() - t_start, 1)}
+    out = {"ok": True, "config": asdict(cfg), "deployment": rec["contracts"],
+           "vector_length": len(start), "initial": before, "rounds": rows, "peers": peers,
+           "seconds": round(time.perf_counter() - t_start, 1)}
+    if dishonest is not None:
+        out["dishonest_aggregator"] = dishonest
+    return out
+
+
+def _dishonest_round(fed: Any, store: EmbeddedStore, chain: EmbeddedChain, driver: RoundDriver,
+                     r: int, addrs: list[str], cfg: DemoConfig,
+                     progress: Callable[[str], None]) -> dict[str, Any]:
+    """Peer 0 aggregates and posts a wrong result (chunk 1 altered); an auditor
+    with no peer keys verifies, proves the fraud on-chain and gets the
+    reward; peer 1 re-aggregates honestly."""
+    import dataclasses
+
+    from coordinator._agent import Aggregator
+    from coordinator._aggregate import aggregate, apply_update, collect
+    from coordinator._challenge import challenge, find_fraud
+
+    liar, honest = addrs[0], addrs[1]
+    auditor = chain.account(cfg.peers + 1).address  # holds no stake and no peer key
+    start = load_adapter(store, fed.round_info(r).adapter_cid)
+    agg = aggregate(collect(fed, r), store)
+    total = agg.total.copy()
+    total[agg.total.size // 2] += 1 << 12  # a quiet nudge to one parameter's sum
+    bad = dataclasses.replace(agg, total=total)
+    Aggregator(fed, store, liar).post(r, bad, apply_update(start, bad, frac_bits=16))
+    failed = [f"{c.name}: {c.detail}" for c in verify(fed, store, r) if not c.ok]
+    progress(f"round {r}: peer 0 posted a wrong aggregate; the auditors' verify fails: "
+             + "; ".join(failed))
+    fraud = find_fraud(fed, store, r)
+    if fraud is None:
+        raise FedLedgerError("the tampered result was not found wrong")
+    rcpt = challenge(fed, store, r, fraud, sender=auditor)
+    voided = next(e for e in fed.receipt_events(rcpt) if e.name == "ResultVoided")
+    progress(f"round {r}: {fraud.kind} proof for index {fraud.index} accepted on-chain "
+             f"({rcpt.gas_used:,} gas); bond of {voided.args['slashed']:,} wei slashed, "
+             f"{voided.args['reward']:,} wei to the auditor; peer 0 quarantined")
+    driver.aggregator = honest
+    driver.tick()  # peer 1 re-aggregates honestly
+    progress(f"round {r}: peer 1 re-aggregated; verify passes")
+    return {"round": r, "verify_failed": failed, "fraud": {"kind": fraud.kind,
+            "index": fraud.index}, "challenge_tx": rcpt.tx_hash, "challenge_gas": rcpt.gas_used,
+            "slashed_wei": int(voided.args["slashed"]), "reward_wei": int(voided.args["reward"]),
+            "liar_quarantined": bool(fed.peer_info(liar)["quarantined"])}

@@ -209,10 +209,14 @@ def train(config_path: Path | None, epochs: int | None, as_json: bool) -> None:
 @click.option("--rounds", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--dropouts/--no-dropouts", default=True, show_default=True,
               help="In round 2, one peer drops after sharing its keys, one after committing.")
+@click.option("--dishonest-aggregator", is_flag=True,
+              help="In round 2 the aggregator posts a wrong aggregate; an auditor's verify "
+                   "names the wrong chunk, a fraud proof slashes the bond, an honest peer "
+                   "re-aggregates and the round verifies.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @json_option
-def demo(encoder: str, peers: int, threshold: int, rounds: int, dropouts: bool, seed: int,
-         as_json: bool) -> None:
+def demo(encoder: str, peers: int, threshold: int, rounds: int, dropouts: bool,
+         dishonest_aggregator: bool, seed: int, as_json: bool) -> None:
     """Run the whole system in one process on embedded defaults.
 
     Deploys the contracts on the embedded chain, registers PEERS peers with
@@ -230,7 +234,8 @@ def demo(encoder: str, peers: int, threshold: int, rounds: int, dropouts: bool, 
     logging.captureWarnings(True)
     warnings.filterwarnings("ignore", message="DP noise comes from a non-cryptographic RNG")
     cfg = DemoConfig(encoder=encoder, peers=peers, threshold=min(threshold, peers),
-                     rounds=rounds, dropouts=dropouts, seed=seed)
+                     rounds=rounds, dropouts=dropouts,
+                     dishonest_aggregator=dishonest_aggregator, seed=seed)
     stderr.print("[dim]DP noise uses a non-cryptographic RNG in the demo (set [train] "
                  "secure_rng = true for production runs)[/]")
     with stderr.status("starting…", spinner="dots") as status:

@@ -153,3 +153,40 @@ def test_deployed_code_from_another_source_is_flagged() -> None:
         bad = [v for v in verdicts if not v.ok]
         assert [v.scope for v in bad] == ["code FraudProofs"]
         assert all(v.ok for v in verify_code(fed))
+
+
+@pytest.mark.parametrize("tamper", ["chunk", "seed"])
+def test_a_dishonest_aggregator_is_proven_wrong_slashed_and_replaced(tamper: str) -> None:
+    from coordinator._challenge import challenge, find_fraud
+
+    chain, fed, store = _federation()
+    with chain:
+        r = _round_to_aggregate(fed, store)
+        agg = aggregate(collect(fed, r), store)
+        start = _global(fed, store, r)
+        if tamper == "chunk":
+            total = agg.total.copy()
+            total[64 + 3] ^= 0x10000  # chunk 1
+            bad = dataclasses.replace(agg, total=total)
+        else:
+            seeds = list(agg.seeds)
+            seeds[3] = (seeds[3][0], seeds[3][1], b"\x09" * 32)
+            bad = dataclasses.replace(agg, seeds=seeds)
+        liar = chain.account(1).address
+        Aggregator(fed, store, liar).post(r, bad, apply_update(start, bad, frac_bits=16))
+        fraud = find_fraud(fed, store, r)
+        assert fraud is not None and (fraud.kind, fraud.index) == ((tamper, 1) if tamper == "chunk"
+                                                                   else (tamper, 3))
+        auditor = chain.account(7).address  # not a peer: anyone may challenge
+        rcpt = challenge(fed, store, r, fraud, sender=auditor)
+        voided = [e for e in fed.receipt_events(rcpt) if e.name == "ResultVoided"]
+        assert voided and voided[0].args["aggregator"] == liar
+        assert voided[0].args["slashed"] == STAKE and fed.withdrawable(auditor) == voided[0].args["reward"]
+        assert fed.round_info(r).phase == Phase.AGGREGATE and fed.peer_info(liar)["quarantined"]
+        # An honest peer re-aggregates; the round verifies and finalizes.
+        Aggregator(fed, store, chain.account(2).address).run(r, start)
+        assert find_fraud(fed, store, r) is None
+        assert all(v.ok for v in verify_rounds(fed, store, [r]))
+        chain.mine(4)
+        fed.finalize(r)
+        assert fed.round_info(r).phase == Phase.FINAL

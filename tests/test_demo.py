@@ -43,3 +43,18 @@ def test_demo_runs_three_verified_rounds_with_dropouts_and_prints_only_json() ->
     assert spent[7] == pytest.approx(eps(2), abs=1e-4)
     assert all(spent[p] == pytest.approx(eps(3), abs=1e-4) for p in range(7))
     assert all(p["epsilon"] <= p["cap"] for p in res["peers"])
+
+
+@pytest.mark.integration
+def test_demo_with_a_dishonest_aggregator_slashes_it_and_recovers() -> None:
+    proc = subprocess.run([sys.executable, "-m", "coordinator.cli", "demo", "--encoder", "tiny",
+                           "--rounds", "2", "--no-dropouts", "--dishonest-aggregator", "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout)
+    d = res["dishonest_aggregator"]
+    assert d["round"] == 2 and d["fraud"]["kind"] == "chunk"
+    assert any(f"first wrong chunk: {d['fraud']['index']}" in line for line in d["verify_failed"])
+    assert d["slashed_wei"] == 10**17 and 0 < d["reward_wei"] <= d["slashed_wei"]
+    assert d["liar_quarantined"]
+    assert [r["verified"].split()[0] for r in res["rounds"]] == ["7/7", "7/7"]

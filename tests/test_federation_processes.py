@@ -74,6 +74,13 @@ def test_peer_daemons_and_driver_as_processes_finish_two_rounds_and_the_model_im
              "--rpc-url", info["rpc_url"], "--deployment", info["deployment"], "--json"],
             capture_output=True, text=True, timeout=60, check=True).stdout)
         assert status["phase"] == "FINAL" and status["U3"] == [0, 1, 2]  # read-only, no account
+        audit = subprocess.run(
+            [sys.executable, "-m", "coordinator.cli", "audit", "verify", "--all", "--rpc-url",
+             info["rpc_url"], "--deployment", info["deployment"], "--ipfs-api", info["peer_apis"][2],
+             "--json"], capture_output=True, text=True, timeout=180)
+        assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-2000:]
+        verdicts = json.loads(audit.stdout)["verdicts"]
+        assert {v["scope"] for v in verdicts} >= {"round 1", "round 2", "config 1", "code FedRounds"}
         commits = fed.events("FedRounds", "UpdateCommitted", 0)
         assert len(commits) == 6 and len({(e.args["round"], e.args["peer"]) for e in commits}) == 6
         model = build_model(ModelConfig(encoder="tiny", seed=0))

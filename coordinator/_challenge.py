@@ -1,0 +1,112 @@
+"""Fraud proofs built from public data (DESIGN §3 step 7).
+
+:func:`find_fraud` re-runs the round with the one aggregation function and
+compares with what was posted: the first posted seed that differs (a seed
+proof), or else the first chunk of the posted aggregate that differs (a chunk
+proof). :func:`challenge` builds the proof's calldata from chain events and
+the content store and submits it; any account can.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _encoding as enc
+from ._aggregate import RoundPublic, aggregate, bundle_leaves, collect, load_blob
+from ._chain import Receipt
+from ._contracts import Federation, MemberChunk, Phase, ShareProof
+from ._errors import AggregationError
+from ._secagg import SELF
+from ._store import ContentStore
+
+Seed = tuple[int, int, bytes]
+
+
+@dataclass(frozen=True)
+class Fraud:
+    kind: str  # "seed" or "chunk"
+    index: int  # seed position or chunk index
+    detail: str
+
+
+def posted_seeds(fed: Federation, round_id: int) -> list[Seed]:
+    """The seed list of the round's current result, from its ResultPosted event."""
+    info = fed.round_info(round_id)
+    latest = None
+    for ev in fed.all_events("FedRounds", info.opened_block):
+        if ev.name == "ResultPosted" and ev.args["round"] == round_id:
+            latest = ev
+    if latest is None:
+        raise AggregationError(f"round {round_id} has no posted result")
+    return [(int(s["u"]), int(s["v"]), bytes(s["value"])) for s in latest.args["seeds"]]
+
+
+def find_fraud(fed: Federation, store: ContentStore, round_id: int) -> Fraud | None:
+    if fed.round_info(round_id).phase != Phase.CHALLENGE:
+        raise AggregationError(f"round {round_id} is not in its challenge window")
+    pub = collect(fed, round_id)
+    agg = aggregate(pub, store)
+    seeds = posted_seeds(fed, round_id)
+    for i, (mine, theirs) in enumerate(zip(agg.seeds, seeds, strict=True)):
+        if mine != theirs:  # the contract checked the list's shape; a value differs
+            return Fraud("seed", i, f"posted seed {i} ({theirs[0]}, {theirs[1]}) is wrong")
+    posted = _posted_total(fed, store, round_id, pub)
+    ce = pub.ctx.chunk_elems
+    a, b = enc.chunk_bytes(agg.total, ce), enc.chunk_bytes(posted, ce)
+    for k, (x, y) in enumerate(zip(a, b, strict=True)):
+        if x != y:
+            return Fraud("chunk", k, f"chunk {k} of the posted aggregate is wrong")
+    return None
+
+
+def _posted_total(fed: Federation, store: ContentStore, round_id: int,
+                  pub: RoundPublic) -> np.ndarray:
+    res = fed.result_of(round_id)
+    posted = enc.from_bytes(load_blob(store, res.new_adapter_cid).aggregate)
+    if (len(posted) != pub.ctx.padded_length
+            or enc.vector_root(posted, pub.ctx.chunk_elems) != res.result_root):
+        raise AggregationError("the posted adapter's aggregate does not match the posted result "
+                               "root: the data behind the result is unavailable")
+    return posted
+
+
+def challenge(fed: Federation, store: ContentStore, round_id: int, fraud: Fraud, *,
+              sender: str) -> Receipt:
+    pub = collect(fed, round_id)
+    seeds = posted_seeds(fed, round_id)
+    if fraud.kind == "seed":
+        u, v, _ = seeds[fraud.index]
+        dealer, kind = (u, 0) if v == SELF else (v, 1)
+        leaves = bundle_leaves(pub, store, dealer)
+        shares: list[ShareProof] = []
+        for holder in sorted(pub.reveals):
+            value = pub.reveals[holder].get(dealer)
+            if value is None:
+                continue
+            leaf = enc.share_leaf(chain_id=pub.ctx.chain_id, rounds=pub.ctx.rounds,
+                                  round_id=round_id, dealer=pub.participants[dealer],
+                                  holder=holder, kind=kind, share=value)
+            if leaves[2 * holder + kind] == leaf:
+                shares.append(ShareProof(holder, value, enc.merkle_proof(leaves, 2 * holder + kind)))
+            if len(shares) == pub.ctx.t:
+                break
+        return fed.challenge_seed(round_id, seed_index=fraud.index, seeds=seeds, shares=shares,
+                                  enc_pk=pub.enc_pk.get(u, bytes(32)),
+                                  mask_pk=pub.mask_pk.get(u, bytes(32)), sender=sender)
+    ce = pub.ctx.chunk_elems
+    k = fraud.index
+    agg = aggregate(pub, store)
+    members = []
+    for u in sorted(pub.u3):
+        chunks = enc.chunk_bytes(agg.masked[u], ce)
+        mleaves = [enc.leaf(i, c) for i, c in enumerate(chunks)]
+        digest, root, weight = pub.commits[u]
+        members.append(MemberChunk(u, digest, root, weight, chunks[k], enc.merkle_proof(mleaves, k)))
+    posted = _posted_total(fed, store, round_id, pub)
+    rchunks = enc.chunk_bytes(posted, ce)
+    rleaves = [enc.leaf(i, c) for i, c in enumerate(rchunks)]
+    return fed.challenge_chunk(round_id, chunk_index=k, seeds=seeds, members=members,
+                               result_chunk=rchunks[k], result_proof=enc.merkle_proof(rleaves, k),
+                               sender=sender)
