@@ -163,3 +163,83 @@ def challenge_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None, r
         f"[green]fraud proven[/] ({fraud.detail}) in tx {rcpt.tx_hash}: aggregator "
         f"{data['aggregator']} slashed {data['slashed_wei']:,} wei, reward {data['reward_wei']:,} "
         f"wei to the challenger; the round can be aggregated again"))
+
+
+@audit.command("export")
+@rpc_url_option
+@deployment_option
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@json_option
+def export_cmd(rpc_url: str, deployment: Path | None, fmt: str, out: Path, as_json: bool) -> None:
+    """Write the full log: every event of the four contracts (CSV), or the
+    rebuilt log plus every event (JSON)."""
+    from ._inspect import build_log
+    from ._report import export
+
+    chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
+    with chain:
+        n = export(fed, build_log(fed), fmt, out)
+    emit(as_json, {"path": str(out), "events": n},
+         lambda: stdout.print(f"wrote {n} events to {out}"))
+
+
+@audit.command("report")
+@rpc_url_option
+@deployment_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--metrics", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="JSON with per-round accuracy (e.g. `fedledger demo --json` "
+                                 "output): accuracy is not on-chain, so it is plotted only if given.")
+@json_option
+def report_cmd(rpc_url: str, deployment: Path | None, out: Path, metrics: Path | None,
+               as_json: bool) -> None:
+    """A self-contained HTML report: ε per peer over rounds against the cap,
+    participation and dropouts, gas per phase, bytes, (accuracy)."""
+    from coordinator import ConfigError
+
+    from ._inspect import build_log
+    from ._report import report
+
+    per_round: dict[int, dict[str, float]] | None = None
+    if metrics is not None:
+        try:
+            data = json.loads(metrics.read_text())
+            per_round = {int(r["round"]): {"accuracy": float(r["accuracy"])}
+                         for r in data.get("rounds", [])}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"{metrics} has no rounds[].round/accuracy: {exc}") from None
+    chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
+    with chain:
+        info = report(fed, build_log(fed), out, per_round)
+    emit(as_json, info, lambda: stdout.print(
+        f"wrote {out} ({info['bytes']:,} bytes; plots: {', '.join(info['plots'])})"))
+
+
+@audit.command("serve")
+@rpc_url_option
+@deployment_option
+@ipfs_api_option
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Port on 127.0.0.1 (0: a free one).")
+def serve_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None, port: int) -> None:
+    """A read-only explorer page and JSON API (/api/log, /api/verify) on
+    127.0.0.1 until Ctrl-C. With --ipfs-api, rounds are re-verified too."""
+    from ._serve import Explorer
+
+    store = open_store(ipfs_api) if ipfs_api else None
+    chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
+    with chain:
+        httpd = Explorer(fed, store).server(port)
+        host, bound = httpd.server_address[:2]
+        stdout.print(f"explorer at http://{host}:{bound}/ (Ctrl-C stops it)")
+        import sys
+
+        sys.stdout.flush()
+        try:
+            httpd.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            httpd.server_close()

@@ -190,3 +190,105 @@ def test_a_dishonest_aggregator_is_proven_wrong_slashed_and_replaced(tamper: str
         chain.mine(4)
         fed.finalize(r)
         assert fed.round_info(r).phase == Phase.FINAL
+
+
+def _two_rounds(chain, fed, store) -> None:
+    for _ in range(2):
+        r = _round_to_aggregate(fed, store)
+        Aggregator(fed, store, chain.account(1).address).run(r, _global(fed, store, r))
+        chain.mine(4)
+        fed.finalize(r)
+
+
+def test_export_and_html_report_cover_the_whole_log(tmp_path) -> None:
+    import csv
+    import json as _json
+
+    from ledger_tools._report import export, gas_per_phase, report
+
+    chain, fed, store = _federation()
+    with chain:
+        _two_rounds(chain, fed, store)
+        log = build_log(fed)
+        n = export(fed, log, "csv", tmp_path / "log.csv")
+        rows = list(csv.DictReader((tmp_path / "log.csv").open()))
+        assert n == len(rows) == log["events"]
+        assert sum(r["event"] == "UpdateCommitted" for r in rows) == 10
+        export(fed, log, "json", tmp_path / "log.json")
+        assert _json.loads((tmp_path / "log.json").read_text())["log"]["rounds"][1]["phase"] == "FINAL"
+        gas = gas_per_phase(fed)
+        assert set(gas) == {1, 2} and all(g["commit"] > 5 * 60_000 for g in gas.values())
+        info = report(fed, log, tmp_path / "r.html", {1: {"accuracy": 0.6}, 2: {"accuracy": 0.7}})
+        page = (tmp_path / "r.html").read_text()
+        assert info["plots"] == ["accuracy", "bytes", "epsilon", "gas", "participation"]
+        assert page.count("data:image/png;base64,") == 5 and "http" not in page.split("<body>")[1]
+
+
+@pytest.mark.integration
+def test_explorer_page_in_headless_chromium_matches_inspect(tmp_path) -> None:
+    import shutil
+    import subprocess
+    import threading
+    from html.parser import HTMLParser
+
+    from ledger_tools._serve import Explorer
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    chain, fed, store = _federation()
+    with chain:
+        _two_rounds(chain, fed, store)
+        want = build_log(fed)  # what `audit inspect --json` prints
+        httpd = Explorer(fed, store).server(0)
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+        flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+                 "--virtual-time-budget=20000"]
+        try:
+            dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True,
+                                 timeout=120).stdout
+            shot = tmp_path / "explorer.png"
+            subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,900", url],
+                           capture_output=True, timeout=120)
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+
+    class Rows(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.table, self.rows, self.cell = None, {"rounds": [], "peers": []}, None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "table":
+                self.table = a.get("id")
+            elif tag == "tr" and self.table:
+                self.rows[self.table].append([])
+            elif tag == "td":
+                self.cell = ""
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+        def handle_endtag(self, tag):
+            if tag == "td" and self.table:
+                self.rows[self.table][-1].append(self.cell)
+                self.cell = None
+
+    p = Rows()
+    p.feed(dom)
+    rounds = [r for r in p.rows["rounds"] if r]
+    assert [r[:8] for r in rounds] == [
+        [str(r["round"]), r["phase"], str(len(r["participants"])), str(len(r["U1"])),
+         str(len(r["U2"])), str(len(r["U3"])), str(len(r["revealed"])), str(len(r["voided"]))]
+        for r in want["rounds"]]
+    assert [r[8] for r in rounds] == ["ok", "ok"]  # every round re-verified in the page
+    peers = [r for r in p.rows["peers"] if r]
+    assert [(r[0], r[2]) for r in peers] == [(x["address"], f"{x['epsilon']:.4f}")
+                                             for x in want["peers"]]
+    assert "verification checks pass" in dom
+    assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
