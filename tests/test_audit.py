@@ -292,3 +292,20 @@ def test_explorer_page_in_headless_chromium_matches_inspect(tmp_path) -> None:
                                              for x in want["peers"]]
     assert "verification checks pass" in dom
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_verify_names_a_masked_vector_whose_stored_bytes_differ_from_its_cid() -> None:
+    from coordinator._aggregate import cid_for
+
+    chain, fed, store = _federation()
+    with chain:
+        r = _round_to_aggregate(fed, store)
+        Aggregator(fed, store, chain.account(1).address).run(r, _global(fed, store, r))
+        assert all(v.ok for v in verify_rounds(fed, store, [r]))
+        pub = collect(fed, r)
+        cid = cid_for(pub.commits[2][0], 4 * pub.ctx.padded_length, store.opts)
+        block = bytearray(store._blocks[cid])
+        block[-1] ^= 1  # the bytes served for participant 2's masked vector were altered
+        store._blocks[cid] = bytes(block)
+        fails = [v for v in verify_rounds(fed, store, [r]) if not v.ok]
+        assert len(fails) == 1 and "masked vector of participant 2" in fails[0].detail
