@@ -71,16 +71,18 @@ class DemoConfig:
 
 
 def run_demo(cfg: DemoConfig, *, progress: Callable[[str], None] = lambda s: None,
-             workdir: Path | None = None) -> dict[str, Any]:
+             workdir: Path | None = None,
+             on_final: Callable[[np.ndarray], None] | None = None) -> dict[str, Any]:
+    """Run the demo; ``on_final`` receives the final global adapter (benchmarks)."""
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fedledger-demo-") as tmp:
         work = workdir or Path(tmp)
         with EmbeddedChain() as chain:
-            return _run(cfg, chain, work, progress, t_start)
+            return _run(cfg, chain, work, progress, t_start, on_final)
 
 
 def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[str], None],
-         t_start: float) -> dict[str, Any]:
+         t_start: float, on_final: Callable[[np.ndarray], None] | None = None) -> dict[str, Any]:
     store = EmbeddedStore()
     chain.ensure_accounts(cfg.peers + 2)
     progress(f"data: {cfg.peers} non-IID peers, model: {cfg.encoder} + LoRA")
@@ -172,6 +174,8 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
         progress(f"round {r}: {row['survivors']}/{row['participants']} survivors, accuracy "
                  f"{util['accuracy']:.3f}, macro-F1 {util['macro_f1']:.3f}, verified, "
                  f"{row['seconds']} s")
+    if on_final is not None:
+        on_final(load_adapter(store, fed.global_adapter_cid()))
     peers = [{"peer": i, "address": a, "examples": len(parts[i].train),
               "epsilon": round(fed.epsilon(a), 4), "cap": cfg.epsilon_cap} for i, a in enumerate(addrs)]
     out = {"ok": True, "config": asdict(cfg), "deployment": rec["contracts"],
