@@ -45,3 +45,18 @@ def test_same_seed_gives_the_same_numbers() -> None:
     for arm in ("fedledger", "central"):
         for k in ("accuracy", "auc", "mia_auc", "epsilon"):
             assert a[arm][k] == pytest.approx(b[arm][k], abs=0), (arm, k)
+
+
+def test_ablation_runs_every_variant_and_accounts_each_mechanism() -> None:
+    from benchmarks.ablation import VARIANTS, AblationConfig, markdown, run
+
+    data = run(AblationConfig(peers=2, rounds=1, examples_per_peer=48, steps=3, seeds=(0,),
+                              mia_examples=48), log=lambda s: None)
+    s = data["summary"]
+    assert set(s) == set(VARIANTS)
+    for name, v in VARIANTS.items():
+        assert (s[name]["epsilon"]["mean"] is None) == (not v["dp"]), name
+        assert 0 <= s[name]["accuracy"]["mean"] <= 1
+    # The noisy unclipped count of adaptive clipping is paid for: ε(σ_eff) > ε(σ).
+    assert s["full"]["epsilon"]["mean"] > s["no-adaptive-clipping"]["epsilon"]["mean"]
+    assert markdown(data).count("\n") == len(VARIANTS) + 1
