@@ -206,8 +206,10 @@ def compare(config_path: Path | None, seeds: str | None, out: Path, results_md: 
     command = "fedledger " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
         "fedledger bench compare"
     data = mod.run(cfg, out, command=command, log=lambda s: stderr.print(s, highlight=False))
-    if results_md is not None:
-        results_md.write_text((out / "results.md").read_text())
+    if results_md is not None:  # keep an ablation section `bench ablation` appended
+        old = results_md.read_text() if results_md.exists() else ""
+        tail = ABLATION_MARK + old.split(ABLATION_MARK, 1)[1] if ABLATION_MARK in old else ""
+        results_md.write_text((out / "results.md").read_text().rstrip() + "\n\n" + tail)
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
         return

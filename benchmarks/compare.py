@@ -66,6 +66,7 @@ def _evaluate(model: Any, flat: np.ndarray, test: Any, parts: list[Any], members
     out: dict[str, Any] = dict(utility(test.labels, predict_proba(model, test)))
     local = [utility(p.test.labels, predict_proba(model, p.test))["accuracy"] for p in parts]
     out["local_accuracy_mean"] = float(np.mean(local))
+    out["local_accuracy_per_peer"] = [round(x, 4) for x in local]
     att = loss_threshold_attack(per_example_loss(model, members), per_example_loss(model, nonmembers))
     out["mia_auc"] = att.auc
     out["mia_tpr_at_0_1_fpr"] = att.tpr_at_0_1_fpr
