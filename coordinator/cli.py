@@ -117,6 +117,9 @@ def cli(verbose: int, quiet: bool) -> None:
       doctor   check that every component is installed and reachable
       round    open, inspect, aggregate and finalize rounds, or keep them going
       node     a peer: train locally, or run the peer daemon
+      federation  a whole federation as local processes (up/down)
+      audit    inspect, verify, challenge, export, report, explore (auditors)
+      bench    benchmarks and the researchers' comparisons (JSON out)
       demo     the whole system end to end on embedded defaults
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
