@@ -30,7 +30,12 @@ from typing import Any
 
 import numpy as np
 
-ARMS = ("fedledger", "central", "pooled-dp", "pooled")
+ARMS = ("fedledger", "central", "pooled-dp", "pooled", "flower-dp")
+
+#: The external arm, labelled wherever it is reported.
+FLOWER_LABEL = ("external: Flower 1.42, DifferentialPrivacyClientSideFixedClipping + "
+                "fixedclipping_mod (user-level central DP), logistic regression on the peers' "
+                "behaviour features and image channel means — not our model")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +138,11 @@ def run_seed(cfg: CompareConfig, seed: int, log: Callable[[str], None]) -> dict[
                           "gas_per_round": 0.0}
         log(f"seed {seed}: central accuracy {m['accuracy']:.3f}, MIA AUC {m['mia_auc']:.3f}")
 
+    if "flower-dp" in cfg.arms:
+        out["flower-dp"] = _flower_arm(cfg, seed, parts, test, members, nonmembers)
+        log(f"seed {seed}: flower-dp (external) accuracy {out['flower-dp']['accuracy']:.3f}, "
+            f"MIA AUC {out['flower-dp']['mia_auc']:.3f}")
+
     for arm, dp in (("pooled-dp", True), ("pooled", False)):
         if arm not in cfg.arms:
             continue
@@ -153,6 +163,56 @@ def run_seed(cfg: CompareConfig, seed: int, log: Callable[[str], None]) -> dict[
                     "bytes_per_peer_per_round": 0.0, "gas_per_round": 0.0,
                     "raw_data_centralized": True}
         log(f"seed {seed}: {arm} accuracy {m['accuracy']:.3f}, MIA AUC {m['mia_auc']:.3f}")
+    return out
+
+
+def _linear_features(ex: Any) -> tuple[np.ndarray, np.ndarray]:
+    x = np.c_[ex.features, ex.images.mean(axis=(2, 3))].astype(np.float32)
+    return x, ex.labels.astype(np.int64)
+
+
+def _flower_arm(cfg: CompareConfig, seed: int, parts: list[Any], test: Any, members: Any,
+                nonmembers: Any) -> dict[str, Any]:
+    import tempfile
+
+    from coordinator._privacy import dp_config, opacus_epsilon
+    from nodes._eval import loss_threshold_attack, utility
+
+    from .flower_secagg import flower_run
+
+    clip = 1.0
+    with tempfile.TemporaryDirectory(prefix="fedledger-flower-data-") as tmp:
+        for i, p in enumerate(parts):
+            x, y = _linear_features(p.train)
+            np.savez(f"{tmp}/peer{i}.npz", x=x, y=y)
+        d = x.shape[1] + 1
+        res = flower_run(cfg.peers, {"task": "dp-linear", "num-clients": cfg.peers,
+                                     "num-params": d, "num-rounds": cfg.rounds, "data-dir": tmp,
+                                     "local-steps": 20, "lr": 0.5,
+                                     "noise-multiplier": cfg.sigma, "clipping-norm": clip,
+                                     "reconstruction-threshold": 1, "secure": False})
+    w = np.array(res["weights"], np.float64)
+
+    def proba(ex: Any) -> np.ndarray:
+        x, _ = _linear_features(ex)
+        return 1 / (1 + np.exp(-(np.c_[x, np.ones(len(x))] @ w)))
+
+    def loss(ex: Any) -> np.ndarray:
+        p = np.clip(proba(ex), 1e-7, 1 - 1e-7)
+        return -(ex.labels * np.log(p) + (1 - ex.labels) * np.log(1 - p))
+
+    out: dict[str, Any] = dict(utility(test.labels, proba(test)))
+    local = [utility(p.test.labels, proba(p.test))["accuracy"] for p in parts]
+    out["local_accuracy_mean"] = float(np.mean(local))
+    out["local_accuracy_per_peer"] = [round(v, 4) for v in local]
+    att = loss_threshold_attack(loss(members), loss(nonmembers))
+    user_level = dp_config(config_id=1, q=1.0, sigma=cfg.sigma, steps=cfg.rounds)
+    out.update({"mia_auc": att.auc, "mia_tpr_at_0_1_fpr": att.tpr_at_0_1_fpr,
+                "_roc": (att.fpr.tolist(), att.tpr.tolist()),
+                "epsilon": opacus_epsilon([user_level], cfg.delta),
+                "seconds_per_round": res["seconds"] / cfg.rounds, "cpu_seconds": math.nan,
+                "bytes_per_peer_per_round": float(2 * 4 * d), "gas_per_round": 0.0,
+                "external": FLOWER_LABEL})
     return out
 
 
@@ -200,7 +260,11 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str) -> str:
                      f"{fmt(m['gas_per_round'], 0)} |")
     lines += ["", "`pooled` and `pooled-dp` move raw data to one place; `central` shows the "
               "server every update in the clear; `fedledger` shows no one an individual update "
-              "and accounts ε on-chain.", ""]
+              "and accounts ε on-chain (record-level, per peer)."]
+    if "flower-dp" in summary:
+        lines += ["", f"`flower-dp` is {FLOWER_LABEL}; its ε is user-level (q = 1, the server's "
+                  "noise per round), not comparable record for record with the others."]
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -49,6 +49,27 @@ def _port_open(port: int) -> bool:
 
 def flower_round(n: int, params: int, *, secure: bool = True,
                  log: Callable[[str], None] = print, timeout: float = 600) -> dict[str, Any]:
+    t = n // 2 + 1
+    result = flower_run(n, {"num-clients": n, "num-params": params, "reconstruction-threshold": t,
+                            "secure": secure}, timeout=timeout)
+    result["seconds"] = round(result["seconds"], 2)
+    result["reconstruction_threshold"] = t
+    log(f"n={n}: Flower {'SecAgg+' if secure else 'FedAvg (plain)'} round in "
+        f"{result['seconds']:.1f} s")
+    return result
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f"'{v}'"
+    return str(v)
+
+
+def flower_run(n: int, run_config: dict[str, Any], *, timeout: float = 600) -> dict[str, Any]:
+    """Start a SuperLink and n SuperNodes on 127.0.0.1, run the app with this
+    run config, and return what its ServerApp wrote."""
     venv = flower_venv()
     bin_ = venv / "bin"
     procs: list[ManagedProcess] = []
@@ -76,9 +97,8 @@ def flower_round(n: int, params: int, *, secure: bool = True,
                     "--node-config", f"partition-id={i}"],
                     log_path=root / f"supernode{i}.log", env=env, cwd=root))
             out = root / "result.json"
-            t = n // 2 + 1
-            run_cfg = (f"num-clients={n} num-params={params} reconstruction-threshold={t} "
-                       f"secure={'true' if secure else 'false'} out-file='{out}'")
+            cfg = {**run_config, "out-file": str(out)}
+            run_cfg = " ".join(f"{k}={_toml_value(v)}" for k, v in cfg.items())
             t0 = time.perf_counter()
             proc = subprocess.run([str(bin_ / "flwr"), "run", str(APP), "bench",
                                    "--run-config", run_cfg], env=env, cwd=root,
@@ -88,16 +108,12 @@ def flower_round(n: int, params: int, *, secure: bool = True,
             while not out.exists():
                 if time.perf_counter() - t0 > timeout:
                     tail = link.log_tail(30)
-                    raise RuntimeError(f"Flower round did not finish in {timeout:.0f} s:\n{tail}")
+                    raise RuntimeError(f"the Flower run did not finish in {timeout:.0f} s:\n{tail}")
                 time.sleep(0.2)
             time.sleep(0.1)
             result: dict[str, Any] = json.loads(out.read_text())
             result["wall_from_submit_s"] = round(time.perf_counter() - t0, 2)
-            result["seconds"] = round(result["seconds"], 2)
             result["flwr"] = FLWR_VERSION
-            result["reconstruction_threshold"] = t
-            log(f"n={n}: Flower {'SecAgg+' if secure else 'FedAvg (plain)'} round in "
-                f"{result['seconds']:.1f} s")
             return result
         finally:
             for p in reversed(procs):
