@@ -104,6 +104,7 @@ def protocol_round(n: int, params: int, *, log: Callable[[str], None]) -> dict[s
             phases: dict[str, float] = {}
             t0 = time.perf_counter()
             r = 0
+            ph = "NONE"
             while not driver.finished:
                 did = driver.tick()
                 if r == 0 and driver.opened:

@@ -240,7 +240,9 @@ class Federation:
     def dp_config(self, config_id: int) -> DPConfig:
         """A registered DP configuration, read back from its event (cached)."""
         if config_id not in self._configs:
-            for ev in self.events("PrivacyLedger", "DPConfigRegistered", self.deploy_block):
+            for ev in self.all_events("PrivacyLedger", self.deploy_block):
+                if ev.name != "DPConfigRegistered":
+                    continue
                 a = ev.args
                 self._configs[int(a["id"])] = DPConfig(int(a["id"]), int(a["qPpm"]) / 1e6,
                                                        int(a["sigmaMilli"]) / 1e3, int(a["steps"]),

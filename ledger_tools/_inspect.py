@@ -9,7 +9,6 @@ anyone calling `advance` shows as it was last recorded.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import asdict
 from typing import Any
 
@@ -46,7 +45,7 @@ def build_log(fed: Federation) -> dict[str, Any]:
         return rounds.setdefault(r, {
             "round": r, "phase": "NONE", "fail_reason": "NONE", "participants": [],
             "U1": [], "U2": [], "U3": [], "revealed": [], "commits": [], "results": [],
-            "voided": [], "fraud": [], "adapter": None, "opened_block": None, "gas_txs": []})
+            "voided": [], "fraud": [], "adapter": None, "opened_block": None})
 
     for e in evs:
         a = e.args
@@ -133,10 +132,3 @@ def event_rows(fed: Federation) -> list[dict[str, Any]]:
                      "args": {k: _hex(v) if not isinstance(v, int) else v
                               for k, v in e.args.items()}})
     return rows
-
-
-def per_round_participation(log: dict[str, Any]) -> dict[int, dict[str, int]]:
-    out: dict[int, dict[str, int]] = defaultdict(dict)
-    for r in log["rounds"]:
-        out[r["round"]] = {k: len(r[k]) for k in ("participants", "U1", "U2", "U3", "revealed")}
-    return dict(out)

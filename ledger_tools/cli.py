@@ -231,7 +231,13 @@ def serve_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None, port:
     store = open_store(ipfs_api) if ipfs_api else None
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
     with chain:
-        httpd = Explorer(fed, store).server(port)
+        try:
+            httpd = Explorer(fed, store).server(port)
+        except OSError as exc:
+            from coordinator import ConfigError
+
+            raise ConfigError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}",
+                              hint="pick another --port, or --port 0 for a free one") from None
         host, bound = httpd.server_address[:2]
         stdout.print(f"explorer at http://{host}:{bound}/ (Ctrl-C stops it)")
         import sys

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from coordinator import FedLedgerError
-from coordinator._aggregate import load_adapter, verify
+from coordinator._aggregate import collect, load_adapter, verify
 from coordinator._chain import EmbeddedChain
 from coordinator._contracts import LedgerPolicy, Phase, Policy, deploy_federation
 from coordinator._driver import WAITING, RoundDriver, initial_adapter
@@ -160,8 +160,6 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
         chain.mine(policy.challenge_blocks + 1)
         driver.tick()  # finalize
         util = evaluate()
-        from coordinator._aggregate import collect
-
         pub = collect(fed, r)
         row = {"round": r, "participants": info.n, "keys": len(pub.u1), "shares": len(pub.u2),
                "survivors": len(pub.u3), "reveals": len(pub.reveals), **util,
@@ -195,7 +193,7 @@ def _dishonest_round(fed: Any, store: EmbeddedStore, chain: EmbeddedChain, drive
     import dataclasses
 
     from coordinator._agent import Aggregator
-    from coordinator._aggregate import aggregate, apply_update, collect
+    from coordinator._aggregate import aggregate, apply_update
     from coordinator._challenge import challenge, find_fraud
 
     liar, honest = addrs[0], addrs[1]

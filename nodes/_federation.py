@@ -29,7 +29,6 @@ from coordinator._privacy import dp_config
 from coordinator._procs import ManagedProcess, atomic_write
 from coordinator._store import KuboDaemon
 
-from ._model import ModelConfig, build_model, get_flat
 
 RECORD = "federation.json"
 
@@ -113,6 +112,8 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
 
             start = np.zeros(spec.synthetic_parameters, np.float32)
         else:
+            from ._model import ModelConfig, build_model, get_flat
+
             start = get_flat(build_model(ModelConfig(**model_cfg)))
         policy = Policy(participants=spec.peers, threshold=spec.threshold,
                         keys_blocks=spec.phase_blocks, shares_blocks=spec.phase_blocks,

@@ -15,7 +15,6 @@ drop out simply by not stepping it any more.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -292,9 +291,3 @@ class PeerNode:
             self.state.put(round_id, "abandoned", str(exc).encode())
         return done
 
-    def metrics(self, round_id: int) -> dict[str, float]:
-        upd = self._update(round_id)
-        return {} if upd is None else upd[2]
-
-    def summary(self) -> str:
-        return json.dumps({"address": self.address, "rounds": self.state.rounds()})

@@ -37,6 +37,15 @@ def _past_deadline(fed, r):
     fed.advance(r)
 
 
+def _agents_with_shares(fed, store, r):
+    """Every participant posts keys, deals shares and receives its own."""
+    agents = [PeerAgent(fed, store, a, r) for a in fed.participants(r)]
+    for step in ("post_keys", "post_shares", "receive_shares"):
+        for a in agents:
+            getattr(a, step)()
+    return agents
+
+
 def run_round(fed, store, *, length, drops, rng):
     """drops: phase -> set of participant indices that stop there."""
     r, _ = fed.open_round(dp_config=1, vector_length=length, chunk_elems=64)
@@ -126,13 +135,7 @@ def test_wrong_revealed_share_is_excluded_and_tampered_vector_rejected() -> None
     chain, fed, store = _setup(5, 3)
     with chain:
         r, _ = fed.open_round(dp_config=1, vector_length=50, chunk_elems=64)
-        agents = [PeerAgent(fed, store, a, r) for a in fed.participants(r)]
-        for a in agents:
-            a.post_keys()
-        for a in agents:
-            a.post_shares()
-        for a in agents:
-            a.receive_shares()
+        agents = _agents_with_shares(fed, store, r)
         xs = {a.index: np.arange(50, dtype=np.uint32) * (a.index + 1) for a in agents}
         for a in agents:
             a.commit(xs[a.index], weight=1, dp_config=1)
@@ -196,13 +199,7 @@ def test_sparse_graph_round_is_exact_and_refuses_to_expose_an_isolated_survivor(
         # survivors remain (≥ t), but 0 would be unmasked alone: nobody reveals.
         r2, _ = fed.open_round(dp_config=1, vector_length=70, chunk_elems=64)
         nb = set(collect(fed, r2).ctx.graph.neighbours(0))
-        agents = [PeerAgent(fed, store, a, r2) for a in fed.participants(r2)]
-        for a in agents:
-            a.post_keys()
-        for a in agents:
-            a.post_shares()
-        for a in agents:
-            a.receive_shares()
+        agents = _agents_with_shares(fed, store, r2)
         for a in agents:
             if a.index not in nb:
                 a.commit(np.ones(70, np.uint32), weight=1, dp_config=1)
