@@ -9,7 +9,7 @@ import hardhatToolboxMochaEthers from "@nomicfoundation/hardhat-toolbox-mocha-et
 const require = createRequire(import.meta.url);
 const solcPackage = require("solc/package.json");
 
-// These settings are mirrored by coordinator/_solc.py (py-solc-x); a test
+// These settings are mirrored by coordinator/chain/_solc.py (py-solc-x); a test
 // checks both produce the same runtime bytecode.
 export const SOLC_SETTINGS = {
   optimizer: { enabled: true, runs: 200 },

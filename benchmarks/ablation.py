@@ -47,8 +47,8 @@ class AblationConfig:
 
 
 def run_variant(cfg: AblationConfig, name: str, seed: int) -> dict[str, Any]:
-    from coordinator._central import CentralFedAvg
-    from coordinator._privacy import opacus_epsilon
+    from coordinator.protocol._central import CentralFedAvg
+    from coordinator.privacy._privacy import opacus_epsilon
     from nodes._data import concat, generate, global_test, partition
     from nodes._eval import loss_threshold_attack, utility
     from nodes._model import ModelConfig, build_model, get_flat, set_flat

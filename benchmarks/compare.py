@@ -4,7 +4,7 @@ pooled training, on the same data, model, DP configuration and seeds.
 Arms (each run for every seed):
 * ``fedledger`` — the full system in process (embedded chain and store, secure
   aggregation, on-chain ledger): :func:`nodes._demo.run_demo`, no dropouts.
-* ``central`` — :class:`coordinator._central.CentralFedAvg`: the same peers
+* ``central`` — :class:`coordinator.protocol._central.CentralFedAvg`: the same peers
   train the same DP adapters; a trusted server averages updates in the clear.
 * ``pooled-dp`` / ``pooled`` — all peers' data in one place, trained with
   DP-SGD at the same σ, or without DP, for as many epochs as rounds.
@@ -80,8 +80,8 @@ def _evaluate(model: Any, flat: np.ndarray, test: Any, parts: list[Any], members
 
 
 def run_seed(cfg: CompareConfig, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
-    from coordinator._central import CentralFedAvg
-    from coordinator._privacy import dp_config, opacus_epsilon
+    from coordinator.protocol._central import CentralFedAvg
+    from coordinator.privacy._privacy import dp_config, opacus_epsilon
     from nodes._data import concat, generate, global_test, partition
     from nodes._demo import DemoConfig, run_demo
     from nodes._model import ModelConfig, build_model, get_flat
@@ -175,7 +175,7 @@ def _flower_arm(cfg: CompareConfig, seed: int, parts: list[Any], test: Any, memb
                 nonmembers: Any) -> dict[str, Any]:
     import tempfile
 
-    from coordinator._privacy import dp_config, opacus_epsilon
+    from coordinator.privacy._privacy import dp_config, opacus_epsilon
     from nodes._eval import loss_threshold_attack, utility
 
     from .flower_secagg import flower_run

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from coordinator._paths import project_root
-from coordinator._procs import ManagedProcess, free_port
+from coordinator.ops._paths import project_root
+from coordinator.ops._procs import ManagedProcess, free_port
 
 FLWR_VERSION = "1.42.0"
 APP = Path(__file__).resolve().parent / "flower_app"

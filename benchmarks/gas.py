@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from coordinator import connect
-from coordinator import _secagg as sa
-from coordinator._contracts import Phase, Policy
+from coordinator.protocol import _secagg as sa
+from coordinator.chain._contracts import Phase, Policy
 
 from ._common import machine
 from .roundsim import STAKE, RoundSim, setup_federation

@@ -13,8 +13,8 @@ import numpy as np
 
 from coordinator import Chain
 from coordinator import _encoding as enc
-from coordinator import _secagg as sa
-from coordinator._contracts import (
+from coordinator.protocol import _secagg as sa
+from coordinator.chain._contracts import (
     Federation,
     LedgerPolicy,
     MemberChunk,
@@ -23,7 +23,7 @@ from coordinator._contracts import (
     ShareProof,
     deploy_federation,
 )
-from coordinator._privacy import DPConfig, dp_config
+from coordinator.privacy._privacy import DPConfig, dp_config
 
 STAKE = 10**17
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from coordinator import _encoding as enc
-from coordinator import _secagg as sa
+from coordinator.protocol import _secagg as sa
 
 from ._common import machine
 
@@ -74,12 +74,12 @@ def throughput(mb: float = 4.0) -> dict[str, Any]:
 
 def protocol_round(n: int, params: int, *, log: Callable[[str], None]) -> dict[str, Any]:
     """One secure round with n peer processes; seconds from open to finalize."""
-    from coordinator._aggregate import cat_digest, collect
-    from coordinator._chain import connect
-    from coordinator._contracts import Phase
-    from coordinator._deploy import DeploymentRecord, attach
-    from coordinator._driver import RoundDriver
-    from coordinator._store import KuboClient
+    from coordinator.protocol._aggregate import cat_digest, collect
+    from coordinator.chain._chain import connect
+    from coordinator.chain._contracts import Phase
+    from coordinator.chain._deploy import DeploymentRecord, attach
+    from coordinator.protocol._driver import RoundDriver
+    from coordinator.store._store import KuboClient
     from nodes._federation import FederationSpec, down, up
 
     with tempfile.TemporaryDirectory(prefix=f"fedledger-bench-{n}-") as tmp:

@@ -5,8 +5,8 @@ later issues land — quantization, masks, secret sharing, commitments,
 aggregation and the round driver. It imports nothing else of ours.
 """
 
-from ._artifacts import Artifact, check_fresh, load_artifact, load_artifacts, source_hash, strip_metadata
-from ._chain import Chain, EmbeddedChain, LocalNode, Receipt, RpcChain, connect, load_keystore
+from .chain._artifacts import Artifact, check_fresh, load_artifact, load_artifacts, source_hash, strip_metadata
+from .chain._chain import Chain, EmbeddedChain, LocalNode, Receipt, RpcChain, connect, load_keystore
 from ._errors import (
     BuildError,
     ChainError,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._errors import FedLedgerError
-from ._paths import KUBO_VERSION, anvil_binary, hardhat_cli, kubo_binary, node22, node_env, project_root
+from .ops._paths import KUBO_VERSION, anvil_binary, hardhat_cli, kubo_binary, node22, node_env, project_root
 
 PY_PACKAGES = ("web3", "eth_tester", "eth", "solcx", "nacl", "httpx", "click", "rich", "torch")
 
@@ -63,7 +63,7 @@ def _hardhat() -> str:
 
 
 def _solc() -> str:
-    from ._solc import solc_version
+    from .chain._solc import solc_version
 
     return "solc-js " + solc_version()
 
@@ -80,7 +80,7 @@ def _kubo() -> str:
 
 
 def _build() -> str:
-    from ._artifacts import check_fresh, load_artifacts
+    from .chain._artifacts import check_fresh, load_artifacts
 
     check_fresh()
     return f"{len(load_artifacts())} contracts, up to date"
@@ -88,8 +88,8 @@ def _build() -> str:
 
 def _chain(rpc_url: str | None) -> Callable[[], str]:
     def run() -> str:
-        from ._chain import connect
-        from ._deploy import deploy_all
+        from .chain._chain import connect
+        from .chain._deploy import deploy_all
 
         with connect(rpc_url or "embedded") as chain:
             if rpc_url:
@@ -101,7 +101,7 @@ def _chain(rpc_url: str | None) -> Callable[[], str]:
 
 def _ipfs(api: str | None) -> Callable[[], str]:
     def run() -> str:
-        from ._store import KuboClient, KuboDaemon
+        from .store._store import KuboClient, KuboDaemon
 
         if api:
             client = KuboClient(api, timeout=10)

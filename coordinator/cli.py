@@ -67,7 +67,7 @@ def open_chain(rpc_url: str, keystores: tuple[Path, ...] = (),
     """Connect to ``rpc_url``; URL chains sign with the given keystores."""
     import os
 
-    from ._chain import connect
+    from .chain._chain import connect
 
     if not rpc_url.startswith(("http://", "https://")):
         return connect(rpc_url)
@@ -140,8 +140,8 @@ def chain_compile(as_json: bool) -> None:
     """Compile contracts/ with Hardhat 3 and the bundled solc-js (offline)."""
     import subprocess
 
-    from ._artifacts import _load_all, check_fresh, load_artifacts
-    from ._paths import hardhat_cli, node_env, project_root
+    from .chain._artifacts import _load_all, check_fresh, load_artifacts
+    from .ops._paths import hardhat_cli, node_env, project_root
 
     t0 = time.monotonic()
     proc = subprocess.run([str(hardhat_cli()), "build"], cwd=project_root(), env=node_env(),
@@ -173,8 +173,8 @@ def chain_deploy(rpc_url: str, keystores: tuple[Path, ...], passphrase_file: Pat
     start from. On the embedded chain the deployment lives only as long as
     this process, so the record is for inspection only.
     """
-    from ._deploy import deploy_all
-    from ._paths import state_dir
+    from .chain._deploy import deploy_all
+    from .ops._paths import state_dir
 
     with open_chain(rpc_url, keystores, passphrase_file) as ch:
         rec = deploy_all(ch)
@@ -198,9 +198,9 @@ def chain_deploy(rpc_url: str, keystores: tuple[Path, ...], passphrase_file: Pat
 @json_option
 def chain_up(kind: str, port: int | None, deploy: bool, as_json: bool) -> None:
     """Start a local chain node on 127.0.0.1 and keep it running until Ctrl-C."""
-    from ._chain import LocalNode
-    from ._deploy import deploy_all
-    from ._paths import state_dir
+    from .chain._chain import LocalNode
+    from .chain._deploy import deploy_all
+    from .ops._paths import state_dir
 
     node = LocalNode(kind, port=port)
     try:
@@ -234,8 +234,8 @@ def ipfs() -> None:
 @json_option
 def ipfs_up(repo: Path | None, as_json: bool) -> None:
     """Start Kubo on 127.0.0.1 (no bootstrap, no MDNS, no DHT) until Ctrl-C."""
-    from ._paths import state_dir
-    from ._store import KuboDaemon
+    from .ops._paths import state_dir
+    from .store._store import KuboDaemon
 
     daemon = KuboDaemon(repo or state_dir() / "ipfs" / "default")
     try:
@@ -299,9 +299,9 @@ def open_federation(rpc_url: str, deployment: Path | None, keystores: tuple[Path
                     *, read_only: bool = False) -> tuple[Any, Any, str]:
     """(chain, federation, signing address) for a recorded deployment; a
     read-only view needs no account ("" as the address)."""
-    from ._chain import connect
-    from ._deploy import DeploymentRecord, attach
-    from ._paths import state_dir
+    from .chain._chain import connect
+    from .chain._deploy import DeploymentRecord, attach
+    from .ops._paths import state_dir
 
     if rpc_url in ("embedded", "anvil", "hardhat"):
         raise click.UsageError("round commands need the --rpc-url of a running chain "
@@ -321,7 +321,7 @@ def open_federation(rpc_url: str, deployment: Path | None, keystores: tuple[Path
 
 
 def open_store(ipfs_api: str | None) -> Any:
-    from ._store import KuboClient
+    from .store._store import KuboClient
 
     if not ipfs_api:
         from ._errors import ConfigError
@@ -334,7 +334,7 @@ def open_store(ipfs_api: str | None) -> Any:
 
 
 def round_view(fed: Any, r: int) -> dict[str, Any]:
-    from ._aggregate import collect
+    from .protocol._aggregate import collect
 
     info = fed.round_info(r)
     pub = collect(fed, r)
@@ -392,7 +392,7 @@ def round_open(dp_config: int, rpc_url: str, deployment: Path | None, ipfs_api: 
                account: int | None, keystores: tuple[Path, ...], passphrase_file: Path | None,
                as_json: bool) -> None:
     """Open the next round (governor, or anyone once the last one ended)."""
-    from ._aggregate import load_adapter
+    from .protocol._aggregate import load_adapter
 
     store = open_store(ipfs_api)
     chain, fed, signer = open_federation(rpc_url, deployment, keystores, passphrase_file, account)
@@ -412,8 +412,8 @@ def round_aggregate(round_id: int | None, rpc_url: str, deployment: Path | None,
                     ipfs_api: str | None, account: int | None, keystores: tuple[Path, ...],
                     passphrase_file: Path | None, as_json: bool) -> None:
     """Unmask the round's sum, publish the new adapter and post it with the bond."""
-    from ._agent import Aggregator
-    from ._aggregate import load_adapter
+    from .protocol._agent import Aggregator
+    from .protocol._aggregate import load_adapter
 
     store = open_store(ipfs_api)
     chain, fed, signer = open_federation(rpc_url, deployment, keystores, passphrase_file, account)
@@ -463,8 +463,8 @@ def round_run(rounds: int | None, dp_config: int, interval: float, min_peers: in
     """Keep rounds going: open, advance past deadlines, aggregate, finalize."""
     import signal
 
-    from ._aggregate import load_adapter
-    from ._driver import RoundDriver
+    from .protocol._aggregate import load_adapter
+    from .protocol._driver import RoundDriver
 
     store = open_store(ipfs_api)
     chain, fed, signer = open_federation(rpc_url, deployment, keystores, passphrase_file, account)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from coordinator._contracts import Event, FailReason, Federation, Phase
-from coordinator._privacy import ORDERS
+from coordinator.chain._contracts import Event, FailReason, Federation, Phase
+from coordinator.privacy._privacy import ORDERS
 
 CONTRACTS = ("PeerRegistry", "PrivacyLedger", "FedRounds", "FraudProofs")
 

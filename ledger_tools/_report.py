@@ -17,8 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from coordinator._contracts import Federation
-from coordinator._procs import atomic_write
+from coordinator.chain._contracts import Federation
+from coordinator.ops._procs import atomic_write
 
 from ._inspect import event_rows
 

@@ -14,8 +14,8 @@ from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from coordinator._contracts import Federation
-from coordinator._store import ContentStore
+from coordinator.chain._contracts import Federation
+from coordinator.store._store import ContentStore
 
 from ._inspect import build_log
 from ._verify import verify_budgets, verify_code, verify_rounds

@@ -1,6 +1,6 @@
 """`fedledger audit verify`: every check an auditor can make from public data.
 
-* Rounds: :func:`coordinator._aggregate.verify` — the function the aggregator
+* Rounds: :func:`coordinator.protocol._aggregate.verify` — the function the aggregator
   ran — recomputes each round from chain + IPFS: CIDs and Merkle roots of the
   masked vectors, every revealed share against its dealer's commitment, the
   reconstructed seeds, the posted result chunk by chunk (naming the first
@@ -21,10 +21,10 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from coordinator._aggregate import verify as verify_round_checks
-from coordinator._contracts import CONTRACT_NAMES, Federation, Phase
-from coordinator._privacy import DPConfig, conversion_constants, dp_config, epsilon_micro, opacus_epsilon
-from coordinator._store import ContentStore
+from coordinator.protocol._aggregate import verify as verify_round_checks
+from coordinator.chain._contracts import CONTRACT_NAMES, Federation, Phase
+from coordinator.privacy._privacy import DPConfig, conversion_constants, dp_config, epsilon_micro, opacus_epsilon
+from coordinator.store._store import ContentStore
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def _prv(history: list[DPConfig], delta: float) -> float:
 
 
 def verify_code(fed: Federation) -> list[Verdict]:
-    from coordinator._solc import comparable, compile_runtime
+    from coordinator.chain._solc import comparable, compile_runtime
 
     compiled = compile_runtime()
     out = []

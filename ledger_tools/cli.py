@@ -141,7 +141,7 @@ def challenge_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None, r
     """If the round's posted result is wrong, prove it on-chain: a seed proof
     for the first wrong seed, else a chunk proof for the first wrong chunk.
     Prints the transaction and the slash; exit 8 if there is nothing to prove."""
-    from coordinator._challenge import challenge, find_fraud
+    from coordinator.protocol._challenge import challenge, find_fraud
 
     store = open_store(ipfs_api)
     chain, fed, signer = open_federation(rpc_url, deployment, keystores, None, account)

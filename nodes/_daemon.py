@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from coordinator import ChainUnavailableError, ConfigError, FedLedgerError, IpfsError
-from coordinator._chain import Chain, connect
-from coordinator._contracts import Federation
-from coordinator._deploy import DeploymentRecord, attach
-from coordinator._store import KuboClient
+from coordinator.chain._chain import Chain, connect
+from coordinator.chain._contracts import Federation
+from coordinator.chain._deploy import DeploymentRecord, attach
+from coordinator.store._store import KuboClient
 
 from ._peer import Learner, PeerNode
 from ._state import PeerState
@@ -101,7 +101,7 @@ class PeerDaemon:
         self._check_model(learner)
 
     def _check_model(self, learner: Learner) -> None:
-        from coordinator._aggregate import load_adapter
+        from coordinator.protocol._aggregate import load_adapter
 
         glob = load_adapter(self.store, self.fed.global_adapter_cid())
         mine = learner.parameters

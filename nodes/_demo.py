@@ -3,8 +3,8 @@
 Embedded chain (py-evm) and embedded content store; eight peers with non-IID
 multimodal data run the same :class:`nodes._peer.PeerNode` code the daemon
 runs, each with its own encrypted state database in a temporary directory;
-the round driver and aggregator are :class:`coordinator._driver.RoundDriver`;
-every round is re-verified with :func:`coordinator._aggregate.verify`, the
+the round driver and aggregator are :class:`coordinator.protocol._driver.RoundDriver`;
+every round is re-verified with :func:`coordinator.protocol._aggregate.verify`, the
 function auditors run. A peer drops out by no longer being stepped.
 """
 
@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from coordinator import FedLedgerError
-from coordinator._aggregate import collect, load_adapter, verify
-from coordinator._chain import EmbeddedChain
-from coordinator._contracts import LedgerPolicy, Phase, Policy, deploy_federation
-from coordinator._driver import WAITING, RoundDriver, initial_adapter
-from coordinator._privacy import dp_config
-from coordinator._store import EmbeddedStore
+from coordinator.protocol._aggregate import collect, load_adapter, verify
+from coordinator.chain._chain import EmbeddedChain
+from coordinator.chain._contracts import LedgerPolicy, Phase, Policy, deploy_federation
+from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter
+from coordinator.privacy._privacy import dp_config
+from coordinator.store._store import EmbeddedStore
 
 from ._data import global_test, partition
 from ._eval import utility
@@ -192,9 +192,9 @@ def _dishonest_round(fed: Any, store: EmbeddedStore, chain: EmbeddedChain, drive
     reward; peer 1 re-aggregates honestly."""
     import dataclasses
 
-    from coordinator._agent import Aggregator
-    from coordinator._aggregate import aggregate, apply_update
-    from coordinator._challenge import challenge, find_fraud
+    from coordinator.protocol._agent import Aggregator
+    from coordinator.protocol._aggregate import aggregate, apply_update
+    from coordinator.protocol._challenge import challenge, find_fraud
 
     liar, honest = addrs[0], addrs[1]
     auditor = chain.account(cfg.peers + 1).address  # holds no stake and no peer key

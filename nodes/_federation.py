@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from coordinator import ConfigError
-from coordinator._chain import LocalNode
-from coordinator._contracts import LedgerPolicy, Policy, deploy_federation
-from coordinator._deploy import DeploymentRecord
-from coordinator._driver import initial_adapter
-from coordinator._privacy import dp_config
-from coordinator._procs import ManagedProcess, atomic_write
-from coordinator._store import KuboDaemon
+from coordinator.chain._chain import LocalNode
+from coordinator.chain._contracts import LedgerPolicy, Policy, deploy_federation
+from coordinator.chain._deploy import DeploymentRecord
+from coordinator.protocol._driver import initial_adapter
+from coordinator.privacy._privacy import dp_config
+from coordinator.ops._procs import ManagedProcess, atomic_write
+from coordinator.store._store import KuboDaemon
 
 
 RECORD = "federation.json"

@@ -25,13 +25,13 @@ import numpy as np
 
 from coordinator import ConfigError, ContractRevertError
 from coordinator import _encoding as enc
-from coordinator import _secagg as sa
-from coordinator._agent import PeerAgent
-from coordinator._aggregate import load_adapter
+from coordinator.protocol import _secagg as sa
+from coordinator.protocol._agent import PeerAgent
+from coordinator.protocol._aggregate import load_adapter
 from coordinator._errors import AggregationError
-from coordinator._contracts import Federation, Phase, StatusFlag
-from coordinator._privacy import DPConfig
-from coordinator._store import ContentStore
+from coordinator.chain._contracts import Federation, Phase, StatusFlag
+from coordinator.privacy._privacy import DPConfig
+from coordinator.store._store import ContentStore
 
 from ._state import PeerState
 

@@ -2,7 +2,7 @@
 clipping, Gaussian noise), and its privacy accounting.
 
 The DP configuration a round costs — (q, σ, steps) and its RDP vector — comes
-from :func:`coordinator._privacy.dp_config`, the same function the governor
+from :func:`coordinator.privacy._privacy.dp_config`, the same function the governor
 uses to register configurations on the privacy ledger.
 
 Privacy-aware clipping (``clipping="adaptive"``): the clipping bound follows
@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from coordinator import ConfigError
-from coordinator._privacy import DPConfig, dp_config, opacus_epsilon
+from coordinator.privacy._privacy import DPConfig, dp_config, opacus_epsilon
 
 from ._data import Examples
 from ._model import MultimodalModel, trainable

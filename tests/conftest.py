@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from coordinator import Chain, connect
-from coordinator._store import KuboClient, KuboDaemon
+from coordinator.store._store import KuboClient, KuboDaemon
 
 
 @pytest.fixture(params=["embedded", "anvil", "hardhat"])

@@ -10,12 +10,12 @@ import pytest
 
 from coordinator import connect
 from coordinator import _encoding as enc
-from coordinator._agent import Aggregator, PeerAgent
-from coordinator._aggregate import aggregate, apply_update, collect
-from coordinator._contracts import Federation, LedgerPolicy, Phase, Policy, deploy_federation
-from coordinator._driver import initial_adapter
-from coordinator._privacy import dp_config
-from coordinator._store import EmbeddedStore
+from coordinator.protocol._agent import Aggregator, PeerAgent
+from coordinator.protocol._aggregate import aggregate, apply_update, collect
+from coordinator.chain._contracts import Federation, LedgerPolicy, Phase, Policy, deploy_federation
+from coordinator.protocol._driver import initial_adapter
+from coordinator.privacy._privacy import dp_config
+from coordinator.store._store import EmbeddedStore
 from ledger_tools._inspect import build_log, event_rows
 from ledger_tools._verify import verify_budgets, verify_code, verify_rounds
 
@@ -85,7 +85,7 @@ def test_honest_rounds_pass_every_check_and_inspect_rebuilds_them_from_events() 
 
 
 def _global(fed, store, r):
-    from coordinator._aggregate import load_adapter
+    from coordinator.protocol._aggregate import load_adapter
 
     return load_adapter(store, fed.round_info(r).adapter_cid)
 
@@ -157,7 +157,7 @@ def test_deployed_code_from_another_source_is_flagged() -> None:
 
 @pytest.mark.parametrize("tamper", ["chunk", "seed"])
 def test_a_dishonest_aggregator_is_proven_wrong_slashed_and_replaced(tamper: str) -> None:
-    from coordinator._challenge import challenge, find_fraud
+    from coordinator.protocol._challenge import challenge, find_fraud
 
     chain, fed, store = _federation()
     with chain:
@@ -295,7 +295,7 @@ def test_explorer_page_in_headless_chromium_matches_inspect(tmp_path) -> None:
 
 
 def test_verify_names_a_masked_vector_whose_stored_bytes_differ_from_its_cid() -> None:
-    from coordinator._aggregate import cid_for
+    from coordinator.protocol._aggregate import cid_for
 
     chain, fed, store = _federation()
     with chain:

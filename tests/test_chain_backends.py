@@ -18,7 +18,7 @@ from coordinator import (
     connect,
     load_keystore,
 )
-from coordinator._chain import ErrorDecoder, _tester_revert_bytes
+from coordinator.chain._chain import ErrorDecoder, _tester_revert_bytes
 
 
 def test_deploy_call_event_and_custom_error_on_every_backend(any_chain: Chain) -> None:

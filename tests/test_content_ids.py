@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coordinator import ConfigError, ContentMismatchError
-from coordinator._cid import CID, RAW, AddOptions, cid_of, layout, read_varint, varint
-from coordinator._store import EmbeddedStore, read_car
+from coordinator.store._cid import CID, RAW, AddOptions, cid_of, layout, read_varint, varint
+from coordinator.store._store import EmbeddedStore, read_car
 
 
 @given(st.integers(min_value=0, max_value=2**63 - 1))

@@ -15,8 +15,8 @@ import pytest
 from benchmarks.roundsim import STAKE, RoundSim, setup_federation
 
 from coordinator import Chain, ContractRevertError, LocalNode, load_artifacts
-from coordinator._contracts import Federation, Phase, Policy, ShareProof, deploy_federation
-from coordinator._privacy import conversion_constants, dp_config
+from coordinator.chain._contracts import Federation, Phase, Policy, ShareProof, deploy_federation
+from coordinator.privacy._privacy import conversion_constants, dp_config
 
 pytestmark = pytest.mark.integration
 OUTSIDER = 15  # a funded account that never registers

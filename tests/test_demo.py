@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from coordinator._privacy import conversion_constants, dp_config, epsilon_micro
+from coordinator.privacy._privacy import conversion_constants, dp_config, epsilon_micro
 
 
 @pytest.mark.integration

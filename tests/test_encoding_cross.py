@@ -152,7 +152,7 @@ def test_clamped_secret_key_is_a_field_element_and_round_trips() -> None:
 @FAST
 @given(seed=st.binary(min_size=32, max_size=32), n=st.integers(2, 60), data=st.data())
 def test_neighbour_graph_matches_solidity_and_is_k_regular(harness, seed, n, data) -> None:
-    from coordinator._secagg import Graph
+    from coordinator.protocol._secagg import Graph
 
     t = data.draw(st.integers(1, n), label="t")
     _, c = harness

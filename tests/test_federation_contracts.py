@@ -9,9 +9,9 @@ from benchmarks.roundsim import STAKE, RoundSim, setup_federation
 
 from coordinator import Chain, ContractRevertError
 from coordinator import _encoding as enc
-from coordinator import _secagg as sa
-from coordinator._contracts import FailReason, LedgerPolicy, Phase, StatusFlag
-from coordinator._privacy import dp_config, epsilon_micro, add_rdp, conversion_constants
+from coordinator.protocol import _secagg as sa
+from coordinator.chain._contracts import FailReason, LedgerPolicy, Phase, StatusFlag
+from coordinator.privacy._privacy import dp_config, epsilon_micro, add_rdp, conversion_constants
 
 
 def test_full_round_unmasks_exactly_and_finalizes(any_chain: Chain) -> None:

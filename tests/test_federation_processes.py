@@ -18,12 +18,12 @@ import pytest
 from nacl.bindings import crypto_scalarmult_base
 
 from coordinator import connect
-from coordinator._chain import _dev_accounts
-from coordinator._aggregate import collect, load_adapter, verify
-from coordinator._contracts import Phase, StatusFlag
-from coordinator._deploy import DeploymentRecord, attach
-from coordinator._procs import ManagedProcess
-from coordinator._store import KuboClient
+from coordinator.chain._chain import _dev_accounts
+from coordinator.protocol._aggregate import collect, load_adapter, verify
+from coordinator.chain._contracts import Phase, StatusFlag
+from coordinator.chain._deploy import DeploymentRecord, attach
+from coordinator.ops._procs import ManagedProcess
+from coordinator.store._store import KuboClient
 from nodes._data import global_test
 from nodes._eval import utility
 from nodes._federation import RECORD, FederationSpec, _alive, down, up

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from coordinator import ContentMismatchError, IpfsError
-from coordinator._cid import DEFAULT_CHUNK, AddOptions, cid_of
-from coordinator._store import EmbeddedStore, KuboClient
+from coordinator.store._cid import DEFAULT_CHUNK, AddOptions, cid_of
+from coordinator.store._store import EmbeddedStore, KuboClient
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,7 @@ def test_blob_found_by_digest_alone_over_bitswap(kubo_a: KuboClient, kubo_b: Kub
                                                  size: int) -> None:
     """The chain records only a CID's digest; a raw leaf and a dag-pb root
     both come back whole through another daemon (not the root node's bytes)."""
-    from coordinator._aggregate import cat_digest
+    from coordinator.protocol._aggregate import cat_digest
 
     blob = os.urandom(size)
     cid = kubo_a.add(blob)

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from coordinator import connect
-from coordinator._aggregate import collect, verify
-from coordinator._contracts import LedgerPolicy, Phase, Policy, StatusFlag, deploy_federation
-from coordinator._driver import WAITING, RoundDriver, initial_adapter
-from coordinator._privacy import dp_config
-from coordinator._store import EmbeddedStore
+from coordinator.protocol._aggregate import collect, verify
+from coordinator.chain._contracts import LedgerPolicy, Phase, Policy, StatusFlag, deploy_federation
+from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter
+from coordinator.privacy._privacy import dp_config
+from coordinator.store._store import EmbeddedStore
 from nodes._data import partition
 from nodes._model import ModelConfig, build_model, get_flat
 from nodes._peer import ModelLearner, PeerNode
@@ -138,7 +138,7 @@ def test_peer_resumes_after_a_crash_without_new_secrets_or_a_second_commit(
                    if e.args["peer"] == victim.address]
         assert len(commits) == 1  # never two commits
         if before.get("masked") is not None:
-            from coordinator._store import layout
+            from coordinator.store._store import layout
 
             assert commits[0].args["cidDigest"] == layout(before["masked"], store.opts)[0].digest
         driver.tick()

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from benchmarks.roundsim import STAKE
 
 from coordinator import Chain, ConfigError, ContractRevertError
-from coordinator._contracts import LedgerPolicy, deploy_federation
-from coordinator._privacy import (
+from coordinator.chain._contracts import LedgerPolicy, deploy_federation
+from coordinator.privacy._privacy import (
     LANE_MAX,
     ORDERS,
     add_rdp,
@@ -54,7 +54,7 @@ def test_contract_epsilon_after_k_rounds_matches_opacus(embedded_chain: Chain) -
     assert fed.conversion() == conversion_constants(DELTA)
     # Charge through the ledger as the rounds contract would: impersonate by
     # deploying a second ledger whose charger is the governor.
-    from coordinator._privacy import conversion_constants as cc
+    from coordinator.privacy._privacy import conversion_constants as cc
 
     ledger, _ = embedded_chain.deploy("PrivacyLedger", embedded_chain.accounts[0].address,
                                       50_000_000, 10_000_000, list(cc(DELTA)))

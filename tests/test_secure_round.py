@@ -1,5 +1,5 @@
 """Secure aggregation through the chain and the content store, with the peer
-and aggregator roles of coordinator._agent and dropouts in every phase."""
+and aggregator roles of coordinator.protocol._agent and dropouts in every phase."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from benchmarks.roundsim import STAKE
 from coordinator import connect
 from coordinator import _encoding as enc
-from coordinator._agent import Aggregator, PeerAgent
-from coordinator._aggregate import AggregationError, adapter_bytes, aggregate, collect, verify
-from coordinator._contracts import FailReason, Phase, Policy, deploy_federation
-from coordinator._privacy import dp_config
-from coordinator._store import EmbeddedStore
+from coordinator.protocol._agent import Aggregator, PeerAgent
+from coordinator.protocol._aggregate import AggregationError, adapter_bytes, aggregate, collect, verify
+from coordinator.chain._contracts import FailReason, Phase, Policy, deploy_federation
+from coordinator.privacy._privacy import dp_config
+from coordinator.store._store import EmbeddedStore
 
 
 def _setup(n: int, t: int):
@@ -119,7 +119,7 @@ def test_below_threshold_fails_cleanly(embedded_chain) -> None:
 
 
 def test_masked_vectors_look_uniform() -> None:
-    from coordinator import _secagg as sa
+    from coordinator.protocol import _secagg as sa
 
     ctx = sa.RoundContext(1, "0x" + "11" * 20, 1, 3, 2, 20_000, 256)
     x = np.zeros(20_000, np.uint32)  # the most structured input there is
@@ -151,7 +151,7 @@ def test_wrong_revealed_share_is_excluded_and_tampered_vector_rejected() -> None
         # A masked vector whose bytes differ from its commitment is rejected.
         pub = collect(fed, r)
         digest, root, w = pub.commits[2]
-        y = enc.from_bytes(store.cat(__import__("coordinator._aggregate", fromlist=["x"]).cid_for(
+        y = enc.from_bytes(store.cat(__import__("coordinator.protocol._aggregate", fromlist=["x"]).cid_for(
             digest, 4 * pub.ctx.padded_length, store.opts)))
         y = y.copy()
         y[7] ^= 1

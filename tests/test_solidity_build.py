@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from coordinator import BuildError, check_fresh, load_artifact, load_artifacts, strip_metadata
-from coordinator._artifacts import contract_sources, source_hash
-from coordinator._paths import hardhat_cli, node_env, project_root
-from coordinator._solc import SOLC_SETTINGS, compile_sources, standard_input
+from coordinator.chain._artifacts import contract_sources, source_hash
+from coordinator.ops._paths import hardhat_cli, node_env, project_root
+from coordinator.chain._solc import SOLC_SETTINGS, compile_sources, standard_input
 
 ROOT = project_root()
 

@@ -6,7 +6,7 @@ pragma solidity 0.8.30;
 ///         complete graph for rounds of at most 20 participants, otherwise a
 ///         random k-regular circulant graph with k = O(log n) drawn from the
 ///         round seed (SecAgg+, Bell et al. 2020). Mirrors
-///         `coordinator._secagg.Graph`; the two are cross-checked by tests.
+///         `coordinator.protocol._secagg.Graph`; the two are cross-checked by tests.
 library MaskGraph {
     bytes32 internal constant GRAPH_DOMAIN = keccak256("fedledger.graph.v1");
     uint256 internal constant COMPLETE_UP_TO = 20;

@@ -6,7 +6,7 @@ import {MaskMath} from "../lib/MaskMath.sol";
 import {ShamirField} from "../lib/ShamirField.sol";
 import {X25519} from "../lib/X25519.sol";
 
-/// @notice Checks the vectors Python generated (coordinator/_vectors.py,
+/// @notice Checks the vectors Python generated (coordinator/protocol/_vectors.py,
 ///         contracts/test/vectors/encoding.json) with the Solidity libraries.
 contract VectorsTest is TestBase {
     uint256 internal constant COUNT = 4;

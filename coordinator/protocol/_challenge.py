@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _encoding as enc
+from .. import _encoding as enc
 from ._aggregate import RoundPublic, aggregate, bundle_leaves, collect, load_blob
-from ._chain import Receipt
-from ._contracts import Federation, MemberChunk, Phase, ShareProof
-from ._errors import AggregationError
+from ..chain._chain import Receipt
+from ..chain._contracts import Federation, MemberChunk, Phase, ShareProof
+from .._errors import AggregationError
 from ._secagg import SELF
-from ._store import ContentStore
+from ..store._store import ContentStore
 
 Seed = tuple[int, int, bytes]
 

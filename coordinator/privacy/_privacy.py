@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
 #: The ledger's fixed orders α (PrivacyLedger.orders()).
 ORDERS: tuple[int, ...] = (2, 3, 5, 8, 12, 20, 32)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ._artifacts import SOURCE_PREFIX, contract_sources
-from ._errors import BuildError
-from ._paths import solc_shim
+from .._errors import BuildError
+from ..ops._paths import solc_shim
 
 #: Mirrors SOLC_SETTINGS in hardhat.config.js; a test checks they agree.
 SOLC_SETTINGS: dict[str, Any] = {

@@ -37,14 +37,14 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 
 from ._artifacts import Artifact, load_artifact, load_artifacts
-from ._errors import (
+from .._errors import (
     ChainError,
     ChainUnavailableError,
     ConfigError,
     ContractRevertError,
 )
-from ._paths import anvil_binary, hardhat_cli, node_env, project_root, state_dir
-from ._procs import ManagedProcess, free_port
+from ..ops._paths import anvil_binary, hardhat_cli, node_env, project_root, state_dir
+from ..ops._procs import ManagedProcess, free_port
 
 log = logging.getLogger("fedledger.chain")
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from ._chain import Chain
 from ._contracts import Federation, LedgerPolicy, Policy, deploy_federation
-from ._errors import ConfigError
-from ._procs import atomic_write
+from .._errors import ConfigError
+from ..ops._procs import atomic_write
 
 
 @dataclass(frozen=True, slots=True)

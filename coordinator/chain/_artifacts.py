@@ -15,8 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ._errors import BuildError
-from ._paths import build_dir, project_root
+from .._errors import BuildError
+from ..ops._paths import build_dir, project_root
 
 #: Hardhat 3 prefixes the project's own sources with this in solc input.
 SOURCE_PREFIX = "project/"

@@ -1,6 +1,6 @@
 """Deterministic test vectors of the shared encodings (DESIGN §4).
 
-`python -m coordinator._vectors` writes ``contracts/test/vectors/encoding.json``;
+`python -m coordinator.protocol._vectors` writes ``contracts/test/vectors/encoding.json``;
 the Solidity test ``contracts/test/Vectors.t.sol`` checks every vector with the
 contracts' libraries and ``tests/test_vectors.py`` checks that the file is
 what the Python implementation produces today.
@@ -15,8 +15,8 @@ from typing import Any
 
 from nacl.bindings import crypto_scalarmult
 
-from . import _encoding as enc
-from ._paths import project_root
+from .. import _encoding as enc
+from ..ops._paths import project_root
 
 COUNT = 4
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _encoding as enc
+from .. import _encoding as enc
 from ._agent import Aggregator
 from ._aggregate import Aggregate, load_adapter
-from ._contracts import Federation, Phase
-from ._errors import ConfigError, ContractRevertError
-from ._store import ContentStore
+from ..chain._contracts import Federation, Phase
+from .._errors import ConfigError, ContractRevertError
+from ..store._store import ContentStore
 
 log = logging.getLogger("fedledger.driver")
 

@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ._errors import ComponentMissingError
+from .._errors import ComponentMissingError
 
 #: Kubo release built by scripts/setup (see scripts/kubo/go.mod).
 KUBO_VERSION = "0.42.0"
@@ -21,7 +21,7 @@ def project_root() -> Path:
     env = os.environ.get("FEDLEDGER_HOME")
     if env:
         return Path(env).resolve()
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parent.parent.parent
 
 
 def build_dir() -> Path:

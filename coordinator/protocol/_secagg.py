@@ -25,7 +25,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
 from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
 
-from . import _encoding as enc
+from .. import _encoding as enc
 
 SELF = enc.SELF_SEED
 
@@ -133,7 +133,7 @@ def check_survivors(ctx: RoundContext, u3: Sequence[int]) -> None:
     t − 1 surviving neighbours — with a sparse graph a survivor whose
     neighbours all dropped would be unmasked alone; Flower's SecAgg+ aborts
     in the same situation. For the complete graph this is |U3| ≥ t."""
-    from ._errors import AggregationError
+    from .._errors import AggregationError
 
     if len(u3) < ctx.t:
         raise AggregationError(f"only {len(u3)} survivors, {ctx.t} needed; unmasking could "
@@ -272,7 +272,7 @@ def open_box(ctx: RoundContext, *, dealer: int, holder: int, box: bytes, holder_
     from nacl.exceptions import CryptoError
     from nacl.public import Box, PrivateKey, PublicKey
 
-    from ._errors import ConfigError
+    from .._errors import ConfigError
 
     try:
         plain = Box(PrivateKey(holder_enc.secret), PublicKey(dealer_enc_pk)).decrypt(box)

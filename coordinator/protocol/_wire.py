@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import cbor2
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
 MAGIC_BUNDLE = "fedledger.share-bundle.v1"
 MAGIC_ADAPTER = "fedledger.adapter.v1"

@@ -1,6 +1,6 @@
 """The content store: real Kubo over its RPC API, or an embedded block store.
 
-Both name content exactly alike (:mod:`coordinator._cid`), so a round can
+Both name content exactly alike (:mod:`coordinator.store._cid`), so a round can
 move between them; both check every byte they hand back against its CID.
 
 Kubo is driven over HTTP (``POST /api/v0/...``) with httpx. ``ipfshttpclient``
@@ -20,9 +20,9 @@ from typing import Any, Protocol
 import httpx
 
 from ._cid import CID, AddOptions, dagpb_links, layout, read_varint, varint, DAG_PB
-from ._errors import ConfigError, ContentMismatchError, IpfsError
-from ._paths import KUBO_VERSION, kubo_binary, state_dir
-from ._procs import ManagedProcess, atomic_write
+from .._errors import ConfigError, ContentMismatchError, IpfsError
+from ..ops._paths import KUBO_VERSION, kubo_binary, state_dir
+from ..ops._procs import ManagedProcess, atomic_write
 
 log = logging.getLogger("fedledger.store")
 

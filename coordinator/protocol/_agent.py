@@ -3,7 +3,7 @@
 :class:`PeerAgent` holds one peer's per-round secrets (X25519 keys, the
 self-mask seed, its dealt shares, the shares it received) and performs each
 phase against the chain and the content store. :class:`Aggregator` unmasks
-with :func:`coordinator._aggregate.aggregate` — the function auditors re-run —
+with :func:`coordinator.protocol._aggregate.aggregate` — the function auditors re-run —
 and posts the result with its bond. Training is not here: a peer passes its
 quantized update to :meth:`PeerAgent.commit`.
 """
@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _encoding as enc
+from .. import _encoding as enc
 from . import _secagg as sa
 from ._aggregate import Aggregate, adapter_bytes, aggregate, apply_update, cat_digest, collect
-from ._errors import AggregationError
-from ._contracts import Federation, Phase
-from ._errors import ConfigError
-from ._store import ContentStore
+from .._errors import AggregationError
+from ..chain._contracts import Federation, Phase
+from .._errors import ConfigError
+from ..store._store import ContentStore
 from ._wire import ShareBundle
 
 log = logging.getLogger("fedledger.agent")

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _encoding as enc
+from .. import _encoding as enc
 from . import _secagg as sa
-from ._cid import CID, DAG_PB, RAW, AddOptions
-from ._contracts import Federation, Phase, RoundInfo
-from ._errors import AggregationError, ContentMismatchError, FedLedgerError, IpfsError
-from ._store import ContentStore
+from ..store._cid import CID, DAG_PB, RAW, AddOptions
+from ..chain._contracts import Federation, Phase, RoundInfo
+from .._errors import AggregationError, ContentMismatchError, FedLedgerError, IpfsError
+from ..store._store import ContentStore
 from ._wire import AdapterBlob, ShareBundle
 
 log = logging.getLogger("fedledger.aggregate")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from ._errors import ServiceError
+from .._errors import ServiceError
 
 log = logging.getLogger("fedledger.procs")
 

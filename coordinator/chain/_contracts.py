@@ -3,7 +3,7 @@
 :class:`Federation` wraps the four deployed contracts (PeerRegistry,
 PrivacyLedger, FedRounds, FraudProofs) with one typed method per contract
 function; reverts arrive as :class:`ContractRevertError` with the custom
-error's name and arguments (see :mod:`coordinator._chain`). Events decode to
+error's name and arguments (see :mod:`coordinator.chain._chain`). Events decode to
 :class:`Event`. :func:`deploy_federation` deploys and wires the suite.
 """
 
@@ -19,9 +19,9 @@ from web3.contract import Contract
 
 from ._artifacts import source_hash
 from ._chain import Chain, Receipt
-from ._errors import ConfigError
-from . import _encoding as enc
-from ._privacy import DPConfig, conversion_constants
+from .._errors import ConfigError
+from .. import _encoding as enc
+from ..privacy._privacy import DPConfig, conversion_constants
 
 Sender = int | str | LocalAccount
 

@@ -1,0 +1,1 @@
+"""coordinator.chain: see the package docstring of :mod:`coordinator`."""

@@ -1,0 +1,1 @@
+"""coordinator.ops: see the package docstring of :mod:`coordinator`."""

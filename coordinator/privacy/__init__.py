@@ -1,0 +1,1 @@
+"""coordinator.privacy: see the package docstring of :mod:`coordinator`."""

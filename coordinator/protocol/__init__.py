@@ -1,0 +1,1 @@
+"""coordinator.protocol: see the package docstring of :mod:`coordinator`."""

@@ -1,0 +1,1 @@
+"""coordinator.store: see the package docstring of :mod:`coordinator`."""
