@@ -45,6 +45,8 @@ class NodeSettings:
     stake_wei: int
     train_seed: int
     max_rounds: int
+    insecure_dp_rng: bool = False
+    keystore_passphrase: str = ""
 
     def __repr__(self) -> str:  # the passphrase stays out of logs and tracebacks
         return f"NodeSettings(rpc_url={self.rpc_url!r}, state={str(self.state)!r})"
@@ -70,10 +72,36 @@ def settings_from(cfg: dict[str, Any], base: Path) -> NodeSettings:
     if (n["account"] < 0) == (not n["keystore"]):
         raise ConfigError("give exactly one of [node] account (a development account index) "
                           "and [node] keystore (an encrypted keystore file)")
+    kpass = ""
+    if n["keystore"]:
+        kpass = _keystore_passphrase(n, base, passphrase)
     return NodeSettings(n["rpc_url"], n["ipfs_api"], base / n["deployment"], base / n["state"],
                         int(n["account"]), n["keystore"] and str(base / n["keystore"]),
                         passphrase, float(n["poll_seconds"]), bool(n["register"]),
-                        int(n["stake_wei"]), int(n["train_seed"]), int(n["max_rounds"]))
+                        int(n["stake_wei"]), int(n["train_seed"]), int(n["max_rounds"]),
+                        bool(n.get("insecure_dp_rng", False)), kpass)
+
+
+def _keystore_passphrase(n: dict[str, Any], base: Path, state_passphrase: bytes) -> str:
+    """The keystore's own passphrase: [node] keystore_passphrase_file, else
+    FEDLEDGER_KEYSTORE_PASSPHRASE; the state's passphrase only when the
+    operator says so (keystore_uses_state_passphrase = true)."""
+    if n.get("keystore_uses_state_passphrase"):
+        return state_passphrase.decode()
+    if n.get("keystore_passphrase_file"):
+        path = base / n["keystore_passphrase_file"]
+        try:
+            return path.read_text().splitlines()[0]
+        except (OSError, IndexError):
+            raise ConfigError(f"[node] keystore_passphrase_file {path} cannot be read or is "
+                              "empty") from None
+    kpass = os.environ.get("FEDLEDGER_KEYSTORE_PASSPHRASE", "")
+    if not kpass:
+        raise ConfigError("the keystore needs its own passphrase",
+                          hint="set FEDLEDGER_KEYSTORE_PASSPHRASE or [node] "
+                               "keystore_passphrase_file, or [node] "
+                               "keystore_uses_state_passphrase = true to reuse the state's")
+    return kpass
 
 
 class PeerDaemon:
@@ -82,8 +110,8 @@ class PeerDaemon:
         self.stop = False
         record = DeploymentRecord.load(s.deployment)
         if s.keystore:
-            kpass = os.environ.get("FEDLEDGER_KEYSTORE_PASSPHRASE", s.passphrase.decode())
-            self.chain: Chain = connect(s.rpc_url, keystores=[Path(s.keystore)], passphrase=kpass)
+            self.chain: Chain = connect(s.rpc_url, keystores=[Path(s.keystore)],
+                                        passphrase=s.keystore_passphrase)
             self.address = self.chain.accounts[0].address
         else:
             self.chain = connect(s.rpc_url, dev_accounts=True)
@@ -97,7 +125,7 @@ class PeerDaemon:
                             hint="start it with `fedledger ipfs up` or fix [node] ipfs_api") from None
         self.state = PeerState(s.state, s.passphrase)
         self.node = PeerNode(self.fed, self.store, self.address, self.state, learner,
-                             train_seed=s.train_seed)
+                             train_seed=s.train_seed, secret_seed=not s.insecure_dp_rng)
         self._check_model(learner)
 
     def _check_model(self, learner: Learner) -> None:

@@ -108,7 +108,8 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
     base = TrainConfig(lr=cfg.lr, delta=cfg.delta)
     nodes = [PeerNode(fed, store, addrs[i],
                       PeerState(work / f"peer{i}.sqlite", secrets.token_bytes(32)),
-                      ModelLearner(model, parts[i].train, base), train_seed=cfg.seed)
+                      ModelLearner(model, parts[i].train, base), train_seed=cfg.seed,
+                      secret_seed=False)  # reproducible demo: predictable DP randomness
              for i in range(cfg.peers)]
     driver = RoundDriver(fed, store, aggregator=addrs[0], dp_config=1,
                          vector_length=len(start), rounds=cfg.rounds)

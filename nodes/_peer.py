@@ -16,6 +16,7 @@ drop out simply by not stepping it any more.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
@@ -78,15 +79,18 @@ class ModelLearner:
     def update(self, global_flat: np.ndarray, cfg: DPConfig, *,
                seed: int) -> tuple[np.ndarray, dict[str, float]]:
         """Train from the global adapter at exactly the round's on-chain DP
-        configuration (q, σ, T); return the adapter delta and the run's metrics."""
+        configuration (q, σ, T); return the adapter delta and the run's metrics.
+        With ``[train] secure_rng`` the 256-bit ``seed`` keys the ChaCha20
+        streams of the DP noise and sampling (:mod:`nodes._dprng`)."""
         from ._model import get_flat, set_flat
         from ._train import train_local
 
         set_flat(self.model, global_flat)
         tc = replace(self.train, dp=True, sample_rate=cfg.q, steps=cfg.steps,
                      noise_multiplier=cfg.sigma, target_epsilon=None, clipping="flat",
-                     config_id=cfg.config_id, seed=seed)
-        res = train_local(self.model, self.data, cfg=tc)
+                     config_id=cfg.config_id, seed=seed % 2**63)
+        res = train_local(self.model, self.data, cfg=tc,
+                          rng_key=(seed % 2**256).to_bytes(32, "big"))
         if res.dp_config is None or res.dp_config.rdp_micro != cfg.rdp_micro:
             raise ConfigError(f"trained at (q={res.sample_rate}, σ={res.effective_noise_multiplier}) "
                               f"but the round's configuration {cfg.config_id} is "
@@ -145,6 +149,10 @@ class PeerNode:
     state: PeerState
     learner: Learner
     train_seed: int = 0
+    # True: each round's training seed is 32 bytes from the OS CSPRNG, sealed
+    # in the state before use. False (demo, benchmarks): derived from public
+    # data and train_seed, reproducible and predictable.
+    secret_seed: bool = True
     _agents: dict[int, PeerAgent] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -201,6 +209,15 @@ class PeerNode:
         d = cbor2.loads(raw)
         return enc.from_bytes(d["x"]), int(d["weight"]), dict(d["metrics"])
 
+    def _seed(self, round_id: int) -> int:
+        """The round's training seed: with ``secret_seed``, drawn once from the
+        OS CSPRNG and sealed before first use, so a resumed round trains and
+        quantizes with the same randomness (the byte-identical update)."""
+        if not self.secret_seed:
+            return (self.train_seed * 1_000_003 + round_id * 7919 + int(self.address, 16)) % 2**31
+        raw = self.state.put_new(round_id, "dp_seed", secrets.token_bytes(32), secret=True)
+        return int.from_bytes(raw, "big")
+
     def _train(self, round_id: int) -> Action:
         info = self.fed.round_info(round_id)
         cfg = self.fed.dp_config(info.dp_config)
@@ -208,7 +225,7 @@ class PeerNode:
         if len(start) != self.learner.parameters:
             raise ConfigError(f"the global adapter has {len(start)} values; this peer's model "
                               f"has {self.learner.parameters}")
-        seed = (self.train_seed * 1_000_003 + round_id * 7919 + int(self.address, 16)) % 2**31
+        seed = self._seed(round_id)
         t0 = time.perf_counter()
         delta, metrics = self.learner.update(start, cfg, seed=seed)
         weight = self.learner.examples

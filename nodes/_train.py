@@ -145,17 +145,37 @@ def prv_epsilon(history: list[DPConfig], delta: float) -> float:
 
 
 def train_local(model: MultimodalModel, data: Examples, *, cfg: TrainConfig,
-                on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
-    """Train ``model`` in place for one local round; return what it cost."""
+                on_epoch: Callable[[int, float], None] | None = None,
+                rng_key: bytes | None = None) -> TrainResult:
+    """Train ``model`` in place for one local round; return what it cost.
+
+    With ``cfg.secure_rng`` the Poisson sampling and the Gaussian noise come
+    from ChaCha20 under ``rng_key`` (32 secret bytes; a fresh key from the OS
+    CSPRNG when None), never from ``cfg.seed``: see :mod:`nodes._dprng`. The
+    same key gives the byte-identical update (a resumed round)."""
     if len(data) < 2:
         raise ConfigError(f"a peer needs at least 2 training examples, got {len(data)}")
-    torch.manual_seed(cfg.seed)
+    secure = cfg.dp and cfg.secure_rng
+    if secure:
+        import secrets
+
+        from . import _dprng
+
+        key = rng_key if rng_key is not None else secrets.token_bytes(32)
+        if len(key) != 32:
+            raise ConfigError("the DP randomness key must be 32 bytes")
+        _dprng.install()
+        torch.manual_seed(_dprng.torch_seed(key))
+    else:
+        torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.train()  # Opacus refuses a module in eval mode (e.g. after an evaluation)
     tensors = model.encode(data)
     q, steps, sigma, eff = plan(len(data), cfg)
     loader: DataLoader[Any]
-    if cfg.dp:  # Poisson sampling at exactly the q the round is accounted at
+    if secure:  # Poisson sampling at exactly the accounted q, from the secret stream
+        loader = _dprng.secret_loader(TensorDataset(*tensors), sample_rate=q, key=key)
+    elif cfg.dp:  # Poisson sampling at exactly the q the round is accounted at
         from opacus.data_loader import DPDataLoader
 
         loader = DPDataLoader(TensorDataset(*tensors), sample_rate=q, generator=gen)
@@ -168,13 +188,15 @@ def train_local(model: MultimodalModel, data: Examples, *, cfg: TrainConfig,
     if cfg.dp:
         from opacus import PrivacyEngine
 
-        if not cfg.secure_rng:
-            warnings.warn("DP noise comes from a non-cryptographic RNG (secure_rng = false): fine "
-                          "for experiments; set [train] secure_rng = true for production runs",
-                          stacklevel=2)
+        if not secure:
+            warnings.warn("DP noise comes from a non-cryptographic RNG seeded from public data "
+                          "(secure_rng = false): fine for experiments; set [train] secure_rng = "
+                          "true for production runs", stacklevel=2)
         with warnings.catch_warnings():
+            # Opacus' secure_mode needs torchcsprng; ours draws from ChaCha20 instead.
             warnings.filterwarnings("ignore", message="Secure RNG turned off")
-            engine = PrivacyEngine(accountant="rdp", secure_mode=cfg.secure_rng)
+            engine = PrivacyEngine(accountant="rdp", secure_mode=False)
+        noise_gen: Any = _dprng.SecretNoise(key) if secure else None  # None: torch's global RNG
         extra = {}
         if cfg.clipping == "adaptive":
             extra = dict(target_unclipped_quantile=cfg.target_unclipped_quantile,
@@ -187,7 +209,8 @@ def train_local(model: MultimodalModel, data: Examples, *, cfg: TrainConfig,
             net, opt, loader = engine.make_private(
                 module=model, optimizer=opt, data_loader=loader, noise_multiplier=sigma,
                 max_grad_norm=cfg.max_grad_norm, poisson_sampling=False,
-                grad_sample_mode="hooks", clipping=cfg.clipping, **extra)
+                grad_sample_mode="hooks", clipping=cfg.clipping, noise_generator=noise_gen,
+                **extra)
         dp_engine = engine
     loss_fn = nn.CrossEntropyLoss()
     t0 = time.perf_counter()

@@ -18,13 +18,14 @@ DEFAULTS: dict[str, Any] = {
              "deployment": ".fedledger/deployment.json", "state": ".fedledger/peer/state.sqlite",
              "account": -1, "keystore": "", "passphrase_file": "", "poll_seconds": 0.5,
              "register": True, "stake_wei": 10**17, "train_seed": 0, "max_rounds": 0,
-             "synthetic_parameters": 0},
+             "synthetic_parameters": 0, "insecure_dp_rng": False,
+             "keystore_passphrase_file": "", "keystore_uses_state_passphrase": False},
     "data": {"source": "synthetic", "peers": 8, "peer": 0, "examples_per_peer": 256, "seed": 0,
              "file": ""},
     "model": {"encoder": "tiny", "lora_r": 8, "max_len": 24, "attention_noise": 0.0, "seed": 0},
     "train": {"epochs": 1, "batch_size": 32, "lr": 3e-3, "dp": True, "noise_multiplier": 1.0,
               "target_epsilon": None, "delta": 1e-5, "max_grad_norm": 3.0, "clipping": "flat",
-              "secure_rng": False},
+              "secure_rng": True},
 }
 
 
@@ -87,7 +88,11 @@ def _learner(cfg: dict[str, dict[str, Any]], base: Path) -> Any:
 @node.command("run")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               required=True, help="peer.toml with [node], [data], [model] and [train] sections.")
-def run(config_path: Path) -> None:
+@click.option("--insecure-dp-rng", is_flag=True,
+              help="Development only: draw DP noise and sampling from a seed derived from "
+                   "public data and [node] train_seed (reproducible, and predictable by anyone: "
+                   "it voids the DP guarantee). Same as [node] insecure_dp_rng = true.")
+def run(config_path: Path, insecure_dp_rng: bool) -> None:
     """Run the peer daemon: follow the chain and take part in every round this
     peer is selected for (keys, DP training, shares, masked commit, reveal).
 
@@ -95,8 +100,17 @@ def run(config_path: Path) -> None:
     [node] keys: rpc_url, ipfs_api, deployment (record path), state (SQLite
     file), account (dev account index) or keystore (encrypted key file),
     passphrase_file (or env FEDLEDGER_PASSPHRASE; it seals the state's keys),
-    poll_seconds, register, stake_wei, train_seed. Paths are relative to the
-    config file. State survives kill -9: a restarted daemon resumes the round.
+    keystore_passphrase_file (or env FEDLEDGER_KEYSTORE_PASSPHRASE; it unlocks
+    the keystore; keystore_uses_state_passphrase = true reuses the state's),
+    poll_seconds, register, stake_wei, train_seed, insecure_dp_rng. Paths are
+    relative to the config file. State survives kill -9: a restarted daemon
+    resumes the round.
+
+    \b
+    DP randomness is secret by default: each round's noise and sampling are
+    drawn from ChaCha20 under 32 bytes from the OS CSPRNG, sealed in the
+    state. A config with [train] secure_rng = false is refused unless
+    --insecure-dp-rng (or [node] insecure_dp_rng = true) is given.
     """
     import logging
     import warnings
@@ -110,6 +124,18 @@ def run(config_path: Path) -> None:
         fed_log.setLevel(logging.INFO)  # a daemon logs one line per protocol event
     cfg = load_config(config_path)
     base = config_path.parent
+    insecure = insecure_dp_rng or bool(cfg["node"]["insecure_dp_rng"])
+    if not insecure and not cfg["train"]["secure_rng"]:
+        raise ConfigError("[train] secure_rng = false would make this peer's DP noise "
+                          "predictable from public data, voiding its privacy guarantee",
+                          hint="remove secure_rng = false, or pass --insecure-dp-rng "
+                               "(development only)")
+    if insecure:
+        cfg["node"]["insecure_dp_rng"] = True
+        cfg["train"]["secure_rng"] = False
+        stderr.print("[bold red]INSECURE: DP noise and sampling are derived from public data "
+                     "(--insecure-dp-rng); anyone can predict and remove them. Development "
+                     "only.[/]")
     settings = settings_from(cfg, base)
     daemon = PeerDaemon(settings, _learner(cfg, base))
     try:

@@ -73,7 +73,8 @@ def _federation(n: int = 4, t: int = 3):
     for i in range(1, n + 1):
         fed.register(sender=i, stake=STAKE)
     parts = partition(n, examples_per_peer=40, seed=1)
-    learners = [ModelLearner(model, parts[i].train, TrainConfig(lr=1e-2)) for i in range(n)]
+    learners = [ModelLearner(model, parts[i].train, TrainConfig(lr=1e-2, secure_rng=True))
+                for i in range(n)]
     driver = RoundDriver(fed, store, aggregator=chain.account(1).address, dp_config=1,
                          vector_length=len(start), rounds=1)
     return chain, fed, store, learners, driver
@@ -121,7 +122,7 @@ def test_peer_resumes_after_a_crash_without_new_secrets_or_a_second_commit(
         try:
             _drive(fed, driver, nodes, r)
         except Crash:
-            for key in ("secrets", "bundle", "masked"):
+            for key in ("secrets", "dp_seed", "bundle", "masked"):
                 before[key] = victim.state.get(r, key)
             victim.state.close()
             # Restart: a new process over the same state file.
@@ -163,3 +164,33 @@ def test_peer_that_lost_its_state_sits_the_round_out(tmp_path: Path) -> None:
         assert flags & StatusFlag.KEYS and not flags & StatusFlag.SHARES
         assert fed.round_info(r).phase == Phase.AGGREGATE and len(collect(fed, r).u3) == 3
         assert keys["seed"] != 0
+
+
+def test_resumed_training_is_byte_identical_and_the_seed_is_secret(tmp_path: Path) -> None:
+    """A crash after the round's DP seed is sealed but before the update is
+    stored retrains to the byte-identical update; another state (an attacker
+    replaying the peer's public inputs) draws another seed and other noise."""
+    chain, fed, store, learners, driver = _federation()
+    with chain:
+        r = int(driver.tick().split()[-1])
+        a = _node(fed, store, learners, 0, tmp_path / "a.sqlite")
+        a.step(r)  # keys, then training
+        first = a.state.get(r, "update")
+        seed = a.state.get(r, "dp_seed")
+        assert first is not None and seed is not None and len(seed) == 32
+        # The crash: the update row never reached disk. Restart and retrain.
+        a.state._db.execute("DELETE FROM kv WHERE name = 'update'")
+        a.state.close()
+        again = _node(fed, store, learners, 0, tmp_path / "a.sqlite")
+        again._train(r)
+        redo = cbor2.loads(again.state.get(r, "update"))
+        assert redo["x"] == cbor2.loads(first)["x"]  # the quantized update, byte for byte
+        assert redo["weight"] == cbor2.loads(first)["weight"]
+        assert again.state.get(r, "dp_seed") == seed
+        # Same address, round, chain and data, fresh state: a fresh secret.
+        other = _node(fed, store, learners, 0, tmp_path / "b.sqlite")
+        other._train(r)
+        assert other.state.get(r, "dp_seed") != seed
+        x1 = cbor2.loads(first)["x"]
+        x2 = cbor2.loads(other.state.get(r, "update"))["x"]
+        assert x1 != x2
