@@ -123,7 +123,8 @@ class PeerDaemon:
         except IpfsError as exc:
             raise IpfsError(f"no Kubo RPC API answers at {s.ipfs_api}: {exc}",
                             hint="start it with `fedledger ipfs up` or fix [node] ipfs_api") from None
-        self.state = PeerState(s.state, s.passphrase)
+        deployment = (self.chain.chain_id, self.fed.rounds.address)
+        self.state = PeerState(s.state, s.passphrase, deployment=deployment)
         self.node = PeerNode(self.fed, self.store, self.address, self.state, learner,
                              train_seed=s.train_seed, secret_seed=not s.insecure_dp_rng)
         self._check_model(learner)

@@ -107,7 +107,8 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
              f"(q={cfg.q}, σ={cfg.sigma}, T={cfg.steps})")
     base = TrainConfig(lr=cfg.lr, delta=cfg.delta)
     nodes = [PeerNode(fed, store, addrs[i],
-                      PeerState(work / f"peer{i}.sqlite", secrets.token_bytes(32)),
+                      PeerState(work / f"peer{i}.sqlite", secrets.token_bytes(32),
+                                deployment=(chain.chain_id, fed.rounds.address)),
                       ModelLearner(model, parts[i].train, base), train_seed=cfg.seed,
                       secret_seed=False)  # reproducible demo: predictable DP randomness
              for i in range(cfg.peers)]

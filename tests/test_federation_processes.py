@@ -110,7 +110,8 @@ def test_a_peer_killed_with_sigkill_resumes_the_round_without_new_secrets(tmp_pa
         _wait(lambda: fed.current_round() == 1 and bool(fed.status(1, victim)[1] & StatusFlag.KEYS),
               timeout=120, what="peer1 to post its keys", root=root)
         os.killpg(procs["peer1"]["pid"], signal.SIGKILL)
-        state = PeerState(root / "peer1" / "state.sqlite", passphrase)
+        state = PeerState(root / "peer1" / "state.sqlite", passphrase,
+                          deployment=(chain.chain_id, fed.rounds.address))
         secrets_before = state.get(1, "secrets")
         state.close()
         assert secrets_before is not None
@@ -129,7 +130,8 @@ def test_a_peer_killed_with_sigkill_resumes_the_round_without_new_secrets(tmp_pa
                    if e.args["peer"] == victim]
         keys = [e for e in fed.events("FedRounds", "KeysPosted", 0) if e.args["peer"] == victim]
         assert len(commits) == 1 and len(keys) == 1
-        state = PeerState(root / "peer1" / "state.sqlite", passphrase)
+        state = PeerState(root / "peer1" / "state.sqlite", passphrase,
+                          deployment=(chain.chain_id, fed.rounds.address))
         assert state.get(1, "secrets") == secrets_before  # no second draw of keys or seed
         mask_pk = bytes(keys[0].args["maskPk"])
         assert crypto_scalarmult_base(cbor2.loads(secrets_before)["mask"]) == mask_pk

@@ -27,11 +27,12 @@ from nodes._train import TrainConfig
 
 STAKE = 10**17
 PASS = b"correct horse battery staple"
+DEP = (31337, "0x" + "ab" * 20)
 
 
 def test_state_seals_secrets_and_refuses_a_wrong_passphrase(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
-    st = PeerState(path, PASS)
+    st = PeerState(path, PASS, deployment=DEP)
     secret = secrets.token_bytes(32)
     assert st.put_new(1, "secrets", secret, secret=True) == secret
     assert st.put_new(1, "secrets", b"another draw", secret=True) == secret  # first one wins
@@ -42,8 +43,8 @@ def test_state_seals_secrets_and_refuses_a_wrong_passphrase(tmp_path: Path) -> N
     assert secret not in raw and b"public bytes" in raw
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with pytest.raises(StateError, match="does not open"):
-        PeerState(path, b"wrong")
-    again = PeerState(path, PASS)
+        PeerState(path, b"wrong", deployment=DEP)
+    again = PeerState(path, PASS, deployment=DEP)
     assert again.get(1, "secrets") == secret and again.get(2, "secrets") is None
     # A sealed record altered on disk is refused, not silently used.
     db = sqlite3.connect(path)
@@ -52,7 +53,46 @@ def test_state_seals_secrets_and_refuses_a_wrong_passphrase(tmp_path: Path) -> N
     with pytest.raises(StateError, match="does not decrypt"):
         again.get(1, "secrets")
     with pytest.raises(StateError, match="empty passphrase"):
-        PeerState(tmp_path / "t.sqlite", b"")
+        PeerState(tmp_path / "t.sqlite", b"", deployment=DEP)
+
+
+def test_state_rows_are_bound_to_their_round_name_and_deployment(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    st = PeerState(path, PASS, deployment=DEP)
+    st.put(1, "secrets", b"round one keys", secret=True)
+    st.put(2, "secrets", b"round two keys", secret=True)
+    st.put(2, "update", b"round two update", secret=True)
+    st.close()
+    # Swap sealed rows between rounds and names on disk: each is refused.
+    db = sqlite3.connect(path)
+    one = db.execute("SELECT value FROM kv WHERE round = 1 AND name = 'secrets'").fetchone()[0]
+    upd = db.execute("SELECT value FROM kv WHERE round = 2 AND name = 'update'").fetchone()[0]
+    db.execute("UPDATE kv SET value = ? WHERE round = 2 AND name = 'secrets'", (one,))
+    db.execute("UPDATE kv SET value = ? WHERE round = 1 AND name = 'secrets'", (upd,))
+    db.commit()
+    db.close()
+    st = PeerState(path, PASS, deployment=DEP)
+    with pytest.raises(StateError, match="does not decrypt"):
+        st.get(2, "secrets")
+    with pytest.raises(StateError, match="does not decrypt"):
+        st.get(1, "secrets")
+    st.close()
+    # The same file opened for another deployment is refused in one line.
+    for other in ((DEP[0] + 1, DEP[1]), (DEP[0], "0x" + "cd" * 20)):
+        with pytest.raises(StateError, match="belongs to deployment") as err:
+            PeerState(path, PASS, deployment=other)
+        assert "\n" not in str(err.value)
+
+
+def test_state_of_an_older_layout_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE kv (round INTEGER, name TEXT, sealed INTEGER, value BLOB, at REAL, "
+               "PRIMARY KEY (round, name))")
+    db.commit()
+    db.close()
+    with pytest.raises(StateError, match="older fedledger"):
+        PeerState(path, PASS, deployment=DEP)
 
 
 class Crash(Exception):
@@ -81,7 +121,8 @@ def _federation(n: int = 4, t: int = 3):
 
 
 def _node(fed, store, learners, i: int, path: Path) -> PeerNode:
-    return PeerNode(fed, store, fed.chain.account(i + 1).address, PeerState(path, PASS),
+    return PeerNode(fed, store, fed.chain.account(i + 1).address,
+                    PeerState(path, PASS, deployment=(fed.chain.chain_id, fed.rounds.address)),
                     learners[i])
 
 
