@@ -7,12 +7,15 @@ think in builtins (``except ValueError``) keep working::
 
     FedLedgerError
     ├── ConfigError(ValueError)            bad flag, file or value; exit 2
+    │   └── InvalidContentError            another party's data (a bundle, a
+    │                                      blob, a key, an event field) is malformed
     ├── ComponentMissingError(RuntimeError) a tool is not installed; exit 3
     ├── ServiceError(ConnectionError)       a chain node or Kubo is unreachable
     │   │                                   or failed to start; exit 4
     │   ├── ChainUnavailableError
     │   └── IpfsError
     │       └── ContentMismatchError        bytes do not match their CID
+    │           └── ContentTooLargeError    content exceeds its size bound
     ├── BuildError(RuntimeError)            Solidity build missing or stale; exit 5
     ├── AggregationError(RuntimeError)      a round cannot, or must not, be
     │                                       unmasked from public data; exit 7
@@ -52,6 +55,11 @@ class ConfigError(FedLedgerError, ValueError):
     exit_code = 2
 
 
+class InvalidContentError(ConfigError):
+    """Data written by another party (chain event fields, IPFS content, keys,
+    shares) is malformed. The party is skipped; honest roles go on."""
+
+
 class ComponentMissingError(FedLedgerError, RuntimeError):
     """A required tool (Node 22, Hardhat, solc-js, anvil, Kubo) is not installed."""
 
@@ -78,6 +86,11 @@ class IpfsError(ServiceError):
 
 class ContentMismatchError(IpfsError):
     """Bytes fetched for a CID do not hash to that CID."""
+
+
+class ContentTooLargeError(ContentMismatchError):
+    """Content is, or declares itself, larger than its bound: the fetch stops
+    before reading (declared size) or at the bound (streamed bytes)."""
 
 
 class BuildError(FedLedgerError, RuntimeError):

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Protocol
 import cbor2
 import numpy as np
 
-from coordinator import ConfigError, ContractRevertError
+from coordinator import ConfigError, ContentTooLargeError, ContractRevertError, InvalidContentError
 from coordinator import _encoding as enc
 from coordinator.protocol import _secagg as sa
 from coordinator.protocol._agent import PeerAgent
-from coordinator.protocol._aggregate import load_adapter
+from coordinator.protocol._aggregate import adapter_cap, load_adapter
 from coordinator._errors import AggregationError
 from coordinator.chain._contracts import Federation, Phase, StatusFlag
 from coordinator.privacy._privacy import DPConfig
@@ -195,9 +195,10 @@ class PeerNode:
     # -- training -----------------------------------------------------------------
     def _global(self, round_id: int) -> np.ndarray:
         info = self.fed.round_info(round_id)
-        flat = load_adapter(self.store, info.adapter_cid)
+        flat = load_adapter(self.store, info.adapter_cid,
+                            max_bytes=adapter_cap(info.vector_length, info.chunk_elems))
         if len(flat) != info.vector_length:
-            raise ConfigError(f"round {round_id}'s adapter has {len(flat)} values but this "
+            raise InvalidContentError(f"round {round_id}'s adapter has {len(flat)} values but this "
                               f"peer's model has {info.vector_length}; is the [model] config "
                               "the federation's?")
         return flat
@@ -303,7 +304,9 @@ class PeerNode:
                          self.address)
             else:
                 raise
-        except AggregationError as exc:
+        except (AggregationError, InvalidContentError, ContentTooLargeError) as exc:
+            # Another party's data makes this round impossible for us (e.g. a
+            # malformed global adapter, a small-order mask key): sit it out.
             log.warning("round %d: peer %s stops here: %s", round_id, self.address, exc)
             self.state.put(round_id, "abandoned", str(exc).encode())
         return done

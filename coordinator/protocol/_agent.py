@@ -17,12 +17,11 @@ import numpy as np
 
 from .. import _encoding as enc
 from . import _secagg as sa
-from ._aggregate import Aggregate, adapter_bytes, aggregate, apply_update, cat_digest, collect
-from .._errors import AggregationError
+from ._aggregate import Aggregate, adapter_bytes, aggregate, apply_update, collect, fetch_bundle
+from .._errors import AggregationError, FedLedgerError, InvalidContentError
 from ..chain._contracts import Federation, Phase
 from .._errors import ConfigError
 from ..store._store import ContentStore
-from ._wire import ShareBundle
 
 log = logging.getLogger("fedledger.agent")
 
@@ -39,6 +38,7 @@ class PeerAgent:
     mask: sa.X25519Pair = field(default_factory=sa.X25519Pair.generate)
     seed: int = field(default_factory=sa.random_seed)
     received: dict[int, tuple[int, int]] = field(default_factory=dict)  # dealer -> (b, k)
+    faulty: dict[int, str] = field(default_factory=dict)  # dealer -> why its shares are skipped
     index: int = -1
     ctx: sa.RoundContext | None = None
 
@@ -69,6 +69,11 @@ class PeerAgent:
         pub = collect(self.fed, self.round_id)
         g = self.ctx.graph
         holders = [h for h in pub.u1 if h == self.index or g.adjacent(self.index, h)]
+        bad = [h for h in holders if h != self.index and not sa.valid_public_key(pub.enc_pk[h])]
+        if bad:  # no box can be sealed to them: they hold no shares of ours
+            log.warning("round %d: peer %d deals no shares to %s: malformed encryption keys",
+                        self.round_id, self.index, bad)
+            holders = [h for h in holders if h not in bad]
         if len(holders) < self.ctx.t:
             raise AggregationError(f"only {len(holders)} of peer {self.index}'s neighbourhood "
                                    f"posted keys; {self.ctx.t} are needed to share its secrets")
@@ -94,19 +99,25 @@ class PeerAgent:
         pub = collect(self.fed, self.round_id)
         read = 0
         for dealer in pub.u2:
-            if dealer in self.received:
+            if dealer in self.received or dealer in self.faulty:
                 continue
-            data = cat_digest(self.store, pub.bundle_digest[dealer])
-            read += len(data)
-            bundle = ShareBundle.from_bytes(data)
-            box = bundle.box_for(self.index)
-            if box is None or enc.merkle_root(bundle.leaves) != pub.share_root[dealer]:
-                log.warning("round %d: dealer %d's bundle has no valid box for peer %d",
-                            self.round_id, dealer, self.index)
-                continue
-            self.received[dealer] = sa.open_box(self.ctx, dealer=dealer, holder=self.index,
-                                                box=box, holder_enc=self.enc,
-                                                dealer_enc_pk=pub.enc_pk[dealer])
+            try:
+                bundle = fetch_bundle(pub, self.store, dealer)
+                read += len(bundle.to_bytes())
+                box = bundle.box_for(self.index)
+                if box is None:
+                    raise InvalidContentError(f"dealer {dealer}'s bundle has no box for peer "
+                                              f"{self.index}")
+                self.received[dealer] = sa.open_box(self.ctx, dealer=dealer, holder=self.index,
+                                                    box=box, holder_enc=self.enc,
+                                                    dealer_enc_pk=pub.enc_pk[dealer])
+            except InvalidContentError as exc:  # the dealer is at fault: skip it for good
+                self.faulty[dealer] = str(exc)
+                log.warning("round %d: peer %d skips dealer %d: %s", self.round_id, self.index,
+                            dealer, exc)
+            except FedLedgerError as exc:  # not fetchable (yet): try again next step
+                log.warning("round %d: peer %d cannot fetch dealer %d's bundle yet: %s",
+                            self.round_id, self.index, dealer, exc)
         return read
 
     def masked(self, update_q: np.ndarray) -> np.ndarray:
@@ -115,8 +126,13 @@ class PeerAgent:
         pub = collect(self.fed, self.round_id)
         if self.index not in pub.u2:
             raise AggregationError(f"peer {self.index} is not in U2 of round {self.round_id}")
-        pairs = {v: sa.pair_seed(self.ctx, self.index, v, self.mask.secret, pub.mask_pk[v])
-                 for v in self.ctx.graph.neighbours(self.index, pub.u2)}
+        try:
+            pairs = {v: sa.pair_seed(self.ctx, self.index, v, self.mask.secret, pub.mask_pk[v])
+                     for v in self.ctx.graph.neighbours(self.index, pub.u2)}
+        except InvalidContentError as exc:
+            # No pairwise mask both sides and the seed proof agree on exists:
+            # committing would make the round's sum wrong. Sit it out.
+            raise AggregationError(f"round {self.round_id} cannot be masked: {exc}") from None
         return sa.mask(self.ctx, update_q, index=self.index, self_seed=self.seed, pair_seeds=pairs)
 
     def commit(self, update_q: np.ndarray | None = None, *, weight: int, dp_config: int,

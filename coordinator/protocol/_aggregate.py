@@ -5,6 +5,14 @@ Public data is what the chain's events and the content store hold: the
 participants, their keys, share commitments and bundles (leaf hashes in
 clear), commitments, the revealed shares, and the masked vectors. Nothing
 here uses a peer's private state.
+
+All of it was written by other parties, so all of it is checked before use
+(issue 11): every event field's type and range (a bad field drops that
+event, logged), every fetch's size (bounded by what the round implies:
+vector length, participant count), every bundle's shape against the round.
+What fails a check is skipped with a logged reason or, where the round
+cannot be unmasked without it, raises :class:`AggregationError` — never
+anything else.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from .. import _encoding as enc
 from . import _secagg as sa
 from ..store._cid import CID, DAG_PB, RAW, AddOptions
 from ..chain._contracts import Federation, Phase, RoundInfo
-from .._errors import AggregationError, ContentMismatchError, FedLedgerError, IpfsError
+from .._errors import (AggregationError, ContentMismatchError, ContentTooLargeError,
+                       FedLedgerError, InvalidContentError, IpfsError)
 from ..store._store import ContentStore
 from ._wire import AdapterBlob, ShareBundle
 
@@ -32,19 +41,23 @@ def cid_for(digest: bytes, size: int, opts: AddOptions) -> CID:
     return CID(RAW if size <= opts.chunk_size else DAG_PB, digest)
 
 
-def cat_digest(store: ContentStore, digest: bytes) -> bytes:
+def cat_digest(store: ContentStore, digest: bytes, *, max_bytes: int | None = None) -> bytes:
     """The blob of unknown size whose root has this sha2-256 digest: a raw
     leaf or a dag-pb root. Block stores key blocks by multihash, so asking
     for the wrong codec still finds the root block; the content check of
     ``cat`` then tells which codec it was. Works over the network too."""
     last: Exception | None = None
+    small = max_bytes is not None and max_bytes <= store.opts.chunk_size
     # dag-pb first: the root block of a dag-pb file also hashes to the digest,
     # so reading it as a raw leaf would "verify" and return the node bytes.
     # Reading a raw leaf as dag-pb fails (or yields bytes whose re-layout
     # differs), so this order never accepts the wrong thing.
-    for codec in (DAG_PB, RAW):
+    # Content that fits one chunk is always a raw leaf: dag-pb is not tried.
+    for codec in ((RAW,) if small else (DAG_PB, RAW)):
         try:
-            return store.cat(CID(codec, digest))
+            return store.cat(CID(codec, digest), max_bytes=max_bytes)
+        except ContentTooLargeError:
+            raise
         except FedLedgerError as exc:
             last = exc
     raise ContentMismatchError(f"no content with root digest 0x{digest.hex()} can be fetched: "
@@ -78,8 +91,17 @@ class RoundPublic:
         return sorted(self.commits)
 
 
+def _b32(value: object) -> bytes:
+    if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
+        raise ValueError("not 32 bytes")
+    return bytes(value)
+
+
 def collect(fed: Federation, round_id: int) -> RoundPublic:
-    """Read a round's public data from events (narrow block range)."""
+    """Read a round's public data from events (narrow block range). An event
+    whose fields do not check (a non-participant, a wrong-length key or
+    digest, a share outside the field, a zero weight) is dropped with a
+    logged reason; the first event of each kind per participant counts."""
     info = fed.round_info(round_id)
     parts = fed.participants(round_id)
     index = {a: i for i, a in enumerate(parts)}
@@ -90,20 +112,46 @@ def collect(fed: Federation, round_id: int) -> RoundPublic:
         a = ev.args
         if a.get("round") != round_id:
             continue
-        if ev.name == "KeysPosted":
-            i = index[a["peer"]]
-            pub.enc_pk[i], pub.mask_pk[i] = bytes(a["encPk"]), bytes(a["maskPk"])
-        elif ev.name == "SharesPosted":
-            i = index[a["peer"]]
-            pub.share_root[i] = bytes(a["shareRoot"])
-            pub.bundle_digest[i] = bytes(a["bundleCid"])
-        elif ev.name == "UpdateCommitted":
-            pub.commits[index[a["peer"]]] = (bytes(a["cidDigest"]), bytes(a["chunksRoot"]),
-                                             int(a["weight"]))
-        elif ev.name == "SharesRevealed":
-            pub.reveals[index[a["peer"]]] = dict(zip(
-                (int(d) for d in a["dealers"]), (int(s) for s in a["shares"])))
+        try:
+            _take(pub, index, ev.name, a)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("round %d: %s event %s ignored: %s", round_id, ev.name,
+                        getattr(ev, "tx_hash", ""), exc)
     return pub
+
+
+def _take(pub: RoundPublic, index: dict[str, int], name: str, a: dict[str, object]) -> None:
+    if name not in ("KeysPosted", "SharesPosted", "UpdateCommitted", "SharesRevealed"):
+        return
+    peer = a.get("peer")
+    if peer not in index:
+        raise ValueError(f"{peer!r} is not a participant")
+    i = index[str(peer)]
+    if name == "KeysPosted" and i not in pub.enc_pk:
+        e, m = _b32(a["encPk"]), _b32(a["maskPk"])
+        pub.enc_pk[i], pub.mask_pk[i] = e, m
+    elif name == "SharesPosted" and i not in pub.share_root:
+        root, digest = _b32(a["shareRoot"]), _b32(a["bundleCid"])
+        pub.share_root[i], pub.bundle_digest[i] = root, digest
+    elif name == "UpdateCommitted" and i not in pub.commits:
+        weight = a["weight"]
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 < weight < 2**64:
+            raise ValueError(f"weight {weight!r} is not a positive 64-bit integer")
+        pub.commits[i] = (_b32(a["cidDigest"]), _b32(a["chunksRoot"]), weight)
+    elif name == "SharesRevealed" and i not in pub.reveals:
+        dealers, shares = list(a["dealers"]), list(a["shares"])  # type: ignore[call-overload]
+        if len(dealers) != len(shares):
+            raise ValueError("dealers and shares differ in length")
+        got: dict[int, int] = {}
+        for d, v in zip(dealers, shares):
+            if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d < len(index):
+                raise ValueError(f"dealer {d!r} is out of range")
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < enc.FIELD_P:
+                raise ValueError("a share is outside the field")
+            if d in got:
+                raise ValueError(f"dealer {d} revealed twice")
+            got[d] = v
+        pub.reveals[i] = got
 
 
 @dataclass(frozen=True)
@@ -123,7 +171,7 @@ def fetch_masked(pub: RoundPublic, store: ContentStore, u: int) -> np.ndarray:
     size = 4 * pub.ctx.padded_length
     cid = cid_for(digest, size, store.opts)
     try:
-        data = store.cat(cid)
+        data = store.cat(cid, max_bytes=size)
     except ContentMismatchError as exc:
         raise AggregationError(f"masked vector of participant {u} ({cid}) is corrupt: {exc}") from None
     except IpfsError as exc:
@@ -138,11 +186,24 @@ def fetch_masked(pub: RoundPublic, store: ContentStore, u: int) -> np.ndarray:
     return y
 
 
-def bundle_leaves(pub: RoundPublic, store: ContentStore, dealer: int) -> tuple[bytes, ...]:
-    bundle = ShareBundle.from_bytes(cat_digest(store, pub.bundle_digest[dealer]))
+def fetch_bundle(pub: RoundPublic, store: ContentStore, dealer: int) -> ShareBundle:
+    """Dealer's bundle, size-bounded, decoded, checked against the round and
+    against its on-chain share root; InvalidContentError (or an IpfsError
+    when it cannot be fetched) otherwise."""
+    data = cat_digest(store, pub.bundle_digest[dealer], max_bytes=ShareBundle.max_bytes(pub.ctx.n))
+    bundle = ShareBundle.from_bytes(data)
+    bundle.check(round_id=pub.ctx.round_id, dealer=dealer, n=pub.ctx.n)
     if enc.merkle_root(bundle.leaves) != pub.share_root[dealer]:
-        raise AggregationError(f"share bundle of participant {dealer} does not match its commitment")
-    return bundle.leaves
+        raise InvalidContentError(f"share bundle of participant {dealer} does not match its "
+                                  "on-chain share root")
+    return bundle
+
+
+def bundle_leaves(pub: RoundPublic, store: ContentStore, dealer: int) -> tuple[bytes, ...]:
+    try:
+        return fetch_bundle(pub, store, dealer).leaves
+    except FedLedgerError as exc:
+        raise AggregationError(f"share bundle of participant {dealer} is unusable: {exc}") from None
 
 
 def _reconstruct(pub: RoundPublic, store: ContentStore, dealer: int, kind: int,
@@ -180,7 +241,10 @@ def aggregate(pub: RoundPublic, store: ContentStore) -> Aggregate:
     for v in sorted(set(u2) - set(u3)):
         sk_v = enc.int_to_scalar(_reconstruct(pub, store, v, 1, rejected))
         for u in g.neighbours(v, u3):
-            seeds.append((u, v, sa.pair_seed(pub.ctx, u, v, sk_v, pub.mask_pk[u])))
+            try:
+                seeds.append((u, v, sa.pair_seed(pub.ctx, u, v, sk_v, pub.mask_pk[u])))
+            except InvalidContentError as exc:
+                raise AggregationError(f"round {pub.ctx.round_id}: {exc}") from None
     masked = {u: fetch_masked(pub, store, u) for u in u3}
     ysum = sa.sum_vectors(masked.values())
     total = sa.unmask(pub.ctx, ysum, seeds)
@@ -195,12 +259,23 @@ def apply_update(global_flat: np.ndarray, agg: Aggregate, *, frac_bits: int) -> 
     return (global_flat.astype(np.float64) + delta).astype(np.float32)
 
 
-def load_blob(store: ContentStore, digest: bytes) -> AdapterBlob:
-    return AdapterBlob.from_bytes(cat_digest(store, digest))
+def adapter_cap(vector_length: int, chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS) -> int:
+    """The fetch bound of a round's adapter blob (values and Σx)."""
+    return AdapterBlob.max_bytes(vector_length, enc.num_chunks(vector_length, chunk_elems)
+                                 * chunk_elems)
 
 
-def load_adapter(store: ContentStore, digest: bytes) -> np.ndarray:
-    return np.frombuffer(load_blob(store, digest).values, dtype="<f4").astype(np.float32)
+def load_blob(store: ContentStore, digest: bytes, *, max_bytes: int | None = None) -> AdapterBlob:
+    return AdapterBlob.from_bytes(cat_digest(store, digest, max_bytes=max_bytes))
+
+
+def load_adapter(store: ContentStore, digest: bytes, *, max_bytes: int | None = None) -> np.ndarray:
+    """The adapter's float32 values; InvalidContentError if any is not finite."""
+    flat = np.frombuffer(load_blob(store, digest, max_bytes=max_bytes).values,
+                         dtype="<f4").astype(np.float32)
+    if not np.all(np.isfinite(flat)):
+        raise InvalidContentError("the adapter blob holds non-finite values")
+    return flat
 
 
 def adapter_bytes(round_id: int, flat: np.ndarray, total: np.ndarray | None = None) -> bytes:
@@ -236,7 +311,8 @@ def verify(fed: Federation, store: ContentStore, round_id: int) -> list[Check]:
     ce = pub.ctx.chunk_elems
     checks.append(Check("masked sum root", enc.vector_root(agg.masked_sum, ce) == res.masked_sum_root))
     try:
-        blob = load_blob(store, res.new_adapter_cid)
+        blob = load_blob(store, res.new_adapter_cid,
+                         max_bytes=adapter_cap(pub.ctx.vector_length, ce))
     except FedLedgerError as exc:
         return checks + [Check("posted adapter and aggregate fetch", False, str(exc))]
     posted = enc.from_bytes(blob.aggregate)
@@ -248,7 +324,9 @@ def verify(fed: Federation, store: ContentStore, round_id: int) -> list[Check]:
     try:
         new = np.frombuffer(blob.values, dtype="<f4").astype(np.float32)
         if any(info.adapter_cid):
-            want = apply_update(load_adapter(store, info.adapter_cid), agg, frac_bits=info.frac_bits)
+            want = apply_update(load_adapter(store, info.adapter_cid,
+                                             max_bytes=adapter_cap(pub.ctx.vector_length, ce)),
+                                agg, frac_bits=info.frac_bits)
             ok = new.shape == want.shape and np.array_equal(new, want)
             checks.append(Check("new adapter = global + Σx / Σn", ok,
                                 "" if ok else f"max difference {np.max(np.abs(new - want)):.3g}"))

@@ -192,8 +192,30 @@ def verify_share(ctx: RoundContext, *, dealer: str, root: bytes, holder: int, ki
     return enc.merkle_verify(root, lf, 2 * holder + kind, proof)
 
 
+_KEYCHECK = enc.clamp_scalar(keccak(b"fedledger.keycheck.v1"))
+
+
+def valid_public_key(pk: object) -> bool:
+    """True for 32 bytes that are not a small-order X25519 point (those make
+    every shared secret zero: libsodium refuses them with a RuntimeError).
+    Public and deterministic: every honest party reaches the same verdict."""
+    if not isinstance(pk, bytes) or len(pk) != 32:
+        return False
+    try:
+        crypto_scalarmult(_KEYCHECK, pk)  # clamped: zero iff pk has small order
+    except RuntimeError:
+        return False
+    return True
+
+
 def pair_seed(ctx: RoundContext, a: int, b: int, my_secret: bytes, their_public: bytes) -> bytes:
-    shared = crypto_scalarmult(my_secret, their_public)
+    from .._errors import InvalidContentError
+
+    try:
+        shared = crypto_scalarmult(my_secret, their_public)
+    except (RuntimeError, TypeError, ValueError):
+        raise InvalidContentError(f"participant {b}'s mask public key is malformed or of small "
+                                  "order; no pairwise seed with it exists") from None
     return enc.pair_seed(chain_id=ctx.chain_id, rounds=ctx.rounds, round_id=ctx.round_id,
                          a=a, b=b, shared=shared)
 
@@ -272,13 +294,20 @@ def open_box(ctx: RoundContext, *, dealer: int, holder: int, box: bytes, holder_
     from nacl.exceptions import CryptoError
     from nacl.public import Box, PrivateKey, PublicKey
 
-    from .._errors import ConfigError
+    from .._errors import InvalidContentError
 
+    if not valid_public_key(dealer_enc_pk):
+        raise InvalidContentError(f"dealer {dealer}'s encryption key is malformed or of small order")
     try:
         plain = Box(PrivateKey(holder_enc.secret), PublicKey(dealer_enc_pk)).decrypt(box)
-    except CryptoError:
-        raise ConfigError(f"share box from dealer {dealer} does not decrypt for holder {holder}") from None
+    except (CryptoError, RuntimeError, TypeError, ValueError):
+        raise InvalidContentError(f"share box from dealer {dealer} does not decrypt for holder "
+                                  f"{holder}") from None
     want = _box_plaintext(ctx.round_id, dealer, holder, 0, 0)[:12]
     if len(plain) != 76 or plain[:12] != want:
-        raise ConfigError(f"share box from dealer {dealer} is not for round {ctx.round_id}, holder {holder}")
-    return int.from_bytes(plain[12:44], "big"), int.from_bytes(plain[44:76], "big")
+        raise InvalidContentError(f"share box from dealer {dealer} is not for round "
+                                  f"{ctx.round_id}, holder {holder}")
+    b_share, k_share = int.from_bytes(plain[12:44], "big"), int.from_bytes(plain[44:76], "big")
+    if not (b_share < enc.FIELD_P and k_share < enc.FIELD_P):
+        raise InvalidContentError(f"share box from dealer {dealer} holds a value outside the field")
+    return b_share, k_share

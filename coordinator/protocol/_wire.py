@@ -1,15 +1,42 @@
-"""Wire formats stored on IPFS, with one codec each (CBOR, canonical)."""
+"""Wire formats stored on IPFS, with one codec each (CBOR, canonical).
+
+Every ``from_bytes`` reads another party's bytes: it checks each field's
+type strictly (no coercion of strings, floats or booleans to integers) and
+raises :class:`InvalidContentError` — and nothing else — for anything that
+is not a well-formed value. ``max_bytes`` gives the largest encoding a round
+can need, the bound of the fetch (issue 11)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cbor2
 
-from .._errors import ConfigError
+from .._errors import InvalidContentError
 
 MAGIC_BUNDLE = "fedledger.share-bundle.v1"
 MAGIC_ADAPTER = "fedledger.adapter.v1"
+BOX_BYTES = 24 + 76 + 16  # NaCl Box: nonce, two 32-byte shares + 12-byte header, MAC
+
+
+def _uint(value: Any, what: str, below: int = 2**64) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < below:
+        raise ValueError(f"{what} must be an integer in [0, {below})")
+    return value
+
+
+def _bytes(value: Any, what: str) -> bytes:
+    if not isinstance(value, bytes):
+        raise ValueError(f"{what} must be a byte string")
+    return value
+
+
+def _map(data: bytes, magic: str) -> dict[Any, Any]:
+    d = cbor2.loads(data)
+    if not isinstance(d, dict) or d.get("magic") != magic:
+        raise ValueError("wrong magic")
+    return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,19 +55,51 @@ class ShareBundle:
                             "leaves": list(self.leaves),
                             "boxes": [[h, b] for h, b in self.boxes]}, canonical=True)
 
+    @staticmethod
+    def max_bytes(n: int) -> int:
+        """The largest encoding of a bundle in a round of ``n`` participants."""
+        return 256 + 2 * n * 35 + n * (BOX_BYTES + 16)
+
     @classmethod
     def from_bytes(cls, data: bytes) -> ShareBundle:
         try:
-            d = cbor2.loads(data)
-            if d.get("magic") != MAGIC_BUNDLE:
-                raise ValueError("wrong magic")
-            leaves = tuple(bytes(x) for x in d["leaves"])
-            if any(len(x) != 32 for x in leaves):
+            d = _map(data, MAGIC_BUNDLE)
+            leaves, boxes = d["leaves"], d["boxes"]
+            if not isinstance(leaves, list) or not isinstance(boxes, list):
+                raise ValueError("leaves and boxes must be arrays")
+            lv = tuple(_bytes(x, "a leaf") for x in leaves)
+            if any(len(x) != 32 for x in lv):
                 raise ValueError("leaves must be 32 bytes")
-            return cls(int(d["round"]), int(d["dealer"]), leaves,
-                       tuple((int(h), bytes(b)) for h, b in d["boxes"]))
-        except (cbor2.CBORDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"not a share bundle: {exc}") from None
+            bx = []
+            for item in boxes:
+                if not isinstance(item, list) or len(item) != 2:
+                    raise ValueError("a box entry must be [holder, box]")
+                bx.append((_uint(item[0], "a holder", 2**16), _bytes(item[1], "a box")))
+            return cls(_uint(d["round"], "round"), _uint(d["dealer"], "dealer", 2**16), lv,
+                       tuple(bx))
+        except InvalidContentError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure to decode hostile bytes
+            raise InvalidContentError(f"not a share bundle: {type(exc).__name__}: "
+                                      f"{str(exc)[:120]}") from None
+
+    def check(self, *, round_id: int, dealer: int, n: int) -> None:
+        """Refuse a bundle that is not this round's dealing by ``dealer``:
+        one 32-byte leaf per (holder, kind) of the round's ``n`` participants,
+        at most one box of the right size per holder index below ``n``."""
+        if self.round_id != round_id or self.dealer != dealer:
+            raise InvalidContentError(f"bundle says round {self.round_id}, dealer {self.dealer}; "
+                                      f"expected round {round_id}, dealer {dealer}")
+        if len(self.leaves) != 2 * n:
+            raise InvalidContentError(f"bundle of dealer {dealer} has {len(self.leaves)} share "
+                                      f"leaves; a round of {n} has {2 * n}")
+        holders = [h for h, _ in self.boxes]
+        if len(set(holders)) != len(holders) or any(h >= n for h in holders):
+            raise InvalidContentError(f"bundle of dealer {dealer} has repeated or out-of-range "
+                                      "holders")
+        if any(len(b) != BOX_BYTES for _, b in self.boxes):
+            raise InvalidContentError(f"bundle of dealer {dealer} has a box that is not "
+                                      f"{BOX_BYTES} bytes")
 
     def box_for(self, holder: int) -> bytes | None:
         for h, b in self.boxes:
@@ -63,15 +122,20 @@ class AdapterBlob:
         return cbor2.dumps({"magic": MAGIC_ADAPTER, "round": self.round_id,
                             "values": self.values, "aggregate": self.aggregate}, canonical=True)
 
+    @staticmethod
+    def max_bytes(vector_length: int, padded_length: int) -> int:
+        """The largest encoding of an adapter blob for a round's vector sizes."""
+        return 256 + 4 * vector_length + 4 * padded_length
+
     @classmethod
     def from_bytes(cls, data: bytes) -> AdapterBlob:
         try:
-            d = cbor2.loads(data)
-            if d.get("magic") != MAGIC_ADAPTER:
-                raise ValueError("wrong magic")
-            values = bytes(d["values"])
-            if len(values) % 4:
-                raise ValueError("values are not float32")
-            return cls(int(d["round"]), values, bytes(d.get("aggregate", b"")))
-        except (cbor2.CBORDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"not an adapter blob: {exc}") from None
+            d = _map(data, MAGIC_ADAPTER)
+            values = _bytes(d["values"], "values")
+            aggregate = _bytes(d.get("aggregate", b""), "aggregate")
+            if len(values) % 4 or len(aggregate) % 4:
+                raise ValueError("values are not float32, or the aggregate is not uint32")
+            return cls(_uint(d["round"], "round"), values, aggregate)
+        except Exception as exc:  # noqa: BLE001 - any failure to decode hostile bytes
+            raise InvalidContentError(f"not an adapter blob: {type(exc).__name__}: "
+                                      f"{str(exc)[:120]}") from None

@@ -179,6 +179,41 @@ def dagpb_links(node: bytes) -> list[CID]:
     return links
 
 
+def unixfs_filesize(node: bytes) -> int:
+    """The file size a dag-pb UnixFS file node declares (its ``filesize``),
+    read before any child is fetched. ValueError if it is not such a node."""
+    pos, data = 0, None
+    while pos < len(node):
+        key, pos = read_varint(node, pos)
+        if key & 7 != 2:
+            raise ValueError("unexpected wire type in dag-pb node")
+        n, pos = read_varint(node, pos)
+        if pos + n > len(node):
+            raise ValueError("truncated dag-pb field")
+        if key >> 3 == 1:
+            data = node[pos:pos + n]
+        pos += n
+    if data is None:
+        raise ValueError("dag-pb node without UnixFS data")
+    pos, kind, size = 0, None, None
+    while pos < len(data):
+        key, pos = read_varint(data, pos)
+        if key & 7 == 0:
+            value, pos = read_varint(data, pos)
+            if key >> 3 == 1:
+                kind = value
+            elif key >> 3 == 3:
+                size = value
+        elif key & 7 == 2:
+            n, pos = read_varint(data, pos)
+            pos += n
+        else:
+            raise ValueError("unexpected wire type in UnixFS data")
+    if kind != 2 or size is None:
+        raise ValueError("not a UnixFS file node with a size")
+    return size
+
+
 # -- the balanced layout -------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

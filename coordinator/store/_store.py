@@ -3,6 +3,11 @@
 Both name content exactly alike (:mod:`coordinator.store._cid`), so a round can
 move between them; both check every byte they hand back against its CID.
 
+Every ``cat`` is bounded (``max_bytes``, :data:`MAX_FETCH` when not given):
+the size a dag-pb root declares is checked before any child is read, and
+the bytes actually read stop at the bound — a small DAG that links one leaf
+many times (a "DAG bomb") is refused, not expanded into memory.
+
 Kubo is driven over HTTP (``POST /api/v0/...``) with httpx. ``ipfshttpclient``
 is unmaintained since 2021 and refuses current Kubo versions; see
 docs/decisions.md.
@@ -19,12 +24,14 @@ from typing import Any, Protocol
 
 import httpx
 
-from ._cid import CID, AddOptions, dagpb_links, layout, read_varint, varint, DAG_PB
-from .._errors import ConfigError, ContentMismatchError, IpfsError
+from ._cid import CID, AddOptions, dagpb_links, layout, read_varint, unixfs_filesize, varint, DAG_PB
+from .._errors import ConfigError, ContentMismatchError, ContentTooLargeError, IpfsError
 from ..ops._paths import KUBO_VERSION, kubo_binary, state_dir
 from ..ops._procs import ManagedProcess, atomic_write
 
 log = logging.getLogger("fedledger.store")
+
+MAX_FETCH = 256 * 2**20  # the bound of a fetch that names none (bytes)
 
 
 class ContentStore(Protocol):
@@ -33,12 +40,31 @@ class ContentStore(Protocol):
     opts: AddOptions
 
     def add(self, data: bytes) -> CID: ...
-    def cat(self, cid: CID) -> bytes: ...
+    def cat(self, cid: CID, *, max_bytes: int | None = None) -> bytes: ...
     def pin(self, cid: CID) -> None: ...
     def unpin(self, cid: CID) -> None: ...
     def has(self, cid: CID) -> bool: ...
     def export_car(self, cid: CID) -> bytes: ...
     def import_car(self, car: bytes) -> list[CID]: ...
+
+
+def _declared_size(cid: CID, root: bytes, cap: int) -> int:
+    """The size the root block says the content has; refused above ``cap``."""
+    if cid.codec == DAG_PB:
+        try:
+            size = unixfs_filesize(root)
+        except ValueError as exc:
+            raise ContentMismatchError(f"root block of {cid} is not a UnixFS file: {exc}") from None
+    else:
+        size = len(root)
+    if size > cap:
+        raise ContentTooLargeError(f"{cid} declares {size} bytes, more than the {cap} bytes "
+                                   "this fetch allows")
+    return size
+
+
+def _too_large(cid: CID, cap: int) -> ContentTooLargeError:
+    return ContentTooLargeError(f"{cid} expands beyond the {cap} bytes this fetch allows")
 
 
 def _verified(cid: CID, data: bytes, opts: AddOptions) -> bytes:
@@ -192,16 +218,35 @@ class EmbeddedStore:
         self.bytes_added += len(data)
         return root
 
-    def cat(self, cid: CID) -> bytes:
-        data = self._read(cid)
+    def cat(self, cid: CID, *, max_bytes: int | None = None) -> bytes:
+        data = self._read(cid, MAX_FETCH if max_bytes is None else max_bytes)
         self.bytes_read += len(data)
         return _verified(cid, data, self.opts)
 
-    def _read(self, cid: CID) -> bytes:
-        block = self._get(cid)
-        if cid.codec != DAG_PB:
-            return block
-        return b"".join(self._read(child) for child in dagpb_links(block))
+    def _read(self, cid: CID, cap: int) -> bytes:
+        """The file bytes under ``cid``, depth-first, never more than ``cap``
+        bytes nor more blocks than a file of ``cap`` bytes has."""
+        root = self._get(cid)
+        _declared_size(cid, root, cap)
+        budget = 2 * (cap // self.opts.chunk_size + 2) + 16
+        out = bytearray()
+        stack: list[CID] = [cid]
+        while stack:
+            c = stack.pop()
+            budget -= 1
+            if budget < 0:
+                raise _too_large(cid, cap)
+            block = root if c is cid else self._get(c)
+            if c.codec != DAG_PB:
+                out += block
+                if len(out) > cap:
+                    raise _too_large(cid, cap)
+                continue
+            try:
+                stack.extend(reversed(dagpb_links(block)))
+            except ValueError as exc:
+                raise ContentMismatchError(f"block {c} under {cid} is not dag-pb: {exc}") from None
+        return bytes(out)
 
     def has(self, cid: CID) -> bool:
         try:
@@ -276,9 +321,41 @@ class KuboClient:
         last = resp.text.strip().splitlines()[-1]
         return CID.parse(json.loads(last)["Hash"])
 
-    def cat(self, cid: CID) -> bytes:
-        data = self._post("cat", {"arg": str(cid)}).content
+    def cat(self, cid: CID, *, max_bytes: int | None = None) -> bytes:
+        """The verified bytes of ``cid``: the root block's declared size is
+        checked first, then ``cat`` is streamed and cut at the bound."""
+        cap = MAX_FETCH if max_bytes is None else max_bytes
+        root = self._stream("block/get", {"arg": str(cid)}, 2 * 2**20 + 1024)
+        if not cid.verify(root):
+            raise ContentMismatchError(f"block {cid} from Kubo does not match its hash")
+        _declared_size(cid, root, cap)
+        if cid.codec != DAG_PB:
+            return _verified(cid, root, self.opts)
+        data = self._stream("cat", {"arg": str(cid), "length": str(cap + 1)}, cap)
         return _verified(cid, data, self.opts)
+
+    def _stream(self, cmd: str, params: dict[str, Any], cap: int) -> bytes:
+        """A POST whose body is read in pieces and refused past ``cap`` bytes."""
+        params = {**params, "timeout": f"{int(self.timeout)}s"}
+        try:
+            with self._http.stream("POST", cmd, params=params) as resp:
+                if resp.status_code != 200:
+                    resp.read()
+                    try:
+                        msg = resp.json().get("Message", resp.text)
+                    except (json.JSONDecodeError, AttributeError):
+                        msg = resp.text
+                    raise IpfsError(f"Kubo {cmd} failed: {msg.strip()}")
+                out = bytearray()
+                for piece in resp.iter_bytes():
+                    out += piece
+                    if len(out) > cap:
+                        raise ContentTooLargeError(f"Kubo {cmd} {params.get('arg')} returned "
+                                                   f"more than the {cap} bytes allowed")
+                return bytes(out)
+        except httpx.TransportError as exc:
+            raise IpfsError(f"Kubo RPC API at {self.api} is unreachable ({type(exc).__name__})",
+                            hint="start it with `fedledger ipfs up` or pass --ipfs-api") from None
 
     def block_get(self, cid: CID) -> bytes:
         block = self._post("block/get", {"arg": str(cid)}).content
