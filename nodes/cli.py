@@ -311,7 +311,7 @@ def federation() -> None:
 
 @federation.command("up")
 @click.option("--peers", type=click.IntRange(2, 50), default=3, show_default=True)
-@click.option("--threshold", type=click.IntRange(1, 50), default=2, show_default=True)
+@click.option("--threshold", type=click.IntRange(2, 50), default=2, show_default=True)
 @click.option("--chain", "chain_kind", type=click.Choice(["anvil", "hardhat"]), default="anvil",
               show_default=True)
 @click.option("--encoder", type=click.Choice(["tiny", "minilm"]), default="tiny", show_default=True)

@@ -71,7 +71,7 @@ class Policy:
     commit_blocks: int = 40
     reveal_blocks: int = 20
     aggregate_blocks: int = 40
-    challenge_blocks: int = 5
+    challenge_blocks: int = 50  # MIN_CHALLENGE_BLOCKS: a public chain refuses less
     challenger_reward_bps: int = 5000
     bond: int = 10**17
 
@@ -84,6 +84,45 @@ class Policy:
         return (self.participants, self.threshold, self.keys_blocks, self.shares_blocks,
                 self.commit_blocks, self.reveal_blocks, self.aggregate_blocks,
                 self.challenge_blocks, self.challenger_reward_bps, self.bond)
+
+
+MIN_THRESHOLD = 2  # t = 1: every single share is the secret itself
+MIN_CHALLENGE_BLOCKS = 50  # ≈ 10 minutes at 12-s blocks for an auditor to verify and prove
+DEVELOPMENT_BACKENDS = frozenset({"embedded", "anvil", "hardhat"})
+DEVELOPMENT_CHAIN_IDS = frozenset({31337, 1337})
+
+
+def is_development(chain: Chain) -> bool:
+    """A chain we start ourselves, or one with a development chain id."""
+    return chain.backend in DEVELOPMENT_BACKENDS or chain.chain_id in DEVELOPMENT_CHAIN_IDS
+
+
+def check_policy(policy: Policy, *, development: bool) -> list[str]:
+    """Refuse a policy that voids the protocol's guarantees (docs/decisions.md,
+    "Policy minimums"): t < 2 always; t ≤ n/2 (no honest majority of holders
+    is needed to unmask one peer) or a challenge window under
+    MIN_CHALLENGE_BLOCKS blocks (an auditor cannot act in time) on a public
+    chain. On a development chain those two are warned about, loudly, and
+    returned."""
+    import warnings
+
+    if policy.threshold < MIN_THRESHOLD:
+        raise ConfigError(f"threshold t={policy.threshold} is below the minimum {MIN_THRESHOLD}: "
+                          "with t = 1 every share is the secret itself",
+                          hint=f"use a threshold of at least {MIN_THRESHOLD}")
+    weak = []
+    if 2 * policy.threshold <= policy.participants:
+        weak.append(f"threshold t={policy.threshold} of n={policy.participants} is not a "
+                    f"majority: {policy.threshold} colluding holders can unmask a peer (use "
+                    f"t ≥ {policy.participants // 2 + 1})")
+    if policy.challenge_blocks < MIN_CHALLENGE_BLOCKS:
+        weak.append(f"challenge window of {policy.challenge_blocks} blocks is too short for an "
+                    f"auditor to verify and prove a wrong result (use ≥ {MIN_CHALLENGE_BLOCKS})")
+    if weak and not development:
+        raise ConfigError("; ".join(weak))
+    for w in weak:
+        warnings.warn(f"development chain only: {w}", UserWarning, stacklevel=3)
+    return weak
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,7 +498,9 @@ def deploy_federation(chain: Chain, *, policy: Policy = Policy(),
                       min_stake: int = 10**17, leave_delay: int = 10,
                       initial_adapter_cid: bytes = bytes(32),
                       governor: Sender = 0) -> tuple[Federation, dict[str, Any]]:
-    """Deploy and wire PeerRegistry, PrivacyLedger, FedRounds and FraudProofs."""
+    """Deploy and wire PeerRegistry, PrivacyLedger, FedRounds and FraudProofs.
+    The policy is checked first (:func:`check_policy`)."""
+    check_policy(policy, development=is_development(chain))
     gov = chain.account(governor)
     gas: dict[str, int] = {}
     reg, r1 = chain.deploy("PeerRegistry", gov.address, min_stake, leave_delay, sender=gov)
