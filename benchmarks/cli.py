@@ -28,6 +28,43 @@ def bench() -> None:
     """Benchmarks. Each writes JSON under benchmarks/out/ (or --out)."""
 
 
+@bench.command("dp-rng")
+@click.option("--sizes", default="100000,1000000", show_default=True,
+              help="Comma-separated noise-tensor sizes (elements).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@json_option
+def dp_rng(sizes: str, out: Path | None, as_json: bool) -> None:
+    """Secret DP randomness: ChaCha20 Gaussian noise vs torch's Mersenne
+    Twister (Opacus' plain and secure-mode draws), and one local DP round
+    with secure_rng on and off, as ratios from the same run."""
+    from coordinator import ConfigError
+
+    from . import dp_rng as mod
+    from ._common import write_json
+
+    try:
+        ns = tuple(int(s) for s in sizes.split(","))
+    except ValueError:
+        raise ConfigError(f"--sizes {sizes!r} must be comma-separated integers") from None
+    if any(n < 1 or n > 50_000_000 for n in ns):
+        raise ConfigError("--sizes values must be between 1 and 50000000")
+    stderr.print("[dim]the Mersenne-Twister arms are baselines: their noise is predictable[/]")
+    with stderr.status("measuring DP noise generation"):
+        data = mod.run(sizes=ns)
+    path = write_json("dp_rng", data, out)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    for r in data["noise"]:
+        stdout.print(f"{r['elements']:>9,} elements: ChaCha20 ×4 {r['chacha20_x4_s']:.4f} s, "
+                     f"torch ×4 {r['torch_normal_x4_s']:.4f} s ({r['chacha20_vs_torch_x4']}x), "
+                     f"torch ×1 {r['torch_normal_s']:.4f} s")
+    rd = data["round"]
+    stdout.print(f"one local DP round: secure {rd['secure']['train_seconds']} s vs Mersenne "
+                 f"{rd['mersenne']['train_seconds']} s ({rd['secure_vs_mersenne']}x)")
+    stdout.print(f"written to {path}")
+
+
 @bench.command("chain-logs")
 @click.option("--blocks", default="25,50,100", show_default=True,
               help="Comma-separated chain lengths to measure.")

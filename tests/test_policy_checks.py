@@ -34,6 +34,16 @@ def test_short_windows_and_minority_thresholds_are_refused_on_public_chains() ->
     check_policy(Policy(), development=False)  # the default is deployable anywhere
 
 
+def test_majority_threshold_is_a_majority_of_every_neighbourhood() -> None:
+    from coordinator.chain._contracts import majority_threshold
+    from coordinator.protocol._secagg import degree
+
+    for n in range(3, 300):
+        t = majority_threshold(n)
+        assert 2 * t > degree(n, t) + 1, n  # t of the k + 1 holders is a majority
+        assert 2 * (t - 1) <= degree(n, t - 1) + 1, n  # and t − 1 is not
+
+
 def test_development_chains_warn_loudly_instead() -> None:
     with pytest.warns(UserWarning, match="development chain only: challenge window"):
         weak = check_policy(Policy(participants=4, threshold=3, challenge_blocks=2),

@@ -97,10 +97,20 @@ def is_development(chain: Chain) -> bool:
     return chain.backend in DEVELOPMENT_BACKENDS or chain.chain_id in DEVELOPMENT_CHAIN_IDS
 
 
+def majority_threshold(n: int) -> int:
+    """The least t that is a majority of a neighbourhood (a participant and
+    its k mask neighbours): with the complete graph (n ≤ 20) t > n/2; with
+    the sparse graph, k = max(2·bitlen(n − 1), 2(t − 1)) (the formula of
+    protocol._secagg.degree and MaskGraph.sol), so t ≥ bitlen(n − 1) + 1."""
+    if n <= 20:
+        return n // 2 + 1
+    return (n - 1).bit_length() + 1
+
+
 def check_policy(policy: Policy, *, development: bool) -> list[str]:
     """Refuse a policy that voids the protocol's guarantees (docs/decisions.md,
-    "Policy minimums"): t < 2 always; t ≤ n/2 (no honest majority of holders
-    is needed to unmask one peer) or a challenge window under
+    "Policy minimums"): t < 2 always; t below :func:`majority_threshold`
+    (no honest majority of holders is needed to unmask one peer) or a challenge window under
     MIN_CHALLENGE_BLOCKS blocks (an auditor cannot act in time) on a public
     chain. On a development chain those two are warned about, loudly, and
     returned."""
@@ -111,10 +121,11 @@ def check_policy(policy: Policy, *, development: bool) -> list[str]:
                           "with t = 1 every share is the secret itself",
                           hint=f"use a threshold of at least {MIN_THRESHOLD}")
     weak = []
-    if 2 * policy.threshold <= policy.participants:
+    least = majority_threshold(policy.participants)
+    if policy.threshold < least:
         weak.append(f"threshold t={policy.threshold} of n={policy.participants} is not a "
-                    f"majority: {policy.threshold} colluding holders can unmask a peer (use "
-                    f"t ≥ {policy.participants // 2 + 1})")
+                    f"majority of a neighbourhood: a minority of holders can unmask a peer "
+                    f"(use t ≥ {least})")
     if policy.challenge_blocks < MIN_CHALLENGE_BLOCKS:
         weak.append(f"challenge window of {policy.challenge_blocks} blocks is too short for an "
                     f"auditor to verify and prove a wrong result (use ≥ {MIN_CHALLENGE_BLOCKS})")
