@@ -107,6 +107,15 @@ def test_a_bundle_that_is_not_cbor_is_skipped_and_the_aggregator_fails_cleanly(
         # unmasked, and says so (exit 7), instead of crashing.
         with pytest.raises(AggregationError, match=f"participant {h}"):
             aggregate(collect(fed, r), store)
+        # The driver (an aggregator) goes on: the round fails at its deadline.
+        _drive(fed, driver, honest, r)
+        assert "cannot be aggregated" in (driver.tick() or "")
+        for _ in range(20):
+            if fed.round_info(r).phase == Phase.FAILED:
+                break
+            fed.chain.mine(2)
+            driver.tick()
+        assert fed.round_info(r).phase == Phase.FAILED
 
 
 def test_a_one_leaf_share_tree_is_refused_not_an_index_error() -> None:

@@ -19,7 +19,7 @@ from .. import _encoding as enc
 from ._agent import Aggregator
 from ._aggregate import Aggregate, load_adapter
 from ..chain._contracts import Federation, Phase
-from .._errors import ConfigError, ContractRevertError
+from .._errors import AggregationError, ConfigError, ContractRevertError
 from ..store._store import ContentStore
 
 log = logging.getLogger("fedledger.driver")
@@ -42,6 +42,7 @@ class RoundDriver:
     opened: list[int] = field(default_factory=list)
     results: dict[int, Aggregate] = field(default_factory=dict)
     gas: dict[int, int] = field(default_factory=dict)
+    unaggregatable: dict[int, str] = field(default_factory=dict)  # round -> why
 
     def __post_init__(self) -> None:
         if self.vector_length < 1:
@@ -97,7 +98,18 @@ class RoundDriver:
             if block > info.deadline:  # nobody posted in time: the round fails
                 self.fed.advance(r)
                 return f"round {r}: no result in time"
-            self.aggregate(r)
+            if r in self.unaggregatable:
+                if self.mine:
+                    self.fed.chain.mine(1)
+                return None
+            try:
+                self.aggregate(r)
+            except AggregationError as exc:
+                # Another party's data makes the round impossible to unmask: let
+                # it fail at its deadline and go on with the next one.
+                self.unaggregatable[r] = str(exc)
+                log.warning("round %d cannot be aggregated: %s", r, exc)
+                return f"round {r}: cannot be aggregated ({exc})"
             return f"round {r}: result posted"
         if info.phase == Phase.CHALLENGE:
             if block > info.deadline:
