@@ -92,3 +92,14 @@ def test_node_run_refuses_predictable_dp_randomness(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "predictable" in lines[0] and "--insecure-dp-rng" in lines[0]
+
+
+def test_insecure_dp_rng_flag_is_accepted_with_a_visible_note(tmp_path: Path) -> None:
+    cfg = tmp_path / "peer.toml"
+    cfg.write_text("[train]\nsecure_rng = false\n")  # no passphrase: the next check fails
+    proc = subprocess.run([sys.executable, "-m", "coordinator.cli", "node", "run", "--config",
+                           str(cfg), "--insecure-dp-rng"], capture_output=True, text=True,
+                          timeout=120, env={k: v for k, v in __import__("os").environ.items()
+                                            if k != "FEDLEDGER_PASSPHRASE"})
+    assert "INSECURE" in proc.stderr and "predictable" not in proc.stderr
+    assert proc.returncode == 2 and "passphrase" in proc.stderr.splitlines()[-1]
