@@ -253,3 +253,103 @@ def test_local_mode_still_charges_at_commit(embedded_chain: Chain) -> None:
     conv = conversion_constants(fed.delta())
     assert fed.epsilon_micro(sim.peers[1].address) == epsilon_micro(cfg.rdp_micro, conv)
     assert fed.epsilon_micro(sim.peers[0].address) == 0
+
+
+# -- auditors ------------------------------------------------------------------------
+
+def test_auditor_recomputes_distributed_charges_with_two_accountants(embedded_chain: Chain) -> None:
+    from ledger_tools._inspect import build_log
+    from ledger_tools._verify import verify_budgets
+
+    cfg = _cfg(nz.DPMode.DISTRIBUTED_USER, k=1, floor_m=2, config_id=6)
+    fed = _federation(embedded_chain, cfg)
+    sim = _sim(fed, cfg)
+    sim.keys()
+    sim.shares()
+    sim.commit(drop={2})
+    sim.run_to(Phase.REVEAL)
+    log = build_log(fed)
+    assert log["distributed_configs"][6]["k"] == 1
+    verdicts = verify_budgets(fed, log)
+    assert verdicts and all(v.ok for v in verdicts), [v for v in verdicts if not v.ok]
+    checks = {v.check for v in verdicts}
+    assert "dp-accounting ε (independent accountant) never above the ledger's" in checks
+    assert any("Skellam" in c for c in checks)
+    # A governor that registers vectors for less noise than it declares is flagged.
+    bad = nz.DistributedConfig(7, cfg.mode, cfg.q, cfg.mu * 4, cfg.delta2, cfg.delta1, cfg.k,
+                               cfg.floor_m, cfg.rdp_by_m)
+    fed.register_distributed_config(bad)
+    fails = [v for v in verify_budgets(fed, build_log(fed)) if not v.ok]
+    assert [v.scope for v in fails] == ["config 7"]
+    # A log whose charge names a round below the floor is flagged, not trusted.
+    log = build_log(fed)
+    for r in log["rounds"]:
+        r["U3"] = r["U3"][:2]
+    fails = [v for v in verify_budgets(fed, log) if not v.ok]
+    assert any(v.check == "distributed charges respect the noise floor" for v in fails)
+
+
+# -- end to end: peers, training, noise shares, aggregation, on the embedded chain ----------
+
+@pytest.mark.parametrize("mode", [nz.DPMode.DISTRIBUTED_RECORD, nz.DPMode.DISTRIBUTED_USER])
+def test_federation_in_distributed_mode_end_to_end(tmp_path, mode: nz.DPMode) -> None:  # type: ignore[no-untyped-def]
+    from coordinator import connect
+    from coordinator.chain._contracts import LedgerPolicy, deploy_federation
+    from coordinator.protocol._aggregate import load_adapter
+    from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter
+    from coordinator.store._store import EmbeddedStore
+    from nodes._data import partition
+    from nodes._model import ModelConfig, build_model, get_flat
+    from nodes._peer import ModelLearner, PeerNode
+    from nodes._state import PeerState
+    from nodes._train import TrainConfig
+
+    n, stake = 4, 10**17
+    chain = connect("embedded")
+    chain.ensure_accounts(n + 2)
+    store = EmbeddedStore()
+    model = build_model(ModelConfig(encoder="tiny", seed=0))
+    start = get_flat(model)
+    pol = Policy(participants=n, threshold=3, keys_blocks=8, shares_blocks=8, commit_blocks=8,
+                 reveal_blocks=8, aggregate_blocks=8, challenge_blocks=1, bond=stake)
+    with chain:
+        fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=50),
+                                   initial_adapter_cid=initial_adapter(store, start))
+        q = 0.5 if mode == nz.DPMode.DISTRIBUTED_RECORD else 1.0
+        cfg = nz.distributed_config(config_id=2, mode=mode, q=q, clip=0.05, frac_bits=16,
+                                    dim=len(start), sigma=1.0, k=1, floor_m=2, max_m=6)
+        fed.register_distributed_config(cfg)
+        for i in range(1, n + 1):
+            fed.register(sender=i, stake=stake)
+        parts = partition(n, examples_per_peer=20, seed=1)
+        nodes = [PeerNode(fed, store, chain.account(i + 1).address,
+                          PeerState(tmp_path / f"p{i}.sqlite", b"pass"),
+                          ModelLearner(model, parts[i].train, TrainConfig(lr=1e-2, epochs=1)))
+                 for i in range(n)]
+        driver = RoundDriver(fed, store, aggregator=chain.account(1).address, dp_config=2,
+                             vector_length=len(start), rounds=2)
+        adapters = [start]
+        for _ in range(2):
+            r = int(driver.tick().split()[-1])
+            while fed.round_info(r).phase in WAITING:
+                phase = fed.round_info(r).phase
+                for nd in nodes[:3] if r == 2 else nodes:  # one peer drops out in round 2
+                    nd.step(r)
+                if fed.round_info(r).phase == phase:
+                    info = fed.round_info(r)
+                    chain.mine(max(1, info.deadline - chain.block_number + 1))
+                    driver.tick()
+            assert driver.tick() == f"round {r}: result posted"
+            chain.mine(pol.challenge_blocks + 1)
+            assert driver.tick() == f"round {r}: finalized"
+            assert fed.round_info(r).phase == Phase.FINAL, fed.round_info(r)
+            adapters.append(load_adapter(store, fed.global_adapter_cid()))
+        # The adapter moved, by about the noise the sum carries, not by a wrapped sum.
+        step = np.abs(adapters[1] - adapters[0]).max()
+        assert 0 < step < 1.0
+        # Every survivor was charged from its round's chain-fixed |U3| and k.
+        for nd in nodes[:3]:
+            want = nz.ledger_epsilon(cfg, [4, 3], fed.delta())
+            assert fed.epsilon(nd.address) == pytest.approx(want, abs=1e-6)
+        assert fed.epsilon(nodes[3].address) == pytest.approx(nz.ledger_epsilon(cfg, [4], fed.delta()),
+                                                              abs=1e-6)

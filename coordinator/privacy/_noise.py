@@ -83,7 +83,8 @@ def add_share(q: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """Add an integer noise share to a quantized uint32 vector, mod 2^32."""
     if q.shape != noise.shape:
         raise ConfigError(f"noise length {noise.shape} does not match update {q.shape}")
-    return ((q.astype(np.int64) + noise) % MODULUS).astype(np.uint32)
+    out: np.ndarray = ((q.astype(np.int64) + noise) % MODULUS).astype(np.uint32)
+    return out
 
 
 def wrap_log_probability(*, mu_total: float, signal_bound: float, dim: int,
