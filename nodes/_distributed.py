@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from coordinator import ConfigError
-from coordinator.privacy._noise import DistributedConfig, DPMode
+from coordinator.privacy._noise import DistributedConfig, DPMode, recompute
 
 if TYPE_CHECKING:
     from ._data import Examples
@@ -44,6 +44,19 @@ def clip_of(cfg: DistributedConfig, *, frac_bits: int, dim: int) -> float:
         raise ConfigError(f"distributed configuration {cfg.config_id} has Δ2={cfg.delta2}, too "
                           f"small for {dim} values at {frac_bits} fractional bits")
     return c
+
+
+def check_config(cfg: DistributedConfig, *, dim: int) -> None:
+    """Refuse a governor's configuration whose registered vectors understate
+    the RDP of its own (q, μ, Δ2, Δ1), or whose Δ1 is below √d·Δ2: a peer
+    contributes only to rounds accounted for what it actually releases."""
+    need = math.ceil(math.sqrt(dim) * cfg.delta2)
+    if cfg.delta1 < need:
+        raise ConfigError(f"distributed configuration {cfg.config_id} declares Δ1={cfg.delta1}, "
+                          f"below √d·Δ2 = {need} for {dim} values; not contributing")
+    if recompute(cfg) != cfg.rdp_by_m:
+        raise ConfigError(f"distributed configuration {cfg.config_id}'s registered RDP vectors "
+                          "are not those of its (q, μ, Δ2, Δ1); not contributing")
 
 
 def clip_l2(v: np.ndarray, bound: float) -> np.ndarray:

@@ -34,7 +34,7 @@ from coordinator.privacy._noise import DistributedConfig, DPMode, add_share, noi
 from coordinator.privacy._privacy import DPConfig
 from coordinator.store._store import ContentStore
 
-from ._distributed import clip_of
+from ._distributed import check_config, clip_of
 from ._state import PeerState
 
 if TYPE_CHECKING:
@@ -250,6 +250,7 @@ class PeerNode:
         before anything is posted, so a restart commits the same vector."""
         dcfg = self.fed.distributed_config(info.dp_config)
         start = self._global(round_id)
+        check_config(dcfg, dim=len(start))
         clip = clip_of(dcfg, frac_bits=info.frac_bits, dim=len(start))
         t0 = time.perf_counter()
         v, weight, metrics = self.learner.distributed(start, dcfg, clip=clip)

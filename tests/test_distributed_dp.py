@@ -353,3 +353,24 @@ def test_federation_in_distributed_mode_end_to_end(tmp_path, mode: nz.DPMode) ->
             assert fed.epsilon(nd.address) == pytest.approx(want, abs=1e-6)
         assert fed.epsilon(nodes[3].address) == pytest.approx(nz.ledger_epsilon(cfg, [4], fed.delta()),
                                                               abs=1e-6)
+
+
+def test_peer_refuses_a_configuration_that_understates_its_privacy_cost() -> None:
+    from nodes._distributed import check_config, clip_of
+
+    cfg = _cfg(nz.DPMode.DISTRIBUTED_RECORD, q=0.05, dim=300)
+    check_config(cfg, dim=300)
+    assert clip_of(cfg, frac_bits=12, dim=300) <= 1.0
+    # Vectors computed for 4x the declared noise: the ledger would under-charge.
+    lying = nz.distributed_config(config_id=5, mode=cfg.mode, q=cfg.q, clip=1.0, frac_bits=12,
+                                  dim=300, sigma=2.0, k=cfg.k, floor_m=cfg.floor_m,
+                                  max_m=cfg.max_m)
+    forged = nz.DistributedConfig(5, cfg.mode, cfg.q, cfg.mu, cfg.delta2, cfg.delta1, cfg.k,
+                                  cfg.floor_m, lying.rdp_by_m)
+    with pytest.raises(ConfigError, match="not those of"):
+        check_config(forged, dim=300)
+    # An L1 sensitivity too small for the vector length hides the ξ term.
+    small_l1 = nz.DistributedConfig(5, cfg.mode, cfg.q, cfg.mu, cfg.delta2, 0, cfg.k,
+                                    cfg.floor_m, cfg.rdp_by_m)
+    with pytest.raises(ConfigError, match="Δ1"):
+        check_config(small_l1, dim=300)
