@@ -125,3 +125,94 @@ def run(*, rounds: int = 5, peers: int = 5, dim: int = 4096, steps: int = 200) -
         "noise_throughput": _throughput(dim),
         "accounting": _accounting(steps, peers, dim, 1e-5),
     }
+
+
+# -- a pluggable arm for `bench compare` (part A owns compare.py) --------------------
+
+#: Arm names for benchmarks/compare.py.
+ARMS = {"fedledger-distributed-record": nz.DPMode.DISTRIBUTED_RECORD,
+        "fedledger-distributed-user": nz.DPMode.DISTRIBUTED_USER}
+
+
+def run_federation(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: int, threshold: int,
+                   lr: float, clip: float, sigma: float, k: int, floor_m: int, q: float = 1.0,
+                   delta: float = 1e-5, epsilon_cap: float = 50.0, frac_bits: int = 16,
+                   epochs: int = 1, drop_last_peer_from_round: int | None = None,
+                   workdir: Any = None) -> dict[str, Any]:
+    """A whole federation in a distributed DP mode, in process (embedded
+    chain and store, real peers with the model, secure aggregation, the
+    on-chain ledger): returns the final adapter, the ledger's ε, and cost.
+    ``parts`` are the peers' data partitions (``.train``), as in compare.py.
+    Record level: each round is one DP-SGD step (sampling rate ``q``);
+    user level: ``q`` must be 1 and each round is one local training pass."""
+    import secrets
+    import tempfile
+    from pathlib import Path
+
+    from coordinator import connect
+    from coordinator.chain._contracts import LedgerPolicy, Policy, deploy_federation
+    from coordinator.protocol._aggregate import load_adapter
+    from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter
+    from coordinator.store._store import EmbeddedStore
+    from nodes._model import get_flat
+    from nodes._peer import ModelLearner, PeerNode
+    from nodes._state import PeerState
+    from nodes._train import TrainConfig
+
+    n, stake = len(parts), 10**17
+    start = get_flat(model)
+    chain = connect("embedded")
+    chain.ensure_accounts(n + 2)
+    store = EmbeddedStore()
+    pol = Policy(participants=n, threshold=threshold, keys_blocks=8, shares_blocks=8,
+                 commit_blocks=8, reveal_blocks=8, aggregate_blocks=8, challenge_blocks=1,
+                 bond=stake)
+    with chain, tempfile.TemporaryDirectory(prefix="fedledger-dist-") as tmp:
+        work = Path(workdir or tmp)
+        fed, _ = deploy_federation(chain, policy=pol,
+                                   ledger_policy=LedgerPolicy(epsilon_cap=epsilon_cap, delta=delta),
+                                   initial_adapter_cid=initial_adapter(store, start))
+        cfg = nz.distributed_config(config_id=2, mode=mode, q=q, clip=clip, frac_bits=frac_bits,
+                                    dim=len(start), sigma=sigma, k=k, floor_m=floor_m,
+                                    max_m=max(floor_m, n))
+        fed.register_distributed_config(cfg)
+        for i in range(1, n + 1):
+            fed.register(sender=i, stake=stake)
+        nodes = [PeerNode(fed, store, chain.account(i + 1).address,
+                          PeerState(work / f"p{i}.sqlite", secrets.token_bytes(32)),
+                          ModelLearner(model, parts[i].train, TrainConfig(lr=lr, epochs=epochs)))
+                 for i in range(n)]
+        driver = RoundDriver(fed, store, aggregator=chain.account(1).address, dp_config=2,
+                             vector_length=len(start), frac_bits=frac_bits, rounds=rounds)
+        survivors, seconds, gas = [], [], []
+        for _ in range(rounds):
+            t0, lo = time.perf_counter(), chain.block_number + 1
+            r = int(str(driver.tick()).split()[-1])
+            active = nodes[:-1] if (drop_last_peer_from_round is not None
+                                    and r >= drop_last_peer_from_round) else nodes
+            while fed.round_info(r).phase in WAITING:
+                phase = fed.round_info(r).phase
+                for nd in active:
+                    nd.step(r)
+                if fed.round_info(r).phase == phase:
+                    info = fed.round_info(r)
+                    chain.mine(max(1, info.deadline - chain.block_number + 1))
+                    driver.tick()
+            info = fed.round_info(r)
+            if info.phase == Phase.AGGREGATE:
+                driver.tick()
+                chain.mine(pol.challenge_blocks + 1)
+                driver.tick()
+            survivors.append(fed.round_info(r).n_commits)
+            seconds.append(time.perf_counter() - t0)
+            gas.append(_gas(chain, lo, chain.block_number))
+        final = load_adapter(store, fed.global_adapter_cid())
+        eps = max(fed.epsilon(nd.address) for nd in nodes)
+        phases = [fed.round_info(r).phase.name for r in range(1, rounds + 1)]
+        return {"final": final, "start": start, "config": cfg, "epsilon": eps,
+                "epsilon_per_peer": [fed.epsilon(nd.address) for nd in nodes],
+                "survivors": survivors,
+                "phases": phases, "seconds_per_round": float(np.mean(seconds)),
+                "gas_per_round": float(np.mean(gas)),
+                "epsilon_dp_accounting": nz.dp_accounting_epsilon(cfg, survivors, delta),
+                "epsilon_opacus_gaussian": nz.opacus_gaussian_epsilon(cfg, survivors, delta)}

@@ -15,8 +15,9 @@ mechanism the ledger accounts for.
   whole adapter delta to L2 norm ``clip`` and contributes it with weight 1, so
   the aggregate is the mean of clipped deltas.
 
-``clip`` comes from the on-chain configuration: Δ2 = ⌈clip·2^f + √d⌉, so a
-peer recovers clip = (Δ2 − √d)/2^f, at most what was registered.
+``clip`` comes from the on-chain configuration: a peer uses
+clip = (Δ2 − √d)/2^f, the largest clip whose sensitivity clip·2^f + √d is
+the registered Δ2 (a hair above the governor's clip, by < 2^-f).
 """
 
 from __future__ import annotations

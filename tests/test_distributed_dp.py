@@ -293,66 +293,28 @@ def test_auditor_recomputes_distributed_charges_with_two_accountants(embedded_ch
 
 @pytest.mark.parametrize("mode", [nz.DPMode.DISTRIBUTED_RECORD, nz.DPMode.DISTRIBUTED_USER])
 def test_federation_in_distributed_mode_end_to_end(tmp_path, mode: nz.DPMode) -> None:  # type: ignore[no-untyped-def]
-    from coordinator import connect
-    from coordinator.chain._contracts import LedgerPolicy, deploy_federation
-    from coordinator.protocol._aggregate import load_adapter
-    from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter
-    from coordinator.store._store import EmbeddedStore
+    """Tiny encoder, 4 peers, 2 rounds, one peer drops out of round 2: real
+    peers train, add Skellam shares at commit, secure aggregation unmasks, the
+    ledger charges every survivor from |U3| and k."""
+    from benchmarks.distributed import run_federation
     from nodes._data import partition
-    from nodes._model import ModelConfig, build_model, get_flat
-    from nodes._peer import ModelLearner, PeerNode
-    from nodes._state import PeerState
-    from nodes._train import TrainConfig
+    from nodes._model import ModelConfig, build_model
 
-    n, stake = 4, 10**17
-    chain = connect("embedded")
-    chain.ensure_accounts(n + 2)
-    store = EmbeddedStore()
     model = build_model(ModelConfig(encoder="tiny", seed=0))
-    start = get_flat(model)
-    pol = Policy(participants=n, threshold=3, keys_blocks=8, shares_blocks=8, commit_blocks=8,
-                 reveal_blocks=8, aggregate_blocks=8, challenge_blocks=1, bond=stake)
-    with chain:
-        fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=50),
-                                   initial_adapter_cid=initial_adapter(store, start))
-        q = 0.5 if mode == nz.DPMode.DISTRIBUTED_RECORD else 1.0
-        cfg = nz.distributed_config(config_id=2, mode=mode, q=q, clip=0.05, frac_bits=16,
-                                    dim=len(start), sigma=1.0, k=1, floor_m=2, max_m=6)
-        fed.register_distributed_config(cfg)
-        for i in range(1, n + 1):
-            fed.register(sender=i, stake=stake)
-        parts = partition(n, examples_per_peer=20, seed=1)
-        nodes = [PeerNode(fed, store, chain.account(i + 1).address,
-                          PeerState(tmp_path / f"p{i}.sqlite", b"pass"),
-                          ModelLearner(model, parts[i].train, TrainConfig(lr=1e-2, epochs=1)))
-                 for i in range(n)]
-        driver = RoundDriver(fed, store, aggregator=chain.account(1).address, dp_config=2,
-                             vector_length=len(start), rounds=2)
-        adapters = [start]
-        for _ in range(2):
-            r = int(driver.tick().split()[-1])
-            while fed.round_info(r).phase in WAITING:
-                phase = fed.round_info(r).phase
-                for nd in nodes[:3] if r == 2 else nodes:  # one peer drops out in round 2
-                    nd.step(r)
-                if fed.round_info(r).phase == phase:
-                    info = fed.round_info(r)
-                    chain.mine(max(1, info.deadline - chain.block_number + 1))
-                    driver.tick()
-            assert driver.tick() == f"round {r}: result posted"
-            chain.mine(pol.challenge_blocks + 1)
-            assert driver.tick() == f"round {r}: finalized"
-            assert fed.round_info(r).phase == Phase.FINAL, fed.round_info(r)
-            adapters.append(load_adapter(store, fed.global_adapter_cid()))
-        # The adapter moved, by about the noise the sum carries, not by a wrapped sum.
-        step = np.abs(adapters[1] - adapters[0]).max()
-        assert 0 < step < 1.0
-        # Every survivor was charged from its round's chain-fixed |U3| and k.
-        for nd in nodes[:3]:
-            want = nz.ledger_epsilon(cfg, [4, 3], fed.delta())
-            assert fed.epsilon(nd.address) == pytest.approx(want, abs=1e-6)
-        assert fed.epsilon(nodes[3].address) == pytest.approx(nz.ledger_epsilon(cfg, [4], fed.delta()),
-                                                              abs=1e-6)
+    parts = partition(4, examples_per_peer=20, seed=1)
+    res = run_federation(mode=mode, model=model, parts=parts, rounds=2, threshold=3, lr=1e-2,
+                         clip=0.05, sigma=1.0, k=1, floor_m=2,
+                         q=0.5 if mode == nz.DPMode.DISTRIBUTED_RECORD else 1.0,
+                         drop_last_peer_from_round=2, workdir=tmp_path)
+    assert res["phases"] == ["FINAL", "FINAL"] and res["survivors"] == [4, 3]
+    # The adapter moved, by about the noise the sum carries, not by a wrapped sum.
+    step = np.abs(res["final"] - res["start"]).max()
+    assert 0 < step < 1.0
+    cfg = res["config"]
+    both, first = nz.ledger_epsilon(cfg, [4, 3], 1e-5), nz.ledger_epsilon(cfg, [4], 1e-5)
+    assert res["epsilon_per_peer"] == pytest.approx([both, both, both, first], abs=1e-6)
+    assert res["epsilon"] >= res["epsilon_opacus_gaussian"]
+    assert res["epsilon"] >= res["epsilon_dp_accounting"] - 1e-6
 
 
 def test_peer_refuses_a_configuration_that_understates_its_privacy_cost() -> None:
@@ -360,7 +322,9 @@ def test_peer_refuses_a_configuration_that_understates_its_privacy_cost() -> Non
 
     cfg = _cfg(nz.DPMode.DISTRIBUTED_RECORD, q=0.05, dim=300)
     check_config(cfg, dim=300)
-    assert clip_of(cfg, frac_bits=12, dim=300) <= 1.0
+    # The recovered clip is the largest the registered Δ2 accounts for.
+    c = clip_of(cfg, frac_bits=12, dim=300)
+    assert c * 2**12 + math.sqrt(300) <= cfg.delta2 + 1e-6 and c == pytest.approx(1.0, abs=2**-12)
     # Vectors computed for 4x the declared noise: the ledger would under-charge.
     lying = nz.distributed_config(config_id=5, mode=cfg.mode, q=cfg.q, clip=1.0, frac_bits=12,
                                   dim=300, sigma=2.0, k=cfg.k, floor_m=cfg.floor_m,
