@@ -268,6 +268,11 @@ def test_auditor_recomputes_distributed_charges_with_two_accountants(embedded_ch
     sim.shares()
     sim.commit(drop={2})
     sim.run_to(Phase.REVEAL)
+    # The on-chain charge for the round equals the independent accountant's
+    # for its |U3| and k (user level: the Skellam zCDP pair), up to micro-units.
+    for u in sim.u3:
+        assert fed.epsilon(sim.peers[u].address) == pytest.approx(
+            nz.dp_accounting_epsilon(cfg, [len(sim.u3)], fed.delta()), abs=2e-5)
     log = build_log(fed)
     assert log["distributed_configs"][6]["k"] == 1
     verdicts = verify_budgets(fed, log)
