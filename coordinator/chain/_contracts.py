@@ -189,6 +189,7 @@ class Federation:
         self.governor = chain.account(governor) if chain.accounts else None  # None: read-only
         self.deploy_block = deploy_block
         self._configs: dict[int, DPConfig] = {}
+        self._distributed: dict[int, DistributedConfig] = {}
         self._event_cache: dict[str, tuple[list[Event], int, int]] = {}
         self.registry = chain.contract("PeerRegistry", addresses["PeerRegistry"])
         self.ledger = chain.contract("PrivacyLedger", addresses["PrivacyLedger"])
@@ -253,16 +254,20 @@ class Federation:
         return bool(self.chain.call(self.ledger.functions.noiseFloorMet(config_id, survivors)))
 
     def distributed_config(self, config_id: int) -> DistributedConfig:
-        """A registered distributed configuration, read back from its event."""
-        for ev in self.all_events("PrivacyLedger", self.deploy_block):
-            if ev.name != "DistributedConfigRegistered" or int(ev.args["id"]) != config_id:
-                continue
-            a = ev.args
-            return DistributedConfig(
-                config_id, DPMode(int(a["mode"])), int(a["qPpm"]) / 1e6, int(a["mu"]),
-                int(a["delta2"]), int(a["delta1"]), int(a["k"]), int(a["floorM"]),
-                tuple(tuple(int(x) for x in v) for v in a["rdpMicro"]))
-        raise ConfigError(f"distributed DP configuration {config_id} is not registered on-chain")
+        """A registered distributed configuration, read back from its event (cached:
+        a configuration id is registered once)."""
+        if config_id not in self._distributed:
+            for ev in self.all_events("PrivacyLedger", self.deploy_block):
+                if ev.name != "DistributedConfigRegistered":
+                    continue
+                a = ev.args
+                self._distributed[int(a["id"])] = DistributedConfig(
+                    int(a["id"]), DPMode(int(a["mode"])), int(a["qPpm"]) / 1e6, int(a["mu"]),
+                    int(a["delta2"]), int(a["delta1"]), int(a["k"]), int(a["floorM"]),
+                    tuple(tuple(int(x) for x in v) for v in a["rdpMicro"]))
+        if config_id not in self._distributed:
+            raise ConfigError(f"distributed DP configuration {config_id} is not registered on-chain")
+        return self._distributed[config_id]
 
     def dp_config(self, config_id: int) -> DPConfig:
         """A registered DP configuration, read back from its event (cached)."""
