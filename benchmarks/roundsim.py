@@ -23,6 +23,7 @@ from coordinator.chain._contracts import (
     ShareProof,
     deploy_federation,
 )
+from coordinator.privacy._noise import add_share, noise_rng, skellam_share
 from coordinator.privacy._privacy import DPConfig, dp_config
 
 STAKE = 10**17
@@ -41,6 +42,7 @@ class PeerState:
     cid_digest: bytes = b""
     chunks_root: bytes = b""
     weight: int = 0
+    signal: np.ndarray | None = None  # x before a distributed-DP noise share
 
 
 def setup_federation(chain: Chain, *, peers: int = 5, policy: Policy | None = None,
@@ -100,12 +102,17 @@ class RoundSim:
             self.fed.post_shares(self.round_id, bundle, p.dealt.root, sender=p.address)
             self.u2.append(i)
 
-    def commit(self, drop: set[int] = frozenset()) -> None:
+    def commit(self, drop: set[int] = frozenset(), *, noise_mu: float = 0.0) -> None:
+        """``noise_mu`` > 0: each committer adds a Skellam(μ) share from the OS CSPRNG."""
         for i in self.u2:
             if i in drop:
                 continue
             p = self.peers[i]
             p.x = self.rng.integers(0, 2**20, self.ctx.vector_length, dtype=np.uint32)
+            p.signal = p.x
+            if noise_mu > 0:
+                p.x = add_share(p.x, skellam_share(mu=noise_mu, size=self.ctx.vector_length,
+                                                   rng=noise_rng()))
             pairs = {v: sa.pair_seed(self.ctx, i, v, p.mask.secret, self.peers[v].mask.public)
                      for v in self.graph.neighbours(i, self.u2)}
             p.y = sa.mask(self.ctx, p.x, index=i, self_seed=p.seed, pair_seeds=pairs)

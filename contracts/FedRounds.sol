@@ -179,9 +179,11 @@ contract FedRounds is IFedRounds {
         _status[round][msg.sender] = (st & LOW) | F_COMMITTED | (uint256(c) & ~LOW);
         r.weightSum += weight;
         emit UpdateCommitted(round, msg.sender, cidDigest, chunksRoot, weight, dpConfig, c);
+        bool local = ledger.modeOf(dpConfig) == IPrivacyLedger.DPMode.Local;
         if (++r.nCommits == r.nShares) _advance(round, r);
         // Interaction last: reverts the whole commit if the budget is exhausted.
-        ledger.charge(msg.sender, round, dpConfig);
+        // Distributed modes charge every survivor once U3 is fixed (_advance).
+        if (local) ledger.charge(msg.sender, round, dpConfig);
     }
 
     /// @inheritdoc IFedRounds
@@ -355,6 +357,7 @@ contract FedRounds is IFedRounds {
             _enterPhase(round, r, Phase.Commit, _policy.commitBlocks);
         } else if (ph == Phase.Commit) {
             if (r.nCommits < t) return _fail(round, r, FailReason.InsufficientCommits);
+            if (!_chargeSurvivors(round, r)) return _fail(round, r, FailReason.NoiseBelowFloor);
             _enterPhase(round, r, Phase.Reveal, _policy.revealBlocks);
         } else if (ph == Phase.Reveal) {
             if (r.nReveals < t) return _fail(round, r, FailReason.InsufficientReveals);
@@ -372,13 +375,30 @@ contract FedRounds is IFedRounds {
         }
     }
 
+    /// @dev Distributed DP: U3 is fixed now, so charge each survivor from
+    ///      |U3| and the ledger's collusion bound; below the noise floor charge
+    ///      nobody and return false (the round fails before any reveal, so the
+    ///      sum is never unmasked). Selection checked {canAfford} at the floor
+    ///      vector, which bounds every other one, so no charge here reverts.
+    function _chargeSurvivors(uint256 round, RoundView storage r) private returns (bool) {
+        uint32 cfg = r.dpConfig;
+        if (ledger.modeOf(cfg) == IPrivacyLedger.DPMode.Local) return true;
+        uint256 survivors = r.nCommits;
+        if (!ledger.noiseFloorMet(cfg, survivors)) return false;
+        address[] storage list = _participants[round];
+        for (uint256 i = 0; i < list.length; ++i) {
+            if (_status[round][list[i]] & F_COMMITTED != 0) ledger.chargeSurvivor(list[i], round, cfg, survivors);
+        }
+        return true;
+    }
+
     function _enterPhase(uint256 round, RoundView storage r, Phase next, uint32 blocks) private {
         r.phase = next;
         r.deadline = uint64(block.number) + blocks;
         emit PhaseAdvanced(round, next, r.deadline);
     }
 
-    /// @dev Below threshold: record why. Charges are given back when the round
+    /// @dev Below threshold (or below the noise floor): record why. Charges are given back when the round
     ///      fails before its aggregate became computable (fewer than t
     ///      reveals); after enough reveals anyone can unmask the sum from
     ///      public data, so a missing result does not refund.
@@ -386,11 +406,18 @@ contract FedRounds is IFedRounds {
         r.phase = Phase.Failed;
         r.failReason = reason;
         emit RoundFailed(round, reason);
-        if (reason == FailReason.InsufficientCommits || reason == FailReason.InsufficientReveals) {
+        uint32 cfg = r.dpConfig;
+        bool local = ledger.modeOf(cfg) == IPrivacyLedger.DPMode.Local;
+        // Distributed rounds charge only on leaving Commit, so only a round
+        // failing in Reveal has charges to give back.
+        if (
+            (local && reason == FailReason.InsufficientCommits) || reason == FailReason.InsufficientReveals
+        ) {
             address[] storage list = _participants[round];
-            uint32 cfg = r.dpConfig;
             for (uint256 i = 0; i < list.length; ++i) {
-                if (_status[round][list[i]] & F_COMMITTED != 0) ledger.refund(list[i], round, cfg);
+                if (_status[round][list[i]] & F_COMMITTED == 0) continue;
+                if (local) ledger.refund(list[i], round, cfg);
+                else ledger.refundSurvivor(list[i], round, cfg, r.nCommits);
             }
         }
     }

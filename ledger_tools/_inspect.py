@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 from coordinator.chain._contracts import Event, FailReason, Federation, Phase
+from coordinator.privacy._noise import DPMode
 from coordinator.privacy._privacy import ORDERS
 
 CONTRACTS = ("PeerRegistry", "PrivacyLedger", "FedRounds", "FraudProofs")
@@ -37,6 +38,7 @@ def build_log(fed: Federation) -> dict[str, Any]:
     """Deployment, policy, DP configurations, rounds and peers, from events."""
     evs = events(fed)
     configs: dict[int, dict[str, Any]] = {}
+    dist: dict[int, dict[str, Any]] = {}
     rounds: dict[int, dict[str, Any]] = {}
     peers: dict[str, dict[str, Any]] = {}
     cap = fed.cap_micro()
@@ -53,6 +55,12 @@ def build_log(fed: Federation) -> dict[str, Any]:
             configs[int(a["id"])] = {"id": int(a["id"]), "q": int(a["qPpm"]) / 1e6,
                                      "sigma": int(a["sigmaMilli"]) / 1e3, "steps": int(a["steps"]),
                                      "rdp_micro": [int(x) for x in a["rdpMicro"]]}
+        elif e.name == "DistributedConfigRegistered":
+            dist[int(a["id"])] = {"id": int(a["id"]), "mode": DPMode(int(a["mode"])).name,
+                                  "q": int(a["qPpm"]) / 1e6, "mu": int(a["mu"]),
+                                  "delta2": int(a["delta2"]), "delta1": int(a["delta1"]),
+                                  "k": int(a["k"]), "floor_m": int(a["floorM"]),
+                                  "rdp_by_m": [[int(x) for x in v] for v in a["rdpMicro"]]}
         elif e.name == "PeerRegistered":
             peers[a["peer"]] = {"address": a["peer"], "stake": int(a["stake"]),
                                 "region": int(a["region"]), "modalities": int(a["modalities"]),
@@ -117,6 +125,7 @@ def build_log(fed: Federation) -> dict[str, Any]:
         "policy": asdict(fed.policy()),
         "ledger": {"cap": cap / 1e6, "delta": fed.delta(), "orders": list(ORDERS)},
         "dp_configs": configs,
+        "distributed_configs": dist,
         "rounds": [rounds[k] for k in sorted(rounds)],
         "peers": sorted(peers.values(), key=lambda p: p["address"]),
         "events": len(evs),

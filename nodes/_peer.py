@@ -30,10 +30,12 @@ from coordinator.protocol import _secagg as sa
 from coordinator.protocol._agent import PeerAgent
 from coordinator.protocol._aggregate import adapter_cap, load_adapter
 from coordinator._errors import AggregationError
-from coordinator.chain._contracts import Federation, Phase, StatusFlag
+from coordinator.chain._contracts import Federation, Phase, RoundInfo, StatusFlag
+from coordinator.privacy._noise import DistributedConfig, DPMode, add_share, noise_rng, skellam_share
 from coordinator.privacy._privacy import DPConfig
 from coordinator.store._store import ContentStore
 
+from ._distributed import check_config, clip_of
 from ._state import PeerState
 
 if TYPE_CHECKING:
@@ -56,6 +58,9 @@ class Learner(Protocol):
 
     def update(self, global_flat: np.ndarray, cfg: DPConfig, *,
                seed: int) -> tuple[np.ndarray, dict[str, float]]: ...
+
+    def distributed(self, global_flat: np.ndarray, cfg: DistributedConfig, *,
+                    clip: float) -> tuple[np.ndarray, int, dict[str, float]]: ...
 
 
 @dataclass
@@ -100,6 +105,15 @@ class ModelLearner:
                    "epsilon_round": float(res.epsilon_rdp), "seconds": float(res.seconds)}
         return delta.astype(np.float32), metrics
 
+    def distributed(self, global_flat: np.ndarray, cfg: DistributedConfig, *,
+                    clip: float) -> tuple[np.ndarray, int, dict[str, float]]:
+        """The clipped, un-noised contribution of a distributed-DP round
+        (:mod:`nodes._distributed`); the noise share is added at commit."""
+        from ._distributed import contribution
+
+        return contribution(self.model, self.data, global_flat, cfg=cfg, clip=clip,
+                            train=self.train)
+
 
 @dataclass
 class SyntheticLearner:
@@ -124,6 +138,13 @@ class SyntheticLearner:
         rng = np.random.default_rng(seed)
         return (rng.normal(0, 1e-3, self.size).astype(np.float32),
                 {"loss": 0.0, "steps": 0.0, "epsilon_round": 0.0, "seconds": 0.0})
+
+    def distributed(self, global_flat: np.ndarray, cfg: DistributedConfig, *,
+                    clip: float) -> tuple[np.ndarray, int, dict[str, float]]:
+        from ._distributed import clip_l2
+
+        v = np.random.default_rng().normal(0, clip / np.sqrt(self.size), self.size)
+        return clip_l2(v, clip), 1, {"loss": 0.0, "steps": 0.0}
 
 
 @dataclass(frozen=True)
@@ -221,6 +242,8 @@ class PeerNode:
 
     def _train(self, round_id: int) -> Action:
         info = self.fed.round_info(round_id)
+        if self.fed.dp_mode(info.dp_config) != DPMode.LOCAL:
+            return self._train_distributed(round_id, info)
         cfg = self.fed.dp_config(info.dp_config)
         start = self._global(round_id)
         if len(start) != self.learner.parameters:
@@ -238,6 +261,26 @@ class PeerNode:
         log.info("round %d: peer %s trained %d steps, loss %.4f, round ε %.3f", round_id,
                  self.address, metrics["steps"], metrics["loss"], metrics["epsilon_round"])
         return Action(round_id, "train", seconds=time.perf_counter() - t0, detail=metrics)
+
+    def _train_distributed(self, round_id: int, info: RoundInfo) -> Action:
+        """Distributed DP: the clipped contribution, quantized, plus this
+        peer's Skellam noise share drawn from the OS CSPRNG; stored sealed
+        before anything is posted, so a restart commits the same vector."""
+        dcfg = self.fed.distributed_config(info.dp_config)
+        start = self._global(round_id)
+        check_config(dcfg, dim=len(start))
+        clip = clip_of(dcfg, frac_bits=info.frac_bits, dim=len(start))
+        t0 = time.perf_counter()
+        v, weight, metrics = self.learner.distributed(start, dcfg, clip=clip)
+        qclip = enc.max_clip(frac_bits=info.frac_bits, participants=info.n)
+        x = enc.quantize(v, frac_bits=info.frac_bits, clip=qclip, rng=noise_rng())
+        x = add_share(x, skellam_share(mu=dcfg.mu, size=len(x), rng=noise_rng()))
+        metrics = {**metrics, "epsilon_round": 0.0, "seconds": time.perf_counter() - t0}
+        self.state.put(round_id, "update", cbor2.dumps(
+            {"x": enc.to_bytes(x), "weight": weight, "metrics": metrics}), secret=True)
+        log.info("round %d: peer %s formed its %s contribution (weight %d) and noise share",
+                 round_id, self.address, dcfg.mode.name, weight)
+        return Action(round_id, "train", seconds=metrics["seconds"], detail=metrics)
 
     # -- one pass over what is owed -------------------------------------------------
     def step(self, round_id: int) -> list[Action]:

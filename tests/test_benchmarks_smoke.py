@@ -33,3 +33,27 @@ def test_secure_round_bench_runs_ours_and_flower_on_a_tiny_workload(tmp_path) ->
     assert data["ratio_ours_over_flower"]["3"] == round(ours["seconds"] / flower["seconds"], 4)
     t = data["throughput"]
     assert 0 < t["ours_keccak_ctr_mb_s"] < t["aes128_ctr_mb_s"]
+
+
+def test_distributed_bench_prices_a_step_and_ablates_k(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "d.json"
+    proc = subprocess.run([sys.executable, "-m", "coordinator.cli", "bench", "distributed",
+                           "--rounds", "1", "--peers", "4", "--dim", "64", "--steps", "20",
+                           "--out", str(out), "--json"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    cost = data["cost_per_step"]
+    assert cost["distributed_vs_local_seconds"] > 0 and cost["distributed_record"]["gas_per_round"][0] > 0
+    ks = data["accounting"]["collusion_ablation"]
+    assert [r["k"] for r in ks] == [0, 1, 2, 3]
+    eps = [r["ledger_epsilon"] for r in ks]
+    assert eps == sorted(eps) and eps[0] < eps[-1]  # assuming more colluders costs more ε
+    assert all(r["ledger_epsilon"] >= r["opacus_gaussian_epsilon"] for r in ks)
+    bad = subprocess.run([sys.executable, "-m", "coordinator.cli", "bench", "distributed",
+                          "--peers", "2"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

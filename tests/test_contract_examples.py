@@ -106,6 +106,47 @@ def test_ledger_errors_and_events(hh: Chain) -> None:
     assert refunded["epsilonAfter"] == 0
 
 
+def test_distributed_ledger_errors_and_events(hh: Chain) -> None:
+    from coordinator.privacy import _noise as nz
+
+    gov = hh.account(0).address
+    ledger, _ = hh.deploy("PrivacyLedger", gov, 10**12, 10_000_000, list(conversion_constants(1e-5)))
+    hh.transact(ledger.functions.setCharger(gov))
+    cfg = nz.distributed_config(config_id=4, mode=nz.DPMode.DISTRIBUTED_RECORD, q=0.05, clip=1.0,
+                                frac_bits=12, dim=64, sigma=1.0, k=1, floor_m=2, max_m=4)
+    args = lambda c=cfg, **kw: [kw.get("id", c.config_id), kw.get("mode", int(c.mode)),  # noqa: E731
+                                c.q_ppm, c.mu, c.delta2, c.delta1, c.k, c.floor_m,
+                                kw.get("vecs", [list(v) for v in c.rdp_by_m])]
+    reg = lambda **kw: hh.transact(  # noqa: E731
+        ledger.functions.registerDistributedConfig(*args(**kw)), sender=kw.get("sender", 0))
+    expect("LedgerUnauthorized", lambda: reg(sender=1))
+    expect("LedgerBadConfig", lambda: reg(mode=0), id=4)
+    # More noise must never cost more: an increasing vector is refused.
+    expect("LedgerBadConfig", lambda: reg(vecs=[list(v) for v in reversed(cfg.rdp_by_m)]), id=4)
+    rc = reg()
+    ev = decode(hh, ledger, "DistributedConfigRegistered", rc)[0]["args"]
+    assert (ev["id"], ev["mode"], ev["k"], ev["floorM"], ev["mu"]) == (4, 1, 1, 2, cfg.mu)
+    assert [tuple(v) for v in ev["rdpMicro"]] == list(cfg.rdp_by_m)
+    expect("LedgerConfigExists", lambda: reg(), id=4)
+    peer = hh.account(4).address
+    # The commit-time charge is refused for a distributed configuration, and
+    # the survivor charge for a local one.
+    expect("LedgerWrongMode", lambda: hh.transact(ledger.functions.charge(peer, 1, 4)), id=4, mode=1)
+    local = dp_config(config_id=3, q=0.02, sigma=1.0, steps=10)
+    hh.transact(ledger.functions.registerConfig(3, local.q_ppm, local.sigma_milli, local.steps,
+                                                list(local.rdp_micro)))
+    expect("LedgerWrongMode", lambda: hh.transact(ledger.functions.chargeSurvivor(peer, 1, 3, 5)),
+           id=3, mode=0)
+    expect("LedgerNoiseBelowFloor", lambda: hh.transact(ledger.functions.chargeSurvivor(peer, 1, 4, 2)),
+           id=4, survivors=2, floorM=2)
+    rc = hh.transact(ledger.functions.chargeSurvivor(peer, 9, 4, 3))
+    charged = decode(hh, ledger, "BudgetCharged", rc)[0]["args"]
+    assert (charged["round"], charged["configId"]) == (9, 4)
+    assert tuple(hh.call(ledger.functions.rdpOf(peer))) == cfg.rdp_for(3)
+    rc = hh.transact(ledger.functions.refundSurvivor(peer, 9, 4, 3))
+    assert decode(hh, ledger, "BudgetRefunded", rc)[0]["args"]["epsilonAfter"] == 0
+
+
 def decode(chain: Chain, contract: Any, event: str, rcpt: Any) -> Any:
     raw = chain.w3.eth.get_transaction_receipt(rcpt.tx_hash)
     return getattr(contract.events, event)().process_receipt(raw)

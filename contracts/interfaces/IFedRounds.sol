@@ -25,7 +25,8 @@ interface IFedRounds {
         InsufficientShares,
         InsufficientCommits,
         InsufficientReveals,
-        NoResult
+        NoResult,
+        NoiseBelowFloor
     }
 
     /// @notice Governance policy. Phase lengths are in blocks.

@@ -21,6 +21,7 @@ from ._artifacts import source_hash
 from ._chain import Chain, Receipt
 from .._errors import ConfigError
 from .. import _encoding as enc
+from ..privacy._noise import DistributedConfig, DPMode
 from ..privacy._privacy import DPConfig, conversion_constants
 
 Sender = int | str | LocalAccount
@@ -49,6 +50,7 @@ class FailReason(enum.IntEnum):
     INSUFFICIENT_COMMITS = 3
     INSUFFICIENT_REVEALS = 4
     NO_RESULT = 5
+    NOISE_BELOW_FLOOR = 6
 
 
 class StatusFlag(enum.IntFlag):
@@ -237,6 +239,7 @@ class Federation:
         self.governor = chain.account(governor) if chain.accounts else None  # None: read-only
         self.deploy_block = deploy_block
         self._configs: dict[int, DPConfig] = {}
+        self._distributed: dict[int, DistributedConfig] = {}
         self._event_cache: dict[str, tuple[list[Event], int, int]] = {}
         self.registry = chain.contract("PeerRegistry", addresses["PeerRegistry"])
         self.ledger = chain.contract("PrivacyLedger", addresses["PrivacyLedger"])
@@ -286,6 +289,35 @@ class Federation:
         fn = self.ledger.functions.registerConfig(cfg.config_id, cfg.q_ppm, cfg.sigma_milli,
                                                   cfg.steps, list(cfg.rdp_micro))
         return self._tx(fn, sender or self.governor)
+
+    def register_distributed_config(self, cfg: DistributedConfig, *,
+                                    sender: Sender | None = None) -> Receipt:
+        fn = self.ledger.functions.registerDistributedConfig(
+            cfg.config_id, int(cfg.mode), cfg.q_ppm, cfg.mu, cfg.delta2, cfg.delta1, cfg.k,
+            cfg.floor_m, [list(v) for v in cfg.rdp_by_m])
+        return self._tx(fn, sender or self.governor)
+
+    def dp_mode(self, config_id: int) -> DPMode:
+        return DPMode(int(self.chain.call(self.ledger.functions.modeOf(config_id))))
+
+    def noise_floor_met(self, config_id: int, survivors: int) -> bool:
+        return bool(self.chain.call(self.ledger.functions.noiseFloorMet(config_id, survivors)))
+
+    def distributed_config(self, config_id: int) -> DistributedConfig:
+        """A registered distributed configuration, read back from its event (cached:
+        a configuration id is registered once)."""
+        if config_id not in self._distributed:
+            for ev in self.all_events("PrivacyLedger", self.deploy_block):
+                if ev.name != "DistributedConfigRegistered":
+                    continue
+                a = ev.args
+                self._distributed[int(a["id"])] = DistributedConfig(
+                    int(a["id"]), DPMode(int(a["mode"])), int(a["qPpm"]) / 1e6, int(a["mu"]),
+                    int(a["delta2"]), int(a["delta1"]), int(a["k"]), int(a["floorM"]),
+                    tuple(tuple(int(x) for x in v) for v in a["rdpMicro"]))
+        if config_id not in self._distributed:
+            raise ConfigError(f"distributed DP configuration {config_id} is not registered on-chain")
+        return self._distributed[config_id]
 
     def dp_config(self, config_id: int) -> DPConfig:
         """A registered DP configuration, read back from its event (cached)."""
