@@ -179,7 +179,8 @@ def run_federation(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: int
         for i in range(1, n + 1):
             fed.register(sender=i, stake=stake)
         nodes = [PeerNode(fed, store, chain.account(i + 1).address,
-                          PeerState(work / f"p{i}.sqlite", secrets.token_bytes(32)),
+                          PeerState(work / f"p{i}.sqlite", secrets.token_bytes(32),
+                                    deployment=(chain.chain_id, fed.rounds.address)),
                           ModelLearner(model, parts[i].train, TrainConfig(lr=lr, epochs=epochs)))
                  for i in range(n)]
         driver = RoundDriver(fed, store, aggregator=chain.account(1).address, dp_config=2,
