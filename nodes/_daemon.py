@@ -252,6 +252,7 @@ class PeerDaemon:
         finally:
             signal.signal(signal.SIGTERM, previous)
             self.state.close()
+            self.store.close()
             self.chain.close()
 
 

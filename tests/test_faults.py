@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from coordinator import ContractRevertError, connect
+from coordinator.cli import round_view
 from coordinator.chain._contracts import LedgerPolicy, Phase, Policy, StatusFlag, deploy_federation
 from coordinator.chain._deploy import DeploymentRecord
 from coordinator.ops._procs import ManagedProcess
@@ -147,6 +148,8 @@ def test_a_peer_whose_shares_transaction_reverts_late_stays_up_and_completes_the
         me = fed.status(1, late.address)[0]
         assert me in one.u1 and me not in one.u2 and len(one.u3) == 2
         assert late.node.state.get(1, "update") is None  # out of the round: did not train
+        assert round_view(fed, 1)["late"] == {"KEYS": [], "SHARES": [me], "COMMIT": [],
+                                              "REVEAL": []}
         assert two.u3 == [0, 1, 2] and sorted(two.reveals) == [0, 1, 2]
         reverts = [m for m in caplog.messages if "shares reverted" in m]
         assert len(reverts) == 1 and "RoundsWrongPhase" in reverts[0], caplog.messages
@@ -230,8 +233,99 @@ def test_a_slow_trainer_misses_only_the_commit_because_shares_go_out_first(
                 driver.tick()
         driver.tick()  # aggregate
         pub = collect(fed, r)
-        assert pub.u2 == [0, 1, 2] and pub.u3 == [0, 1]
+        me = fed.status(r, nodes[2].address)[0]
+        assert pub.u2 == [0, 1, 2] and len(pub.u3) == 2 and me not in pub.u3
+        assert round_view(fed, r)["late"] == {"KEYS": [], "SHARES": [], "COMMIT": [me],
+                                              "REVEAL": []}
         assert fed.round_info(r).phase in (Phase.CHALLENGE, Phase.FINAL)
         assert all(c.ok for c in verify(fed, store, r))
         for nd in nodes:
             nd.state.close()
+
+
+def _log_count(path: Path, text: str) -> int:
+    try:
+        return path.read_text(errors="replace").count(text)
+    except OSError:
+        return 0
+
+
+@pytest.mark.integration
+def test_a_daemon_sigtermed_in_each_phase_stops_within_a_second_and_resumes(
+        tmp_path: Path) -> None:
+    from nodes._federation import RECORD, FederationSpec, _alive, down, up
+
+    from coordinator.chain._chain import _dev_accounts
+    from coordinator.chain._deploy import attach
+
+    root = tmp_path / "fed"
+    info = up(FederationSpec(peers=3, threshold=2), root, log=lambda s: None)  # fitted windows
+    procs = {p["name"]: p["pid"] for p in info["processes"]}
+    chain = connect(info["rpc_url"])
+    fed = attach(chain, DeploymentRecord.load(Path(info["deployment"])))
+    stops: dict[str, float] = {}
+    try:
+        # A phase is polled on the chain; the moments inside a peer's own
+        # work (training; committed but not yet revealed) come from its log.
+        in_log = {"training": "training at DP configuration", "reveal": " committed cid="}
+        targets = ["KEYS", "SHARES", "training", "COMMIT", "reveal"]
+        for k, target in enumerate(targets):
+            name = f"peer{k % 3}"
+            log_path = root / "logs" / f"{name}.log"
+            count = _log_count(log_path, in_log.get(target, "\0"))
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                r = fed.current_round()
+                if target in in_log:
+                    if _log_count(log_path, in_log[target]) > count:
+                        break
+                elif r and fed.round_info(r).phase.name == target:
+                    break
+                time.sleep(0.02)
+            else:
+                raise AssertionError(f"never saw {target}: " + log_path.read_text()[-2000:])
+            pid = procs[name]
+            t0 = time.monotonic()
+            os.killpg(pid, signal.SIGTERM)
+            while _alive(pid) and time.monotonic() - t0 < 10:
+                time.sleep(0.01)
+            stops[target] = time.monotonic() - t0
+            assert stops[target] < 1.0, (target, stops, log_path.read_text()[-2000:])
+            p = ManagedProcess(name, [sys.executable, "-m", "coordinator.cli", "node", "run",
+                                      "--config", str(root / f"{name}.toml")],
+                               log_path=log_path, cwd=root)
+            procs[name] = p.pid
+            record = json.loads((root / RECORD).read_text())  # so that `down` stops it too
+            record["processes"].append({"name": f"{name}-restarted", "pid": p.pid,
+                                        "log": str(p.log_path)})
+            (root / RECORD).write_text(json.dumps(record))
+        # Every restarted daemon takes part again: a round after the last
+        # restart ends FINAL with all three committed and revealed.
+        last = fed.current_round()
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            r = fed.current_round()
+            if r > last and fed.round_info(r - 1).phase == Phase.FINAL and \
+                    len(collect(fed, r - 1).u3) == 3 and r - 1 > last:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("no full round after the restarts: "
+                                 + (root / "logs" / "driver.log").read_text()[-2000:])
+        addresses = {a.address for a in _dev_accounts()[1:4]}
+        commits = fed.events("FedRounds", "UpdateCommitted", 0)
+        pairs = [(e.args["round"], e.args["peer"]) for e in commits]
+        assert len(pairs) == len(set(pairs)) and {p for _, p in pairs} == addresses
+        keys = [bytes(e.args["maskPk"]) for e in fed.events("FedRounds", "KeysPosted", 0)]
+        assert len(keys) == len(set(keys))  # never a mask key (hence seed) twice
+        store = KuboClient(info["ipfs_api"])
+        for r in range(1, fed.current_round()):
+            if fed.round_info(r).phase == Phase.FINAL:
+                assert all(c.ok for c in verify(fed, store, r)), r
+        for name in ("peer0", "peer1", "peer2"):
+            text = (root / "logs" / f"{name}.log").read_text(errors="replace")
+            assert "Traceback" not in text, text[-3000:]
+    finally:
+        chain.close()
+        down(root)
+    print(json.dumps({"sigterm_stop_seconds": stops}))
