@@ -382,3 +382,26 @@ def soak(peers: int, minutes: float, faults: str, every: float, seed: int,
     stdout.print(f"throughput with faults / without: {data['throughput_ratio']}; must be zero: "
                  f"{data['must_be_zero']}; audit passed: {data['audit_passed']}")
     stdout.print(f"written to {path}")
+
+
+@bench.command("peer-memory")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@json_option
+def peer_memory(out: Path | None, as_json: bool) -> None:
+    """Where a tiny-encoder peer's memory goes, stage by stage (RSS, shared
+    library pages, private pages), default vs one thread + 2 malloc arenas vs
+    the synthetic learner. Writes benchmarks/out/peer_memory.json."""
+    from . import peer_memory as mod
+    from ._common import write_json
+
+    with stderr.status("measuring peer processes"):
+        data = mod.run()
+    path = write_json("peer_memory", data, out)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    for name, v in data["variants"].items():
+        last = v.get("stages", [{}])[-1]
+        stdout.print(f"{name:>10}: RSS {last.get('rss')} MB, private {last.get('private')} MB, "
+                     f"shared {last.get('shared')} MB")
+    stdout.print(f"written to {path}")

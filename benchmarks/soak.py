@@ -96,7 +96,7 @@ class _Arm:
         cfg_path = repo / "config"
         cfg = json.loads(cfg_path.read_text())
         api = self._kubo_api[name]
-        cfg["Addresses"]["API"] = "/ip4/127.0.0.1/tcp/" + api.rsplit(":", 1)[1]
+        cfg["Addresses"]["API"] = "/ip4/127.0.0.1/tcp/" + api.replace(":", "/").rsplit("/", 1)[1]
         cfg["Addresses"]["Swarm"] = [self._kubo_swarm[name].split("/p2p/")[0]]
         from coordinator.ops._procs import atomic_write
 

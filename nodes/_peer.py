@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Protocol
 import cbor2
 import numpy as np
 
-from coordinator import ConfigError, ContentTooLargeError, ContractRevertError, InvalidContentError
+from coordinator import (ConfigError, ContentTooLargeError, ContractRevertError, InvalidContentError,
+                         IpfsError)
 from coordinator import _encoding as enc
 from coordinator.protocol import _secagg as sa
 from coordinator.protocol._agent import PeerAgent
@@ -339,7 +340,16 @@ class PeerNode:
             doing = "receiving shares"
             if phase in (Phase.COMMIT, Phase.REVEAL) and flags & StatusFlag.SHARES:
                 before = len(agent.received)
-                down = agent.receive_shares()
+                try:
+                    down = agent.receive_shares()
+                except (IpfsError, ValueError) as exc:
+                    # One dealer's bundle unreachable or malformed: the commit
+                    # needs only the on-chain mask keys, so go on; the next
+                    # step tries that dealer again.
+                    down = 0
+                    self._once(round_id, f"receive {type(exc).__name__}", logging.WARNING,
+                               "round %d: peer %s: a share bundle cannot be read yet (%s); "
+                               "going on without it", round_id, self.address, exc)
                 if len(agent.received) != before:
                     self.state.put(round_id, "received", cbor2.dumps(
                         {k: list(v) for k, v in agent.received.items()}), secret=True)
