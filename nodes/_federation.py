@@ -183,7 +183,8 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
         atomic_write(root / RECORD, json.dumps(info, indent=2).encode())
         return info
     except BaseException:
-        down(root)
+        if (root / RECORD).exists():  # never mask the real error with "nothing recorded"
+            down(root)
         raise
 
 
