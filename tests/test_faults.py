@@ -211,7 +211,9 @@ def test_a_slow_trainer_misses_only_the_commit_because_shares_go_out_first(
         slow = _SlowLearner(learners[2], others_commit_and_the_window_closes)
         for i, lr in enumerate([learners[0], learners[1], slow]):
             nodes.append(PeerNode(fed, store, chain.account(i + 1).address,
-                                  PeerState(tmp_path / f"p{i}.sqlite", PASS), lr))
+                                  PeerState(tmp_path / f"p{i}.sqlite", PASS,
+                                             deployment=(chain.chain_id, fed.rounds.address)),
+                                  lr, secret_seed=False))
         r = int(driver.tick().split()[-1])
         for nd in nodes[:2]:
             nd.step(r)  # keys
