@@ -336,4 +336,72 @@ def distributed(rounds: int, peers: int, dim: int, steps: int, out: Path | None,
         stdout.print(f"k={r['k']}: ε {r['ledger_epsilon']:.3f} after {steps} steps "
                      f"(dp-accounting {r['dp_accounting_gaussian_epsilon']:.3f}, "
                      f"Opacus {r['opacus_gaussian_epsilon']:.3f})")
+
+
+@bench.command("soak")
+@click.option("--peers", type=click.IntRange(2, 50), default=8, show_default=True)
+@click.option("--minutes", type=click.FloatRange(0.2), default=10.0, show_default=True,
+              help="Length of each arm (without faults, then with).")
+@click.option("--faults", default="kill9,restart,kubo-restart,chain-pause", show_default=True,
+              help="Comma-separated: kill9, restart, kubo-restart, chain-pause.")
+@click.option("--every", type=click.FloatRange(1), default=30.0, show_default=True,
+              help="Mean seconds between faults (exponential, drawn from --seed).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--synthetic", "synthetic_parameters", type=click.IntRange(0), default=0,
+              show_default=True, help="> 0: peers use the synthetic learner (a fake: no "
+              "training) with this many parameters, for large N.")
+@click.option("--shared-kubo", is_flag=True, default=False,
+              help="One Kubo daemon for all processes instead of one per peer.")
+@click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Where the federations run (default: a temporary directory).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@json_option
+def soak(peers: int, minutes: float, faults: str, every: float, seed: int,
+         synthetic_parameters: int, shared_kubo: bool, workdir: Path | None, out: Path | None,
+         as_json: bool) -> None:
+    """A federation as processes for MINUTES without faults, then as long with
+    faults at random times: rounds finalized per minute (and their ratio),
+    rounds lost, peers that exited on their own, double commits, reused seeds,
+    budget charged for sums never released (all must be 0), and `audit verify
+    --all` at the end (must pass). Writes benchmarks/out/soak.json."""
+    import tempfile
+
+    from . import soak as mod
+    from ._common import write_json
+
+    fs = tuple(f for f in faults.split(",") if f)
+    with tempfile.TemporaryDirectory(prefix="fedledger-soak-") as tmp:
+        data = mod.run(peers=peers, minutes=minutes, faults=fs, every=every, seed=seed,
+                       synthetic_parameters=synthetic_parameters, shared_kubo=shared_kubo,
+                       workdir=workdir or Path(tmp),
+                       log=lambda line: stderr.print(line, highlight=False))
+    path = write_json(f"soak_n{peers}", data, out)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    stdout.print(f"throughput with faults / without: {data['throughput_ratio']}; must be zero: "
+                 f"{data['must_be_zero']}; audit passed: {data['audit_passed']}")
+    stdout.print(f"written to {path}")
+
+
+@bench.command("peer-memory")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@json_option
+def peer_memory(out: Path | None, as_json: bool) -> None:
+    """Where a tiny-encoder peer's memory goes, stage by stage (RSS, shared
+    library pages, private pages), default vs one thread + 2 malloc arenas vs
+    the synthetic learner. Writes benchmarks/out/peer_memory.json."""
+    from . import peer_memory as mod
+    from ._common import write_json
+
+    with stderr.status("measuring peer processes"):
+        data = mod.run()
+    path = write_json("peer_memory", data, out)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    for name, v in data["variants"].items():
+        last = v.get("stages", [{}])[-1]
+        stdout.print(f"{name:>10}: RSS {last.get('rss')} MB, private {last.get('private')} MB, "
+                     f"shared {last.get('shared')} MB")
     stdout.print(f"written to {path}")

@@ -26,7 +26,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ._errors import FedLedgerError
+from ._errors import FedLedgerError, ServiceError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -343,7 +343,31 @@ def round_view(fed: Any, r: int) -> dict[str, Any]:
             "block": fed.chain.block_number, "attempt": info.attempt,
             "dp_config": info.dp_config, "vector_length": info.vector_length,
             "participants": fed.participants(r), "U1": pub.u1, "U2": pub.u2, "U3": pub.u3,
-            "revealed": sorted(pub.reveals), "adapter": "0x" + info.adapter_cid.hex()}
+            "revealed": sorted(pub.reveals), "late": late_peers(info, pub),
+            "adapter": "0x" + info.adapter_cid.hex()}
+
+
+def late_peers(info: Any, pub: Any) -> dict[str, list[int]]:
+    """Per phase whose window has closed, the participants (by index) that
+    did not act in it although they had done every earlier step."""
+    from .chain._contracts import FailReason, Phase
+
+    closed = {Phase.KEYS: info.phase > Phase.KEYS, Phase.SHARES: info.phase > Phase.SHARES,
+              Phase.COMMIT: info.phase > Phase.COMMIT, Phase.REVEAL: info.phase > Phase.REVEAL}
+    if info.phase == Phase.FAILED:  # the window that failed closed; later ones never opened
+        last = {FailReason.INSUFFICIENT_KEYS: Phase.KEYS,
+                FailReason.INSUFFICIENT_SHARES: Phase.SHARES,
+                FailReason.INSUFFICIENT_COMMITS: Phase.COMMIT}.get(info.fail_reason, Phase.REVEAL)
+        closed = {ph: ph <= last for ph in closed}
+    before = list(range(info.n))
+    late: dict[str, list[int]] = {}
+    for ph, acted in ((Phase.KEYS, pub.u1), (Phase.SHARES, pub.u2), (Phase.COMMIT, pub.u3),
+                      (Phase.REVEAL, sorted(pub.reveals))):
+        if not closed[ph]:
+            break
+        late[ph.name] = [i for i in before if i not in acted]
+        before = list(acted)
+    return late
 
 
 def _round_options(f: F) -> F:
@@ -380,6 +404,9 @@ def round_status(round_id: int | None, rpc_url: str, deployment: Path | None,
                      f"now {view['block']}); n = {view['n']}, t = {view['t']}")
         stdout.print(f"  keys U1 = {view['U1']}\n  shares U2 = {view['U2']}\n"
                      f"  committed U3 = {view['U3']}\n  revealed = {view['revealed']}")
+        for phase, peers in view["late"].items():
+            if peers:
+                stdout.print(f"  late in {phase}: {peers}")
 
     emit(as_json, view, human)
 
@@ -474,8 +501,20 @@ def round_run(rounds: int | None, dp_config: int, interval: float, min_peers: in
         length = len(load_adapter(store, fed.global_adapter_cid()))
         driver = RoundDriver(fed, store, aggregator=signer, dp_config=dp_config,
                              vector_length=length, rounds=rounds, mine=mine, min_peers=min_peers)
+        outage = 0.0
         while not stop and not driver.finished:
-            did = driver.tick()
+            try:
+                did = driver.tick()
+            except (ServiceError, OSError) as exc:
+                # A chain or Kubo briefly gone costs time, not the driver.
+                if not outage:
+                    stderr.print(f"[yellow]unreachable[/] ({exc}); retrying", highlight=False)
+                outage = min(max(outage, interval) * 2, 10.0)
+                time.sleep(outage)
+                continue
+            if outage:
+                stderr.print("reachable again", highlight=False)
+                outage = 0.0
             if did:
                 stderr.print(did, highlight=False)
             time.sleep(0 if did else interval)

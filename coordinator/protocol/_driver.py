@@ -127,3 +127,32 @@ def initial_adapter(store: ContentStore, flat: np.ndarray) -> bytes:
     from ._aggregate import adapter_bytes
 
     return store.add(adapter_bytes(0, flat)).digest
+
+
+def fit_windows(*, train_seconds: float, block_seconds: float, participants: int,
+                tx_seconds: float = 1.0, margin: float = 2.0,
+                min_blocks: int = 20) -> dict[str, int]:
+    """Phase windows, in blocks, that fit the slowest expected peer.
+
+    ``train_seconds`` is the slowest expected local training (measured, times
+    the slow-down of peers sharing cores); ``block_seconds`` the chain's block
+    interval (regular blocks), or on an automining development chain the
+    driver's mining interval. Every window holds ``margin`` times the work
+    done in it: one transaction per peer (``tx_seconds``, including the
+    upload) in keys, shares and reveal; a full training plus the commit in
+    the commit window, since a peer that posted its shares last starts
+    training only as the commit window opens. ``participants`` blocks are
+    added to each, as on automining chains every transaction is a block."""
+    if train_seconds < 0 or block_seconds <= 0 or participants < 1 or margin < 1:
+        raise ConfigError(f"fit_windows(train_seconds={train_seconds}, block_seconds="
+                          f"{block_seconds}, participants={participants}, margin={margin}): "
+                          "need train_seconds ≥ 0, block_seconds > 0, participants ≥ 1, margin ≥ 1")
+    import math
+
+    def blocks(seconds: float) -> int:
+        return max(min_blocks, math.ceil(margin * seconds / block_seconds) + participants)
+
+    step = blocks(tx_seconds)
+    return {"keys_blocks": step, "shares_blocks": step,
+            "commit_blocks": blocks(train_seconds + tx_seconds), "reveal_blocks": step,
+            "aggregate_blocks": blocks(tx_seconds * participants)}
