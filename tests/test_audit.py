@@ -126,10 +126,21 @@ def test_a_masked_vector_that_differs_from_its_commitment_is_rejected() -> None:
     chain, fed, store = _federation()
     with chain:
         r = _round_to_aggregate(fed, store, wrong_root_for=2)
+        from coordinator._errors import AggregationError
+        from coordinator.chain._contracts import FailReason
+
+        with pytest.raises(AggregationError, match="participant 2 does not match its committed Merkle root"):
+            aggregate(collect(fed, r), store)
         fed.chain.mine(40)
         fed.advance(r)  # nobody can aggregate it honestly: the round fails after its deadline
-        with pytest.raises(Exception, match="does not match its committed Merkle root"):
-            aggregate(collect(fed, r), store)
+        info = fed.round_info(r)
+        assert (info.phase, info.fail_reason) == (Phase.FAILED, FailReason.NO_RESULT)
+        assert fed.result_of(r).bond == 0
+        # Its sum was computable in principle (enough reveals), so charges stay.
+        assert all(fed.epsilon_micro(p) > 0 for p in fed.participants(r))
+        verdicts = verify_rounds(fed, store, [r])
+        assert [(v.check, v.status) for v in verdicts] == [
+            ("failure reason matches the on-chain counts", "ok")]
 
 
 def test_a_ledger_whose_epsilon_disagrees_with_the_accountant_is_flagged() -> None:
