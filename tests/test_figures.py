@@ -114,3 +114,11 @@ def test_every_committed_benchmark_names_its_command_and_computes_its_targets() 
         targets = data.get("targets")
         if targets is not None:
             assert isinstance(targets.get("ok"), bool), f"{p.name}: targets has no computed ok"
+
+
+def test_confidence_intervals_use_students_t_for_the_number_of_seeds() -> None:
+    from benchmarks.compare import ci95_half_width
+
+    assert ci95_half_width(1.0, 3) == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert ci95_half_width(2.0, 10) == pytest.approx(2 * 2.262157 / math.sqrt(10), rel=1e-6)
+    assert ci95_half_width(1.0, 1) == 0.0
