@@ -210,6 +210,12 @@ def _failed_round(fed: Federation, r: int) -> list[Verdict]:
         ok = int(fed.result_of(r).aggregator, 16) == 0
         out.append(Verdict(scope, "failure reason matches the on-chain counts", ok,
                            "NO_RESULT: no result posted" if ok else "NO_RESULT with a result held"))
+    elif reason == FailReason.NOISE_BELOW_FLOOR:
+        charged = [ev.args["peer"] for ev in fed.all_events("PrivacyLedger", info.opened_block)
+                   if ev.name == "BudgetCharged" and int(ev.args.get("round", -1)) == r]
+        out.append(Verdict(scope, "a round below the noise floor charges nobody", not charged,
+                           "NOISE_BELOW_FLOOR: nobody charged" if not charged else
+                           f"charged: {', '.join(sorted(set(charged)))}"))
     else:
         out.append(Verdict(scope, "failure reason matches the on-chain counts", False,
                            f"failed with reason {reason.name}"))
