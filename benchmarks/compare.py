@@ -221,6 +221,17 @@ METRICS = ("accuracy", "macro_f1", "auc", "local_accuracy_mean", "epsilon", "mia
            "gas_per_round")
 
 
+def ci95_half_width(sd: float, n: int) -> float:
+    """Half-width of the 95 % confidence interval of a mean over n seeds:
+    Student's t with n − 1 degrees of freedom (4.30 at n = 3, not the
+    normal 1.96, which is right only for many seeds). One seed: no interval (0)."""
+    if n < 2:
+        return 0.0
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+
+
 def summarize(per_seed: list[dict[str, Any]], arms: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for arm in arms:
@@ -234,7 +245,7 @@ def summarize(per_seed: list[dict[str, Any]], arms: tuple[str, ...]) -> dict[str
                 continue
             sd = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
             out[arm][k] = {"mean": float(finite.mean()), "std": sd,
-                           "ci95": 1.96 * sd / math.sqrt(len(finite))}
+                           "ci95": ci95_half_width(sd, len(finite))}
     return out
 
 

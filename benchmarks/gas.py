@@ -124,5 +124,7 @@ def run(ns: tuple[int, ...] = (10, 20, 50), *, backend: str = "anvil",
             "commit_ok": worst_commit <= TARGET_COMMIT,
             "proof_max": worst_proof, "proof_target": TARGET_PROOF,
             "proof_ok": worst_proof <= TARGET_PROOF,
+            "ok": worst_commit <= TARGET_COMMIT and worst_proof <= TARGET_PROOF,
         },
+        "command": f"fedledger bench gas --sizes {','.join(map(str, ns))} --backend {backend}",
     }

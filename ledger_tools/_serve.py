@@ -18,7 +18,7 @@ from coordinator.chain._contracts import Federation
 from coordinator.store._store import ContentStore
 
 from ._inspect import build_log
-from ._verify import verify_budgets, verify_code, verify_rounds
+from ._verify import VerifyCache, exit_ok, summary, verify_budgets, verify_code, verify_rounds
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>fedledger explorer</title>
 <style>body{font-family:sans-serif;max-width:1000px;margin:1.5em auto}
@@ -38,16 +38,18 @@ async function load() {
   const ver = await (await fetch('/api/verify')).json();
   document.getElementById('chain').textContent =
     `chain ${log.deployment.chain_id}, FedRounds ${log.deployment.contracts.FedRounds}`;
-  const byRound = {};
+  const byRound = {};  // worst status per round: FAIL > not checked > in progress > ok
+  const rank = {'ok': 0, 'in progress': 1, 'not checked': 2, 'fail': 3};
   for (const v of ver.verdicts) if (v.scope.startsWith('round ')) {
-    const r = v.scope.slice(6); byRound[r] = (byRound[r] ?? true) && v.ok; }
+    const r = v.scope.slice(6);
+    if (!(r in byRound) || rank[v.status] > rank[byRound[r]]) byRound[r] = v.status; }
   const rb = document.querySelector('#rounds tbody');
   for (const r of log.rounds) {
     const tr = document.createElement('tr'); tr.dataset.round = r.round;
-    const verified = r.round in byRound ? (byRound[r.round] ? 'ok' : 'FAIL') : '—';
+    const verified = r.round in byRound ? (byRound[r.round] === 'fail' ? 'FAIL' : byRound[r.round]) : '—';
     for (const v of [r.round, r.phase, r.participants.length, r.U1.length, r.U2.length,
                      r.U3.length, r.revealed.length, r.voided.length]) tr.appendChild(cell('td', v));
-    tr.appendChild(cell('td', verified, verified === 'FAIL' ? 'fail' : 'ok'));
+    tr.appendChild(cell('td', verified, verified === 'ok' || verified === 'in progress' ? 'ok' : 'fail'));
     rb.appendChild(tr);
   }
   const pb = document.querySelector('#peers tbody');
@@ -59,8 +61,11 @@ async function load() {
     pb.appendChild(tr);
   }
   const bad = ver.verdicts.filter(v => !v.ok).length;
+  const c = ver.counts;
   document.getElementById('status').textContent =
-    bad ? `${bad} verification checks fail` : `all ${ver.verdicts.length} verification checks pass`;
+    bad ? `${c['fail']} verification checks fail, ${c['not checked']} not checked`
+        : `all ${ver.verdicts.length} verification checks pass` +
+          (c['in progress'] ? ` (${c['in progress']} in progress)` : '');
   document.getElementById('status').className = bad ? 'fail' : 'ok';
 }
 load();
@@ -72,18 +77,23 @@ class Explorer:
         self.fed = fed
         self.store = store
         self._lock = threading.Lock()  # one chain connection, used by one request at a time
+        self.cache = VerifyCache()
 
     def log(self) -> dict[str, Any]:
-        with self._lock:
+        with self._lock, self.fed.snapshot():
             return build_log(self.fed)
 
     def verify(self) -> dict[str, Any]:
-        with self._lock:
-            verdicts = verify_budgets(self.fed, build_log(self.fed)) + verify_code(self.fed)
+        """Every check, at one block; FINAL rounds that passed come from the
+        cache on later calls (they cannot change)."""
+        with self._lock, self.fed.snapshot() as block:
+            verdicts = (verify_budgets(self.fed, build_log(self.fed))
+                        + verify_code(self.fed, self.cache))
             if self.store is not None:
                 rounds = list(range(1, self.fed.current_round() + 1))
-                verdicts = verify_rounds(self.fed, self.store, rounds) + verdicts
-        return {"ok": all(v.ok for v in verdicts), "verdicts": [asdict(v) for v in verdicts]}
+                verdicts = verify_rounds(self.fed, self.store, rounds, cache=self.cache) + verdicts
+        return {"ok": exit_ok(verdicts), "block": block, "counts": summary(verdicts),
+                "verdicts": [asdict(v) for v in verdicts]}
 
     def server(self, port: int = 0) -> ThreadingHTTPServer:
         explorer = self

@@ -41,7 +41,7 @@ def inspect_cmd(rpc_url: str, deployment: Path | None, round_id: int | None, pee
     from ._inspect import build_log
 
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
-    with chain:
+    with chain, fed.snapshot():
         log = build_log(fed)
     if round_id is not None:
         log["rounds"] = [r for r in log["rounds"] if r["round"] == round_id]
@@ -81,45 +81,75 @@ def inspect_cmd(rpc_url: str, deployment: Path | None, round_id: int | None, pee
 @deployment_option
 @ipfs_api_option
 @click.option("--round", "round_id", type=click.IntRange(1), default=None,
-              help="Verify this round (default with --all: every round with a result).")
-@click.option("--all", "all_rounds", is_flag=True, help="Verify every round.")
+              help="Verify this round only.")
+@click.option("--all", "all_rounds", is_flag=True,
+              help="Verify every round opened so far (rounds in flight are reported as "
+                   "'in progress', never as failures).")
 @click.option("--budgets/--no-budgets", default=True, show_default=True,
               help="Recompute every peer's ε with Opacus and compare with the ledger.")
 @click.option("--code/--no-code", default=True, show_default=True,
               help="Compare deployed bytecode with a py-solc-x build of contracts/.")
+@click.option("--allow-unchecked", is_flag=True,
+              help="Exit 0 even if some checks could not run ('not checked'); by default "
+                   "anything not checked exits 8, like a failure.")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="JSON file caching the verdicts of FINAL rounds that passed "
+                                 "(keyed by chain, contract, round and posted result); "
+                                 "default: none.")
+@click.option("--block", "at_block", type=click.IntRange(0), default=None,
+              help="Read the chain as of this block (default: the head, read once).")
 @json_option
 def verify_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None,
                round_id: int | None, all_rounds: bool, budgets: bool, code: bool,
+               allow_unchecked: bool, cache_path: Path | None, at_block: int | None,
                as_json: bool) -> None:
     """Re-run rounds from chain + IPFS with the aggregator's own function and
-    check budgets and code. A verdict per check; exit 8 if any fails."""
+    check budgets and code, every read pinned to one block. A verdict per
+    check: ok, FAIL, not checked (could not run) or in progress (a round in
+    flight). Progress per round goes to stderr; a count by status ends the
+    output. Exit 8 if any check fails or, without --allow-unchecked, was not
+    checked."""
     from dataclasses import asdict
 
+    from coordinator.cli import stderr
+
     from ._inspect import build_log
-    from ._verify import verify_budgets, verify_code, verify_rounds
+    from ._verify import VerifyCache, exit_ok, summary, verify_budgets, verify_code, verify_rounds
 
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
     verdicts: list[Any] = []
-    with chain:
+    cache = VerifyCache(cache_path)
+
+    def progress(done: int, total: int, r: int, here: list[Any]) -> None:
+        c = summary(here)
+        state = ("FAIL" if c["fail"] else "not checked" if c["not checked"]
+                 else "in progress" if c["in progress"] and not c["ok"] else "ok")
+        stderr.print(f"[{done}/{total}] round {r}: {state}", highlight=False, soft_wrap=True)
+
+    with chain, fed.snapshot(at_block) as block:
         if round_id is not None or all_rounds:
             store = open_store(ipfs_api)
             rounds = [round_id] if round_id else list(range(1, fed.current_round() + 1))
-            verdicts += verify_rounds(fed, store, rounds)
+            verdicts += verify_rounds(fed, store, rounds, cache=cache, progress=progress)
         if budgets:
             verdicts += verify_budgets(fed, build_log(fed))
         if code:
             verdicts += verify_code(fed)
-    ok = all(v.ok for v in verdicts)
+    counts = summary(verdicts)
+    ok = exit_ok(verdicts, allow_unchecked=allow_unchecked)
 
     def human() -> None:
+        marks = {"ok": "[green]ok[/]  ", "fail": "[red]FAIL[/]", "not checked": "[yellow]NOT CHECKED[/]",
+                 "in progress": "[cyan]in progress[/]"}
         for v in verdicts:
-            mark = "[green]ok[/]  " if v.ok else "[red]FAIL[/]"
-            stdout.print(f"{mark} {v.scope}: {v.check}" + (f" — {v.detail}" if v.detail else ""),
-                         highlight=False)
-        stdout.print("[green]all checks pass[/]" if ok else
-                     f"[red]{sum(not v.ok for v in verdicts)} checks fail[/]")
+            stdout.print(f"{marks[v.status]} {v.scope}: {v.check}"
+                         + (f" — {v.detail}" if v.detail else ""), highlight=False, soft_wrap=True)
+        line = (f"at block {block}: {counts['ok']} ok, {counts['fail']} failed, "
+                f"{counts['not checked']} not checked, {counts['in progress']} in progress")
+        stdout.print(("[green]" if ok else "[red]") + line + "[/]", highlight=False, soft_wrap=True)
 
-    emit(as_json, {"ok": ok, "verdicts": [asdict(v) for v in verdicts]}, human)
+    emit(as_json, {"ok": ok, "block": block, "counts": counts, "cache_hits": cache.hits,
+                   "verdicts": [asdict(v) for v in verdicts]}, human)
     if not ok:
         raise SystemExit(8)
 
@@ -179,7 +209,7 @@ def export_cmd(rpc_url: str, deployment: Path | None, fmt: str, out: Path, as_js
     from ._report import export
 
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
-    with chain:
+    with chain, fed.snapshot():
         n = export(fed, build_log(fed), fmt, out)
     emit(as_json, {"path": str(out), "events": n},
          lambda: stdout.print(f"wrote {n} events to {out}"))
@@ -211,7 +241,7 @@ def report_cmd(rpc_url: str, deployment: Path | None, out: Path, metrics: Path |
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{metrics} has no rounds[].round/accuracy: {exc}") from None
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
-    with chain:
+    with chain, fed.snapshot():
         info = report(fed, build_log(fed), out, per_round)
     emit(as_json, info, lambda: stdout.print(
         f"wrote {out} ({info['bytes']:,} bytes; plots: {', '.join(info['plots'])})"))

@@ -57,10 +57,32 @@ def node() -> None:
     """Peer operator commands: run the peer daemon, or train once locally."""
 
 
-def _learner(cfg: dict[str, dict[str, Any]], base: Path) -> Any:
+#: Chain ids of development chains (anvil/Hardhat, eth-tester): the only
+#: chains on which the SyntheticLearner fake may run.
+DEV_CHAIN_IDS = frozenset({31337, 1337})
+
+
+def check_synthetic_allowed(chain_id: int) -> None:
+    """SyntheticLearner trains nothing and adds no DP noise: a benchmark fake.
+    Refuse it on anything but a development chain."""
+    if chain_id not in DEV_CHAIN_IDS:
+        raise ConfigError(
+            f"[node] synthetic_parameters turns on a benchmark fake (no training, no DP) and "
+            f"is refused on chain {chain_id}",
+            hint=f"remove it from the config; it runs only on development chains "
+                 f"(chain id {' or '.join(map(str, sorted(DEV_CHAIN_IDS)))})")
+
+
+def _learner(cfg: dict[str, dict[str, Any]], base: Path, chain_id: int | None = None) -> Any:
     if cfg["node"]["synthetic_parameters"]:  # protocol benchmarks: no training (a fake)
         from ._peer import SyntheticLearner
 
+        if chain_id is None:
+            from coordinator.chain._chain import connect
+
+            with connect(str(cfg["node"]["rpc_url"])) as chain:
+                chain_id = chain.chain_id
+        check_synthetic_allowed(chain_id)
         return SyntheticLearner(int(cfg["node"]["synthetic_parameters"]))
     from ._data import load_file, partition
     from ._model import ModelConfig, build_model

@@ -126,10 +126,21 @@ def test_a_masked_vector_that_differs_from_its_commitment_is_rejected() -> None:
     chain, fed, store = _federation()
     with chain:
         r = _round_to_aggregate(fed, store, wrong_root_for=2)
+        from coordinator._errors import AggregationError
+        from coordinator.chain._contracts import FailReason
+
+        with pytest.raises(AggregationError, match="participant 2 does not match its committed Merkle root"):
+            aggregate(collect(fed, r), store)
         fed.chain.mine(40)
         fed.advance(r)  # nobody can aggregate it honestly: the round fails after its deadline
-        with pytest.raises(Exception, match="does not match its committed Merkle root"):
-            aggregate(collect(fed, r), store)
+        info = fed.round_info(r)
+        assert (info.phase, info.fail_reason) == (Phase.FAILED, FailReason.NO_RESULT)
+        assert fed.result_of(r).bond == 0
+        # Its sum was computable in principle (enough reveals), so charges stay.
+        assert all(fed.epsilon_micro(p) > 0 for p in fed.participants(r))
+        verdicts = verify_rounds(fed, store, [r])
+        assert [(v.check, v.status) for v in verdicts] == [
+            ("failure reason matches the on-chain counts", "ok")]
 
 
 def test_a_ledger_whose_epsilon_disagrees_with_the_accountant_is_flagged() -> None:
@@ -140,7 +151,7 @@ def test_a_ledger_whose_epsilon_disagrees_with_the_accountant_is_flagged() -> No
         fails = _failing(verify_budgets(fed, build_log(fed)))
         checks = {c for c, _ in fails}
         assert "registered RDP vector = Opacus RDP of (q, σ, T)" in checks
-        assert "Opacus RDP and PRV ε never above the ledger's" in checks
+        assert "Opacus RDP ε never above the ledger's" in checks
 
 
 def test_deployed_code_from_another_source_is_flagged() -> None:
@@ -307,5 +318,8 @@ def test_verify_names_a_masked_vector_whose_stored_bytes_differ_from_its_cid() -
         block = bytearray(store._blocks[cid])
         block[-1] ^= 1  # the bytes served for participant 2's masked vector were altered
         store._blocks[cid] = bytes(block)
-        fails = [v for v in verify_rounds(fed, store, [r]) if not v.ok]
+        verdicts = verify_rounds(fed, store, [r])
+        fails = [v for v in verdicts if v.status == "fail"]
         assert len(fails) == 1 and "masked vector of participant 2" in fails[0].detail
+        # What depends on the unusable vector is reported as not checked, never as a pass.
+        assert [v.check for v in verdicts if v.status == "not checked"] == ["aggregate recomputes"]

@@ -204,7 +204,15 @@ def test_peer_that_lost_its_state_sits_the_round_out(tmp_path: Path) -> None:
         _, flags = fed.status(r, nodes[0].address)
         assert flags & StatusFlag.KEYS and not flags & StatusFlag.SHARES
         assert fed.round_info(r).phase == Phase.AGGREGATE and len(collect(fed, r).u3) == 3
-        assert keys["seed"] != 0
+        # The keys on-chain are those of the lost state (the restarted peer did
+        # not post fresh ones), and none of its secrets reached the new state.
+        from nacl.bindings import crypto_scalarmult_base
+
+        posted = [e.args for e in fed.all_events("FedRounds", fed.round_info(r).opened_block)
+                  if e.name == "KeysPosted" and e.args["peer"] == nodes[0].address]
+        assert len(posted) == 1
+        assert bytes(posted[0]["encPk"]) == crypto_scalarmult_base(keys["enc"])
+        assert bytes(posted[0]["maskPk"]) == crypto_scalarmult_base(keys["mask"])
 
 
 def test_resumed_training_is_byte_identical_and_the_seed_is_secret(tmp_path: Path) -> None:

@@ -286,11 +286,16 @@ class Chain:
         }
         return self.send(tx, sender=acct)
 
-    def call(self, fn: ContractFunction, *, sender: int | str | LocalAccount = 0) -> Any:
+    def call(self, fn: ContractFunction, *, sender: int | str | LocalAccount = 0,
+             block: int | None = None) -> Any:
+        """A view call, at ``block`` when given (an auditor's snapshot), else
+        at the head."""
         # A read-only view (no signing accounts) calls from the zero address.
         frm = self.account(sender).address if self.accounts else "0x" + "00" * 20
         try:
-            return fn.call({"from": frm})
+            if block is None:
+                return fn.call({"from": frm})
+            return fn.call({"from": frm}, block_identifier=block)
         except Exception as exc:  # noqa: BLE001
             tx = {"to": fn.address, "data": fn._encode_transaction_data(), "from": frm}
             self._raise_revert(tx, exc)

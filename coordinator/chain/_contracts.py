@@ -10,7 +10,8 @@ error's name and arguments (see :mod:`coordinator.chain._chain`). Events decode 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -241,10 +242,38 @@ class Federation:
         self._configs: dict[int, DPConfig] = {}
         self._distributed: dict[int, DistributedConfig] = {}
         self._event_cache: dict[str, tuple[list[Event], int, int]] = {}
+        self.block: int | None = None  # set by snapshot(): every read is pinned to it
         self.registry = chain.contract("PeerRegistry", addresses["PeerRegistry"])
         self.ledger = chain.contract("PrivacyLedger", addresses["PrivacyLedger"])
         self.rounds = chain.contract("FedRounds", addresses["FedRounds"])
         self.fraud = chain.contract("FraudProofs", addresses["FraudProofs"])
+
+    def _call(self, fn: Any) -> Any:
+        return self.chain.call(fn, block=self.block)
+
+    @contextmanager
+    def snapshot(self, block: int | None = None) -> Iterator[int]:
+        """Pin every read (view calls, event queries, code) to one block — the
+        head when ``block`` is None — for the duration of the ``with`` block,
+        so an audit never mixes state from two blocks (a round that moves on
+        while it is read). Yields the pinned block number."""
+        prev = self.block
+        self.block = self.chain.block_number if block is None else int(block)
+        try:
+            yield self.block
+        finally:
+            self.block = prev
+
+    def head(self) -> int:
+        """The pinned block when a snapshot is active, else the chain's head."""
+        return self.block if self.block is not None else self.chain.block_number
+
+    def code(self, name: str) -> bytes:
+        """Deployed runtime code of one contract (at the snapshot block)."""
+        addr = self.addresses[name]
+        if self.block is None:
+            return bytes(self.chain.w3.eth.get_code(addr))  # type: ignore[arg-type]
+        return bytes(self.chain.w3.eth.get_code(addr, block_identifier=self.block))  # type: ignore[arg-type]
 
     def _tx(self, fn: Any, sender: Sender | None, value: int = 0) -> Receipt:
         if sender is None:
@@ -266,13 +295,13 @@ class Federation:
         return self._tx(self.registry.functions.quarantine(peer), sender or self.governor)
 
     def is_eligible(self, peer: str) -> bool:
-        return bool(self.chain.call(self.registry.functions.isEligible(peer)))
+        return bool(self._call(self.registry.functions.isEligible(peer)))
 
     def peers(self) -> list[str]:
-        return list(self.chain.call(self.registry.functions.peers()))
+        return list(self._call(self.registry.functions.peers()))
 
     def peer_info(self, peer: str) -> dict[str, Any]:
-        stake, leave, region, modalities, registered, quarantined = self.chain.call(
+        stake, leave, region, modalities, registered, quarantined = self._call(
             self.registry.functions.peerInfo(peer))
         return {"stake": int(stake), "leave_block": int(leave), "region": int(region),
                 "modalities": int(modalities), "registered": bool(registered),
@@ -282,7 +311,7 @@ class Federation:
         return self._tx(self.registry.functions.setSlasher(slasher), sender or self.governor)
 
     def total_staked(self) -> int:
-        return int(self.chain.call(self.registry.functions.totalStaked()))
+        return int(self._call(self.registry.functions.totalStaked()))
 
     # -- ledger ------------------------------------------------------------------
     def register_config(self, cfg: DPConfig, *, sender: Sender | None = None) -> Receipt:
@@ -334,34 +363,34 @@ class Federation:
         return self._configs[config_id]
 
     def epsilon_micro(self, peer: str) -> int:
-        return int(self.chain.call(self.ledger.functions.epsilonOf(peer)))
+        return int(self._call(self.ledger.functions.epsilonOf(peer)))
 
     def epsilon(self, peer: str) -> float:
         return self.epsilon_micro(peer) / 1_000_000
 
     def rdp_micro(self, peer: str) -> tuple[int, ...]:
-        return tuple(self.chain.call(self.ledger.functions.rdpOf(peer)))
+        return tuple(self._call(self.ledger.functions.rdpOf(peer)))
 
     def can_afford(self, peer: str, config_id: int) -> bool:
-        return bool(self.chain.call(self.ledger.functions.canAfford(peer, config_id)))
+        return bool(self._call(self.ledger.functions.canAfford(peer, config_id)))
 
     def epsilon_after_micro(self, peer: str, config_id: int) -> int:
-        return int(self.chain.call(self.ledger.functions.epsilonAfter(peer, config_id)))
+        return int(self._call(self.ledger.functions.epsilonAfter(peer, config_id)))
 
     def orders(self) -> tuple[int, ...]:
-        return tuple(self.chain.call(self.ledger.functions.orders()))
+        return tuple(self._call(self.ledger.functions.orders()))
 
     def cap_micro(self) -> int:
-        return int(self.chain.call(self.ledger.functions.capMicro()))
+        return int(self._call(self.ledger.functions.capMicro()))
 
     def delta(self) -> float:
-        return int(self.chain.call(self.ledger.functions.deltaPico())) / 1e12
+        return int(self._call(self.ledger.functions.deltaPico())) / 1e12
 
     def set_charger(self, charger: str, *, sender: Sender | None = None) -> Receipt:
         return self._tx(self.ledger.functions.setCharger(charger), sender or self.governor)
 
     def conversion(self) -> tuple[int, ...]:
-        return tuple(self.chain.call(self.ledger.functions.conversion()))
+        return tuple(self._call(self.ledger.functions.conversion()))
 
     # -- rounds ------------------------------------------------------------------
     def open_round(self, *, dp_config: int, vector_length: int, chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS,
@@ -403,56 +432,56 @@ class Federation:
         return self._tx(self.rounds.functions.withdraw(), sender)
 
     def current_round(self) -> int:
-        return int(self.chain.call(self.rounds.functions.currentRound()))
+        return int(self._call(self.rounds.functions.currentRound()))
 
     def global_adapter_cid(self) -> bytes:
-        return bytes(self.chain.call(self.rounds.functions.globalAdapterCid()))
+        return bytes(self._call(self.rounds.functions.globalAdapterCid()))
 
     def round_info(self, round_id: int) -> RoundInfo:
-        v = self.chain.call(self.rounds.functions.roundInfo(round_id))
+        v = self._call(self.rounds.functions.roundInfo(round_id))
         n, t, nk, ns, nc, nr, cfg, dl, att, vl, ce, fb, ws, ob = (int(x) for x in v[2:16])
         return RoundInfo(round_id, Phase(v[0]), FailReason(v[1]), n, t, nk, ns, nc, nr, cfg, dl,
                          att, vl, ce, fb, ws, ob, bytes(v[16]), bytes(v[17]))
 
     def result_of(self, round_id: int) -> ResultInfo:
-        v = self.chain.call(self.rounds.functions.resultOf(round_id))
+        v = self._call(self.rounds.functions.resultOf(round_id))
         return ResultInfo(v[0], int(v[1]), bytes(v[2]), bytes(v[3]), bytes(v[4]), bytes(v[5]))
 
     def participants(self, round_id: int) -> list[str]:
-        return list(self.chain.call(self.rounds.functions.participantsOf(round_id)))
+        return list(self._call(self.rounds.functions.participantsOf(round_id)))
 
     def status(self, round_id: int, peer: str) -> tuple[int | None, StatusFlag]:
         """(participant index or None, flags)."""
-        st = int(self.chain.call(self.rounds.functions.statusOf(round_id, peer)))
+        st = int(self._call(self.rounds.functions.statusOf(round_id, peer)))
         idx = (st & 0xFFFF) - 1
         return (idx if idx >= 0 else None), StatusFlag(st & 0xF0000)
 
     def keys_hash(self, round_id: int, peer: str) -> bytes:
-        return bytes(self.chain.call(self.rounds.functions.keysHashOf(round_id, peer)))
+        return bytes(self._call(self.rounds.functions.keysHashOf(round_id, peer)))
 
     def share_root(self, round_id: int, peer: str) -> bytes:
-        return bytes(self.chain.call(self.rounds.functions.shareRootOf(round_id, peer)))
+        return bytes(self._call(self.rounds.functions.shareRootOf(round_id, peer)))
 
     def commit_hash(self, round_id: int, peer: str) -> bytes:
         """The top 224 bits of the peer's commitment (low 4 bytes zero)."""
-        return bytes(self.chain.call(self.rounds.functions.commitHashOf(round_id, peer)))
+        return bytes(self._call(self.rounds.functions.commitHashOf(round_id, peer)))
 
     def commitment_hash(self, round_id: int, peer: str, *, cid_digest: bytes, chunks_root: bytes,
                         weight: int, dp_config: int) -> bytes:
-        return bytes(self.chain.call(self.rounds.functions.commitmentHash(
+        return bytes(self._call(self.rounds.functions.commitmentHash(
             round_id, peer, cid_digest, chunks_root, weight, dp_config)))
 
     def set_fraud_proofs(self, address: str, *, sender: Sender | None = None) -> Receipt:
         return self._tx(self.rounds.functions.setFraudProofs(address), sender or self.governor)
 
     def withdrawable(self, account: str) -> int:
-        return int(self.chain.call(self.rounds.functions.withdrawable(account)))
+        return int(self._call(self.rounds.functions.withdrawable(account)))
 
     def slashed_pool(self) -> int:
-        return int(self.chain.call(self.rounds.functions.slashedPool()))
+        return int(self._call(self.rounds.functions.slashedPool()))
 
     def policy(self) -> Policy:
-        return Policy(*[int(x) for x in self.chain.call(self.rounds.functions.policy())])
+        return Policy(*[int(x) for x in self._call(self.rounds.functions.policy())])
 
     # -- fraud proofs --------------------------------------------------------------
     def challenge_seed(self, round_id: int, *, seed_index: int,
@@ -478,6 +507,8 @@ class Federation:
         the embedded chain (docs/decisions.md)."""
         c: Contract = {"PeerRegistry": self.registry, "PrivacyLedger": self.ledger,
                        "FedRounds": self.rounds, "FraudProofs": self.fraud}[contract]
+        if to_block is None and self.block is not None:
+            to_block = self.block
         out = []
         for e in self.chain.logs(c, name, from_block, to_block):
             out.append(Event(contract, name, int(e["blockNumber"]),
@@ -496,12 +527,15 @@ class Federation:
                           dict(e["args"]))
                     for e in self.chain.all_logs(c, lo, hi)]
 
-        if to_block is not None:
+        if to_block is not None and self.block is None:
             return fetch(from_block, to_block)
         # Mined events do not change below the reorg horizon, so they are
         # cached and each call scans only the blocks it has not seen (log
         # scans are linear in the range; rounds re-read their events often).
-        latest = self.chain.block_number
+        # Under a snapshot the head is the pinned block: nothing later is read.
+        latest = self.chain.block_number if self.block is None else self.block
+        if to_block is not None:
+            latest = min(latest, to_block)
         stable = latest - (0 if self.chain.backend in ("embedded", "anvil", "hardhat") else 64)
         cached, lo, scanned = self._event_cache.get(contract, ([], from_block, from_block - 1))
         if from_block < lo:
@@ -511,7 +545,7 @@ class Federation:
             scanned = stable
             self._event_cache[contract] = (cached, lo, scanned)
         fresh = fetch(scanned + 1, latest) if latest > scanned else []
-        return [e for e in cached if e.block >= from_block] + fresh
+        return [e for e in cached if from_block <= e.block <= latest] + fresh
 
     def receipt_events(self, rcpt: Receipt) -> list[Event]:
         """Every fedledger event in one receipt, decoded."""

@@ -229,8 +229,10 @@ def _reconstruct(pub: RoundPublic, store: ContentStore, dealer: int, kind: int,
                            f"{'self-mask seed' if kind == 0 else 'mask key'}; {pub.ctx.t} needed")
 
 
-def aggregate(pub: RoundPublic, store: ContentStore) -> Aggregate:
-    """Unmask Σ x over U3 exactly, from public data only."""
+def aggregate(pub: RoundPublic, store: ContentStore,
+              masked: dict[int, np.ndarray] | None = None) -> Aggregate:
+    """Unmask Σ x over U3 exactly, from public data only (``masked``: the
+    vectors of U3 already fetched and checked with :func:`fetch_masked`)."""
     u2, u3 = pub.u2, pub.u3
     sa.check_survivors(pub.ctx, u3)
     g = pub.ctx.graph
@@ -245,7 +247,8 @@ def aggregate(pub: RoundPublic, store: ContentStore) -> Aggregate:
                 seeds.append((u, v, sa.pair_seed(pub.ctx, u, v, sk_v, pub.mask_pk[u])))
             except InvalidContentError as exc:
                 raise AggregationError(f"round {pub.ctx.round_id}: {exc}") from None
-    masked = {u: fetch_masked(pub, store, u) for u in u3}
+    if masked is None or sorted(masked) != u3:
+        masked = {u: fetch_masked(pub, store, u) for u in u3}
     ysum = sa.sum_vectors(masked.values())
     total = sa.unmask(pub.ctx, ysum, seeds)
     weight = sum(w for _, _, w in pub.commits.values())
@@ -285,25 +288,47 @@ def adapter_bytes(round_id: int, flat: np.ndarray, total: np.ndarray | None = No
 
 @dataclass(frozen=True)
 class Check:
+    """One check of a round. ``checked`` is False when the check could not
+    run (missing public data): it is then not a pass (``ok`` is False too)
+    and auditors report it as "not checked"."""
+
     name: str
     ok: bool
     detail: str = ""
+    checked: bool = True
+
+
+def not_checked(name: str, why: str) -> Check:
+    return Check(name, False, why, checked=False)
 
 
 def verify(fed: Federation, store: ContentStore, round_id: int) -> list[Check]:
     """Re-run a round's aggregation from public data and compare it with the
-    posted result, check by check; the first wrong chunk is named."""
+    posted result, check by check; the first wrong chunk is named. Fails
+    closed: a check that cannot run is returned as not checked, never as a
+    pass, and every check here can fail."""
     checks: list[Check] = []
     info = fed.round_info(round_id)
     if info.phase not in (Phase.CHALLENGE, Phase.FINAL):
-        return [Check("round has a result", False, f"phase is {info.phase.name}")]
+        return [not_checked("round has a result", f"phase is {info.phase.name}")]
     res = fed.result_of(round_id)
     pub = collect(fed, round_id)
+    bad_vectors = []
+    vectors: dict[int, np.ndarray] = {}
+    for u in pub.u3:
+        try:
+            vectors[u] = fetch_masked(pub, store, u)
+        except AggregationError as exc:
+            bad_vectors.append(str(exc))
+    checks.append(Check("masked vectors match CIDs and roots", not bad_vectors,
+                        "; ".join(bad_vectors) if bad_vectors else f"{len(pub.u3)} vectors"))
+    if bad_vectors:
+        return checks + [not_checked("aggregate recomputes",
+                                     "the masked vectors above cannot be used")]
     try:
-        agg = aggregate(pub, store)
+        agg = aggregate(pub, store, vectors)
     except FedLedgerError as exc:
-        return [Check("aggregate recomputes", False, str(exc))]
-    checks.append(Check("masked vectors match CIDs and roots", True, f"{len(pub.u3)} vectors"))
+        return checks + [Check("aggregate recomputes", False, str(exc))]
     checks.append(Check("revealed shares verify", not agg.rejected_shares,
                         f"{len(agg.rejected_shares)} rejected" if agg.rejected_shares else "all verify"))
     checks.append(Check("posted seeds", enc.seeds_hash(agg.seeds) == res.seeds_hash,
@@ -321,17 +346,28 @@ def verify(fed: Federation, store: ContentStore, round_id: int) -> list[Check]:
     first_bad = _first_bad_chunk(agg.total, posted, ce)
     checks.append(Check("aggregate, chunk by chunk", first_bad is None,
                         "" if first_bad is None else f"first wrong chunk: {first_bad}"))
+    name = "new adapter = global + Σx / Σn"
+    if not any(info.adapter_cid):
+        # No start adapter was published: the new one cannot be recomputed.
+        checks.append(not_checked(name, "the round's start adapter CID is zero (never "
+                                        "published), so the new adapter cannot be recomputed"))
+        return checks
     try:
         new = np.frombuffer(blob.values, dtype="<f4").astype(np.float32)
-        if any(info.adapter_cid):
-            want = apply_update(load_adapter(store, info.adapter_cid,
-                                             max_bytes=adapter_cap(pub.ctx.vector_length, ce)),
-                                agg, frac_bits=info.frac_bits)
-            ok = new.shape == want.shape and np.array_equal(new, want)
-            checks.append(Check("new adapter = global + Σx / Σn", ok,
-                                "" if ok else f"max difference {np.max(np.abs(new - want)):.3g}"))
-    except FedLedgerError as exc:
-        checks.append(Check("new adapter", False, str(exc)))
+        want = apply_update(load_adapter(store, info.adapter_cid,
+                                         max_bytes=adapter_cap(pub.ctx.vector_length, ce)),
+                            agg, frac_bits=info.frac_bits)
+    except (FedLedgerError, ValueError) as exc:
+        checks.append(Check(name, False, f"start adapter cannot be loaded: {exc}"))
+        return checks
+    ok = new.shape == want.shape and np.array_equal(new, want)
+    if ok:
+        detail = f"{len(new)} values"
+    elif new.shape != want.shape:
+        detail = f"{len(new)} values posted, {len(want)} expected"
+    else:
+        detail = f"max difference {np.max(np.abs(new - want)):.3g}"
+    checks.append(Check(name, ok, detail))
     return checks
 
 
