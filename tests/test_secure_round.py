@@ -170,8 +170,8 @@ def test_aggregator_posts_and_the_round_verifies() -> None:
         r, xs, agg = run_round(fed, store, length=40, drops={"shares": {4}},
                                rng=np.random.default_rng(1))
         start = np.zeros(40, np.float32)
-        # The round started from an all-zero adapter it did not record; attach one.
-        agg2, new, gas = Aggregator(fed, store, fed.chain.account(1).address).run(r, start)
+        # The round starts from the all-zero adapter (adapter root 0).
+        agg2, new, gas = Aggregator(fed, store, fed.chain.account(1).address).run(r)
         assert gas > 0 and np.array_equal(agg2.total, agg.total)
         checks = verify(fed, store, r)
         assert all(c.ok for c in checks), checks
@@ -190,8 +190,7 @@ def test_sparse_graph_round_is_exact_and_refuses_to_expose_an_isolated_survivor(
         # Pairwise seeds only between a dropped dealer and its surviving neighbours.
         assert len(agg.seeds) == 21 + sum(len(g.neighbours(v, collect(fed, r).u3)) for v in (9, 17))
         # The contract accepts exactly this list.
-        agg2, _, _ = Aggregator(fed, store, fed.chain.account(1).address).run(
-            r, np.zeros(70, np.float32))
+        agg2, _, _ = Aggregator(fed, store, fed.chain.account(1).address).run(r)
         assert all(c.ok for c in verify(fed, store, r))
         fed.chain.mine(3)
         fed.finalize(r)
