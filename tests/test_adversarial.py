@@ -407,8 +407,9 @@ def test_a_peer_skips_a_round_whose_adapter_does_not_match_and_says_why(tmp_path
         r, _ = fed.open_round(dp_config=1, vector_length=L, chunk_elems=CE)
         me = fed.participants(r)[0]
         learner = _UntrainableLearner(L)
-        node = PeerNode(fed, store, me, PeerState(tmp_path / "p.sqlite", secrets.token_bytes(32)),
-                        learner)
+        state = PeerState(tmp_path / "p.sqlite", secrets.token_bytes(32),
+                          deployment=(chain.chain_id, fed.rounds.address))
+        node = PeerNode(fed, store, me, state, learner)
         with caplog.at_level("WARNING", logger="fedledger"):
             assert node.step(r) == []
         assert not learner.trained
