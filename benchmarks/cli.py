@@ -105,7 +105,8 @@ def chain_logs(blocks: str, out: Path | None, as_json: bool) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @json_option
 def gas(sizes: str, backend: str, out: Path | None, as_json: bool) -> None:
-    """Gas per contract function for rounds of n participants (and both fraud proofs)."""
+    """Gas per contract function for rounds of n participants, both fraud proofs, and the
+    chunk proof against a correct Σx with a wrong adapter (the adapter check)."""
     from . import gas as mod
     from ._common import write_json
 
@@ -120,7 +121,7 @@ def gas(sizes: str, backend: str, out: Path | None, as_json: bool) -> None:
 
     table = Table(title=f"gas per function ({backend})")
     cols = ["register", "open", "keys", "shares", "commit", "reveal", "post_result", "finalize",
-            "seed_proof_self", "seed_proof_pair", "chunk_proof"]
+            "seed_proof_self", "seed_proof_pair", "chunk_proof", "chunk_proof_wrong_adapter"]
     table.add_column("n")
     for c in cols:
         table.add_column(c, justify="right")

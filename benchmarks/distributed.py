@@ -152,7 +152,7 @@ def run_federation(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: int
     from coordinator import connect
     from coordinator.chain._contracts import LedgerPolicy, Policy, deploy_federation
     from coordinator.protocol._aggregate import load_adapter
-    from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter
+    from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter_args
     from coordinator.store._store import EmbeddedStore
     from nodes._model import get_flat
     from nodes._peer import ModelLearner, PeerNode
@@ -171,7 +171,7 @@ def run_federation(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: int
         work = Path(workdir or tmp)
         fed, _ = deploy_federation(chain, policy=pol,
                                    ledger_policy=LedgerPolicy(epsilon_cap=epsilon_cap, delta=delta),
-                                   initial_adapter_cid=initial_adapter(store, start))
+                                   **initial_adapter_args(store, start, frac_bits=frac_bits))
         cfg = nz.distributed_config(config_id=2, mode=mode, q=q, clip=clip, frac_bits=frac_bits,
                                     dim=len(start), sigma=sigma, k=k, floor_m=floor_m,
                                     max_m=max(floor_m, n))

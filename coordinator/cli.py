@@ -424,8 +424,14 @@ def round_open(dp_config: int, rpc_url: str, deployment: Path | None, ipfs_api: 
     store = open_store(ipfs_api)
     chain, fed, signer = open_federation(rpc_url, deployment, keystores, passphrase_file, account)
     with chain:
-        length = len(load_adapter(store, fed.global_adapter_cid()))
-        r, rcpt = fed.open_round(dp_config=dp_config, vector_length=length, sender=signer)
+        fixed = fed.quantization()  # round 1 fixed it; later rounds repeat it
+        if fixed is None:
+            length = len(load_adapter(store, fed.global_adapter_cid()))
+            r, rcpt = fed.open_round(dp_config=dp_config, vector_length=length, sender=signer)
+        else:
+            length, ce, fb = fixed
+            r, rcpt = fed.open_round(dp_config=dp_config, vector_length=length, chunk_elems=ce,
+                                     frac_bits=fb, sender=signer)
         data = {"round": r, "tx": rcpt.tx_hash, "gas": rcpt.gas_used, "vector_length": length,
                 "participants": fed.participants(r)}
     emit(as_json, data, lambda: stdout.print(f"[green]opened round {r}[/] with "
@@ -440,14 +446,12 @@ def round_aggregate(round_id: int | None, rpc_url: str, deployment: Path | None,
                     passphrase_file: Path | None, as_json: bool) -> None:
     """Unmask the round's sum, publish the new adapter and post it with the bond."""
     from .protocol._agent import Aggregator
-    from .protocol._aggregate import load_adapter
 
     store = open_store(ipfs_api)
     chain, fed, signer = open_federation(rpc_url, deployment, keystores, passphrase_file, account)
     with chain:
         r = round_id or fed.current_round()
-        start = load_adapter(store, fed.round_info(r).adapter_cid)
-        agg, _, gas = Aggregator(fed, store, signer).run(r, start)
+        agg, _, gas = Aggregator(fed, store, signer).run(r)
         data = {"round": r, "gas": gas, "survivors": len(agg.masked), "seeds": len(agg.seeds),
                 "rejected_shares": agg.rejected_shares}
     emit(as_json, data, lambda: stdout.print(

@@ -32,7 +32,7 @@ from coordinator import ConfigError
 from coordinator.chain._chain import LocalNode
 from coordinator.chain._contracts import LedgerPolicy, Policy, deploy_federation
 from coordinator.chain._deploy import DeploymentRecord
-from coordinator.protocol._driver import fit_windows, initial_adapter
+from coordinator.protocol._driver import fit_windows, initial_adapter_args
 from coordinator.privacy._privacy import dp_config
 from coordinator.ops._procs import ManagedProcess, atomic_write
 from coordinator.store._store import KuboDaemon
@@ -142,7 +142,7 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
         chain.ensure_accounts(spec.peers + 1)
         fed, rec = deploy_federation(chain, policy=policy,
                                      ledger_policy=LedgerPolicy(epsilon_cap=spec.epsilon_cap),
-                                     initial_adapter_cid=initial_adapter(gov_store, start))
+                                     **initial_adapter_args(gov_store, start))
         fed.register_config(dp_config(config_id=1, q=spec.q, sigma=spec.sigma, steps=spec.steps))
         DeploymentRecord(**rec).save(root / "deployment.json")
         passfile = root / "passphrase"

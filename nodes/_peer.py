@@ -29,7 +29,7 @@ from coordinator import (ConfigError, ContentTooLargeError, ContractRevertError,
 from coordinator import _encoding as enc
 from coordinator.protocol import _secagg as sa
 from coordinator.protocol._agent import PeerAgent
-from coordinator.protocol._aggregate import adapter_cap, load_adapter
+from coordinator.protocol._aggregate import blob_floats, round_start
 from coordinator._errors import AggregationError
 from coordinator.chain._contracts import Federation, Phase, RoundInfo, StatusFlag
 from coordinator.privacy._noise import DistributedConfig, DPMode, add_share, noise_rng, skellam_share
@@ -218,14 +218,20 @@ class PeerNode:
 
     # -- training -----------------------------------------------------------------
     def _global(self, round_id: int) -> np.ndarray:
+        """The adapter this round starts from, checked against the chain's
+        adapter root (a CID alone is never trusted), and the round's
+        parameters checked for safe participation. Raises AggregationError,
+        which :meth:`step` logs and turns into skipping the round."""
         info = self.fed.round_info(round_id)
-        flat = load_adapter(self.store, info.adapter_cid,
-                            max_bytes=adapter_cap(info.vector_length, info.chunk_elems))
-        if len(flat) != info.vector_length:
-            raise InvalidContentError(f"round {round_id}'s adapter has {len(flat)} values but this "
-                              f"peer's model has {info.vector_length}; is the [model] config "
-                              "the federation's?")
-        return flat
+        if not 8 <= info.frac_bits <= 24 or enc.max_clip(frac_bits=info.frac_bits,
+                                                          participants=info.n) <= 0:
+            raise AggregationError(f"round {round_id} uses frac_bits={info.frac_bits}, outside "
+                                   "the safe range 8..24; skipping it")
+        if info.vector_length != self.learner.parameters:
+            raise AggregationError(f"round {round_id} expects {info.vector_length} values but this "
+                                   f"peer's model has {self.learner.parameters}; is the [model] "
+                                   "config the federation's? skipping the round")
+        return blob_floats(round_start(self.fed, self.store, round_id))
 
     def _update(self, round_id: int) -> tuple[np.ndarray, int, dict[str, float]] | None:
         raw = self.state.get(round_id, "update")
@@ -257,7 +263,9 @@ class PeerNode:
                  cfg.config_id)
         t0 = time.perf_counter()
         delta, metrics = self.learner.update(start, cfg, seed=seed)
-        weight = self.learner.examples
+        # n_u is capped by policy (the contract reverts above it); the update
+        # n_u·δ is clipped below, so a capped weight also caps its influence.
+        weight = max(1, min(self.learner.examples, self.fed.policy().max_weight))
         clip = enc.max_clip(frac_bits=info.frac_bits, participants=info.n)
         x = enc.quantize(delta.astype(np.float64) * weight, frac_bits=info.frac_bits, clip=clip,
                          rng=np.random.default_rng(seed))
@@ -319,6 +327,7 @@ class PeerNode:
         doing = "keys"
         try:
             if phase == Phase.KEYS and not flags & StatusFlag.KEYS:
+                self._global(round_id)  # an unsafe round is skipped before joining U1
                 done.append(Action(round_id, "keys", gas=agent.post_keys()))
                 flags |= StatusFlag.KEYS
             doing = "shares"

@@ -13,7 +13,7 @@ from coordinator import _encoding as enc
 from coordinator.protocol._agent import Aggregator, PeerAgent
 from coordinator.protocol._aggregate import aggregate, apply_update, collect
 from coordinator.chain._contracts import Federation, LedgerPolicy, Phase, Policy, deploy_federation
-from coordinator.protocol._driver import initial_adapter
+from coordinator.protocol._driver import initial_adapter_args
 from coordinator.privacy._privacy import dp_config
 from coordinator.store._store import EmbeddedStore
 from ledger_tools._inspect import build_log, event_rows
@@ -30,7 +30,8 @@ def _federation(*, lying_config: bool = False):
     pol = Policy(participants=5, threshold=3, keys_blocks=30, shares_blocks=30, commit_blocks=30,
                  reveal_blocks=30, aggregate_blocks=30, challenge_blocks=3, bond=STAKE)
     fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=40),
-                               initial_adapter_cid=initial_adapter(store, np.zeros(L, np.float32)))
+                               **initial_adapter_args(store, np.zeros(L, np.float32),
+                                                                       chunk_elems=64))
     for i in range(1, 6):
         fed.register(sender=i, stake=STAKE)
     cfg = dp_config(config_id=1, q=0.2, sigma=1.0, steps=10)
@@ -68,8 +69,7 @@ def test_honest_rounds_pass_every_check_and_inspect_rebuilds_them_from_events() 
     with chain:
         for _ in range(2):
             r = _round_to_aggregate(fed, store)
-            Aggregator(fed, store, chain.account(1).address).run(
-                r, _global(fed, store, r))
+            Aggregator(fed, store, chain.account(1).address).run(r)
             chain.mine(4)
             fed.finalize(r)
         verdicts = verify_rounds(fed, store, [1, 2]) + verify_budgets(fed, build_log(fed)) \
@@ -85,9 +85,9 @@ def test_honest_rounds_pass_every_check_and_inspect_rebuilds_them_from_events() 
 
 
 def _global(fed, store, r):
-    from coordinator.protocol._aggregate import load_adapter
+    from coordinator.protocol._aggregate import blob_fixed, round_start
 
-    return load_adapter(store, fed.round_info(r).adapter_cid)
+    return blob_fixed(round_start(fed, store, r))
 
 
 def _failing(verdicts):
@@ -102,10 +102,10 @@ def test_a_wrong_result_chunk_is_named() -> None:
         bad_total = agg.total.copy()
         bad_total[2 * 64 + 5] += 1000  # chunk 2
         bad = dataclasses.replace(agg, total=bad_total)
-        new = apply_update(_global(fed, store, r), bad, frac_bits=16)
+        new = apply_update(_global(fed, store, r), bad)
         Aggregator(fed, store, chain.account(1).address).post(r, bad, new)
         fails = _failing(verify_rounds(fed, store, [r]))
-        assert ("aggregate, chunk by chunk", "first wrong chunk: 2") in fails
+        assert ("new adapter = f(global, Σx, Σn), chunk by chunk", "first wrong chunk: 2") in fails
 
 
 def test_a_wrong_posted_seed_is_caught() -> None:
@@ -118,7 +118,7 @@ def test_a_wrong_posted_seed_is_caught() -> None:
         seeds[1] = (u, v, b"\x07" * 32)
         bad = dataclasses.replace(agg, seeds=seeds)
         Aggregator(fed, store, chain.account(1).address).post(
-            r, bad, apply_update(_global(fed, store, r), agg, frac_bits=16))
+            r, bad, apply_update(_global(fed, store, r), agg))
         assert any(c == "posted seeds" for c, _ in _failing(verify_rounds(fed, store, [r])))
 
 
@@ -147,7 +147,7 @@ def test_a_ledger_whose_epsilon_disagrees_with_the_accountant_is_flagged() -> No
     chain, fed, store = _federation(lying_config=True)
     with chain:
         r = _round_to_aggregate(fed, store)
-        Aggregator(fed, store, chain.account(1).address).run(r, _global(fed, store, r))
+        Aggregator(fed, store, chain.account(1).address).run(r)
         fails = _failing(verify_budgets(fed, build_log(fed)))
         checks = {c for c, _ in fails}
         assert "registered RDP vector = Opacus RDP of (q, σ, T)" in checks
@@ -184,7 +184,7 @@ def test_a_dishonest_aggregator_is_proven_wrong_slashed_and_replaced(tamper: str
             seeds[3] = (seeds[3][0], seeds[3][1], b"\x09" * 32)
             bad = dataclasses.replace(agg, seeds=seeds)
         liar = chain.account(1).address
-        Aggregator(fed, store, liar).post(r, bad, apply_update(start, bad, frac_bits=16))
+        Aggregator(fed, store, liar).post(r, bad, apply_update(start, bad))
         fraud = find_fraud(fed, store, r)
         assert fraud is not None and (fraud.kind, fraud.index) == ((tamper, 1) if tamper == "chunk"
                                                                    else (tamper, 3))
@@ -195,7 +195,7 @@ def test_a_dishonest_aggregator_is_proven_wrong_slashed_and_replaced(tamper: str
         assert voided[0].args["slashed"] == STAKE and fed.withdrawable(auditor) == voided[0].args["reward"]
         assert fed.round_info(r).phase == Phase.AGGREGATE and fed.peer_info(liar)["quarantined"]
         # An honest peer re-aggregates; the round verifies and finalizes.
-        Aggregator(fed, store, chain.account(2).address).run(r, start)
+        Aggregator(fed, store, chain.account(2).address).run(r)
         assert find_fraud(fed, store, r) is None
         assert all(v.ok for v in verify_rounds(fed, store, [r]))
         chain.mine(4)
@@ -206,7 +206,7 @@ def test_a_dishonest_aggregator_is_proven_wrong_slashed_and_replaced(tamper: str
 def _two_rounds(chain, fed, store) -> None:
     for _ in range(2):
         r = _round_to_aggregate(fed, store)
-        Aggregator(fed, store, chain.account(1).address).run(r, _global(fed, store, r))
+        Aggregator(fed, store, chain.account(1).address).run(r)
         chain.mine(4)
         fed.finalize(r)
 
@@ -311,7 +311,7 @@ def test_verify_names_a_masked_vector_whose_stored_bytes_differ_from_its_cid() -
     chain, fed, store = _federation()
     with chain:
         r = _round_to_aggregate(fed, store)
-        Aggregator(fed, store, chain.account(1).address).run(r, _global(fed, store, r))
+        Aggregator(fed, store, chain.account(1).address).run(r)
         assert all(v.ok for v in verify_rounds(fed, store, [r]))
         pub = collect(fed, r)
         cid = cid_for(pub.commits[2][0], 4 * pub.ctx.padded_length, store.opts)

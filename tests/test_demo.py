@@ -57,4 +57,9 @@ def test_demo_with_a_dishonest_aggregator_slashes_it_and_recovers() -> None:
     assert any(f"first wrong chunk: {d['fraud']['index']}" in line for line in d["verify_failed"])
     assert d["slashed_wei"] == 10**17 and 0 < d["reward_wei"] <= d["slashed_wei"]
     assert d["liar_quarantined"]
+    # Then the correct Σx with a wrong adapter: proven wrong on-chain too.
+    wrong_adapter = d["proofs"][1]
+    assert wrong_adapter["posted"] == "the correct aggregate with a wrong adapter"
+    assert wrong_adapter["fraud"]["kind"] == "chunk" and wrong_adapter["poster_quarantined"]
+    assert wrong_adapter["slashed_wei"] == 10**17
     assert [r["verified"].split()[0] for r in res["rounds"]] == ["7/7", "7/7"]

@@ -45,6 +45,25 @@ def test_lane_add_and_sub_match_numpy(harness, a, data) -> None:
 
 
 @FAST
+@given(a=u32s, data=st.data(), n=st.one_of(st.integers(1, 5), st.integers(1, 2**64 - 1)))
+def test_next_adapter_matches_the_chain(harness, a, data, n) -> None:
+    # The one integer function the chunk proof recomputes: same bits on both sides,
+    # including negative sums (truncation toward zero) and wrap-around.
+    _, c = harness
+    s = np.array(data.draw(st.lists(st.integers(0, 2**32 - 1), min_size=len(a), max_size=len(a))),
+                 dtype=np.uint32)
+    out = c.functions.nextAdapter(enc.to_bytes(a), enc.to_bytes(s), n).call()
+    assert enc.from_bytes(out).tolist() == enc.next_adapter(a, s, n).tolist()
+
+
+@given(s=st.integers(-(2**31), 2**31 - 1), n=st.integers(1, 2**20), a=st.integers(0, 2**32 - 1))
+def test_next_adapter_is_truncating_fedavg(s, n, a) -> None:
+    got = int(enc.next_adapter(np.array([a], np.uint32), np.array([s & 0xFFFFFFFF], np.uint32), n)[0])
+    q = abs(s) // n * (1 if s >= 0 else -1)
+    assert got == (a + q) % 2**32 and abs(q) <= abs(s / n) < abs(q) + 1
+
+
+@FAST
 @given(seed=st.binary(min_size=32, max_size=32), first=st.integers(0, 2**40),
        blocks=st.integers(1, 40))
 def test_prg_matches(harness, seed, first, blocks) -> None:  # both Python paths (< and ≥ 16 blocks)

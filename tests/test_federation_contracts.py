@@ -190,7 +190,7 @@ def test_chunk_proof_slashes_a_wrong_result_and_fails_against_a_right_one(embedd
     sim = _wrong_result_round(embedded_chain)
     fed = sim.fed
     wrong = sim.true_sum().copy()
-    wrong[3 * 64 + 5] += 1  # chunk 3 is wrong
+    wrong[3 * 64 + 5] += 1 << 20  # chunk 3 of Σx, hence of the adapter, is wrong
     liar = sim.peers[0].address
     sim.post_result(sender=liar, result=wrong)
     # The right chunks cannot be challenged.

@@ -16,7 +16,7 @@ import pytest
 from coordinator import connect
 from coordinator.protocol._aggregate import collect, verify
 from coordinator.chain._contracts import LedgerPolicy, Phase, Policy, StatusFlag, deploy_federation
-from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter
+from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter_args
 from coordinator.privacy._privacy import dp_config
 from coordinator.store._store import EmbeddedStore
 from nodes._data import partition
@@ -108,7 +108,7 @@ def _federation(n: int = 4, t: int = 3):
     pol = Policy(participants=n, threshold=t, keys_blocks=8, shares_blocks=8, commit_blocks=8,
                  reveal_blocks=8, aggregate_blocks=8, challenge_blocks=1, bond=STAKE)
     fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=50),
-                               initial_adapter_cid=initial_adapter(store, start))
+                               **initial_adapter_args(store, start))
     fed.register_config(dp_config(config_id=1, q=0.5, sigma=1.0, steps=2))
     for i in range(1, n + 1):
         fed.register(sender=i, stake=STAKE)

@@ -64,9 +64,10 @@ contract FederationHandler is TestBase {
             aggregateBlocks: 8,
             challengeBlocks: 4,
             challengerRewardBps: 3000,
-            bond: BOND
+            bond: BOND,
+            maxWeight: 1_000_000
         });
-        rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(uint256(1)));
+        rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(uint256(1)), bytes32(0));
         rounds.setFraudProofs(address(this));
         ledger.setCharger(address(rounds));
         registry.setSlasher(address(rounds));

@@ -52,6 +52,7 @@ class FailReason(enum.IntEnum):
     INSUFFICIENT_REVEALS = 4
     NO_RESULT = 5
     NOISE_BELOW_FLOOR = 6
+    TOO_MANY_FRAUDS = 7
 
 
 class StatusFlag(enum.IntFlag):
@@ -77,16 +78,19 @@ class Policy:
     challenge_blocks: int = 50  # MIN_CHALLENGE_BLOCKS: a public chain refuses less
     challenger_reward_bps: int = 5000
     bond: int = 10**17
+    max_weight: int = 1_000_000  # cap on a commit's self-reported n_u
 
     def __post_init__(self) -> None:
         if not 1 <= self.threshold <= self.participants:
             raise ConfigError(f"threshold {self.threshold} must be between 1 and participants "
                               f"{self.participants}")
+        if not 1 <= self.max_weight < 2**32:
+            raise ConfigError(f"max_weight {self.max_weight} must be between 1 and 2^32 - 1")
 
     def as_tuple(self) -> tuple[int, ...]:
         return (self.participants, self.threshold, self.keys_blocks, self.shares_blocks,
                 self.commit_blocks, self.reveal_blocks, self.aggregate_blocks,
-                self.challenge_blocks, self.challenger_reward_bps, self.bond)
+                self.challenge_blocks, self.challenger_reward_bps, self.bond, self.max_weight)
 
 
 MIN_THRESHOLD = 2  # t = 1: every single share is the secret itself
@@ -176,6 +180,7 @@ class RoundInfo:
     opened_block: int
     adapter_cid: bytes
     seed: bytes
+    adapter_root: bytes = bytes(32)  # root of the fixed-point adapter it starts from; 0: all zero
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +400,8 @@ class Federation:
     # -- rounds ------------------------------------------------------------------
     def open_round(self, *, dp_config: int, vector_length: int, chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS,
                    frac_bits: int = 16, sender: Sender | None = None) -> tuple[int, Receipt]:
+        """Open the next round. Round 1 (governor only) fixes the quantization;
+        later rounds must repeat it (the contract reverts RoundsBadQuant)."""
         fn = self.rounds.functions.openRound(dp_config, (vector_length, chunk_elems, frac_bits))
         rcpt = self._tx(fn, sender or self.governor)
         return self.current_round(), rcpt
@@ -431,17 +438,32 @@ class Federation:
     def withdraw(self, *, sender: Sender) -> Receipt:
         return self._tx(self.rounds.functions.withdraw(), sender)
 
+    def sweep_slashed(self, to: str, *, sender: Sender | None = None) -> Receipt:
+        """Governor: move the slashed pool to ``to``'s withdrawable balance."""
+        return self._tx(self.rounds.functions.sweepSlashed(to), sender or self.governor)
+
+    def stake_locks(self, peer: str) -> int:
+        return int(self.chain.call(self.registry.functions.locksOf(peer)))
+
     def current_round(self) -> int:
         return int(self._call(self.rounds.functions.currentRound()))
 
     def global_adapter_cid(self) -> bytes:
         return bytes(self._call(self.rounds.functions.globalAdapterCid()))
 
+    def global_adapter_root(self) -> bytes:
+        return bytes(self.chain.call(self.rounds.functions.globalAdapterRoot()))
+
+    def quantization(self) -> tuple[int, int, int] | None:
+        """(vector_length, chunk_elems, frac_bits) fixed by round 1, or None before."""
+        v = tuple(int(x) for x in self.chain.call(self.rounds.functions.quantization()))
+        return None if v[0] == 0 else (v[0], v[1], v[2])
+
     def round_info(self, round_id: int) -> RoundInfo:
         v = self._call(self.rounds.functions.roundInfo(round_id))
         n, t, nk, ns, nc, nr, cfg, dl, att, vl, ce, fb, ws, ob = (int(x) for x in v[2:16])
         return RoundInfo(round_id, Phase(v[0]), FailReason(v[1]), n, t, nk, ns, nc, nr, cfg, dl,
-                         att, vl, ce, fb, ws, ob, bytes(v[16]), bytes(v[17]))
+                         att, vl, ce, fb, ws, ob, bytes(v[16]), bytes(v[17]), bytes(v[18]))
 
     def result_of(self, round_id: int) -> ResultInfo:
         v = self._call(self.rounds.functions.resultOf(round_id))
@@ -495,9 +517,14 @@ class Federation:
     def challenge_chunk(self, round_id: int, *, chunk_index: int,
                         seeds: Sequence[tuple[int, int, bytes]], members: Sequence[MemberChunk],
                         result_chunk: bytes, result_proof: Sequence[bytes],
+                        prev_chunk: bytes = b"", prev_proof: Sequence[bytes] = (),
                         sender: Sender) -> Receipt:
+        """``result_chunk`` is a chunk of the posted new adapter, ``prev_chunk``
+        that chunk of the adapter the round started from (empty when the
+        round's adapter root is zero)."""
         proof = (round_id, chunk_index, [tuple(s) for s in seeds],
-                 [m.as_tuple() for m in members], result_chunk, list(result_proof))
+                 [m.as_tuple() for m in members], result_chunk, list(result_proof),
+                 prev_chunk, list(prev_proof))
         return self._tx(self.fraud.functions.challengeChunk(proof), sender)
 
     # -- events ------------------------------------------------------------------
@@ -574,9 +601,13 @@ def deploy_federation(chain: Chain, *, policy: Policy = Policy(),
                       ledger_policy: LedgerPolicy = LedgerPolicy(),
                       min_stake: int = 10**17, leave_delay: int = 10,
                       initial_adapter_cid: bytes = bytes(32),
+                      initial_adapter_root: bytes = bytes(32),
                       governor: Sender = 0) -> tuple[Federation, dict[str, Any]]:
     """Deploy and wire PeerRegistry, PrivacyLedger, FedRounds and FraudProofs.
-    The policy is checked first (:func:`check_policy`)."""
+    ``initial_adapter_root`` is the chunk Merkle root of the initial adapter
+    in fixed point (zero: the all-zero adapter); see
+    :func:`coordinator.protocol._driver.initial_adapter`. The policy is
+    checked first (:func:`check_policy`)."""
     check_policy(policy, development=is_development(chain))
     gov = chain.account(governor)
     gas: dict[str, int] = {}
@@ -585,7 +616,7 @@ def deploy_federation(chain: Chain, *, policy: Policy = Policy(),
                            ledger_policy.delta_pico,
                            list(conversion_constants(ledger_policy.delta)), sender=gov)
     rnd, r3 = chain.deploy("FedRounds", gov.address, reg.address, led.address, policy.as_tuple(),
-                           initial_adapter_cid, sender=gov)
+                           initial_adapter_cid, initial_adapter_root, sender=gov)
     frd, r4 = chain.deploy("FraudProofs", rnd.address, sender=gov)
     for name, r in zip(CONTRACT_NAMES, (r1, r2, r3, r4), strict=True):
         gas[name] = r.gas_used

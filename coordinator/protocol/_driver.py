@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _encoding as enc
 from ._agent import Aggregator
-from ._aggregate import Aggregate, load_adapter
+from ._aggregate import Aggregate
 from ..chain._contracts import Federation, Phase
 from .._errors import AggregationError, ConfigError, ContractRevertError
 from ..store._store import ContentStore
@@ -56,17 +56,18 @@ class RoundDriver:
         return self.fed.round_info(self.opened[-1]).phase in (Phase.FINAL, Phase.FAILED)
 
     def open(self) -> int:
-        r, rcpt = self.fed.open_round(dp_config=self.dp_config, vector_length=self.vector_length,
-                                      chunk_elems=self.chunk_elems, frac_bits=self.frac_bits)
+        # After round 1 the federation's quantization is fixed on-chain.
+        vl, ce, fb = self.fed.quantization() or (self.vector_length, self.chunk_elems,
+                                                 self.frac_bits)
+        r, rcpt = self.fed.open_round(dp_config=self.dp_config, vector_length=vl, chunk_elems=ce,
+                                      frac_bits=fb)
         self.opened.append(r)
         self.gas[r] = self.gas.get(r, 0) + rcpt.gas_used
         log.info("round %d opened tx=%s", r, rcpt.tx_hash)
         return r
 
     def aggregate(self, round_id: int) -> Aggregate:
-        info = self.fed.round_info(round_id)
-        start = load_adapter(self.store, info.adapter_cid)
-        agg, _, gas = Aggregator(self.fed, self.store, self.aggregator).run(round_id, start)
+        agg, _, gas = Aggregator(self.fed, self.store, self.aggregator).run(round_id)
         self.results[round_id] = agg
         self.gas[round_id] = self.gas.get(round_id, 0) + gas
         return agg
@@ -122,11 +123,23 @@ class RoundDriver:
         return None
 
 
-def initial_adapter(store: ContentStore, flat: np.ndarray) -> bytes:
-    """Publish the starting adapter; returns the digest the rounds contract records."""
+def initial_adapter(store: ContentStore, flat: np.ndarray, *, frac_bits: int = 16,
+                    chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS) -> tuple[bytes, bytes]:
+    """Publish the starting adapter in fixed point; returns (digest, root) for
+    ``deploy_federation(initial_adapter_cid=..., initial_adapter_root=...)``.
+    Round 1 must then use the same ``frac_bits`` and ``chunk_elems``."""
     from ._aggregate import adapter_bytes
 
-    return store.add(adapter_bytes(0, flat)).digest
+    fixed = enc.pad(enc.to_fixed(flat, frac_bits=frac_bits), chunk_elems)
+    digest = store.add(adapter_bytes(0, fixed, frac_bits=frac_bits, length=len(flat))).digest
+    return digest, enc.vector_root(fixed, chunk_elems)
+
+
+def initial_adapter_args(store: ContentStore, flat: np.ndarray, *, frac_bits: int = 16,
+                         chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS) -> dict[str, bytes]:
+    """``deploy_federation`` keyword arguments for this initial adapter."""
+    cid, root = initial_adapter(store, flat, frac_bits=frac_bits, chunk_elems=chunk_elems)
+    return {"initial_adapter_cid": cid, "initial_adapter_root": root}
 
 
 def fit_windows(*, train_seconds: float, block_seconds: float, participants: int,
