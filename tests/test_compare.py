@@ -104,3 +104,14 @@ def test_unknown_dataset_and_arm_are_refused() -> None:
         CompareConfig(dataset="imdb")
     with pytest.raises(ConfigError, match="unknown arms"):
         CompareConfig(arms=("nope",))
+
+
+def test_results_md_keeps_one_section_per_dataset_and_the_ablation() -> None:
+    from benchmarks.cli import ABLATION_MARK, merge_results
+
+    old = f"# Results synthetic v1\n\n{ABLATION_MARK}\n## Ablation\n"
+    a = merge_results(old, "## Results real v1", "rotten-tomatoes")
+    b = merge_results(a, "# Results synthetic v2", "synthetic")
+    c = merge_results(b, "## Results real v2", "rotten-tomatoes")
+    assert c.index("synthetic v2") < c.index("real v2") < c.index(ABLATION_MARK)
+    assert "v1" not in c and c.count(ABLATION_MARK) == 1 and c.endswith("## Ablation\n")
