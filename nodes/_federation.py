@@ -48,11 +48,13 @@ class FederationSpec:
     chain: str = "anvil"
     encoder: str = "tiny"
     examples_per_peer: int = 96
-    q: float = 0.5
-    sigma: float = 1.0
-    steps: int = 5
+    # Each round costs ε ≈ 1.5 (δ = 1e-5); the cap of 8 ends every peer's
+    # training at ε ≤ 8 after 5 rounds (docs/decisions.md "Defaults end at ε ≤ 8").
+    q: float = 0.25
+    sigma: float = 1.5
+    steps: int = 10
     lr: float = 1e-2
-    epsilon_cap: float = 50.0
+    epsilon_cap: float = 8.0
     phase_blocks: int = 0  # > 0: every window this many blocks; 0: fit them to training
     train_seconds: float = 0.0  # slowest expected local training; 0: measure one here
     shared_kubo: bool = False  # one Kubo daemon for every process on this host
