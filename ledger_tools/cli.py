@@ -30,23 +30,39 @@ def audit() -> None:
 @rpc_url_option
 @deployment_option
 @click.option("--round", "round_id", type=click.IntRange(1), default=None,
-              help="Show only this round.")
-@click.option("--peer", default=None, help="Show only this peer (address).")
+              help="Show only this round (it must exist).")
+@click.option("--peer", default=None, help="Show only this peer (a 0x… address of a "
+                                           "registered peer).")
 @json_option
 def inspect_cmd(rpc_url: str, deployment: Path | None, round_id: int | None, peer: str | None,
                 as_json: bool) -> None:
     """Deployment, policy, rounds (phases, U1/U2/U3, commitments, results,
     challenges) and peers (stake, rounds joined, ε vs cap), rebuilt from
     contract events alone."""
+    from coordinator import ConfigError
+    from coordinator.cli import existing_round
+
     from ._inspect import build_log
 
+    if peer is not None:
+        from eth_utils import is_address
+
+        if not is_address(peer):
+            raise ConfigError(f"--peer {peer!r} is not an address",
+                              hint="give a 0x-prefixed 20-byte hex address, as listed by "
+                                   "`fedledger audit inspect`")
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
     with chain:
+        if round_id is not None:
+            existing_round(fed, round_id)
         log = build_log(fed)
     if round_id is not None:
         log["rounds"] = [r for r in log["rounds"] if r["round"] == round_id]
     if peer is not None:
         log["peers"] = [p for p in log["peers"] if p["address"].lower() == peer.lower()]
+        if not log["peers"]:
+            raise ConfigError(f"{peer} is not a registered peer of this federation",
+                              hint="`fedledger audit inspect` lists the registered peers")
 
     def human() -> None:
         from rich.table import Table
@@ -68,10 +84,11 @@ def inspect_cmd(rpc_url: str, deployment: Path | None, round_id: int | None, pee
         for col in ("address", "stake (wei)", "rounds joined", "ε", "cap", "status"):
             p.add_column(col, justify="right")
         for x in log["peers"]:
-            status = "quarantined" if x["quarantined"] else ("left" if x["left"] else "active")
             p.add_row(x["address"], f"{x['stake']:,}", str(len(x["rounds_joined"])),
-                      f"{x['epsilon']:.4f}", f"{x['cap']:.2f}", status)
+                      f"{x['epsilon']:.4f}", f"{x['cap']:.2f}", x["status"])
         stdout.print(p)
+        if log["stalled"]:
+            stdout.print(f"[yellow]no round can open[/]: {log['stalled']}")
 
     emit(as_json, log, human)
 
@@ -98,9 +115,13 @@ def verify_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None,
     from ._inspect import build_log
     from ._verify import verify_budgets, verify_code, verify_rounds
 
+    from coordinator.cli import existing_round
+
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
     verdicts: list[Any] = []
     with chain:
+        if round_id is not None:  # before anything runs: an unknown round is no success
+            existing_round(fed, round_id)
         if round_id is not None or all_rounds:
             store = open_store(ipfs_api)
             rounds = [round_id] if round_id else list(range(1, fed.current_round() + 1))
@@ -128,7 +149,8 @@ def verify_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None,
 @rpc_url_option
 @deployment_option
 @ipfs_api_option
-@click.option("--round", "round_id", type=click.IntRange(1), required=True)
+@click.option("--round", "round_id", type=click.IntRange(1), required=True,
+              help="The round whose posted result to challenge.")
 @click.option("--account", type=click.IntRange(0), default=None,
               help="Development account index to sign with (or --keystore).")
 @click.option("--keystore", "keystores", multiple=True,
@@ -169,8 +191,10 @@ def challenge_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None, r
 @rpc_url_option
 @deployment_option
 @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
-              show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+              show_default=True, help="json: the rebuilt log plus every event; csv: one row "
+                                      "per event.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="File to write (atomically).")
 @json_option
 def export_cmd(rpc_url: str, deployment: Path | None, fmt: str, out: Path, as_json: bool) -> None:
     """Write the full log: every event of the four contracts (CSV), or the
@@ -188,7 +212,8 @@ def export_cmd(rpc_url: str, deployment: Path | None, fmt: str, out: Path, as_js
 @audit.command("report")
 @rpc_url_option
 @deployment_option
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="HTML file to write (self-contained: plots are inline PNGs).")
 @click.option("--metrics", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="JSON with per-round accuracy (e.g. `fedledger demo --json` "
                                  "output): accuracy is not on-chain, so it is plotted only if given.")

@@ -109,13 +109,17 @@ class PeerDaemon:
         self.s = s
         self.stop = False
         record = DeploymentRecord.load(s.deployment)
-        if s.keystore:
-            self.chain: Chain = connect(s.rpc_url, keystores=[Path(s.keystore)],
-                                        passphrase=s.keystore_passphrase)
-            self.address = self.chain.accounts[0].address
-        else:
-            self.chain = connect(s.rpc_url, dev_accounts=True)
-            self.address = self.chain.account(s.account).address
+        try:
+            if s.keystore:
+                self.chain: Chain = connect(s.rpc_url, keystores=[Path(s.keystore)],
+                                            passphrase=s.keystore_passphrase)
+                self.address = self.chain.accounts[0].address
+            else:
+                self.chain = connect(s.rpc_url, dev_accounts=True)
+                self.address = self.chain.account(s.account).address
+        except ChainUnavailableError as exc:  # `node run` has no --rpc-url: name the config key
+            raise ChainUnavailableError(exc.message, hint="start the chain node, or fix [node] "
+                                        "rpc_url in the peer configuration") from None
         self.fed: Federation = attach(self.chain, record)
         self.store = KuboClient(s.ipfs_api)
         try:
