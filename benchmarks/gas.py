@@ -80,9 +80,11 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
         sim.post_result(sender=sim.peers[2].address, seeds=seeds)
         seed_self = fed.challenge_seed(sim.round_id, seed_index=0, seeds=seeds,
                                        shares=sim.share_proofs(u0, 0), sender=n + 2)
-        # Three aggregators were slashed above; the honest one is the spare
-        # registered account n + 1 (a round of n = 3 has no fourth peer).
-        post_right = sim.post_result(sender=n + 1).gas_used
+        # Three aggregators were slashed (and quarantined) above; the honest one
+        # is any registered peer still eligible (a round of n = 3 has no
+        # fourth participant; the spare accounts n + 1, n + 2 are registered).
+        honest = next(a for a in [p.address for p in sim.peers] + fed.peers() if fed.is_eligible(a))
+        post_right = sim.post_result(sender=honest).gas_used
         info = fed.round_info(sim.round_id)
         chain.mine(info.deadline - chain.block_number + 1)
         finalize = fed.finalize(sim.round_id).gas_used

@@ -120,18 +120,39 @@ class PeerDaemon:
         except ChainUnavailableError as exc:  # `node run` has no --rpc-url: name the config key
             raise ChainUnavailableError(exc.message, hint="start the chain node, or fix [node] "
                                         "rpc_url in the peer configuration") from None
-        self.fed: Federation = attach(self.chain, record)
-        self.store = KuboClient(s.ipfs_api)
+        self.store: KuboClient | None = None
+        self.state: PeerState | None = None
         try:
-            self.store.id()
-        except IpfsError as exc:
-            raise IpfsError(f"no Kubo RPC API answers at {s.ipfs_api}: {exc}",
-                            hint="start it with `fedledger ipfs up` or fix [node] ipfs_api") from None
-        deployment = (self.chain.chain_id, self.fed.rounds.address)
-        self.state = PeerState(s.state, s.passphrase, deployment=deployment)
-        self.node = PeerNode(self.fed, self.store, self.address, self.state, learner,
-                             train_seed=s.train_seed, secret_seed=not s.insecure_dp_rng)
-        self._check_model(learner)
+            self.fed: Federation = attach(self.chain, record)
+            self.store = KuboClient(s.ipfs_api)
+            try:
+                self.store.id()
+            except IpfsError as exc:
+                raise IpfsError(f"no Kubo RPC API answers at {s.ipfs_api}: {exc}",
+                                hint="start it with `fedledger ipfs up` or fix [node] "
+                                     "ipfs_api") from None
+            deployment = (self.chain.chain_id, self.fed.rounds.address)
+            self.state = PeerState(s.state, s.passphrase, deployment=deployment)
+            self.node = PeerNode(self.fed, self.store, self.address, self.state, learner,
+                                 train_seed=s.train_seed, secret_seed=not s.insecure_dp_rng)
+            self._check_model(learner)
+        except BaseException:  # e.g. a wrong passphrase: release what was opened, quietly
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self.state is not None:
+            self.state.close()
+        if self.store is not None:
+            self.store.close()
+        self.chain.close()
+        provider = getattr(self.chain.w3, "provider", None)
+        session_cache = getattr(provider, "_request_session_manager", None)
+        cache = getattr(session_cache, "session_cache", None)
+        for _, session in list(getattr(cache, "items", lambda: [])()):
+            close = getattr(session, "close", None)
+            if callable(close):
+                close()
 
     def _check_model(self, learner: Learner) -> None:
         from coordinator.protocol._aggregate import load_adapter
@@ -187,5 +208,4 @@ class PeerDaemon:
             if self.s.max_rounds and len(seen) > self.s.max_rounds:
                 break
             time.sleep(backoff)
-        self.state.close()
-        self.chain.close()
+        self._release()
