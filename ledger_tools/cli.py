@@ -217,11 +217,16 @@ def export_cmd(rpc_url: str, deployment: Path | None, fmt: str, out: Path, as_js
 @click.option("--metrics", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="JSON with per-round accuracy (e.g. `fedledger demo --json` "
                                  "output): accuracy is not on-chain, so it is plotted only if given.")
+@click.option("--verify", "verify_file", type=click.Path(dir_okay=False, exists=True,
+                                                        path_type=Path),
+              default=None, help="JSON written by `audit verify --all --json`: a verdict per "
+                                 "round in the report (without it, rounds show as unverified).")
 @json_option
 def report_cmd(rpc_url: str, deployment: Path | None, out: Path, metrics: Path | None,
-               as_json: bool) -> None:
+               verify_file: Path | None, as_json: bool) -> None:
     """A self-contained HTML report: ε per peer over rounds against the cap,
-    participation and dropouts, gas per phase, bytes, (accuracy)."""
+    participation and dropouts, gas per phase, bytes, a verification verdict
+    per round (--verify), accuracy (--metrics)."""
     from coordinator import ConfigError
 
     from ._inspect import build_log
@@ -235,9 +240,19 @@ def report_cmd(rpc_url: str, deployment: Path | None, out: Path, metrics: Path |
                          for r in data.get("rounds", [])}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{metrics} has no rounds[].round/accuracy: {exc}") from None
+    verdicts: list[dict[str, Any]] | None = None
+    if verify_file is not None:
+        try:
+            verdicts = list(json.loads(verify_file.read_text())["verdicts"])
+            if not all(isinstance(v, dict) and "scope" in v and "ok" in v for v in verdicts):
+                raise ValueError("each verdict needs scope and ok")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{verify_file} is not the JSON of `audit verify --json`: {exc}",
+                              hint="write it with `fedledger audit verify --all --json > FILE`"
+                              ) from None
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
     with chain:
-        info = report(fed, build_log(fed), out, per_round)
+        info = report(fed, build_log(fed), out, per_round, verdicts)
     emit(as_json, info, lambda: stdout.print(
         f"wrote {out} ({info['bytes']:,} bytes; plots: {', '.join(info['plots'])})"))
 
@@ -248,29 +263,42 @@ def report_cmd(rpc_url: str, deployment: Path | None, out: Path, metrics: Path |
 @ipfs_api_option
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               help="Port on 127.0.0.1 (0: a free one).")
-def serve_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None, port: int) -> None:
+@click.option("--refresh", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="Seconds between the page's refreshes from /api/log (0: never).")
+def serve_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None, port: int,
+              refresh: float) -> None:
     """A read-only explorer page and JSON API (/api/log, /api/verify) on
-    127.0.0.1 until Ctrl-C. With --ipfs-api, rounds are re-verified too."""
+    127.0.0.1 until Ctrl-C. The page refreshes itself, shows each peer's real
+    status and why no round opens, and opens a round's sets, commitments,
+    results and proofs on a click (or at /#round=N). With --ipfs-api, rounds
+    are re-verified too."""
+    import signal
+    import sys
+    import time
+
     from ._serve import Explorer
 
     store = open_store(ipfs_api) if ipfs_api else None
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
     with chain:
         try:
-            httpd = Explorer(fed, store).server(port)
+            running = Explorer(fed, store, refresh_seconds=refresh).start(port)
         except OSError as exc:
             from coordinator import ConfigError
 
             raise ConfigError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}",
                               hint="pick another --port, or --port 0 for a free one") from None
-        host, bound = httpd.server_address[:2]
-        stdout.print(f"explorer at http://{host}:{bound}/ (Ctrl-C stops it)")
-        import sys
-
+        stdout.print(f"explorer at {running.url} (Ctrl-C stops it)")
         sys.stdout.flush()
+
+        def on_term(*_: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_term)
         try:
-            httpd.serve_forever()
+            while running.thread.is_alive():
+                time.sleep(0.5)
         except KeyboardInterrupt:
             pass
         finally:
-            httpd.server_close()
+            running.stop()
