@@ -119,6 +119,8 @@ def _integer_rounds(ax: Any) -> None:
 
 def _legend_outside(ax: Any, **kw: Any) -> None:
     """Legends sit right of the axes, so they cover no data."""
+    if not ax.get_legend_handles_labels()[0]:
+        return
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False,
               fontsize=8, **kw)
 

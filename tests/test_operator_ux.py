@@ -392,3 +392,97 @@ def test_explorer_client_disconnects_print_no_traceback(stalled_federation) -> N
             proc.kill()
             _, err = proc.communicate()
     assert "Traceback" not in err and "BrokenPipe" not in err and "ConnectionReset" not in err, err
+
+
+# -- 5. report ---------------------------------------------------------------------------
+
+def test_participation_map_and_round_verdicts() -> None:
+    from ledger_tools._report import STAGES, participation_matrix, round_verdicts
+
+    a, b, c, d = ("0xa", "0xb", "0xc", "0xd")
+    log = {"peers": [{"address": x} for x in (a, b, c, d)], "rounds": [
+        {"round": 1, "participants": [a, b, c], "U1": [0, 1, 2], "U2": [0, 1], "U3": [0],
+         "revealed": [0]},
+        {"round": 2, "participants": [c, b], "U1": [0, 1], "U2": [0, 1], "U3": [0, 1],
+         "revealed": [1]}]}
+    peers, rounds, m = participation_matrix(log)
+    assert peers == [a, b, c, d] and rounds == [1, 2]
+    assert [[STAGES[s] for s in row] for row in m] == [
+        ["committed, revealed", "not selected"],
+        ["shares (U2)", "committed, revealed"],
+        ["keys (U1)", "committed (U3)"],
+        ["not selected", "not selected"]]
+    v = round_verdicts([{"scope": "round 1", "check": "result", "ok": False, "detail": "chunk 2"},
+                        {"scope": "round 1", "check": "seeds", "ok": True, "detail": ""},
+                        {"scope": "round 2", "check": "result", "ok": True, "detail": ""},
+                        {"scope": "round 3", "check": "has a result", "ok": True,
+                         "detail": "skipped: phase KEYS"},
+                        {"scope": "peer 0xa", "check": "ε", "ok": False, "detail": ""}])
+    assert v[1]["text"] == "FAIL" and v[1]["detail"] == "result: chunk 2"
+    assert (v[2]["text"], v[3]["text"]) == ("ok", "skipped") and set(v) == {1, 2, 3}
+
+
+@pytest.mark.integration
+def test_report_in_headless_chromium_has_verdicts_status_and_integer_round_axes(tmp_path) -> None:
+    from dataclasses import asdict
+
+    from test_audit import _Tables, _chromium, _federation, _two_rounds
+
+    from ledger_tools._inspect import build_log
+    from ledger_tools._report import report
+    from ledger_tools._verify import verify_rounds
+
+    chain, fed, store = _federation()
+    with chain:
+        _two_rounds(chain, fed, store)
+        log = build_log(fed)
+        verdicts = [asdict(v) for v in verify_rounds(fed, store, [1, 2])]
+        verdicts[0] = dict(verdicts[0], ok=False, detail="chunk 3 differs")  # as a failed verify
+        out = tmp_path / "r.html"
+        info = report(fed, log, out, {1: {"accuracy": 0.61}, 2: {"accuracy": 0.66}}, verdicts)
+        plain = report(fed, log, tmp_path / "plain.html")
+    assert info["verified_rounds"] == [1, 2] and plain["verified_rounds"] == []
+    dom = _chromium(tmp_path, out.as_uri(), "report.png")
+    rows = _Tables(dom).rows
+    assert [(r[0], r[-2], r[-1]) for r in rows["rounds"]] == [("1", "0.610", "FAIL"),
+                                                             ("2", "0.660", "ok")]
+    assert [(r[0], r[1]) for r in rows["peers"]] == [(p["address"], p["status"])
+                                                    for p in log["peers"]]
+    assert "chunk 3 differs" in dom and "1 of" in dom and "checks FAIL" in dom
+    assert dom.count("data:image/png;base64,") == 5
+    assert "not given" in (tmp_path / "plain.html").read_text()
+
+
+def test_report_round_axes_have_whole_numbers_only(tmp_path, monkeypatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.figure
+
+    from ledger_tools import _report
+
+    ticks: list[list[float]] = []
+    real = _report._png
+
+    def capture(fig):
+        fig.canvas.draw()
+        for ax in fig.axes:
+            if ax.get_xlabel() == "round":
+                ticks.append([t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]])
+        return real(fig)
+
+    monkeypatch.setattr(_report, "_png", capture)
+    monkeypatch.setattr(_report, "gas_per_phase", lambda fed: {})
+    log = {"deployment": {"chain_id": 1, "block": 1, "contracts": {"FedRounds": "0x0"}},
+           "ledger": {"cap": 8.0, "delta": 1e-5}, "events": 0, "stalled": None,
+           "peers": [{"address": "0x" + "a" * 40, "charges": [{"round": 1, "epsilon_after": 1.0},
+                                                           {"round": 2, "epsilon_after": 1.5},
+                                                           {"round": 3, "epsilon_after": 2.0}],
+                      "rounds_joined": [1, 2, 3], "epsilon": 2.0, "cap": 8.0, "status": "active"}],
+           "rounds": [{"round": r, "phase": "FINAL", "fail_reason": "NONE",
+                       "participants": ["0x" + "a" * 40], "U1": [0], "U2": [0], "U3": [0],
+                       "revealed": [0], "voided": [], "vectorLength": 10, "chunkElems": 8}
+                      for r in (1, 2, 3)]}
+    _report.report(None, log, tmp_path / "r.html", {1: {"accuracy": .5}, 3: {"accuracy": .6}})
+    assert len(ticks) == 5
+    assert all(t == int(t) for axis in ticks for t in axis) and all(axis for axis in ticks)
