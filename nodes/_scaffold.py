@@ -107,9 +107,12 @@ account = {account}
 # ... or with an encrypted keystore file (v3 JSON) on a real chain: set one of the two.
 keystore = "{keystore}"
 # File whose first line is the passphrase that seals the state (or env
-# FEDLEDGER_PASSPHRASE); it also opens the keystore unless
-# FEDLEDGER_KEYSTORE_PASSPHRASE is set. Never commit it.
+# FEDLEDGER_PASSPHRASE). Never commit it; back it up with the state file.
 passphrase_file = "{passphrase_file}"
+# The keystore's own passphrase file (or env FEDLEDGER_KEYSTORE_PASSPHRASE);
+# set keystore_uses_state_passphrase = true to use the state's instead.
+keystore_passphrase_file = "{keystore_passphrase_file}"
+keystore_uses_state_passphrase = {keystore_uses_state_passphrase}
 # Seconds between looks at the chain.
 poll_seconds = {poll_seconds}
 # Register (with stake_wei of stake) on first start if not yet registered.
@@ -137,7 +140,9 @@ epochs = {epochs}
 batch_size = {batch_size}
 lr = {lr}
 max_grad_norm = {max_grad_norm}
-# Draw DP noise from the OS CSPRNG (slower): set true for any real deployment.
+# DP noise and sampling from ChaCha20 keyed by the OS CSPRNG, sealed in the
+# state. false makes the noise predictable: `node run` then refuses to start
+# unless given --insecure-dp-rng (development only).
 secure_rng = {secure_rng}
 """
 

@@ -216,7 +216,7 @@ def test_init_writes_commented_files_that_the_commands_accept(tmp_path) -> None:
     spec = spec_from_file(tmp_path / "federation.toml")
     assert (spec.peers, spec.threshold) == (3, 2)
     cfg = load_config(tmp_path / "peer.toml")
-    assert cfg["node"]["deployment"] == "deployment.json" and cfg["train"]["secure_rng"] is False
+    assert cfg["node"]["deployment"] == "deployment.json" and cfg["train"]["secure_rng"] is True
     # An operator's edits are read back, and never overwritten by a second init.
     (tmp_path / "federation.toml").write_text(fed_text.replace("threshold = 2", "threshold = 5"))
     one_line_error(run("init", str(tmp_path)), 2, f"error: {tmp_path / 'federation.toml'} "
@@ -360,7 +360,9 @@ def test_wrong_passphrase_is_one_line_without_resource_warning(stalled_federatio
     warn = {"PYTHONWARNINGS": "always::ResourceWarning"}
     from nodes._state import PeerState
 
-    PeerState(tmp_path / ".fedledger" / "peer" / "state.sqlite", b"the right one").close()
+    rounds = json.loads(rec.read_text())["contracts"]["FedRounds"]
+    PeerState(tmp_path / ".fedledger" / "peer" / "state.sqlite", b"the right one",
+              deployment=(31337, rounds)).close()
     proc = run("node", "run", "--config", str(cfg), env=warn, timeout=120)
     one_line_error(proc, 2, "error: the passphrase does not open")
     assert "ResourceWarning" not in proc.stderr
