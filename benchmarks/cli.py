@@ -31,7 +31,8 @@ def bench() -> None:
 @bench.command("dp-rng")
 @click.option("--sizes", default="100000,1000000", show_default=True,
               help="Comma-separated noise-tensor sizes (elements).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @json_option
 def dp_rng(sizes: str, out: Path | None, as_json: bool) -> None:
     """Secret DP randomness: ChaCha20 Gaussian noise vs torch's Mersenne
@@ -318,7 +319,8 @@ def ablation(seeds: str, rounds: int, peers: int, encoder: str, out: Path | None
 @click.option("--dim", default=4096, show_default=True, help="Update length (values).")
 @click.option("--steps", default=200, show_default=True,
               help="Record-level DP-SGD steps (rounds) to account for and to price.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @json_option
 def distributed(rounds: int, peers: int, dim: int, steps: int, out: Path | None,
                 as_json: bool) -> None:
