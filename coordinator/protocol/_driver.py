@@ -27,6 +27,48 @@ log = logging.getLogger("fedledger.driver")
 WAITING = (Phase.KEYS, Phase.SHARES, Phase.COMMIT, Phase.REVEAL)
 
 
+def peer_status(fed: Federation, peer: str, dp_config: int) -> str:
+    """Why a registered peer can or cannot be selected for a round at
+    ``dp_config``: "active", "quarantined", "left" (withdrawn or leaving),
+    "at cap" (its privacy budget cannot pay for one more round), or
+    "unregistered". The same conditions the contract's selection uses."""
+    info = fed.peer_info(peer)
+    if not info["registered"]:
+        return "unregistered"
+    if info["quarantined"]:
+        return "quarantined"
+    if info["leave_block"]:
+        return "left"
+    if not fed.can_afford(peer, dp_config):
+        return "at cap"
+    return "active"
+
+
+def eligibility(fed: Federation, dp_config: int) -> list[dict[str, object]]:
+    """Every registered peer with its :func:`peer_status` and ε spent."""
+    return [{"address": p, "status": peer_status(fed, p, dp_config),
+             "epsilon": fed.epsilon(p)} for p in fed.peers()]
+
+
+def stall_reason(fed: Federation, dp_config: int) -> str | None:
+    """Why no new round can open now (None: one can, or one is running)."""
+    r = fed.current_round()
+    if r and fed.round_info(r).phase not in (Phase.FINAL, Phase.FAILED):
+        return None
+    peers = eligibility(fed, dp_config)
+    t = fed.policy().threshold
+    active = sum(p["status"] == "active" for p in peers)
+    if active >= t:
+        return None
+    counts: dict[str, int] = {}
+    for p in peers:
+        if p["status"] != "active":
+            counts[str(p["status"])] = counts.get(str(p["status"]), 0) + 1
+    why = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no peer registered"
+    return (f"only {active} of {len(peers)} registered peers are eligible for DP configuration "
+            f"{dp_config} ({why}); a round needs threshold {t}")
+
+
 @dataclass
 class RoundDriver:
     fed: Federation
@@ -43,6 +85,7 @@ class RoundDriver:
     results: dict[int, Aggregate] = field(default_factory=dict)
     gas: dict[int, int] = field(default_factory=dict)
     unaggregatable: dict[int, str] = field(default_factory=dict)  # round -> why
+    stalled: str | None = None  # why no round opens, while none can
 
     def __post_init__(self) -> None:
         if self.vector_length < 1:
@@ -83,11 +126,21 @@ class RoundDriver:
             if self.min_peers and sum(map(self.fed.is_eligible, self.fed.peers())) < self.min_peers:
                 return None
             try:
-                return f"opened round {self.open()}"
+                opened = f"opened round {self.open()}"
             except ContractRevertError as exc:
                 if exc.name != "RoundsNotEnoughEligible":
                     raise
-                return None  # wait for peers to register
+                reason = stall_reason(self.fed, self.dp_config) or (
+                    f"the contract found too few eligible peers ({exc})")
+                if reason != self.stalled:  # once per change, not once per tick
+                    log.warning("no round can open: %s", reason)
+                    self.stalled = reason
+                    return f"waiting: {reason}"
+                return None
+            if self.stalled is not None:
+                log.info("rounds resume: %s", opened)
+            self.stalled = None
+            return opened
         if info.phase in WAITING:
             if block > info.deadline:
                 self.gas[r] = self.gas.get(r, 0) + self.fed.advance(r).gas_used
