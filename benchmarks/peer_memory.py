@@ -78,6 +78,6 @@ def run() -> dict[str, Any]:
         results[name] = {"env": env, "stages": [{"stage": s, **m} for s, m in stages]}
     import torch
 
-    return {"benchmark": "peer_memory", "machine": machine(),
+    return {"benchmark": "peer_memory", "machine": machine(), "command": "fedledger bench peer-memory",
             "torch": torch.__version__, "torch_cuda_build": torch.version.cuda,
             "variants": results}

@@ -342,16 +342,26 @@ def run(*, peers: int, minutes: float, faults: tuple[str, ...], every: float = 3
     base, hurt = arms["without_faults"], arms["with_faults"]
     zero = ("rounds_lost", "peers_exited_on_their_own", "double_commits", "reused_keys_or_seeds",
             "budget_charged_never_released")
+    ratio = (round(hurt["rounds_per_minute"] / base["rounds_per_minute"], 3)
+             if base["rounds_per_minute"] else None)
+    must_be_zero = {k: hurt[k] + base[k] for k in zero}
+    audit_passed = hurt["audit_verify_exit"] == 0 and base["audit_verify_exit"] == 0
     return {
         "benchmark": "soak", "machine": machine(),
+        "command": (f"fedledger bench soak --peers {peers} --minutes {minutes} --every {every} "
+                    f"--faults {','.join(faults)}"
+                    + (f" --synthetic {synthetic_parameters}" if synthetic_parameters else "")
+                    + (" --shared-kubo" if shared_kubo else "")),
+        "targets": {"throughput_ratio_min": 0.7, "must_be_zero": True, "audit_passes": True,
+                    "ok": bool(ratio is not None and ratio >= 0.7
+                               and not any(must_be_zero.values()) and audit_passed)},
         "spec": {"peers": peers, "threshold": spec.threshold, "minutes": minutes,
                  "faults": list(faults), "mean_seconds_between_faults": every, "seed": seed,
                  "learner": ("synthetic (a fake, no training)" if synthetic_parameters
                              else f"DP-SGD, {spec.encoder} encoder"),
                  "shared_kubo": shared_kubo},
         "arms": arms,
-        "throughput_ratio": (round(hurt["rounds_per_minute"] / base["rounds_per_minute"], 3)
-                             if base["rounds_per_minute"] else None),
-        "must_be_zero": {k: hurt[k] + base[k] for k in zero},
-        "audit_passed": hurt["audit_verify_exit"] == 0 and base["audit_verify_exit"] == 0,
+        "throughput_ratio": ratio,
+        "must_be_zero": must_be_zero,
+        "audit_passed": audit_passed,
     }

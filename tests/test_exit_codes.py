@@ -30,8 +30,8 @@ from coordinator.chain._contracts import LedgerPolicy, Phase, Policy, deploy_fed
 from coordinator.ops._paths import project_root
 from coordinator.privacy._privacy import dp_config
 from coordinator.protocol._agent import Aggregator, PeerAgent
-from coordinator.protocol._aggregate import aggregate, apply_update, collect, load_adapter
-from coordinator.protocol._driver import initial_adapter
+from coordinator.protocol._aggregate import aggregate, apply_update, blob_fixed, collect, round_start
+from coordinator.protocol._driver import initial_adapter_args
 from coordinator.store._store import EmbeddedStore
 from ledger_tools import cli as audit_cli
 
@@ -47,7 +47,7 @@ def _federation():
     pol = Policy(participants=5, threshold=3, keys_blocks=30, shares_blocks=30, commit_blocks=30,
                  reveal_blocks=30, aggregate_blocks=30, challenge_blocks=3, bond=STAKE)
     fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=40),
-                               initial_adapter_cid=initial_adapter(store, np.zeros(L, np.float32)))
+                               **initial_adapter_args(store, np.zeros(L, np.float32), chunk_elems=64))
     for i in range(1, 6):
         fed.register(sender=i, stake=STAKE)
     fed.register_config(dp_config(config_id=1, q=0.2, sigma=1.0, steps=10))
@@ -118,12 +118,12 @@ def test_exit_8_when_an_audit_check_fails_and_challenge_end_to_end(monkeypatch, 
     with chain:
         r = _to_aggregate(fed, store)
         agg = aggregate(collect(fed, r), store)
-        start = load_adapter(store, fed.round_info(r).adapter_cid)
+        start = blob_fixed(round_start(fed, store, r))
         total = agg.total.copy()
         total[64 + 3] ^= 0x10000  # chunk 1 is wrong
         bad = dataclasses.replace(agg, total=total)
         liar = chain.account(1).address
-        Aggregator(fed, store, liar).post(r, bad, apply_update(start, bad, frac_bits=16))
+        Aggregator(fed, store, liar).post(r, bad, apply_update(start, bad))
         code, out, _ = _main(monkeypatch, capsys, chain, fed, store, "", "audit", "verify",
                              "--round", str(r), "--no-budgets", "--no-code", "--json")
         assert code == 8 and json.loads(out)["counts"]["fail"] >= 1
@@ -138,7 +138,7 @@ def test_exit_8_when_an_audit_check_fails_and_challenge_end_to_end(monkeypatch, 
         assert fed.withdrawable(challenger) == data["reward_wei"] > 0
         assert fed.round_info(r).phase == Phase.AGGREGATE and fed.peer_info(liar)["quarantined"]
         # An honest re-aggregation has nothing to challenge: exit 8, one line on stdout.
-        Aggregator(fed, store, chain.account(2).address).run(r, start)
+        Aggregator(fed, store, chain.account(2).address).run(r)
         code, out, _ = _main(monkeypatch, capsys, chain, fed, store, challenger, "audit",
                              "challenge", "--round", str(r))
         assert code == 8 and "nothing to challenge" in out

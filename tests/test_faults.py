@@ -29,7 +29,7 @@ from coordinator.chain._deploy import DeploymentRecord
 from coordinator.ops._procs import ManagedProcess
 from coordinator.privacy._privacy import dp_config
 from coordinator.protocol._aggregate import collect, verify
-from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter
+from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter_args
 from coordinator.store._store import EmbeddedStore, KuboClient
 from nodes._daemon import NodeSettings, PeerDaemon
 from nodes._data import partition
@@ -113,7 +113,7 @@ def test_a_peer_whose_shares_transaction_reverts_late_stays_up_and_completes_the
         start = get_flat(model)
         fed, rec = deploy_federation(chain, policy=_policy(n, t, 30),
                                      ledger_policy=LedgerPolicy(epsilon_cap=50),
-                                     initial_adapter_cid=initial_adapter(kubo_a, start))
+                                     **initial_adapter_args(kubo_a, start))
         fed.register_config(dp_config(config_id=1, q=0.5, sigma=1.0, steps=2))
         DeploymentRecord(**rec).save(tmp_path / "deployment.json")
         parts = partition(n, examples_per_peer=40, seed=1)
@@ -188,7 +188,7 @@ def test_a_slow_trainer_misses_only_the_commit_because_shares_go_out_first(
         start = get_flat(model)
         fed, _ = deploy_federation(chain, policy=_policy(n, t, 8),
                                    ledger_policy=LedgerPolicy(epsilon_cap=50),
-                                   initial_adapter_cid=initial_adapter(store, start))
+                                   **initial_adapter_args(store, start))
         fed.register_config(dp_config(config_id=1, q=0.5, sigma=1.0, steps=2))
         for i in range(1, n + 1):
             fed.register(sender=i, stake=STAKE)

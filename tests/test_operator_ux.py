@@ -171,7 +171,7 @@ def test_driver_logs_why_no_round_opens_once_and_status_names_at_cap(caplog) -> 
     from coordinator import connect
     from coordinator.chain._contracts import LedgerPolicy, Policy, deploy_federation
     from coordinator.privacy._privacy import dp_config
-    from coordinator.protocol._driver import RoundDriver, initial_adapter, stall_reason
+    from coordinator.protocol._driver import RoundDriver, initial_adapter_args, stall_reason
     from coordinator.store._store import EmbeddedStore
 
     with connect("embedded") as chain:
@@ -182,7 +182,7 @@ def test_driver_logs_why_no_round_opens_once_and_status_names_at_cap(caplog) -> 
                      bond=10**17)
         # A cap below one round's ε: every peer is at its cap from the start.
         fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=0.01),
-                                   initial_adapter_cid=initial_adapter(store, np.zeros(8, np.float32)))
+                                   **initial_adapter_args(store, np.zeros(8, np.float32)))
         for i in range(1, 5):
             fed.register(sender=i, stake=10**17)
         fed.register_config(dp_config(config_id=1, q=0.2, sigma=1.0, steps=10))

@@ -29,7 +29,7 @@ def _setup(n: int, t: int, *, start: np.ndarray | None = None):
     store = EmbeddedStore()
     pol = Policy(participants=n, threshold=t, keys_blocks=30, shares_blocks=30, commit_blocks=30,
                  reveal_blocks=30, aggregate_blocks=30, challenge_blocks=2, bond=STAKE)
-    kw = {} if start is None else initial_adapter_args(store, start)
+    kw = {} if start is None else initial_adapter_args(store, start, chunk_elems=64)
     fed, _ = deploy_federation(chain, policy=pol, **kw)
     for i in range(1, n + 1):
         fed.register(sender=i, stake=STAKE)

@@ -21,7 +21,7 @@ from coordinator.chain._contracts import Federation, LedgerPolicy, Phase, Policy
 from coordinator.privacy._privacy import dp_config
 from coordinator.protocol._agent import Aggregator, PeerAgent
 from coordinator.protocol._aggregate import load_adapter
-from coordinator.protocol._driver import initial_adapter
+from coordinator.protocol._driver import initial_adapter_args
 from coordinator.store._store import EmbeddedStore
 from ledger_tools import cli as audit_cli
 from ledger_tools._inspect import build_log
@@ -39,7 +39,7 @@ def _federation(*, start_adapter: bool = True, q: float = 0.2, sigma: float = 1.
     store = EmbeddedStore()
     pol = Policy(participants=5, threshold=3, keys_blocks=30, shares_blocks=30, commit_blocks=30,
                  reveal_blocks=30, aggregate_blocks=30, challenge_blocks=3, bond=STAKE)
-    kw = {"initial_adapter_cid": initial_adapter(store, np.zeros(L, np.float32))} if start_adapter else {}
+    kw = initial_adapter_args(store, np.linspace(-1, 1, L, dtype=np.float32), chunk_elems=64) if start_adapter else {}
     fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=cap), **kw)
     for i in range(1, 6):
         fed.register(sender=i, stake=STAKE)
@@ -66,9 +66,7 @@ def _final_round(chain, fed, store, *, start: np.ndarray | None) -> int:
         a.commit(np.arange(L, dtype=np.uint32) * (a.index + 1), weight=10, dp_config=1)
     for a in agents:
         a.reveal()
-    if start is None:
-        start = load_adapter(store, fed.round_info(r).adapter_cid)
-    Aggregator(fed, store, chain.account(1).address).run(r, start)
+    Aggregator(fed, store, chain.account(1).address).run(r)
     chain.mine(4)
     fed.finalize(r)
     assert fed.round_info(r).phase == Phase.FINAL
@@ -83,15 +81,20 @@ def _run_cli(monkeypatch, chain, fed, store, *args: str):
 
 
 def test_verify_exits_non_zero_on_a_round_it_cannot_check(monkeypatch) -> None:
-    """Round 1 starts from a zero adapter CID (nothing published): its new
-    adapter cannot be recomputed. On the old code that check silently
-    disappeared and verify exited 0; round 999 was 'skipped' as a pass."""
-    chain, fed, store = _federation(start_adapter=False)
+    """Round 1's start adapter is no longer to be had from the content store
+    (its blocks are gone): the new adapter cannot be recomputed. On the old
+    code an uncheckable adapter check silently disappeared and verify exited
+    0; round 999 was 'skipped' as a pass."""
+    chain, fed, store = _federation()
     with chain:
-        r = _final_round(chain, fed, store, start=np.zeros(L, np.float32))
+        r = _final_round(chain, fed, store, start=None)
+        start_cid = fed.round_info(r).adapter_cid
+        for cid in list(store._blocks):  # the start adapter's blocks vanish
+            if cid.digest == start_cid:
+                del store._blocks[cid]
         verdicts = verify_rounds(fed, store, [r, 999])
         unchecked = {(v.scope, v.check) for v in verdicts if v.status == NOT_CHECKED}
-        assert unchecked == {("round 1", "new adapter = global + Σx / Σn"),
+        assert unchecked == {("round 1", "starting adapter matches its on-chain root"),
                              ("round 999", "round exists")}
         assert all(not v.ok for v in verdicts if v.status == NOT_CHECKED)
         assert not exit_ok(verdicts) and exit_ok(verdicts, allow_unchecked=True)
@@ -100,12 +103,13 @@ def test_verify_exits_non_zero_on_a_round_it_cannot_check(monkeypatch) -> None:
         assert res.exit_code == 8, res.output
         out = json.loads(res.stdout)
         assert out["ok"] is False and out["counts"][NOT_CHECKED] == 1 and out["counts"][FAIL] == 0
+        # The CLI refuses an unknown round up front (issue 17: no false success).
         res = _run_cli(monkeypatch, chain, fed, store, "--round", "999", "--json")
-        assert res.exit_code == 8 and json.loads(res.stdout)["counts"][NOT_CHECKED] == 1
+        assert res.exit_code != 0 and "round 999 does not exist" in str(res.exception)
         # The user can choose to accept what could not be checked.
         res = _run_cli(monkeypatch, chain, fed, store, "--all", "--allow-unchecked")
         assert res.exit_code == 0, res.output
-        assert "NOT CHECKED round 1: new adapter" in res.stdout
+        assert "NOT CHECKED round 1: starting adapter" in res.stdout
         assert "1 not checked" in res.stdout.splitlines()[-1]
 
 
@@ -183,6 +187,8 @@ def test_final_rounds_are_cached_by_result_identity(tmp_path, monkeypatch) -> No
         explorer = Explorer(fed, store)
         first = explorer.verify()
         assert explorer.cache.hits == 0 and first["ok"]
+        assert explorer.verify() is first  # the log has not changed: the same answer
+        explorer._verified = None  # as after a new event: the per-round cache answers
         second = explorer.verify()
         assert explorer.cache.hits == 3  # both FINAL rounds and the code: no re-aggregation
         assert second["verdicts"] == first["verdicts"]

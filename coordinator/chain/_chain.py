@@ -174,8 +174,8 @@ class Chain:
         """The return data of a mined, failed transaction from the node's call
         tracer (anvil, geth, Hardhat); None where the node has no tracer."""
         try:
-            resp = self.w3.provider.make_request(  # type: ignore[arg-type]
-                "debug_traceTransaction",
+            resp = self.w3.provider.make_request(
+                "debug_traceTransaction",  # type: ignore[arg-type]
                 [tx_hash, {"tracer": "callTracer", "tracerConfig": {"onlyTopCall": True}}])
         except Exception:  # noqa: BLE001 - a node without the debug namespace
             return None

@@ -384,10 +384,19 @@ def verify(fed: Federation, store: ContentStore, round_id: int) -> list[Check]:
     posted = enc.from_bytes(blob.aggregate)
     ok_total = len(posted) == len(agg.total) and np.array_equal(posted, agg.total)
     checks.append(Check("posted Σx (informative) equals the recomputed one", ok_total))
+    name = "starting adapter matches its on-chain root"
+    info = fed.round_info(round_id)
+    if any(info.adapter_root):
+        try:  # content that cannot be had is "not checked", never a pass and never a fraud
+            load_blob(store, info.adapter_cid, max_bytes=adapter_cap(info.vector_length, ce))
+        except FedLedgerError as exc:
+            return checks + [not_checked(name, f"the start adapter cannot be fetched: {exc}")]
     try:
         start = blob_fixed(round_start(fed, store, round_id))
     except FedLedgerError as exc:
-        return checks + [Check("starting adapter matches its on-chain root", False, str(exc))]
+        return checks + [Check(name, False, str(exc))]
+    checks.append(Check(name, True, "zero root: the all-zero adapter" if not any(info.adapter_root)
+                        else f"{len(start)} values"))
     want = apply_update(start, agg)
     new = blob_fixed(blob)
     ok_root = len(new) == len(want) and enc.vector_root(new, ce) == res.result_root
