@@ -261,12 +261,16 @@ contract FederationHandler is TestBase {
     function proveFraud(uint256 a) external {
         uint256 r = _round();
         if (r == 0) return;
-        uint256 bond = rounds.resultOf(r).bond;
+        IFedRounds.ResultView memory res = rounds.resultOf(r);
+        uint256 bond = res.bond;
         address challenger = _actor(a);
         try rounds.voidResult(r, challenger) {
             ghostVoided += 1;
             ghostSlashed += bond;
-            ghostOwed[challenger] += bond * rounds.policy().challengerRewardBps / 10_000;
+            // A self-challenge earns nothing (FedRounds: no recovering one's own bond).
+            if (challenger != res.aggregator) {
+                ghostOwed[challenger] += bond * rounds.policy().challengerRewardBps / 10_000;
+            }
         } catch {}
         _track();
     }
