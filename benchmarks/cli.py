@@ -212,7 +212,8 @@ def secure_round(sizes: str, params: int, flower: bool, out: Path | None, as_jso
 @bench.command("prg")
 @click.option("--mb", type=click.FloatRange(0.25, 256), default=4.0, show_default=True,
               help="Megabytes of PRG output per timing.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the JSON (default: benchmarks/out/<name>.json).")
 @json_option
 def prg(mb: float, out: Path | None, as_json: bool) -> None:
     """PRG throughput on one core: our keccak256-CTR against its eth_hash
@@ -418,14 +419,16 @@ def distributed(rounds: int, peers: int, dim: int, steps: int, out: Path | None,
 
 
 @bench.command("soak")
-@click.option("--peers", type=click.IntRange(2, 50), default=8, show_default=True)
+@click.option("--peers", type=click.IntRange(2, 50), default=8, show_default=True,
+              help="Peer daemons in the federation under test.")
 @click.option("--minutes", type=click.FloatRange(0.2), default=10.0, show_default=True,
               help="Length of each arm (without faults, then with).")
 @click.option("--faults", default="kill9,restart,kubo-restart,chain-pause", show_default=True,
               help="Comma-separated: kill9, restart, kubo-restart, chain-pause.")
 @click.option("--every", type=click.FloatRange(1), default=30.0, show_default=True,
               help="Mean seconds between faults (exponential, drawn from --seed).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the fault schedule (which fault, when, to whom).")
 @click.option("--synthetic", "synthetic_parameters", type=click.IntRange(0), default=0,
               show_default=True, help="> 0: peers use the synthetic learner (a fake: no "
               "training) with this many parameters, for large N.")
@@ -433,7 +436,8 @@ def distributed(rounds: int, peers: int, dim: int, steps: int, out: Path | None,
               help="One Kubo daemon for all processes instead of one per peer.")
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Where the federations run (default: a temporary directory).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the JSON (default: benchmarks/out/<name>.json).")
 @json_option
 def soak(peers: int, minutes: float, faults: str, every: float, seed: int,
          synthetic_parameters: int, shared_kubo: bool, workdir: Path | None, out: Path | None,
@@ -464,7 +468,8 @@ def soak(peers: int, minutes: float, faults: str, every: float, seed: int,
 
 
 @bench.command("peer-memory")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the JSON (default: benchmarks/out/<name>.json).")
 @json_option
 def peer_memory(out: Path | None, as_json: bool) -> None:
     """Where a tiny-encoder peer's memory goes, stage by stage (RSS, shared

@@ -530,7 +530,7 @@ def round_status(round_id: int | None, rpc_url: str, deployment: Path | None,
                                     or "none registered"))
         if view["stalled"]:
             stdout.print(f"[yellow]no round can open[/]: {view['stalled']}")
-        for phase, peers in view["late"].items():
+        for phase, peers in view.get("late", {}).items():
             if peers:
                 stdout.print(f"  late in {phase}: {peers}")
 

@@ -57,7 +57,8 @@ rounds = {rounds}
 
 [policy]
 # Length of each phase (keys, shares, commit, reveal, aggregate) in blocks; the
-# driver mines a block per look on the development chain.
+# driver mines a block per look on the development chain. 0: fit the windows
+# to one measured local training (times peers per core).
 phase_blocks = {phase_blocks}
 # Per-peer privacy cap: the ledger refuses a commit that would take a peer's
 # cumulative ε (at δ = 1e-5) above this. A peer at its cap is no longer
@@ -181,9 +182,12 @@ def spec_from_file(path: Path, **overrides: Any) -> FederationSpec:
                 raise ConfigError(f"{path}: [{section}] {key} = {value!r} must be {want.__name__}")
             kw[field] = value
     kw.update(overrides)
-    for name in ("examples_per_peer", "steps", "phase_blocks"):
+    for name in ("examples_per_peer", "steps"):
         if name in kw and kw[name] < 1:
             raise ConfigError(f"{path}: {name} = {kw[name]} must be at least 1")
+    for name in ("phase_blocks", "rounds"):  # 0: fit the windows to training / keep going
+        if name in kw and kw[name] < 0:
+            raise ConfigError(f"{path}: {name} = {kw[name]} must be at least 0")
     for name in ("q", "sigma", "epsilon_cap", "lr"):
         if name in kw and not kw[name] > 0:
             raise ConfigError(f"{path}: {name} = {kw[name]} must be positive")

@@ -70,6 +70,11 @@ class _Sealer:
                                                                 self._key))
 
 
+#: Records that hold secrets (keys, seeds, received shares, the clear update):
+#: always sealed, and a clear row under one of these names is refused on read.
+SEALED = frozenset({"secrets", "dp_seed", "update", "received"})
+
+
 class PeerState:
     """Key/value rows per round of one deployment; ``secret=True`` rows are sealed.
 
@@ -171,6 +176,11 @@ class PeerState:
         if row is None:
             return None
         sealed, value = row
+        if not sealed and name in SEALED:
+            # A clear row where only a sealed one can be: planted by whoever can
+            # write the file (its own DP seed, its own keys). Never used.
+            raise StateError(f"the record {name!r} of round {round_id} in {self.path} must be "
+                             "sealed but is stored in the clear; the file was altered")
         if sealed:
             try:
                 return self._box.open(bytes(value), self._aad(round_id, name))
@@ -180,6 +190,8 @@ class PeerState:
         return bytes(value)
 
     def _row(self, round_id: int, name: str, value: bytes, secret: bool) -> tuple[object, ...]:
+        if name in SEALED and not secret:
+            raise ValueError(f"state record {name!r} is a secret: store it with secret=True")
         stored = self._box.seal(value, self._aad(round_id, name)) if secret else value
         return (*self._key(round_id, name), int(secret), stored, time.time())
 

@@ -290,8 +290,6 @@ def _threshold(ctx: click.Context, threshold: int, peers: int) -> int:
 @click.option("--threshold", type=click.IntRange(2, 50), default=5, show_default=True,
               help="Secret-sharing threshold t: a round needs t survivors (at most --peers; "
                    "the default is lowered to --peers when fewer).")
-@click.option("--rounds", type=click.IntRange(1, 100), default=3, show_default=True,
-              help="Training rounds to run.")
 @click.option("--rounds", type=click.IntRange(1, 100), default=5, show_default=True,
               help="Rounds of (q=0.25, σ=1.5, T=10): the default 5 end every peer at ε ≤ 8 "
                    "(δ = 1e-5, the cap); more rounds than the cap allows revert on-chain.")

@@ -243,3 +243,28 @@ def test_resumed_training_is_byte_identical_and_the_seed_is_secret(tmp_path: Pat
         x1 = cbor2.loads(first)["x"]
         x2 = cbor2.loads(other.state.get(r, "update"))["x"]
         assert x1 != x2
+
+
+def test_a_clear_row_planted_under_a_secret_name_is_refused(tmp_path: Path) -> None:
+    """Whoever can write the state file plants a clear ``dp_seed`` for a future
+    round (the sealed flag is a column, not part of the AEAD): on the old code
+    ``put_new`` then returned the planted all-zero seed and the peer's DP noise
+    was the attacker's. Now a clear row under a secret name is never used."""
+    path = tmp_path / "s.sqlite"
+    st = PeerState(path, PASS, deployment=DEP)
+    st.put(1, "masked", b"public")
+    st.close()
+    db = sqlite3.connect(path)
+    row = list(db.execute("SELECT * FROM kv WHERE name = 'masked'").fetchone())
+    cols = [c[1] for c in db.execute("PRAGMA table_info(kv)")]
+    row[cols.index("round")], row[cols.index("name")] = 5, "dp_seed"
+    row[cols.index("value")] = bytes(32)
+    db.execute(f"INSERT INTO kv VALUES ({', '.join('?' * len(row))})", row)
+    db.commit()
+    db.close()
+    st = PeerState(path, PASS, deployment=DEP)
+    with pytest.raises(StateError, match="must be sealed"):
+        st.put_new(5, "dp_seed", secrets.token_bytes(32), secret=True)
+    with pytest.raises(ValueError, match="is a secret"):
+        st.put(6, "secrets", b"keys in the clear")
+    st.close()

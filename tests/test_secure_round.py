@@ -169,6 +169,13 @@ def test_wrong_revealed_share_is_excluded_and_tampered_vector_rejected() -> None
         pub.commits[2] = (b"\x01" * 32, root, w)
         with pytest.raises(AggregationError, match="cannot be fetched"):
             aggregate(pub, store)
+        # A ragged blob (not whole uint32s) is a named error, not a ValueError
+        # escaping the aggregator and auditors (found by the attack review).
+        short = 4 * pub.ctx.padded_length - 1
+        ragged = store.add(b"\x07" * short)
+        pub.commits[2] = (ragged.digest, root, w)
+        with pytest.raises(AggregationError, match=f"has {short} bytes, expected {short + 1}"):
+            aggregate(pub, store)
 
 
 def test_aggregator_posts_and_the_round_verifies() -> None:

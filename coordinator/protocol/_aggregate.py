@@ -176,10 +176,10 @@ def fetch_masked(pub: RoundPublic, store: ContentStore, u: int) -> np.ndarray:
         raise AggregationError(f"masked vector of participant {u} ({cid}) is corrupt: {exc}") from None
     except IpfsError as exc:
         raise AggregationError(f"masked vector of participant {u} ({cid}) cannot be fetched: {exc}") from None
+    if len(data) != size:  # checked before decoding: a ragged blob is no ValueError
+        raise AggregationError(f"masked vector of participant {u} has {len(data)} bytes, "
+                               f"expected {size}")
     y = enc.from_bytes(data)
-    if len(y) != pub.ctx.padded_length:
-        raise AggregationError(f"masked vector of participant {u} has {len(y)} elements, "
-                               f"expected {pub.ctx.padded_length}")
     if enc.vector_root(y, pub.ctx.chunk_elems) != root:
         raise AggregationError(f"masked vector of participant {u} does not match its committed "
                                f"Merkle root")
