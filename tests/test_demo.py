@@ -64,4 +64,4 @@ def test_demo_with_a_dishonest_aggregator_slashes_it_and_recovers() -> None:
     assert wrong_adapter["posted"] == "the correct aggregate with a wrong adapter"
     assert wrong_adapter["fraud"]["kind"] == "chunk" and wrong_adapter["poster_quarantined"]
     assert wrong_adapter["slashed_wei"] == 10**17
-    assert [r["verified"].split()[0] for r in res["rounds"]] == ["7/7", "7/7"]
+    assert [r["verified"].split()[0] for r in res["rounds"]] == ["8/8", "8/8"]
