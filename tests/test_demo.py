@@ -22,7 +22,7 @@ def test_demo_runs_five_verified_rounds_with_dropouts_ends_at_eps_8_and_prints_o
     rounds = {r["round"]: r for r in res["rounds"]}
     assert sorted(rounds) == [1, 2, 3, 4, 5]
     for r in rounds.values():
-        assert r["verified"].split()[0] == "7/7", r
+        assert r["verified"].split()[0] == "8/8", r
         assert r["gas"] > 0 and r["bytes_moved"] > 4 * res["vector_length"] * r["survivors"]
     # Round 2: peer 7 shared its keys and vanished (in U2, not U3: its mask
     # key was reconstructed); peer 6 committed and vanished (no reveal).
