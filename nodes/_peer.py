@@ -223,6 +223,10 @@ class PeerNode:
         parameters checked for safe participation. Raises AggregationError,
         which :meth:`step` logs and turns into skipping the round."""
         info = self.fed.round_info(round_id)
+        if info.t < 2:  # a governor's own tooling can skip check_policy: the peer checks too
+            raise AggregationError(f"round {round_id} has threshold t={info.t}: each share would "
+                                   "be the secret itself and one holder could unmask this "
+                                   "peer's update; skipping it")
         if not 8 <= info.frac_bits <= 24 or enc.max_clip(frac_bits=info.frac_bits,
                                                           participants=info.n) <= 0:
             raise AggregationError(f"round {round_id} uses frac_bits={info.frac_bits}, outside "

@@ -418,3 +418,37 @@ def test_a_peer_skips_a_round_whose_adapter_does_not_match_and_says_why(tmp_path
         assert node.state.get(r, "abandoned") is not None
         assert any("does not match the adapter root on-chain" in m for m in caplog.messages)
         assert node.step(r) == []  # and it stays out, without crashing
+
+
+def test_a_peer_skips_a_round_with_threshold_one_even_if_the_deployment_allowed_it(
+        tmp_path, caplog, monkeypatch) -> None:
+    """A governor deploying with its own tooling skips check_policy and sets
+    t = 1 (found by the attack review: the contract accepts it): every share
+    is then the secret, so one holder unmasks a peer. The peer refuses to join."""
+    import secrets
+
+    import coordinator.chain._contracts as contracts
+    from coordinator.chain._contracts import StatusFlag
+    from nodes._peer import PeerNode
+    from nodes._state import PeerState
+
+    monkeypatch.setattr(contracts, "check_policy", lambda *a, **k: [])
+    store = EmbeddedStore()
+    chain = connect("embedded")
+    chain.ensure_accounts(8)
+    with chain:
+        fed, _ = contracts.deploy_federation(chain, policy=Policy(participants=5, threshold=1))
+        for i in range(1, 6):
+            fed.register(sender=i, stake=STAKE)
+        fed.register_config(dp_config(config_id=1, q=0.2, sigma=1.0, steps=10))
+        r, _ = fed.open_round(dp_config=1, vector_length=L, chunk_elems=CE)
+        me = fed.participants(r)[0]
+        learner = _UntrainableLearner(L)
+        state = PeerState(tmp_path / "p.sqlite", secrets.token_bytes(32),
+                          deployment=(chain.chain_id, fed.rounds.address))
+        node = PeerNode(fed, store, me, state, learner)
+        with caplog.at_level("WARNING", logger="fedledger"):
+            assert node.step(r) == []
+        _, flags = fed.status(r, me)
+        assert not flags & StatusFlag.KEYS and not learner.trained
+        assert any("threshold t=1" in m for m in caplog.messages)
