@@ -146,7 +146,10 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
         r = driver.opened[-1]
         stop_after: dict[int, str] = {}
         if cfg.dropouts and r == 2:
-            stop_after = {cfg.peers - 1: "shares", cfg.peers - 2: "commit"}
+            # The one who drops after its shares is not the last to post them: the
+            # last one's post advances the phase early, and the same step goes on
+            # to train and commit (shares are posted before training).
+            stop_after = {cfg.peers - 2: "shares", cfg.peers - 1: "commit"}
         actions: list[Action] = []
         dead: set[int] = set()
         while fed.round_info(r).phase in WAITING:
