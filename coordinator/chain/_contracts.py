@@ -442,6 +442,13 @@ class Federation:
         return bytes(self.chain.call(self.rounds.functions.commitmentHash(
             round_id, peer, cid_digest, chunks_root, weight, dp_config)))
 
+    def data_schema(self) -> bytes:
+        """The declared data schema hash (32 bytes; all zero if none was declared)."""
+        return bytes(self.chain.call(self.rounds.functions.dataSchema()))
+
+    def set_data_schema(self, schema_hash: bytes, *, sender: Sender | None = None) -> Receipt:
+        return self._tx(self.rounds.functions.setDataSchema(schema_hash), sender or self.governor)
+
     def set_fraud_proofs(self, address: str, *, sender: Sender | None = None) -> Receipt:
         return self._tx(self.rounds.functions.setFraudProofs(address), sender or self.governor)
 
@@ -540,10 +547,14 @@ def deploy_federation(chain: Chain, *, policy: Policy = Policy(),
                       ledger_policy: LedgerPolicy = LedgerPolicy(),
                       min_stake: int = 10**17, leave_delay: int = 10,
                       initial_adapter_cid: bytes = bytes(32),
+                      data_schema: bytes = bytes(32),
                       governor: Sender = 0) -> tuple[Federation, dict[str, Any]]:
-    """Deploy and wire PeerRegistry, PrivacyLedger, FedRounds and FraudProofs.
+    """Deploy and wire PeerRegistry, PrivacyLedger, FedRounds and FraudProofs;
+    declare ``data_schema`` (a 32-byte schema hash) on FedRounds unless it is zero.
     The policy is checked first (:func:`check_policy`)."""
     check_policy(policy, development=is_development(chain))
+    if len(data_schema) != 32:
+        raise ConfigError(f"data_schema must be 32 bytes, got {len(data_schema)}")
     gov = chain.account(governor)
     gas: dict[str, int] = {}
     reg, r1 = chain.deploy("PeerRegistry", gov.address, min_stake, leave_delay, sender=gov)
@@ -560,6 +571,9 @@ def deploy_federation(chain: Chain, *, policy: Policy = Policy(),
         led.functions.setCharger(rnd.address),
         reg.functions.setSlasher(rnd.address),
     ))
+    if any(data_schema):
+        gas["data_schema"] = chain.transact(rnd.functions.setDataSchema(data_schema),
+                                            sender=gov).gas_used
     addresses: dict[str, str] = {"PeerRegistry": reg.address, "PrivacyLedger": led.address,
                  "FedRounds": rnd.address, "FraudProofs": frd.address}
     record = {
@@ -572,5 +586,6 @@ def deploy_federation(chain: Chain, *, policy: Policy = Policy(),
         "gas": gas,
         "policy": asdict(policy),
         "ledger_policy": asdict(ledger_policy),
+        "data_schema": "0x" + data_schema.hex(),
     }
     return Federation(chain, addresses, governor=gov, deploy_block=r1.block_number), record
