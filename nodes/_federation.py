@@ -113,6 +113,7 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
             start = np.zeros(spec.synthetic_parameters, np.float32)
         else:
             from ._model import ModelConfig, build_model, get_flat
+            from ._schema import SYNTHETIC
 
             start = get_flat(build_model(ModelConfig(**model_cfg)))
         policy = Policy(participants=spec.peers, threshold=spec.threshold,
@@ -122,7 +123,8 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
         chain.ensure_accounts(spec.peers + 1)
         fed, rec = deploy_federation(chain, policy=policy,
                                      ledger_policy=LedgerPolicy(epsilon_cap=spec.epsilon_cap),
-                                     initial_adapter_cid=initial_adapter(gov_store, start))
+                                     initial_adapter_cid=initial_adapter(gov_store, start),
+                                     data_schema=SYNTHETIC.hash())  # the peers' synthetic data
         fed.register_config(dp_config(config_id=1, q=spec.q, sigma=spec.sigma, steps=spec.steps))
         DeploymentRecord(**rec).save(root / "deployment.json")
         passfile = root / "passphrase"

@@ -272,3 +272,63 @@ def test_multiclass_utility_is_real() -> None:
     assert utility(y, perfect) == {"accuracy": 1.0, "macro_f1": 1.0, "auc": 1.0}
     wrong = np.eye(5)[(y + 1) % 5]
     assert utility(y, wrong)["accuracy"] == 0.0 and utility(y, wrong)["auc"] < 0.5
+
+
+def test_k5_png_schema_runs_a_three_round_embedded_federation(tmp_path: Path) -> None:
+    """The whole protocol (embedded chain and store, secure aggregation, the
+    ledger) on three peers' own 5-class files with PNG images; the schema hash
+    is declared on-chain and every peer reports held-out utility."""
+    from nodes._demo import DemoConfig, OwnData, run_demo
+
+    (tmp_path / "schema.toml").write_text(SCHEMA_TOML)
+    schema = load_schema(tmp_path / "schema.toml")
+    parts = []
+    for i in range(3):
+        d = tmp_path / f"peer{i}"
+        d.mkdir()
+        parts.append(holdout(load_with_schema(write_dataset(d, n=40, seed=i), schema),
+                             fraction=0.25, seed=i))
+    cfg = DemoConfig(peers=3, threshold=2, rounds=3, dropouts=False, steps=4, q=0.3,
+                     epsilon_cap=50.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = run_demo(cfg, data=OwnData(parts, config_for_schema(schema), schema.hash()))
+    assert res["data_schema"] == "0x" + schema.hash().hex()
+    assert [r["survivors"] for r in res["rounds"]] == [3, 3, 3]
+    assert all(r["verified"].split("/")[0] == r["verified"].split("/")[1].split()[0]
+               for r in res["rounds"])
+    assert [p["heldout_examples"] for p in res["peers"]] == [len(p.test) for p in parts]
+    assert all(0 <= p["heldout_accuracy"] <= 1 and p["epsilon"] > 0 for p in res["peers"])
+    assert res["vector_length"] == get_flat(build_model(config_for_schema(schema))).size
+
+
+def test_peer_with_another_schema_is_refused_by_the_declared_hash(embedded_chain) -> None:
+    from coordinator import ContractRevertError
+    from coordinator.chain._contracts import deploy_federation
+    from nodes._daemon import check_schema
+
+    ours = parse_schema({"label": "y", "classes": ["1", "2", "3", "4", "5"], "text": ["t"]})
+    theirs = parse_schema({"label": "y", "classes": ["1", "2", "3", "4"], "text": ["t"]})
+    fed, rec = deploy_federation(embedded_chain, data_schema=ours.hash())
+    assert fed.data_schema() == ours.hash() and rec["data_schema"] == "0x" + ours.hash().hex()
+    ev = fed.events("FedRounds", "DataSchemaSet", 0)
+    assert [e.args["schemaHash"] for e in ev] == [ours.hash()]
+    check_schema(fed, ours.hash())  # the federation's own schema joins
+    with pytest.raises(ConfigError, match="declared 0x") as e:
+        check_schema(fed, theirs.hash())
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError):
+        check_schema(fed, SYNTHETIC.hash())
+    # Declared once, by the governor only: it cannot be swapped under running peers.
+    with pytest.raises(ContractRevertError) as r:
+        fed.set_data_schema(theirs.hash())
+    assert r.value.name == "RoundsDataSchemaAlreadySet"
+    fed2, _ = deploy_federation(embedded_chain)
+    assert fed2.data_schema() == bytes(32)
+    with pytest.raises(ContractRevertError) as r:
+        fed2.set_data_schema(ours.hash(), sender=embedded_chain.account(3).address)
+    assert r.value.name == "RoundsUnauthorized"
+    with pytest.raises(ContractRevertError) as r:
+        fed2.set_data_schema(bytes(32))
+    assert r.value.name == "RoundsDataSchemaAlreadySet"
+    check_schema(fed2, ours.hash())  # nothing declared: a warning, not a refusal
