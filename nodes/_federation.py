@@ -113,7 +113,6 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
             start = np.zeros(spec.synthetic_parameters, np.float32)
         else:
             from ._model import ModelConfig, build_model, get_flat
-            from ._schema import SYNTHETIC
 
             start = get_flat(build_model(ModelConfig(**model_cfg)))
         policy = Policy(participants=spec.peers, threshold=spec.threshold,
@@ -121,6 +120,8 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
                         commit_blocks=spec.phase_blocks, reveal_blocks=spec.phase_blocks,
                         aggregate_blocks=spec.phase_blocks, challenge_blocks=2, bond=10**17)
         chain.ensure_accounts(spec.peers + 1)
+        from ._schema import SYNTHETIC
+
         fed, rec = deploy_federation(chain, policy=policy,
                                      ledger_policy=LedgerPolicy(epsilon_cap=spec.epsilon_cap),
                                      initial_adapter_cid=initial_adapter(gov_store, start),
