@@ -198,16 +198,31 @@ def secure_round(sizes: str, params: int, flower: bool, out: Path | None, as_jso
               default=None, help="TOML with a [compare] table overriding the defaults "
                                  "(peers, rounds, encoder, q, sigma, steps, lr, seeds, arms, …).")
 @click.option("--seeds", default=None, help="Comma-separated seeds (overrides the config).")
+@click.option("--data", "data", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A researcher's dataset instead of the synthetic generator: a CSV/JSONL "
+                   "file, or a folder of them (concatenated). Needs --schema.")
+@click.option("--schema", "schema", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="The dataset's schema.toml (columns, normalisation, classes).")
+@click.option("--partition", default=None, metavar="iid|dirichlet:ALPHA|by-column:NAME",
+              help="How --data is split over the peers (default dirichlet:0.5).")
+@click.option("--peers", type=click.IntRange(3, 50), default=None, help="Number of peers.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("benchmarks/out/compare"), show_default=True)
 @click.option("--results-md", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the generated Markdown here (e.g. docs/results.md).")
 @json_option
-def compare(config_path: Path | None, seeds: str | None, out: Path, results_md: Path | None,
+def compare(config_path: Path | None, seeds: str | None, data: Path | None, schema: Path | None,
+            partition: str | None, peers: int | None, out: Path, results_md: Path | None,
             as_json: bool) -> None:
     """Decentralized (fedledger) vs a central FedAvg server vs pooled training
     (with and without DP): utility, membership-inference leakage, ε and cost,
-    mean ± 95 % CI over seeds; JSON, Markdown and plots in --out."""
+    mean ± 95 % CI over seeds; JSON, Markdown and plots in --out.
+
+    On the synthetic generator by default; on a researcher's dataset with
+    --data DIR|FILE --schema schema.toml [--partition ...] [--peers N]: a
+    stratified global test split, the rest partitioned over the peers, and
+    each peer's utility measured on its own held-out split. With --data,
+    --results-md adds (or replaces) that dataset's own section."""
     import sys
     import tomllib
     from dataclasses import fields
@@ -228,6 +243,14 @@ def compare(config_path: Path | None, seeds: str | None, out: Path, results_md: 
             raise ConfigError(f"{config_path}: unknown [compare] keys {unknown}; known: "
                               f"{', '.join(sorted(known))}")
         overrides.update({k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    for key, value in (("data", data), ("schema", schema), ("partition", partition),
+                       ("peers", peers)):
+        if value is not None:
+            overrides[key] = str(value) if isinstance(value, Path) else value
+    if overrides.get("data") and not overrides.get("schema"):
+        raise ConfigError("--data needs --schema schema.toml", hint="see examples/*/schema.toml")
+    if "peers" in overrides:
+        overrides.setdefault("threshold", min(5, max(2, int(overrides["peers"]) - 1)))  # type: ignore[call-overload]
     if seeds is not None:
         try:
             overrides["seeds"] = tuple(int(s) for s in seeds.split(","))
@@ -243,10 +266,15 @@ def compare(config_path: Path | None, seeds: str | None, out: Path, results_md: 
     command = "fedledger " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
         "fedledger bench compare"
     data = mod.run(cfg, out, command=command, log=lambda s: stderr.print(s, highlight=False))
-    if results_md is not None:  # keep an ablation section `bench ablation` appended
+    if results_md is not None and cfg.data:  # a dataset's own section, the rest kept
+        _replace_section(results_md, f"bench compare --data {Path(cfg.data).name}",
+                         (out / "results.md").read_text())
+    elif results_md is not None:  # keep an ablation section `bench ablation` appended
         old = results_md.read_text() if results_md.exists() else ""
         tail = ABLATION_MARK + old.split(ABLATION_MARK, 1)[1] if ABLATION_MARK in old else ""
-        results_md.write_text((out / "results.md").read_text().rstrip() + "\n\n" + tail)
+        data_tail = old[old.index(DATA_MARK):old.index(ABLATION_MARK) if ABLATION_MARK in old
+                        else len(old)] if DATA_MARK in old else ""
+        results_md.write_text((out / "results.md").read_text().rstrip() + "\n\n" + data_tail + tail)
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
         return
@@ -255,6 +283,20 @@ def compare(config_path: Path | None, seeds: str | None, out: Path, results_md: 
 
 
 ABLATION_MARK = "<!-- ablation: generated by fedledger bench ablation -->"
+DATA_MARK = "<!-- bench compare --data "
+
+
+def _replace_section(path: Path, name: str, body: str) -> None:
+    """Put ``body`` between this dataset's markers in ``path`` (replacing an
+    older run), before the ablation section if there is one."""
+    start, end = f"{DATA_MARK}{name.removeprefix('bench compare --data ')}: start -->", \
+        f"<!-- end of {name} -->"
+    old = path.read_text() if path.exists() else ""
+    if start in old and end in old:
+        old = old[:old.index(start)] + old[old.index(end) + len(end):].lstrip("\n")
+    block = f"{start}\n{body.strip()}\n{end}\n\n"
+    at = old.index(ABLATION_MARK) if ABLATION_MARK in old else len(old)
+    path.write_text(old[:at].rstrip() + "\n\n" + block + old[at:])
 
 
 @bench.command("ablation")

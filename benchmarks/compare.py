@@ -54,6 +54,12 @@ class CompareConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     arms: tuple[str, ...] = ARMS
     mia_examples: int = 256
+    # A researcher's dataset instead of the synthetic generator (empty: synthetic).
+    data: str = ""  # a CSV/JSONL file, or a folder of them (concatenated)
+    schema: str = ""  # its schema.toml
+    partition: str = "dirichlet:0.5"  # iid | dirichlet:ALPHA | by-column:NAME
+    test_fraction: float = 0.2  # global held-out test set (no peer holds it)
+    holdout: float = 0.2  # each peer's own held-out split of its share
 
 
 def _cpu() -> float:
@@ -79,22 +85,84 @@ def _evaluate(model: Any, flat: np.ndarray, test: Any, parts: list[Any], members
     return out
 
 
+@dataclass(frozen=True)
+class Dataset:
+    """What every arm runs on: the peers' (train, held-out) splits, a global
+    test set no peer holds, MIA members (from the peers' training data) and
+    non-members, the model configuration, and the declared schema hash."""
+
+    parts: list[Any]
+    test: Any
+    members: Any
+    nonmembers: Any
+    model: Any
+    schema_hash: bytes
+    own: bool
+
+
+def load_dataset(cfg: CompareConfig, seed: int) -> Dataset:
+    """The synthetic default, or (``cfg.data``) a researcher's files loaded
+    against ``cfg.schema``: a stratified global test split, the rest
+    partitioned over the peers (``cfg.partition``), each peer's share split
+    again into its own train and held-out parts."""
+    from nodes._data import concat, generate, global_test, holdout, holdout_indices, partition, split_peers
+    from nodes._model import ModelConfig, config_for_schema
+    from nodes._schema import SYNTHETIC, column_values, data_files, load_schema, load_with_schema
+
+    rng = np.random.default_rng(seed)
+    if not cfg.data:
+        parts = partition(cfg.peers, examples_per_peer=cfg.examples_per_peer, seed=seed)
+        pool = concat([p.train for p in parts])
+        members = pool.subset(rng.permutation(len(pool))[: cfg.mia_examples])
+        return Dataset(parts, global_test(512, seed=seed), members,
+                       generate(len(members), seed=50_000 + seed),
+                       ModelConfig(encoder=cfg.encoder, seed=seed), SYNTHETIC.hash(), False)
+    from coordinator import ConfigError
+
+    if not cfg.schema:
+        raise ConfigError("--data needs --schema schema.toml (the dataset's declared columns)")
+    schema = load_schema(Path(cfg.schema))
+    files = data_files(Path(cfg.data))
+    full = concat([load_with_schema(f, schema) for f in files])
+    mode, _, arg = cfg.partition.partition(":")
+    groups = None
+    if mode == "by-column":
+        if not arg:
+            raise ConfigError("--partition by-column:NAME needs a column name")
+        groups = [v for f in files for v in column_values(f, arg)]
+    alpha = 0.5
+    if mode == "dirichlet":
+        try:
+            alpha = float(arg or 0.5)
+        except ValueError:
+            raise ConfigError(f"--partition {cfg.partition!r}: alpha must be a number") from None
+    # The global test split is taken first, so no peer ever trains on it.
+    keep, held = holdout_indices(full.labels, fraction=cfg.test_fraction, seed=seed)
+    rest, test = full.subset(keep), full.subset(held)
+    rest_groups = None if groups is None else [groups[i] for i in keep]
+    shares = split_peers(rest, cfg.peers, mode=mode, alpha=alpha, groups=rest_groups, seed=seed)
+    parts = [holdout(sh, fraction=cfg.holdout, seed=seed * 1000 + i) for i, sh in enumerate(shares)]
+    pool = concat([p.train for p in parts])
+    n_mia = min(cfg.mia_examples, len(pool), len(test))
+    members = pool.subset(rng.permutation(len(pool))[:n_mia])
+    nonmembers = test.subset(rng.permutation(len(test))[:n_mia])
+    return Dataset(parts, test, members, nonmembers,
+                   config_for_schema(schema, encoder=cfg.encoder, seed=seed), schema.hash(), True)
+
+
 def run_seed(cfg: CompareConfig, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
     from coordinator.protocol._central import CentralFedAvg
     from coordinator.privacy._privacy import dp_config, opacus_epsilon
-    from nodes._data import concat, generate, global_test, partition
-    from nodes._demo import DemoConfig, run_demo
-    from nodes._model import ModelConfig, build_model, get_flat
+    from nodes._data import concat
+    from nodes._demo import DemoConfig, OwnData, run_demo
+    from nodes._model import build_model, get_flat
     from nodes._peer import ModelLearner
     from nodes._train import TrainConfig, train_local
 
-    parts = partition(cfg.peers, examples_per_peer=cfg.examples_per_peer, seed=seed)
-    test = global_test(512, seed=seed)
+    ds = load_dataset(cfg, seed)
+    parts, test, members, nonmembers = ds.parts, ds.test, ds.members, ds.nonmembers
     pool = concat([p.train for p in parts])
-    rng = np.random.default_rng(seed)
-    members = pool.subset(rng.permutation(len(pool))[: cfg.mia_examples])
-    nonmembers = generate(len(members), seed=50_000 + seed)
-    model = build_model(ModelConfig(encoder=cfg.encoder, seed=seed))
+    model = build_model(ds.model)
     start = get_flat(model)
     dpc = dp_config(config_id=1, q=cfg.q, sigma=cfg.sigma, steps=cfg.steps)
     out: dict[str, Any] = {}
@@ -106,7 +174,8 @@ def run_seed(cfg: CompareConfig, seed: int, log: Callable[[str], None]) -> dict[
                                   encoder=cfg.encoder, examples_per_peer=cfg.examples_per_peer,
                                   q=cfg.q, sigma=cfg.sigma, steps=cfg.steps, lr=cfg.lr,
                                   epsilon_cap=cfg.epsilon_cap, delta=cfg.delta,
-                                  dropouts=False, seed=seed), on_final=finals.append)
+                                  dropouts=False, seed=seed), on_final=finals.append,
+                       data=OwnData(parts, ds.model, ds.schema_hash) if ds.own else None)
         wall, cpu = time.perf_counter() - t0, _cpu() - c0
         m = _evaluate(model, finals[0], test, parts, members, nonmembers)
         out["fedledger"] = {**m, "epsilon": max(p["epsilon"] for p in res["peers"]),
@@ -244,8 +313,19 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str) -> str:
             return "∞"
         return f"{c['mean']:.{digits}f} ± {c['ci95']:.{digits}f}"
 
-    lines = ["# Results: decentralized vs centralized vs pooled", "",
+    if cfg.data:
+        source = (f"Dataset: `{cfg.data}` with schema `{cfg.schema}`, partition "
+                  f"`{cfg.partition}`; {cfg.test_fraction:.0%} held out as the global test set, "
+                  f"{cfg.holdout:.0%} of each peer's share as its own held-out split (\"local acc.\": "
+                  "the released model on each peer's held-out split, averaged).")
+    else:
+        source = ("Dataset: the synthetic social-commerce generator (the zero-configuration "
+                  "default).")
+    title = (f"## Results on a researcher's dataset: `{Path(cfg.data).name}`" if cfg.data else
+             "# Results: decentralized vs centralized vs pooled")
+    lines = [title, "",
              f"Generated by `{command}` from its JSON output; do not edit by hand.", "",
+             source, "",
              f"{cfg.peers} peers, {cfg.rounds} rounds, encoder {cfg.encoder}, DP (q={cfg.q}, "
              f"σ={cfg.sigma}, T={cfg.steps}) per round, δ={cfg.delta}; seeds {list(cfg.seeds)}; "
              "mean ± 95 % CI over seeds.", "",
@@ -314,6 +394,14 @@ def run(cfg: CompareConfig, out: Path, *, command: str,
 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if cfg.data and "flower-dp" in cfg.arms:
+        from dataclasses import replace
+
+        from nodes._schema import load_schema
+
+        if load_schema(Path(cfg.schema)).n_classes != 2:  # its logistic regression is binary
+            log("flower-dp arm skipped: the external Flower arm is a binary logistic regression")
+            cfg = replace(cfg, arms=tuple(a for a in cfg.arms if a != "flower-dp"))
     per_seed = [run_seed(cfg, s, log) for s in cfg.seeds]
     summary = summarize(per_seed, cfg.arms)
     files = plots(per_seed, summary, out)

@@ -228,21 +228,28 @@ def holdout(ex: Examples, *, fraction: float = 0.2, seed: int = 0) -> PeerData:
     """A seeded, stratified split of ``ex`` into (train, held-out test).
     Classes with a single example stay in train; at least one example is held
     out. Deterministic in ``seed``."""
+    train, test = holdout_indices(ex.labels, fraction=fraction, seed=seed)
+    return PeerData(ex.subset(train), ex.subset(test))
+
+
+def holdout_indices(labels: np.ndarray, *, fraction: float = 0.2,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices of :func:`holdout`, each sorted."""
     if not 0 < fraction < 1:
         raise ConfigError(f"holdout fraction={fraction} must be in (0, 1)")
-    if len(ex) < 4:
-        raise ConfigError(f"{len(ex)} examples are too few to hold out a test split (need ≥ 4)")
+    if len(labels) < 4:
+        raise ConfigError(f"{len(labels)} examples are too few to hold out a test split (need ≥ 4)")
     rng = np.random.default_rng(seed)
     test: list[int] = []
-    for c in np.unique(ex.labels):
-        idx = rng.permutation(np.flatnonzero(ex.labels == c))
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
         if len(idx) >= 2:
             test += idx[:max(1, int(round(fraction * len(idx))))].tolist()
     if not test:
-        test = [int(rng.integers(len(ex)))]
-    mask = np.zeros(len(ex), bool)
+        test = [int(rng.integers(len(labels)))]
+    mask = np.zeros(len(labels), bool)
     mask[test] = True
-    return PeerData(ex.subset(np.flatnonzero(~mask)), ex.subset(np.flatnonzero(mask)))
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
 def split_peers(ex: Examples, n_peers: int, *, mode: str = "iid", alpha: float = 0.5,

@@ -347,3 +347,27 @@ def load_with_schema(path: Path, schema: Schema) -> Examples:
     return Examples(tuple(texts), np.stack(images), np.asarray(feats, np.float32).reshape(
         len(labels), schema.n_features), np.asarray(labels, np.int64), np.asarray(has_text),
         np.asarray(has_image))
+
+
+def data_files(path: Path) -> list[Path]:
+    """A data file, or every ``.csv``/``.jsonl`` file directly in a folder (sorted)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".csv", ".jsonl", ".ndjson"))
+        if not files:
+            raise ConfigError(f"{path} holds no .csv or .jsonl data files")
+        return files
+    if not path.exists():
+        raise ConfigError(f"data file {path} does not exist")
+    return [path]
+
+
+def column_values(path: Path, name: str) -> list[str]:
+    """The raw values of column ``name``, one per data row (for partitioning
+    by a column such as a shop or a movie)."""
+    out = []
+    for line, row, _ in _rows(Path(path)):
+        if name not in row:
+            raise DataFileError(f"{path}:{line}: the file has no column {name!r} to partition by")
+        out.append(str(row[name]))
+    return out
