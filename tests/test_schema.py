@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -332,3 +333,70 @@ def test_peer_with_another_schema_is_refused_by_the_declared_hash(embedded_chain
         fed2.set_data_schema(bytes(32))
     assert r.value.name == "RoundsDataSchemaAlreadySet"
     check_schema(fed2, ours.hash())  # nothing declared: a warning, not a refusal
+
+
+def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "coordinator.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_node_train_on_an_operators_file_reports_its_own_held_out_split(shop: tuple[Schema, Path]) -> None:
+    schema, path = shop
+    cfg = path.parent / "peer.toml"
+    cfg.write_text('[data]\nsource = "file"\nfile = "shop.csv"\nschema = "schema.toml"\n'
+                   'holdout = 0.25\nholdout_seed = 3\n[train]\nepochs = 1\nbatch_size = 16\n')
+    proc = _cli("node", "train", "--config", str(cfg), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    # Only the operator's own held-out split: no synthetic "global" set for file data.
+    assert set(out["metrics"]) == {"local"}
+    expected = holdout(load_with_schema(path, schema), fraction=0.25, seed=3)
+    assert out["held_out_examples"] == len(expected.test) and out["examples"] == len(expected.train)
+    assert 0 <= out["metrics"]["local"]["accuracy"] <= 1
+    human = _cli("node", "train", "--config", str(cfg))
+    assert human.returncode == 0 and "held-out split of your own data: accuracy" in human.stdout
+    assert "synthetic" not in human.stdout
+
+
+def test_node_cli_names_file_line_and_column_of_a_bad_row(shop: tuple[Schema, Path]) -> None:
+    schema, path = shop
+    _rewrite(path, 5, "category", "garden")
+    strict = path.parent / "strict.toml"
+    strict.write_text(SCHEMA_TOML.replace('unknown = "other"', 'unknown = "error"'))
+    (path.parent / "peer.toml").write_text('[data]\nsource = "file"\nfile = "shop.csv"\n'
+                                           'schema = "strict.toml"\n')
+    col = next(csv.reader(open(path))).index("category") + 1
+    for args in (("node", "train", "--config", str(path.parent / "peer.toml")),
+                 ("node", "schema", "check", "--schema", str(strict), "--file", str(path))):
+        proc = _cli(*args)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        line = " ".join(proc.stderr.split())
+        assert f"shop.csv:5:{col}: column 'category': 'garden' is not one of its declared" in line
+    ok = _cli("node", "schema", "check", "--schema", str(path.parent / "schema.toml"), "--file",
+              str(path), "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["hash"] == "0x" + schema.hash().hex()
+
+
+def test_examples_convert_real_public_datasets_that_match_their_schemas(tmp_path: Path) -> None:
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    mods = {}
+    for name in ("digits", "reviews"):
+        spec = importlib.util.spec_from_file_location(f"ex_{name}", root / name / "convert.py")
+        assert spec and spec.loader
+        mods[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mods[name])
+    digits = load_with_schema(mods["digits"].convert(tmp_path / "d", limit=50),
+                              load_schema(root / "digits" / "schema.toml"))
+    assert digits.images.shape == (50, 3, 16, 16) and digits.has_image.all()
+    assert sorted(set(digits.labels.tolist())) == list(range(10))
+    # The schema's normalisation constants fit the data: standardised ink ~ N(0, 1).
+    assert abs(float(digits.features[:, 0].mean())) < 0.7
+    reviews = load_with_schema(mods["reviews"].convert(tmp_path / "r.csv", limit=200),
+                               load_schema(root / "reviews" / "schema.toml"))
+    assert len(reviews) == 200 and reviews.has_text.all() and not reviews.has_image.any()
+    assert set(reviews.labels.tolist()) == {0, 1}
