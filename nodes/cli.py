@@ -142,6 +142,12 @@ def run(config_path: Path, insecure_dp_rng: bool) -> None:
     drawn from ChaCha20 under 32 bytes from the OS CSPRNG, sealed in the
     state. A config with [train] secure_rng = false is refused unless
     --insecure-dp-rng (or [node] insecure_dp_rng = true) is given.
+
+    \b
+    [data] source = "file" with file (CSV/JSONL) and schema (the federation's
+    schema.toml; its hash must equal the one declared on-chain, or the daemon
+    exits 2), holdout (fraction held out, seeded by holdout_seed, stratified):
+    each round logs the utility on that held-out split.
     """
     import logging
     import warnings
@@ -183,7 +189,12 @@ def run(config_path: Path, insecure_dp_rng: bool) -> None:
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override [train] epochs.")
 @json_option
 def train(config_path: Path | None, epochs: int | None, as_json: bool) -> None:
-    """Train one local round with DP-SGD and print metrics and ε."""
+    """Train one local round with DP-SGD and print ε and utility.
+
+    With [data] source = "file" (and schema = "schema.toml" for your own
+    columns), a seeded, stratified split of your file ([data] holdout,
+    holdout_seed) is held out and utility is reported on it; synthetic peers
+    also get the synthetic global test set."""
     import torch
     from rich.progress import Progress
 

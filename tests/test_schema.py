@@ -400,3 +400,25 @@ def test_examples_convert_real_public_datasets_that_match_their_schemas(tmp_path
                                load_schema(root / "reviews" / "schema.toml"))
     assert len(reviews) == 200 and reviews.has_text.all() and not reviews.has_image.any()
     assert set(reviews.labels.tolist()) == {0, 1}
+
+
+def test_daemon_learner_reports_held_out_utility_each_round(shop: tuple[Schema, Path]) -> None:
+    """What `node run` logs per round: the global model's and the locally
+    trained model's utility on the operator's held-out split."""
+    from coordinator.privacy._privacy import dp_config
+    from nodes._peer import ModelLearner
+
+    schema, path = shop
+    data = holdout(load_with_schema(path, schema), fraction=0.25, seed=0)
+    model = build_model(config_for_schema(schema))
+    learner = ModelLearner(model, data.train, TrainConfig(lr=1e-2), heldout=data.test)
+    start = get_flat(model)
+    expected = utility(data.test.labels, class_proba(model, data.test))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        delta, metrics = learner.update(start, dp_config(config_id=1, q=0.3, sigma=1.0, steps=3),
+                                        seed=5)
+    assert metrics["heldout_accuracy_global"] == expected["accuracy"]
+    assert metrics["heldout_macro_f1_global"] == expected["macro_f1"]
+    assert 0 <= metrics["heldout_accuracy_local"] <= 1 and np.abs(delta).sum() > 0
+    assert ModelLearner(model, data.train, TrainConfig()).evaluate() == {}
