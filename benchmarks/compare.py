@@ -24,35 +24,43 @@ import resource
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ARMS = ("fedledger", "central", "pooled-dp", "pooled", "flower-dp")
-
 #: The external arm, labelled wherever it is reported.
 FLOWER_LABEL = ("external: Flower 1.42, DifferentialPrivacyClientSideFixedClipping + "
                 "fixedclipping_mod (user-level central DP), logistic regression on the peers' "
                 "behaviour features and image channel means — not our model")
+REFERENCE_LABEL = "reference: non-private, pooled raw data, not our model"
 
 
 @dataclass(frozen=True, kw_only=True)
 class CompareConfig:
+    """Defaults: the real-text recipe (docs/decisions.md "A recipe that learns
+    on real text"); the per-peer DP configuration ends every arm at ε ≤ 8."""
+
+    dataset: str = "synthetic"
     peers: int = 8
     threshold: int = 5
-    rounds: int = 3
+    rounds: int = 5
     encoder: str = "tiny"
     examples_per_peer: int = 192
+    # The model recipe (nodes._model.ModelConfig / nodes._train.TrainConfig).
+    lora_r: int = 0
+    max_len: int = 64
+    hidden: int = 32
+    max_grad_norm: float = 1.0
     q: float = 0.25
-    sigma: float = 1.1
+    sigma: float = 1.5  # 5 rounds: ε 7.69 on the ledger at δ = 1e-5
     steps: int = 10
     lr: float = 1e-2
     delta: float = 1e-5
-    epsilon_cap: float = 50.0
+    epsilon_cap: float = 8.0
     seeds: tuple[int, ...] = (0, 1, 2)
-    arms: tuple[str, ...] = ARMS
+    arms: tuple[str, ...] = ()  # empty: every registered arm
     mia_examples: int = 256
     # A researcher's dataset instead of the synthetic generator (empty: synthetic).
     data: str = ""  # a CSV/JSONL file, or a folder of them (concatenated)
@@ -61,24 +69,108 @@ class CompareConfig:
     test_fraction: float = 0.2  # global held-out test set (no peer holds it)
     holdout: float = 0.2  # each peer's own held-out split of its share
 
+    def __post_init__(self) -> None:
+        from coordinator import ConfigError
+        from nodes._datasets import DATASETS
+
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"dataset {self.dataset!r} must be one of {', '.join(DATASETS)}")
+        if not self.arms:
+            object.__setattr__(self, "arms", ARMS)
+        bad = [a for a in self.arms if a not in ARM_REGISTRY]
+        if bad:
+            raise ConfigError(f"unknown arms {bad}; choose from {', '.join(ARMS)}")
+        if len(self.seeds) < 1:
+            raise ConfigError("give at least one seed (three or more for a confidence interval)")
+
 
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
 
-def _evaluate(model: Any, flat: np.ndarray, test: Any, parts: list[Any], members: Any,
-              nonmembers: Any) -> dict[str, Any]:
-    from nodes._eval import loss_threshold_attack, utility
+@dataclass
+class Context:
+    """What every arm of one seed shares: the same split, model and DP config."""
+
+    cfg: CompareConfig
+    seed: int
+    parts: list[Any]
+    test: Any
+    pool: Any
+    members: Any
+    nonmembers: Any
+    model: Any
+    start: np.ndarray
+    dpc: Any
+    log: Callable[[str], None]
+    extra: dict[str, Any] = field(default_factory=dict)
+    data: Dataset | None = None  # what load_dataset gave (a researcher's dataset: data.own)
+
+    def model_config(self) -> Any:
+        from nodes._model import ModelConfig
+
+        if self.data is not None:
+            return self.data.model
+        c = self.cfg
+        return ModelConfig(encoder=c.encoder, lora_r=c.lora_r, max_len=c.max_len, hidden=c.hidden,
+                           seed=self.seed)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of the comparison. ``run(ctx)`` returns its metrics (see
+    :data:`METRICS`); ``reference`` arms are non-private pooled baselines and
+    ``external`` ones are other systems, both labelled in every report."""
+
+    name: str
+    run: Callable[[Context], dict[str, Any]]
+    label: str
+    reference: bool = False
+    external: bool = False
+
+
+#: The arms, in report order. Other modules add theirs with :func:`register_arm`
+#: (e.g. the distributed-DP modes: ``fedledger-distributed-record``, ``-user``).
+ARM_REGISTRY: dict[str, Arm] = {}
+
+
+def register_arm(name: str, *, label: str, reference: bool = False,
+                 external: bool = False) -> Callable[[Callable[[Context], dict[str, Any]]],
+                                                     Callable[[Context], dict[str, Any]]]:
+    def deco(fn: Callable[[Context], dict[str, Any]]) -> Callable[[Context], dict[str, Any]]:
+        ARM_REGISTRY[name] = Arm(name, fn, label, reference, external)
+        global ARMS
+        ARMS = tuple(ARM_REGISTRY)
+        return fn
+    return deco
+
+
+ARMS: tuple[str, ...] = ()
+
+
+def _evaluate(model: Any, flat: np.ndarray, ctx: Context) -> dict[str, Any]:
     from nodes._model import set_flat
-    from nodes._train import per_example_loss, predict_proba
+    from nodes._train import predict_proba
 
     set_flat(model, flat)
-    out: dict[str, Any] = dict(utility(test.labels, predict_proba(model, test)))
-    local = [utility(p.test.labels, predict_proba(model, p.test))["accuracy"] for p in parts]
+    return _evaluate_proba(lambda ex: predict_proba(model, ex), ctx)
+
+
+def _evaluate_proba(proba: Callable[[Any], np.ndarray], ctx: Context) -> dict[str, Any]:
+    from nodes._eval import loss_threshold_attack, utility
+
+    def loss(ex: Any) -> np.ndarray:
+        p = np.clip(proba(ex), 1e-7, 1 - 1e-7)
+        if p.ndim == 2:  # K classes: the true class's probability
+            return -np.log(p[np.arange(len(p)), ex.labels])
+        return -(ex.labels * np.log(p) + (1 - ex.labels) * np.log(1 - p))
+
+    out: dict[str, Any] = dict(utility(ctx.test.labels, proba(ctx.test)))
+    local = [utility(p.test.labels, proba(p.test))["accuracy"] for p in ctx.parts]
     out["local_accuracy_mean"] = float(np.mean(local))
     out["local_accuracy_per_peer"] = [round(x, 4) for x in local]
-    att = loss_threshold_attack(per_example_loss(model, members), per_example_loss(model, nonmembers))
+    att = loss_threshold_attack(loss(ctx.members), loss(ctx.nonmembers))
     out["mia_auc"] = att.auc
     out["mia_tpr_at_0_1_fpr"] = att.tpr_at_0_1_fpr
     out["_roc"] = (att.fpr.tolist(), att.tpr.tolist())
@@ -105,18 +197,22 @@ def load_dataset(cfg: CompareConfig, seed: int) -> Dataset:
     against ``cfg.schema``: a stratified global test split, the rest
     partitioned over the peers (``cfg.partition``), each peer's share split
     again into its own train and held-out parts."""
-    from nodes._data import concat, generate, global_test, holdout, holdout_indices, partition, split_peers
+    from nodes._data import concat, holdout, holdout_indices, split_peers
+    from nodes._datasets import federated_data
     from nodes._model import ModelConfig, config_for_schema
     from nodes._schema import SYNTHETIC, column_values, data_files, load_schema, load_with_schema
 
     rng = np.random.default_rng(seed)
+    model_kw: dict[str, Any] = dict(encoder=cfg.encoder, lora_r=cfg.lora_r, max_len=cfg.max_len,
+                                    hidden=cfg.hidden, seed=seed)
     if not cfg.data:
-        parts = partition(cfg.peers, examples_per_peer=cfg.examples_per_peer, seed=seed)
-        pool = concat([p.train for p in parts])
+        fd = federated_data(cfg.dataset, cfg.peers, examples_per_peer=cfg.examples_per_peer,
+                            seed=seed)
+        pool = concat([p.train for p in fd.peers])
         members = pool.subset(rng.permutation(len(pool))[: cfg.mia_examples])
-        return Dataset(parts, global_test(512, seed=seed), members,
-                       generate(len(members), seed=50_000 + seed),
-                       ModelConfig(encoder=cfg.encoder, seed=seed), SYNTHETIC.hash(), False)
+        nonmembers = fd.nonmembers.subset(np.arange(min(len(members), len(fd.nonmembers))))
+        return Dataset(fd.peers, fd.test, members, nonmembers, ModelConfig(**model_kw),
+                       SYNTHETIC.hash() if cfg.dataset == "synthetic" else bytes(32), False)
     from coordinator import ConfigError
 
     if not cfg.schema:
@@ -147,91 +243,188 @@ def load_dataset(cfg: CompareConfig, seed: int) -> Dataset:
     members = pool.subset(rng.permutation(len(pool))[:n_mia])
     nonmembers = test.subset(rng.permutation(len(test))[:n_mia])
     return Dataset(parts, test, members, nonmembers,
-                   config_for_schema(schema, encoder=cfg.encoder, seed=seed), schema.hash(), True)
+                   config_for_schema(schema, **model_kw), schema.hash(), True)
+
+
+def _train_config(ctx: Context, **kw: Any) -> Any:
+    from nodes._train import TrainConfig
+
+    return TrainConfig(lr=ctx.cfg.lr, delta=ctx.cfg.delta, max_grad_norm=ctx.cfg.max_grad_norm, **kw)
+
+
+@register_arm("fedledger", label="the full system, local DP mode: each peer's own DP-SGD, "
+              "secure aggregation, ε on the on-chain ledger")
+def _fedledger_arm(ctx: Context) -> dict[str, Any]:
+    from nodes._demo import DemoConfig, OwnData, run_demo
+
+    cfg, seed = ctx.cfg, ctx.seed
+    finals: list[np.ndarray] = []
+    t0, c0 = time.perf_counter(), _cpu()
+    res = run_demo(DemoConfig(dataset=cfg.dataset, peers=cfg.peers, threshold=cfg.threshold,
+                              rounds=cfg.rounds, encoder=cfg.encoder, lora_r=cfg.lora_r,
+                              max_len=cfg.max_len, hidden=cfg.hidden,
+                              max_grad_norm=cfg.max_grad_norm,
+                              examples_per_peer=cfg.examples_per_peer, q=cfg.q, sigma=cfg.sigma,
+                              steps=cfg.steps, lr=cfg.lr, epsilon_cap=cfg.epsilon_cap,
+                              delta=cfg.delta, dropouts=False, seed=seed), on_final=finals.append,
+                   data=OwnData(ctx.parts, ctx.data.model, ctx.data.schema_hash)
+                   if ctx.data is not None and ctx.data.own else None)
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    m = _evaluate(ctx.model, finals[0], ctx)
+    return {**m, "epsilon": max(p["epsilon"] for p in res["peers"]),
+            "seconds_per_round": wall / cfg.rounds, "cpu_seconds": cpu,
+            "bytes_per_peer_per_round": float(np.mean(
+                [r["bytes_moved"] for r in res["rounds"]])) / cfg.peers,
+            "gas_per_round": float(np.mean([r["gas"] for r in res["rounds"]]))}
+
+
+@register_arm("central", label="the same peers and DP adapters; a trusted server averages "
+              "updates in the clear")
+def _central_arm(ctx: Context) -> dict[str, Any]:
+    from coordinator.privacy._privacy import opacus_epsilon
+    from coordinator.protocol._central import CentralFedAvg
+    from nodes._peer import ModelLearner
+
+    cfg, seed = ctx.cfg, ctx.seed
+    base = _train_config(ctx)
+    learners = [ModelLearner(ctx.model, p.train, base) for p in ctx.parts]
+
+    def client(i: int) -> Callable[[np.ndarray, int], tuple[np.ndarray, int]]:
+        def run(glob: np.ndarray, r: int) -> tuple[np.ndarray, int]:
+            delta, _ = learners[i].update(glob, ctx.dpc, seed=seed * 1000 + r * 100 + i)
+            return delta, learners[i].examples
+        return run
+
+    server = CentralFedAvg([client(i) for i in range(cfg.peers)])
+    flat, c0 = ctx.start.copy(), _cpu()
+    for r in range(1, cfg.rounds + 1):
+        flat = server.round(flat, r)
+    cpu = _cpu() - c0
+    m = _evaluate(ctx.model, flat, ctx)
+    return {**m, "epsilon": opacus_epsilon([ctx.dpc] * cfg.rounds, cfg.delta),
+            "seconds_per_round": float(np.mean(server.seconds)), "cpu_seconds": cpu,
+            "bytes_per_peer_per_round": float(np.mean(server.bytes_per_client)),
+            "gas_per_round": 0.0}
+
+
+@register_arm("flower-dp", label=FLOWER_LABEL, external=True)
+def _flower(ctx: Context) -> dict[str, Any]:
+    return _flower_arm(ctx.cfg, ctx.seed, ctx.parts, ctx.test, ctx.members, ctx.nonmembers)
+
+
+def _pooled(ctx: Context, dp: bool) -> dict[str, Any]:
+    """All peers' data in one place, the project's model, trained for as many
+    epochs as there are rounds at batch q·n/peers: DP-SGD at the round's σ
+    (its own ε, from Opacus), or without DP."""
+    from nodes._model import get_flat, set_flat
+    from nodes._train import train_local
+
+    cfg = ctx.cfg
+    set_flat(ctx.model, ctx.start)
+    t0, c0 = time.perf_counter(), _cpu()
+    batch = max(8, int(cfg.q * len(ctx.pool) / cfg.peers))
+    tc = _train_config(ctx, epochs=cfg.rounds, batch_size=batch, dp=dp,
+                       noise_multiplier=cfg.sigma if dp else None, seed=ctx.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res_t = train_local(ctx.model, ctx.pool, cfg=tc)
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    m = _evaluate(ctx.model, get_flat(ctx.model), ctx)
+    return {**m, "epsilon": res_t.epsilon_rdp if dp else math.inf,
+            "seconds_per_round": wall / cfg.rounds, "cpu_seconds": cpu,
+            "bytes_per_peer_per_round": 0.0, "gas_per_round": 0.0,
+            "raw_data_centralized": True}
+
+
+@register_arm("pooled-dp", label="all peers' data in one place, the project's model, DP-SGD")
+def _pooled_dp_arm(ctx: Context) -> dict[str, Any]:
+    return _pooled(ctx, True)
+
+
+@register_arm("pooled", label="all peers' data in one place, the project's model, no DP")
+def _pooled_arm(ctx: Context) -> dict[str, Any]:
+    return _pooled(ctx, False)
+
+
+def _reference(ctx: Context, proba: Callable[[Any], np.ndarray], t0: float, c0: float) -> dict[str, Any]:
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    m = _evaluate_proba(proba, ctx)
+    return {**m, "epsilon": math.inf, "seconds_per_round": wall / ctx.cfg.rounds,
+            "cpu_seconds": cpu, "bytes_per_peer_per_round": 0.0, "gas_per_round": 0.0,
+            "raw_data_centralized": True, "reference": REFERENCE_LABEL}
+
+
+def _binary(proba: np.ndarray) -> np.ndarray:
+    """scikit-learn's (n, K) probabilities as the project's: P(class 1) for K = 2."""
+    return proba[:, 1] if proba.shape[1] == 2 else proba
+
+
+@register_arm("ref-tfidf-lr", label=f"{REFERENCE_LABEL}: TF-IDF (1–2-grams) + logistic "
+              "regression (scikit-learn) on the review text", reference=True)
+def _tfidf_arm(ctx: Context) -> dict[str, Any]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    t0, c0 = time.perf_counter(), _cpu()
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    x = vec.fit_transform(ctx.pool.texts)
+    lr = LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced").fit(x, ctx.pool.labels)
+    return _reference(ctx, lambda ex: _binary(lr.predict_proba(vec.transform(ex.texts))), t0, c0)
+
+
+@register_arm("ref-probe", label=f"{REFERENCE_LABEL}: logistic regression on the frozen "
+              "encoder's mean-pooled embeddings (a linear probe)", reference=True)
+def _probe_arm(ctx: Context) -> dict[str, Any]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from nodes._model import build_model
+
+    t0, c0 = time.perf_counter(), _cpu()
+    enc = build_model(ctx.model_config()) if ctx.cfg.lora_r else ctx.model  # a frozen copy
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=3000,
+                                                               class_weight="balanced"))
+    probe.fit(enc.text_embeddings(ctx.pool), ctx.pool.labels)
+    return _reference(ctx, lambda ex: _binary(probe.predict_proba(enc.text_embeddings(ex))),
+                      t0, c0)
+
+
+@register_arm("majority", label="reference: always the pooled training data's majority class",
+              reference=True)
+def _majority_arm(ctx: Context) -> dict[str, Any]:
+    t0, c0 = time.perf_counter(), _cpu()
+    k = ctx.model.cfg.n_classes if hasattr(ctx.model, "cfg") else 2
+    if k == 2:
+        p = float(ctx.pool.labels.mean())
+        p = 0.5 + 1e-3 if p >= 0.5 else 0.5 - 1e-3  # predicts the majority class for everyone
+        return _reference(ctx, lambda ex: np.full(len(ex), p), t0, c0)
+    row = np.full(k, 1.0 / k)
+    row[np.bincount(ctx.pool.labels, minlength=k).argmax()] += 1e-3
+    row /= row.sum()
+    return _reference(ctx, lambda ex: np.tile(row, (len(ex), 1)), t0, c0)
 
 
 def run_seed(cfg: CompareConfig, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
-    from coordinator.protocol._central import CentralFedAvg
-    from coordinator.privacy._privacy import dp_config, opacus_epsilon
+    from coordinator.privacy._privacy import dp_config
     from nodes._data import concat
-    from nodes._demo import DemoConfig, OwnData, run_demo
     from nodes._model import build_model, get_flat
-    from nodes._peer import ModelLearner
-    from nodes._train import TrainConfig, train_local
 
     ds = load_dataset(cfg, seed)
-    parts, test, members, nonmembers = ds.parts, ds.test, ds.members, ds.nonmembers
-    pool = concat([p.train for p in parts])
-    model = build_model(ds.model)
-    start = get_flat(model)
-    dpc = dp_config(config_id=1, q=cfg.q, sigma=cfg.sigma, steps=cfg.steps)
+    pool = concat([p.train for p in ds.parts])
+    ctx = Context(cfg, seed, ds.parts, ds.test, pool, ds.members, ds.nonmembers, None,
+                  np.zeros(0), dp_config(config_id=1, q=cfg.q, sigma=cfg.sigma, steps=cfg.steps),
+                  log, data=ds)
+    ctx.model = build_model(ctx.model_config())
+    ctx.start = get_flat(ctx.model)
     out: dict[str, Any] = {}
-
-    if "fedledger" in cfg.arms:
-        finals: list[np.ndarray] = []
-        t0, c0 = time.perf_counter(), _cpu()
-        res = run_demo(DemoConfig(peers=cfg.peers, threshold=cfg.threshold, rounds=cfg.rounds,
-                                  encoder=cfg.encoder, examples_per_peer=cfg.examples_per_peer,
-                                  q=cfg.q, sigma=cfg.sigma, steps=cfg.steps, lr=cfg.lr,
-                                  epsilon_cap=cfg.epsilon_cap, delta=cfg.delta,
-                                  dropouts=False, seed=seed), on_final=finals.append,
-                       data=OwnData(parts, ds.model, ds.schema_hash) if ds.own else None)
-        wall, cpu = time.perf_counter() - t0, _cpu() - c0
-        m = _evaluate(model, finals[0], test, parts, members, nonmembers)
-        out["fedledger"] = {**m, "epsilon": max(p["epsilon"] for p in res["peers"]),
-                            "seconds_per_round": wall / cfg.rounds, "cpu_seconds": cpu,
-                            "bytes_per_peer_per_round": float(np.mean(
-                                [r["bytes_moved"] for r in res["rounds"]])) / cfg.peers,
-                            "gas_per_round": float(np.mean([r["gas"] for r in res["rounds"]]))}
-        log(f"seed {seed}: fedledger accuracy {m['accuracy']:.3f}, MIA AUC {m['mia_auc']:.3f}")
-
-    if "central" in cfg.arms:
-        base = TrainConfig(lr=cfg.lr, delta=cfg.delta)
-        learners = [ModelLearner(model, p.train, base) for p in parts]
-
-        def client(i: int) -> Callable[[np.ndarray, int], tuple[np.ndarray, int]]:
-            def run(glob: np.ndarray, r: int) -> tuple[np.ndarray, int]:
-                delta, _ = learners[i].update(glob, dpc, seed=seed * 1000 + r * 100 + i)
-                return delta, learners[i].examples
-            return run
-
-        server = CentralFedAvg([client(i) for i in range(cfg.peers)])
-        flat, c0 = start.copy(), _cpu()
-        for r in range(1, cfg.rounds + 1):
-            flat = server.round(flat, r)
-        cpu = _cpu() - c0
-        m = _evaluate(model, flat, test, parts, members, nonmembers)
-        out["central"] = {**m, "epsilon": opacus_epsilon([dpc] * cfg.rounds, cfg.delta),
-                          "seconds_per_round": float(np.mean(server.seconds)), "cpu_seconds": cpu,
-                          "bytes_per_peer_per_round": float(np.mean(server.bytes_per_client)),
-                          "gas_per_round": 0.0}
-        log(f"seed {seed}: central accuracy {m['accuracy']:.3f}, MIA AUC {m['mia_auc']:.3f}")
-
-    if "flower-dp" in cfg.arms:
-        out["flower-dp"] = _flower_arm(cfg, seed, parts, test, members, nonmembers)
-        log(f"seed {seed}: flower-dp (external) accuracy {out['flower-dp']['accuracy']:.3f}, "
-            f"MIA AUC {out['flower-dp']['mia_auc']:.3f}")
-
-    for arm, dp in (("pooled-dp", True), ("pooled", False)):
-        if arm not in cfg.arms:
-            continue
-        from nodes._model import set_flat
-
-        set_flat(model, start)
-        t0, c0 = time.perf_counter(), _cpu()
-        tc = TrainConfig(epochs=cfg.rounds, batch_size=max(8, int(cfg.q * len(pool) / cfg.peers)),
-                         lr=cfg.lr, dp=dp, noise_multiplier=cfg.sigma if dp else None,
-                         delta=cfg.delta, seed=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res_t = train_local(model, pool, cfg=tc)
-        wall, cpu = time.perf_counter() - t0, _cpu() - c0
-        m = _evaluate(model, get_flat(model), test, parts, members, nonmembers)
-        out[arm] = {**m, "epsilon": res_t.epsilon_rdp if dp else math.inf,
-                    "seconds_per_round": wall / cfg.rounds, "cpu_seconds": cpu,
-                    "bytes_per_peer_per_round": 0.0, "gas_per_round": 0.0,
-                    "raw_data_centralized": True}
-        log(f"seed {seed}: {arm} accuracy {m['accuracy']:.3f}, MIA AUC {m['mia_auc']:.3f}")
+    for name in cfg.arms:
+        arm = ARM_REGISTRY[name]
+        out[name] = arm.run(ctx)
+        m = out[name]
+        log(f"seed {seed}: {name}{' (reference)' if arm.reference else ''}"
+            f"{' (external)' if arm.external else ''} accuracy {m['accuracy']:.3f}, macro-F1 "
+            f"{m['macro_f1']:.3f}, MIA AUC {m['mia_auc']:.3f}")
     return out
 
 
@@ -268,6 +461,8 @@ def _flower_arm(cfg: CompareConfig, seed: int, parts: list[Any], test: Any, memb
 
     def loss(ex: Any) -> np.ndarray:
         p = np.clip(proba(ex), 1e-7, 1 - 1e-7)
+        if p.ndim == 2:  # K classes: the true class's probability
+            return -np.log(p[np.arange(len(p)), ex.labels])
         return -(ex.labels * np.log(p) + (1 - ex.labels) * np.log(1 - p))
 
     out: dict[str, Any] = dict(utility(test.labels, proba(test)))
@@ -290,6 +485,17 @@ METRICS = ("accuracy", "macro_f1", "auc", "local_accuracy_mean", "epsilon", "mia
            "gas_per_round")
 
 
+def ci95_half_width(sd: float, n: int) -> float:
+    """Half-width of the 95 % confidence interval of a mean over n seeds:
+    Student's t with n − 1 degrees of freedom (4.30 at n = 3, not the
+    normal 1.96, which is right only for many seeds). One seed: no interval (0)."""
+    if n < 2:
+        return 0.0
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+
+
 def summarize(per_seed: list[dict[str, Any]], arms: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for arm in arms:
@@ -302,9 +508,42 @@ def summarize(per_seed: list[dict[str, Any]], arms: tuple[str, ...]) -> dict[str
                 out[arm][k] = {"mean": None, "std": None, "ci95": None}
                 continue
             sd = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
-            out[arm][k] = {"mean": float(finite.mean()), "std": sd,
-                           "ci95": 1.96 * sd / math.sqrt(len(finite))}
+            out[arm][k] = {"mean": float(finite.mean()), "std": sd, "n": int(len(finite)),
+                           "ci95": ci95_half_width(sd, len(finite))}
     return out
+
+
+#: The same function under its short name (tests and callers use both).
+ci95 = ci95_half_width
+
+
+def targets(summary: dict[str, Any], cfg: CompareConfig) -> list[dict[str, Any]]:
+    """The issue's utility criteria, each measured and marked met or not."""
+    def mean(arm: str, k: str = "macro_f1") -> float | None:
+        return summary.get(arm, {}).get(k, {}).get("mean")
+
+    def ci(arm: str) -> float:
+        return float(summary[arm]["macro_f1"]["ci95"] or 0.0)
+
+    rows: list[dict[str, Any]] = []
+    pooled, tfidf, fed = mean("pooled"), mean("ref-tfidf-lr"), mean("fedledger")
+    if pooled is not None and tfidf is not None:
+        rows.append({"target": "pooled (no DP, our model) ≥ TF-IDF+LR macro-F1 − 0.02",
+                     "value": round(pooled - tfidf, 4), "met": pooled >= tfidf - 0.02})
+    if fed is not None and pooled is not None:
+        eps = mean("fedledger", "epsilon")
+        rows.append({"target": "fedledger (local DP, ε ≤ 8) macro-F1 within 0.03 of pooled",
+                     "value": round(fed - pooled, 4),
+                     "met": fed >= pooled - 0.03 and eps is not None and eps <= 8.0})
+    maj = mean("majority")
+    if maj is not None:
+        for arm in summary:
+            if arm == "majority" or mean(arm) is None:
+                continue
+            margin = float(mean(arm) or 0.0) - maj
+            rows.append({"target": f"{arm} beats the majority class by more than its CI",
+                         "value": round(margin, 4), "met": margin > ci(arm)})
+    return rows
 
 
 def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str) -> str:
@@ -318,17 +557,19 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str) -> str:
                   f"`{cfg.partition}`; {cfg.test_fraction:.0%} held out as the global test set, "
                   f"{cfg.holdout:.0%} of each peer's share as its own held-out split (\"local acc.\": "
                   "the released model on each peer's held-out split, averaged).")
+        title = f"## Results on a researcher's dataset: `{Path(cfg.data).name}`"
     else:
-        source = ("Dataset: the synthetic social-commerce generator (the zero-configuration "
-                  "default).")
-    title = (f"## Results on a researcher's dataset: `{Path(cfg.data).name}`" if cfg.data else
-             "# Results: decentralized vs centralized vs pooled")
+        source = f"Dataset `{cfg.dataset}`."
+        title = ("# Results: decentralized vs centralized vs pooled" if cfg.dataset == "synthetic"
+                 else f"## Results on real data: `{cfg.dataset}`")
     lines = [title, "",
              f"Generated by `{command}` from its JSON output; do not edit by hand.", "",
              source, "",
-             f"{cfg.peers} peers, {cfg.rounds} rounds, encoder {cfg.encoder}, DP (q={cfg.q}, "
-             f"σ={cfg.sigma}, T={cfg.steps}) per round, δ={cfg.delta}; seeds {list(cfg.seeds)}; "
-             "mean ± 95 % CI over seeds.", "",
+             f"{cfg.peers} peers, {cfg.rounds} rounds, encoder "
+             f"{cfg.encoder} (LoRA r={cfg.lora_r}, {cfg.max_len} tokens, head {cfg.hidden}), "
+             f"DP (q={cfg.q}, σ={cfg.sigma}, T={cfg.steps}, C={cfg.max_grad_norm}) per round, "
+             f"δ={cfg.delta}; seeds {list(cfg.seeds)}; mean ± 95 % CI over seeds (Student's t).",
+             "",
              "| arm | accuracy | macro-F1 | AUC | local acc. | ε | MIA AUC | MIA TPR@0.1%FPR "
              "| s/round | bytes/peer/round | gas/round |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -344,6 +585,14 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str) -> str:
     if "flower-dp" in summary:
         lines += ["", f"`flower-dp` is {FLOWER_LABEL}; its ε is user-level (q = 1, the server's "
                   "noise per round), not comparable record for record with the others."]
+    refs = [a for a in summary if a in ARM_REGISTRY and ARM_REGISTRY[a].reference]
+    if refs:
+        lines += [""] + [f"`{a}` is {ARM_REGISTRY[a].label}." for a in refs]
+    rows = targets(summary, cfg)
+    if rows:
+        lines += ["", "| target | measured | met |", "|---|---|---|"]
+        lines += [f"| {r['target']} | {r['value']:+.3f} | {'yes' if r['met'] else '**no**'} |"
+                  for r in rows]
     lines.append("")
     return "\n".join(lines)
 
@@ -359,8 +608,9 @@ def plots(per_seed: list[dict[str, Any]], summary: dict[str, Any], out: Path) ->
     for arm, m in summary.items():
         eps = m["epsilon"]["mean"]
         x = eps if eps is not None else max((s["epsilon"]["mean"] or 0) for s in summary.values()) * 1.3 + 1
-        ax.errorbar([x], [m["auc"]["mean"]], yerr=[m["auc"]["ci95"]], fmt="o", capsize=3, label=arm)
-    ax.set(xlabel="ε (∞ plotted at the right edge)", ylabel="test AUC",
+        ax.errorbar([x], [m["macro_f1"]["mean"]], yerr=[m["macro_f1"]["ci95"]], fmt="o", capsize=3,
+                    label=arm)
+    ax.set(xlabel="ε (∞ plotted at the right edge)", ylabel="test macro-F1",
            title="utility vs privacy")
     ax.legend()
     fig.savefig(out / "frontier.png", dpi=110, bbox_inches="tight")
@@ -394,21 +644,34 @@ def run(cfg: CompareConfig, out: Path, *, command: str,
 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    if cfg.data and "flower-dp" in cfg.arms:
+    if cfg.data:
         from dataclasses import replace
 
         from nodes._schema import load_schema
 
-        if load_schema(Path(cfg.schema)).n_classes != 2:  # its logistic regression is binary
-            log("flower-dp arm skipped: the external Flower arm is a binary logistic regression")
-            cfg = replace(cfg, arms=tuple(a for a in cfg.arms if a != "flower-dp"))
+        schema = load_schema(Path(cfg.schema))
+        skip: dict[str, str] = {}
+        if schema.n_classes != 2:  # its logistic regression is binary
+            skip["flower-dp"] = "the external Flower arm is a binary logistic regression"
+        if not schema.text:
+            skip["ref-tfidf-lr"] = "the schema declares no text column"
+            skip["ref-probe"] = "the schema declares no text column"
+        for arm, why in skip.items():
+            if arm in cfg.arms:
+                log(f"{arm} arm skipped: {why}")
+        cfg = replace(cfg, arms=tuple(a for a in cfg.arms if a not in skip))
     per_seed = [run_seed(cfg, s, log) for s in cfg.seeds]
     summary = summarize(per_seed, cfg.arms)
     files = plots(per_seed, summary, out)
+    checks = targets(summary, cfg)
     md = markdown(summary, cfg, command)
     (out / "results.md").write_text(md)
     data = {"machine": machine(), "config": asdict(cfg), "command": command,
             "seconds": round(time.perf_counter() - t0, 1), "summary": summary,
+            "targets": checks,
+            "arm_labels": {a: {"label": ARM_REGISTRY[a].label,
+                               "reference": ARM_REGISTRY[a].reference,
+                               "external": ARM_REGISTRY[a].external} for a in cfg.arms},
             "per_seed": [{a: {k: v for k, v in m.items() if not k.startswith("_")}
                           for a, m in s.items()} for s in per_seed],
             "plots": files}

@@ -152,7 +152,7 @@ def run_federation(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: int
     from coordinator import connect
     from coordinator.chain._contracts import LedgerPolicy, Policy, deploy_federation
     from coordinator.protocol._aggregate import load_adapter
-    from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter
+    from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter_args
     from coordinator.store._store import EmbeddedStore
     from nodes._model import get_flat
     from nodes._peer import ModelLearner, PeerNode
@@ -171,7 +171,7 @@ def run_federation(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: int
         work = Path(workdir or tmp)
         fed, _ = deploy_federation(chain, policy=pol,
                                    ledger_policy=LedgerPolicy(epsilon_cap=epsilon_cap, delta=delta),
-                                   initial_adapter_cid=initial_adapter(store, start))
+                                   **initial_adapter_args(store, start, frac_bits=frac_bits))
         cfg = nz.distributed_config(config_id=2, mode=mode, q=q, clip=clip, frac_bits=frac_bits,
                                     dim=len(start), sigma=sigma, k=k, floor_m=floor_m,
                                     max_m=max(floor_m, n))
@@ -179,7 +179,8 @@ def run_federation(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: int
         for i in range(1, n + 1):
             fed.register(sender=i, stake=stake)
         nodes = [PeerNode(fed, store, chain.account(i + 1).address,
-                          PeerState(work / f"p{i}.sqlite", secrets.token_bytes(32)),
+                          PeerState(work / f"p{i}.sqlite", secrets.token_bytes(32),
+                                    deployment=(chain.chain_id, fed.rounds.address)),
                           ModelLearner(model, parts[i].train, TrainConfig(lr=lr, epochs=epochs)))
                  for i in range(n)]
         driver = RoundDriver(fed, store, aggregator=chain.account(1).address, dp_config=2,

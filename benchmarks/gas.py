@@ -3,7 +3,9 @@
 Each n runs one full round on a local anvil node (the embedded py-evm chain
 when anvil is missing): registration, open, keys, shares, commit, reveal,
 result, finalize, with one peer dropping after sharing (so pairwise seeds of a
-dropped peer exist), then a wrong result and both fraud proofs against it.
+dropped peer exist), then a wrong result and both fraud proofs against it, and
+a correct Σx with a wrong adapter and the chunk proof (its adapter check)
+against it.
 Commit gas is also measured at two vector lengths to show it does not depend
 on model size.
 """
@@ -60,7 +62,7 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
         open_gas_used = int(chain.w3.eth.get_transaction_receipt(opened.tx_hash)["gasUsed"])
 
         wrong = sim.true_sum().copy()
-        wrong[5] += 1
+        wrong[5] += 1 << 20  # moves the adapter: Σx is only proven through it
         liar = sim.peers[0].address
         post_wrong = sim.post_result(sender=liar, result=wrong).gas_used
         chunk = fed.challenge_chunk(sim.round_id, **sim.chunk_proof_args(0), sender=n + 2)
@@ -80,7 +82,18 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
         sim.post_result(sender=sim.peers[2].address, seeds=seeds)
         seed_self = fed.challenge_seed(sim.round_id, seed_index=0, seeds=seeds,
                                        shares=sim.share_proofs(u0, 0), sender=n + 2)
-        post_right = sim.post_result(sender=sim.peers[3].address).gas_used
+        # Three aggregators were slashed (and quarantined) above; an honest one
+        # is any registered peer still eligible (a round of n = 3 has no
+        # fourth participant; the spare accounts n + 1, n + 2 are registered).
+        def honest() -> str:
+            return next(a for a in [p.address for p in sim.peers] + fed.peers() if fed.is_eligible(a))
+
+        # The correct Σx with a wrong adapter: the chunk proof's adapter check.
+        bad_adapter = sim.true_adapter().copy()
+        bad_adapter[3] += 1
+        sim.post_result(sender=honest(), adapter=bad_adapter)
+        adapter = fed.challenge_chunk(sim.round_id, **sim.chunk_proof_args(0), sender=n + 2)
+        post_right = sim.post_result(sender=honest()).gas_used
         info = fed.round_info(sim.round_id)
         chain.mine(info.deadline - chain.block_number + 1)
         finalize = fed.finalize(sim.round_id).gas_used
@@ -94,7 +107,7 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
             "commit": _stats(gas["commit"]), "reveal": _stats(gas["reveal"]),
             "post_result_wrong": post_wrong, "post_result": post_right, "finalize": finalize,
             "chunk_proof": chunk.gas_used, "seed_proof_self": seed_self.gas_used,
-            "seed_proof_pair": seed_pair.gas_used,
+            "seed_proof_pair": seed_pair.gas_used, "chunk_proof_wrong_adapter": adapter.gas_used,
         }
 
 
@@ -111,7 +124,8 @@ def run(ns: tuple[int, ...] = (10, 20, 50), *, backend: str = "anvil",
     # Commit gas vs model size: same n, 25x longer vector.
     small = measure(ns[0], backend=backend, vector_length=chunk_elems, chunk_elems=chunk_elems)
     large = measure(ns[0], backend=backend, vector_length=25 * chunk_elems, chunk_elems=chunk_elems)
-    worst_proof = max(max(r["chunk_proof"], r["seed_proof_pair"], r["seed_proof_self"]) for r in rows)
+    worst_proof = max(max(r["chunk_proof"], r["seed_proof_pair"], r["seed_proof_self"],
+                          r["chunk_proof_wrong_adapter"]) for r in rows)
     worst_commit = max(r["commit"]["max"] for r in rows)
     return {
         "bench": "gas", "machine": machine(), "rows": rows,
@@ -124,5 +138,7 @@ def run(ns: tuple[int, ...] = (10, 20, 50), *, backend: str = "anvil",
             "commit_ok": worst_commit <= TARGET_COMMIT,
             "proof_max": worst_proof, "proof_target": TARGET_PROOF,
             "proof_ok": worst_proof <= TARGET_PROOF,
+            "ok": worst_commit <= TARGET_COMMIT and worst_proof <= TARGET_PROOF,
         },
+        "command": f"fedledger bench gas --sizes {','.join(map(str, ns))} --backend {backend}",
     }

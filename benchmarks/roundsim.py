@@ -164,17 +164,31 @@ class RoundSim:
     def true_sum(self) -> np.ndarray:
         return enc.pad(sa.sum_vectors(self.peers[u].x for u in self.u3), self.ctx.chunk_elems)  # type: ignore[misc]
 
+    def weight_sum(self) -> int:
+        return sum(self.peers[u].weight for u in self.u3)
+
+    def true_adapter(self, xsum: np.ndarray | None = None) -> np.ndarray:
+        """f(previous adapter (all zero: the sim deploys with a zero root), Σx, Σn)."""
+        xsum = self.true_sum() if xsum is None else enc.pad(xsum, self.ctx.chunk_elems)
+        return enc.next_adapter(np.zeros(len(xsum), np.uint32), xsum, self.weight_sum())
+
     def post_result(self, sender: int | str, *, result: np.ndarray | None = None,
-                    seeds: list[tuple[int, int, bytes]] | None = None) -> Any:
+                    seeds: list[tuple[int, int, bytes]] | None = None,
+                    adapter: np.ndarray | None = None) -> Any:
+        """Post Σx = ``result`` (default: unmasked with ``seeds``) and the new
+        adapter = ``adapter`` (default: f(0, Σx, Σn)); the result root is the
+        adapter's."""
         seeds = seeds if seeds is not None else self.reconstruct_seeds()
         ysum = self.masked_sum()
         xsum = result if result is not None else sa.unmask(self.ctx, ysum, seeds)
+        new = adapter if adapter is not None else self.true_adapter(xsum)
         self.posted_seeds = seeds
         self.posted_result = xsum
+        self.posted_adapter = new
         return self.fed.post_result(
-            self.round_id, new_adapter_cid=hashlib.sha256(enc.to_bytes(xsum)).digest(),
+            self.round_id, new_adapter_cid=hashlib.sha256(enc.to_bytes(new)).digest(),
             masked_sum_root=enc.vector_root(ysum, self.ctx.chunk_elems),
-            result_root=enc.vector_root(xsum, self.ctx.chunk_elems), seeds=seeds,
+            result_root=enc.vector_root(new, self.ctx.chunk_elems), seeds=seeds,
             bond=self.fed.policy().bond, sender=sender)
 
     def chunk_proof_args(self, chunk_index: int) -> dict[str, Any]:
@@ -186,7 +200,7 @@ class RoundSim:
             leaves = [enc.leaf(i, c) for i, c in enumerate(chunks)]
             members.append(MemberChunk(u, p.cid_digest, p.chunks_root, p.weight,
                                        chunks[chunk_index], enc.merkle_proof(leaves, chunk_index)))
-        rchunks = enc.chunk_bytes(self.posted_result, ce)
+        rchunks = enc.chunk_bytes(self.posted_adapter, ce)
         rleaves = [enc.leaf(i, c) for i, c in enumerate(rchunks)]
         return {"chunk_index": chunk_index, "seeds": self.posted_seeds, "members": members,
                 "result_chunk": rchunks[chunk_index],

@@ -51,6 +51,12 @@ def throughput(mb: float = 4.0) -> dict[str, Any]:
 
     blob = os.urandom(nbytes)
     out["keccak256_one_call_mb_s"] = _rate(lambda: keccak(blob), nbytes)
+    # Baseline in the same run: the same keccak-CTR PRG through eth_hash, one
+    # Python call per 32-byte block (the fallback path of coordinator._encoding).
+    m = n // 16
+    out["eth_hash_keccak_ctr_mb_s"] = _rate(
+        lambda: b"".join(keccak(seed + j.to_bytes(32, "big")) for j in range(m // 8)), 4 * m)
+    out["ours_over_eth_hash"] = round(out["ours_keccak_ctr_mb_s"] / out["eth_hash_keccak_ctr_mb_s"], 2)
     try:
         from Crypto.Cipher import AES
 

@@ -12,8 +12,9 @@ import {MaskGraph} from "./lib/MaskGraph.sol";
 ///      slot 0 (RoundView, stored as is): phase:8 | failReason:8 | n:16 | t:16 | nKeys:16 |
 ///             nShares:16 | nCommits:16 | nReveals:16 | dpConfig:32 |
 ///             deadline:64 | attempt:8                      (216 bits)
-///      slot 1: vectorLength:32 | chunkElems:16 | fracBits:8 | weightSum:64 | openedBlock:64
-///      slot 2: adapterCid; slot 3: seed.
+///      slot 1: vectorLength:32 | chunkElems:16 | fracBits:8 | weightSum:96 | openedBlock:64
+///      slot 2: adapterCid; slot 3: seed; slot 4: adapterRoot (the Merkle
+///      root of the fixed-point adapter the round starts from).
 ///      Per (round, peer) a packed status word — index+1 (bits 0-15), step
 ///      flags (16-19) and the top 224 bits of the commitment (32-255) —
 ///      written non-zero at selection, so later writes are cheap.
@@ -29,6 +30,20 @@ contract FedRounds is IFedRounds {
     uint16 private constant SELF = 0xFFFF;
     bytes32 private constant COMMIT_DOMAIN = keccak256("fedledger.commit.v1");
     bytes32 private constant KEYS_DOMAIN = keccak256("fedledger.keys.v1");
+    /// @dev Bounds on the quantization the governor fixes with round 1.
+    ///      fracBits below 8 make updates useless (everyone's ε burnt on
+    ///      rounding noise); above 24 the clip range 2^(31-f)/n leaves no
+    ///      room for an update. MAX_PROOF_WORK bounds (seeds a chunk proof
+    ///      may expand + member chunks it sums) × (chunk elements): ≈ 75 gas
+    ///      each measured at n = 50, so 170k keeps the worst chunk proof
+    ///      under 15M. MAX_CHUNK_ELEMS bounds the proof's memory.
+    uint8 private constant MIN_FRAC_BITS = 8;
+    uint8 private constant MAX_FRAC_BITS = 24;
+    uint256 private constant MAX_PROOF_WORK = 170_000;
+    uint256 private constant MAX_CHUNK_ELEMS = 4096;
+    /// @dev Proven frauds a round tolerates before it fails (TooManyFrauds):
+    ///      each costs its poster a bond, and the round cannot be held open forever.
+    uint8 private constant MAX_ATTEMPTS = 5;
 
     address public immutable governor;
     IPeerRegistry public immutable registry;
@@ -38,6 +53,8 @@ contract FedRounds is IFedRounds {
     address public fraudProofs;
     uint256 public override currentRound;
     bytes32 public override globalAdapterCid;
+    bytes32 public override globalAdapterRoot;
+    Quant private _quant;
     uint256 public override slashedPool;
 
     mapping(uint256 round => RoundView) private _rounds;
@@ -54,19 +71,21 @@ contract FedRounds is IFedRounds {
         IPeerRegistry registry_,
         IPrivacyLedger ledger_,
         Policy memory policy_,
-        bytes32 initialAdapterCid
+        bytes32 initialAdapterCid,
+        bytes32 initialAdapterRoot
     ) {
         if (
             policy_.threshold == 0 || policy_.threshold > policy_.participants
-                || policy_.challengerRewardBps > 10_000 || policy_.keysBlocks == 0 || policy_.sharesBlocks == 0
+                || policy_.challengerRewardBps > 5_000 || policy_.keysBlocks == 0 || policy_.sharesBlocks == 0
                 || policy_.commitBlocks == 0 || policy_.revealBlocks == 0 || policy_.aggregateBlocks == 0
-                || policy_.challengeBlocks == 0
+                || policy_.challengeBlocks == 0 || policy_.maxWeight == 0
         ) revert RoundsBadPolicy();
         governor = governor_;
         registry = registry_;
         ledger = ledger_;
         _policy = policy_;
         globalAdapterCid = initialAdapterCid;
+        globalAdapterRoot = initialAdapterRoot;
     }
 
     // ---------------------------------------------------------------- open
@@ -78,12 +97,22 @@ contract FedRounds is IFedRounds {
             _sync(prev);
             Phase ph = _rounds[prev].phase;
             if (ph != Phase.Final && ph != Phase.Failed) revert RoundsRoundActive(prev);
-        } else if (msg.sender != governor) {
-            revert RoundsUnauthorized(msg.sender);
+            // Only the governor or an eligible registered peer opens, and only
+            // with the quantization the governor fixed with round 1.
+            if (msg.sender != governor && !registry.isEligible(msg.sender)) revert RoundsUnauthorized(msg.sender);
+            Quant memory q = _quant;
+            if (quant.vectorLength != q.vectorLength || quant.chunkElems != q.chunkElems || quant.fracBits != q.fracBits)
+            {
+                revert RoundsBadQuant();
+            }
+        } else {
+            if (msg.sender != governor) revert RoundsUnauthorized(msg.sender);
+            _checkQuant(quant);
+            _quant = quant;
+            emit QuantFixed(quant.vectorLength, quant.chunkElems, quant.fracBits);
         }
-        if (quant.vectorLength == 0 || quant.chunkElems == 0 || quant.chunkElems % 8 != 0 || quant.fracBits > 31) {
-            revert RoundsBadQuant();
-        }
+        // dpConfig: selection calls ledger.canAfford, which reverts with
+        // LedgerUnknownConfig for a configuration the governor never registered.
         round = prev + 1;
         currentRound = round;
         bytes32 seed = keccak256(abi.encode(block.prevrandao, round, address(this)));
@@ -101,6 +130,7 @@ contract FedRounds is IFedRounds {
         r.openedBlock = uint64(block.number);
         r.adapterCid = globalAdapterCid;
         r.seed = seed;
+        r.adapterRoot = globalAdapterRoot;
         address[] storage list = _participants[round];
         for (uint256 i = 0; i < chosen.length; ++i) {
             list.push(chosen[i]);
@@ -116,24 +146,66 @@ contract FedRounds is IFedRounds {
         }
     }
 
-    /// @dev Eligible peers (registered, not quarantined or leaving, budget
-    ///      left for `dpConfig`), then a partial Fisher–Yates shuffle driven by
-    ///      keccak256(seed, i): everyone can recompute the selection.
+    /// @dev The governor's quantization is bounded so that honest peers can
+    ///      take part (fracBits) and the worst-case chunk proof — the most
+    ///      seeds a surviving round can post, t self seeds plus at most
+    ///      min(t, k) pairwise seeds per dropped peer — fits the gas target.
+    function _checkQuant(Quant calldata quant) private view {
+        uint256 n = _policy.participants;
+        uint256 t = _policy.threshold;
+        uint256 k = n > 1 ? MaskGraph.degree(n, t) : 0;
+        uint256 seeds = t + (n - t) * (t < k ? t : k);
+        if (
+            quant.vectorLength == 0 || quant.chunkElems == 0 || quant.chunkElems % 8 != 0
+                || quant.fracBits < MIN_FRAC_BITS || quant.fracBits > MAX_FRAC_BITS
+                || quant.chunkElems > MAX_CHUNK_ELEMS || uint256(quant.chunkElems) * (seeds + n) > MAX_PROOF_WORK
+        ) revert RoundsBadQuant();
+    }
+
+    /// @dev O(participants), not O(registered). A small pool (at most twice
+    ///      the participants) is filtered for eligibility (registered, not
+    ///      quarantined or leaving, budget left for `dpConfig`) and then
+    ///      partially Fisher–Yates shuffled by keccak256(seed, i). A large pool
+    ///      is sampled: draw d picks peerAt(keccak256(seed, d) mod count) and
+    ///      keeps it if eligible and not yet chosen, for at most
+    ///      4 × participants draws. Everyone can recompute the selection.
     function _select(bytes32 seed, uint32 dpConfig) private view returns (address[] memory chosen) {
-        address[] memory all = registry.peers();
-        address[] memory pool = new address[](all.length);
-        uint256 m = 0;
-        for (uint256 i = 0; i < all.length; ++i) {
-            if (registry.isEligible(all[i]) && ledger.canAfford(all[i], dpConfig)) pool[m++] = all[i];
-        }
+        uint256 count = registry.peerCount();
+        uint256 want = _policy.participants;
         uint16 threshold = _policy.threshold;
-        if (m < threshold) revert RoundsNotEnoughEligible(m, threshold);
-        uint256 n = m < _policy.participants ? m : _policy.participants;
-        chosen = new address[](n);
-        for (uint256 i = 0; i < n; ++i) {
-            uint256 j = i + uint256(keccak256(abi.encode(seed, i))) % (m - i);
-            (pool[i], pool[j]) = (pool[j], pool[i]);
-            chosen[i] = pool[i];
+        if (count <= 2 * want) {
+            address[] memory pool = new address[](count);
+            uint256 m = 0;
+            for (uint256 i = 0; i < count; ++i) {
+                address a = registry.peerAt(i);
+                if (registry.isEligible(a) && ledger.canAfford(a, dpConfig)) pool[m++] = a;
+            }
+            if (m < threshold) revert RoundsNotEnoughEligible(m, threshold);
+            uint256 n = m < want ? m : want;
+            chosen = new address[](n);
+            for (uint256 i = 0; i < n; ++i) {
+                uint256 j = i + uint256(keccak256(abi.encode(seed, i))) % (m - i);
+                (pool[i], pool[j]) = (pool[j], pool[i]);
+                chosen[i] = pool[i];
+            }
+            return chosen;
+        }
+        chosen = new address[](want);
+        // One bit per registered index marks a draw already seen (count / 256
+        // words of memory: 8 words for 2,000 peers).
+        uint256[] memory seen = new uint256[](count / 256 + 1);
+        uint256 got = 0;
+        for (uint256 d = 0; d < 4 * want && got < want; ++d) {
+            uint256 j = uint256(keccak256(abi.encode(seed, d))) % count;
+            uint256 bit = 1 << (j & 255);
+            if (seen[j >> 8] & bit != 0) continue;
+            seen[j >> 8] |= bit;
+            address a = registry.peerAt(j);
+            if (registry.isEligible(a) && ledger.canAfford(a, dpConfig)) chosen[got++] = a;
+        }
+        if (got < threshold) revert RoundsNotEnoughEligible(got, threshold);
+        assembly ("memory-safe") {
+            mstore(chosen, got) // shrink to the peers found (got <= want)
         }
     }
 
@@ -173,6 +245,10 @@ contract FedRounds is IFedRounds {
         if (st & F_SHARES == 0) revert RoundsMissedStep(round, msg.sender);
         if (dpConfig != r.dpConfig) revert RoundsWrongDPConfig(dpConfig, r.dpConfig);
         if (weight == 0) revert RoundsZeroWeight();
+        // A self-reported weight is capped by policy: at most 2^32 − 1 each,
+        // so Σ over 2^16 participants stays below 2^48 (uint96 holds it), and
+        // one peer's share of the average is at most cap / (cap + Σ others).
+        if (weight > _policy.maxWeight) revert RoundsWeightTooLarge(weight, _policy.maxWeight);
         bytes32 c = commitmentHash(round, msg.sender, cidDigest, chunksRoot, weight, dpConfig);
         // The commitment shares the status slot (already non-zero since
         // selection): one warm rewrite instead of a fresh slot, which keeps
@@ -233,6 +309,9 @@ contract FedRounds is IFedRounds {
         });
         emit ResultPosted(round, msg.sender, r.attempt, newAdapterCid, maskedSumRoot, resultRoot, sh, msg.value, seeds);
         _advance(round, r);
+        // The poster's stake stays in the registry until its result is final
+        // or voided: leaving cannot take it out of reach of the proof.
+        registry.setLock(msg.sender, true);
     }
 
     /// @dev The posted seed list must be exactly the canonical one: (u, SELF)
@@ -295,16 +374,35 @@ contract FedRounds is IFedRounds {
         RoundView storage r = _rounds[round];
         if (r.phase != Phase.Challenge) revert RoundsWrongPhase(round, Phase.Challenge, r.phase);
         ResultView memory res = _results[round];
-        uint256 reward = uint256(res.bond) * _policy.challengerRewardBps / 10_000;
+        // Self-challenge earns nothing; through another account it still
+        // loses at least half the bond (challengerRewardBps <= 5000).
+        uint256 reward = challenger == res.aggregator ? 0 : uint256(res.bond) * _policy.challengerRewardBps / 10_000;
         withdrawable[challenger] += reward;
         slashedPool += res.bond - reward;
         delete _results[round];
         r.attempt += 1;
-        r.phase = Phase.Aggregate;
-        r.deadline = uint64(block.number) + _policy.aggregateBlocks;
         emit ResultVoided(round, res.aggregator, challenger, res.bond, reward);
-        emit PhaseAdvanced(round, Phase.Aggregate, r.deadline);
-        registry.quarantine(res.aggregator);
+        if (r.attempt >= MAX_ATTEMPTS) {
+            _fail(round, r, FailReason.TooManyFrauds);
+        } else {
+            r.phase = Phase.Aggregate;
+            r.deadline = uint64(block.number) + _policy.aggregateBlocks;
+            emit PhaseAdvanced(round, Phase.Aggregate, r.deadline);
+        }
+        registry.setLock(res.aggregator, false);
+        // Voiding never depends on the registry: the slash above stands even
+        // if the poster could not be quarantined.
+        try registry.quarantine(res.aggregator) {} catch {}
+    }
+
+    /// @inheritdoc IFedRounds
+    function sweepSlashed(address to) external override {
+        if (msg.sender != governor) revert RoundsUnauthorized(msg.sender);
+        uint256 amount = slashedPool;
+        if (amount == 0) revert RoundsNothingSlashed();
+        slashedPool = 0;
+        withdrawable[to] += amount;
+        emit SlashedSwept(to, amount);
     }
 
     /// @inheritdoc IFedRounds
@@ -378,9 +476,11 @@ contract FedRounds is IFedRounds {
             ResultView memory res = _results[round];
             r.phase = Phase.Final;
             globalAdapterCid = res.newAdapterCid;
+            globalAdapterRoot = res.resultRoot;
             withdrawable[res.aggregator] += res.bond;
             emit PhaseAdvanced(round, Phase.Final, uint64(block.number));
             emit RoundFinalized(round, res.newAdapterCid, res.aggregator);
+            registry.setLock(res.aggregator, false);
         }
     }
 
@@ -407,10 +507,12 @@ contract FedRounds is IFedRounds {
         emit PhaseAdvanced(round, next, r.deadline);
     }
 
-    /// @dev Below threshold (or below the noise floor): record why. Charges are given back when the round
-    ///      fails before its aggregate became computable (fewer than t
-    ///      reveals); after enough reveals anyone can unmask the sum from
-    ///      public data, so a missing result does not refund.
+    /// @dev Below threshold (or below the noise floor): record why. Charges
+    ///      are given back only when no one can compute the sum: the round
+    ///      failed before any reveal (InsufficientCommits, or
+    ///      InsufficientReveals with none posted). One public reveal plus t−1
+    ///      colluders' own shares is t shares, so a round with any reveal does
+    ///      not refund; nor does a missing result.
     function _fail(uint256 round, RoundView storage r, FailReason reason) private {
         r.phase = Phase.Failed;
         r.failReason = reason;
@@ -420,7 +522,8 @@ contract FedRounds is IFedRounds {
         // Distributed rounds charge only on leaving Commit, so only a round
         // failing in Reveal has charges to give back.
         if (
-            (local && reason == FailReason.InsufficientCommits) || reason == FailReason.InsufficientReveals
+            (local && reason == FailReason.InsufficientCommits)
+                || (reason == FailReason.InsufficientReveals && r.nReveals == 0)
         ) {
             address[] storage list = _participants[round];
             for (uint256 i = 0; i < list.length; ++i) {
@@ -480,6 +583,11 @@ contract FedRounds is IFedRounds {
     /// @inheritdoc IFedRounds
     function commitHashOf(uint256 round, address peer) external view override returns (bytes32) {
         return bytes32(_status[round][peer] & ~LOW);
+    }
+
+    /// @inheritdoc IFedRounds
+    function quantization() external view override returns (Quant memory) {
+        return _quant;
     }
 
     /// @inheritdoc IFedRounds

@@ -111,6 +111,7 @@ contract FraudProofs is IFraudProofs {
         ) revert FraudBadResultChunk();
         uint256[] memory acc = _sumMembers(p.round, r, p.chunkIndex, p.members);
         _unmask(acc, p.seeds, p.chunkIndex * words);
+        _nextAdapter(acc, r, p);
         if (!_differs(acc, p.resultChunk)) revert FraudNotProven(p.round);
         emit FraudProven(p.round, msg.sender, 2, p.chunkIndex);
         rounds.voidResult(p.round, msg.sender);
@@ -122,6 +123,25 @@ contract FraudProofs is IFraudProofs {
         for (uint256 i = 0; i < seeds.length; ++i) {
             IFedRounds.Seed calldata s = seeds[i];
             MaskMath.applyMask(acc, s.value, firstBlock, s.v != SELF && s.u > s.v);
+        }
+    }
+
+    /// @dev acc (Σx of the chunk, lane form) becomes the expected new adapter
+    ///      chunk: per element (a + trunc(int32(s) / N)) mod 2^32, with a the
+    ///      previous adapter's element and N = Σ n_u of U3 (non-zero: every
+    ///      commit has weight >= 1 and |U3| >= t >= 1).
+    function _nextAdapter(uint256[] memory acc, IFedRounds.RoundView memory r, ChunkProof calldata p) private pure {
+        uint256 words = acc.length;
+        bool zero = r.adapterRoot == bytes32(0);
+        if (zero) {
+            if (p.prevChunk.length != 0) revert FraudBadAdapterChunk();
+        } else if (
+            p.prevChunk.length != words * 32
+                || !MaskMath.verify(r.adapterRoot, MaskMath.leaf(p.chunkIndex, p.prevChunk), p.chunkIndex, p.prevProof)
+        ) revert FraudBadAdapterChunk();
+        int256 n = int256(uint256(r.weightSum));
+        for (uint256 k = 0; k < words; ++k) {
+            acc[k] = MaskMath.nextAdapterWord(zero ? 0 : MaskMath.chunkWord(p.prevChunk, k), acc[k], n);
         }
     }
 

@@ -19,6 +19,7 @@ contract PeerRegistry is IPeerRegistry {
     mapping(address peer => Peer) private _peers;
     address[] private _list;
     mapping(address peer => uint256 indexPlusOne) private _position;
+    mapping(address peer => uint256 count) private _locks;
 
     constructor(address governor_, uint96 minStake_, uint64 leaveDelay_) {
         governor = governor_;
@@ -61,6 +62,7 @@ contract PeerRegistry is IPeerRegistry {
         if (!p.registered) revert RegistryNotRegistered(msg.sender);
         if (p.leaveBlock == 0) revert RegistryNotLeaving(msg.sender);
         if (block.number < p.leaveBlock) revert RegistryLeaveNotDue(block.number, p.leaveBlock);
+        if (_locks[msg.sender] != 0) revert RegistryStakeLocked(msg.sender);
         // Effects: remove from the list (swap and pop), then pay.
         uint256 pos = _position[msg.sender] - 1;
         address last = _list[_list.length - 1];
@@ -85,6 +87,21 @@ contract PeerRegistry is IPeerRegistry {
     }
 
     /// @inheritdoc IPeerRegistry
+    function setLock(address peer, bool locked) external override {
+        if (msg.sender != slasher) revert RegistryUnauthorized(msg.sender);
+        uint256 n = _locks[peer];
+        if (locked) n += 1;
+        else if (n != 0) n -= 1;
+        _locks[peer] = n;
+        emit StakeLockChanged(peer, n);
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function locksOf(address peer) external view override returns (uint256) {
+        return _locks[peer];
+    }
+
+    /// @inheritdoc IPeerRegistry
     function setSlasher(address slasher_) external override {
         if (msg.sender != governor) revert RegistryUnauthorized(msg.sender);
         if (slasher != address(0)) revert RegistrySlasherAlreadySet(slasher);
@@ -106,6 +123,16 @@ contract PeerRegistry is IPeerRegistry {
     /// @inheritdoc IPeerRegistry
     function peers() external view override returns (address[] memory) {
         return _list;
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function peerCount() external view override returns (uint256) {
+        return _list.length;
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function peerAt(uint256 i) external view override returns (address) {
+        return _list[i];
     }
 
     /// @inheritdoc IPeerRegistry

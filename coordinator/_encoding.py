@@ -293,6 +293,36 @@ def dequantize(q: np.ndarray, *, frac_bits: int) -> np.ndarray:
     return np.asarray(q, dtype=np.uint32).view(np.int32).astype(np.float64) / 2.0**frac_bits
 
 
+def to_fixed(x: np.ndarray, *, frac_bits: int) -> np.ndarray:
+    """A float adapter → the round's fixed point in Z_2^32, rounded to
+    nearest and saturated to the int32 range (deterministic: the initial
+    adapter every later one is derived from)."""
+    if not 0 <= frac_bits <= 30:
+        raise ValueError(f"frac_bits={frac_bits} must be between 0 and 30")
+    v: np.ndarray = np.rint(np.asarray(x, dtype=np.float64) * 2.0**frac_bits)
+    v = np.clip(np.nan_to_num(v, nan=0.0), -(2**31), 2**31 - 1)
+    out: np.ndarray = v.astype(np.int64).astype(np.uint32)
+    return out
+
+
+def next_adapter(prev: np.ndarray, total: np.ndarray, weight_sum: int) -> np.ndarray:
+    """The next global adapter in fixed point (DESIGN §3.6), element-wise
+    (a + trunc(int32(s) / N)) mod 2^32 with a the previous adapter, s = Σx and
+    N = Σ n_u. The one integer function the chunk proof recomputes on-chain
+    (FraudProofs._nextAdapter); ``prev`` and ``total`` have equal length."""
+    if weight_sum < 1:
+        raise ValueError(f"weight_sum={weight_sum} must be at least 1")
+    a = np.asarray(prev, dtype=np.uint32).astype(np.int64)
+    s = np.asarray(total, dtype=np.uint32).view(np.int32).astype(np.int64)
+    if a.shape != s.shape:
+        raise ValueError(f"adapter has {a.size} elements but the aggregate {s.size}")
+    if weight_sum > 2**31:  # |s| <= 2^31: every quotient truncates to 0 (and N may exceed int64)
+        q = np.zeros_like(s)
+    else:
+        q = np.sign(s) * (np.abs(s) // weight_sum)  # truncation toward zero, like the EVM's sdiv
+    return ((a + q) & 0xFFFFFFFF).astype(np.uint32)
+
+
 def max_clip(*, frac_bits: int, participants: int) -> float:
     """The largest per-element clip for which a sum of ``participants``
     quantized values never wraps around in Z_2^32 (signed range). Each

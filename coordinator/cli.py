@@ -26,12 +26,23 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ._errors import FedLedgerError
+from ._errors import FedLedgerError, ServiceError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-stderr = Console(stderr=True)
-stdout = Console()
+def _console(*, err: bool) -> Console:
+    """A console that wraps at the terminal's width, and never when piped:
+    tables and suggested command lines are copied and grepped."""
+    stream = sys.stderr if err else sys.stdout
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return Console(stderr=err, width=None if tty else 100_000, soft_wrap=not tty)
+
+
+stderr = _console(err=True)
+stdout = _console(err=False)
 
 # -- options shared by every command (defined once) ---------------------------
 
@@ -85,28 +96,71 @@ def open_chain(rpc_url: str, keystores: tuple[Path, ...] = (),
     return chain
 
 
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """-v/-q after a sub-command: the same as before it (the root already set
+    the level from its own -v/-q; this only raises or lowers it)."""
+    if not value or ctx.resilient_parsing:
+        return value
+    root = logging.getLogger()
+    if param.name == "quiet":
+        root.setLevel(logging.ERROR)
+    else:
+        root.setLevel((logging.WARNING, logging.INFO, logging.DEBUG)[min(int(value), 2)])
+    return value
+
+
+def _verbosity_params() -> list[click.Parameter]:
+    return [click.Option(["-v", "--verbose"], count=True, expose_value=False,
+                         callback=_set_verbosity, is_eager=True,
+                         help="More log output on stderr (-vv for debug)."),
+            click.Option(["-q", "--quiet"], is_flag=True, expose_value=False,
+                         callback=_set_verbosity, is_eager=True, help="Only errors on stderr.")]
+
+
+def with_verbosity(cmd: click.Command) -> click.Command:
+    """Accept -v/-q on ``cmd`` and every command below it, not only before
+    the sub-command."""
+    names = {o for p in cmd.params for o in getattr(p, "opts", [])}
+    if "-v" not in names and "--verbose" not in names:
+        cmd.params.extend(_verbosity_params())
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            with_verbosity(sub)
+    return cmd
+
+
 class RoleGroup(click.Group):
     """The root group; adds role groups registered by other packages."""
 
     def _plugins(self) -> dict[str, Any]:
         return {ep.name: ep for ep in entry_points(group="fedledger.commands")}
 
+    #: top-level shortcuts for a command of a role group: `fedledger init` is
+    #: `fedledger federation new` (like `flwr new`), named by entry point only.
+    ALIASES = {"init": ("federation", "new")}
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()) | set(self.ALIASES))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.ALIASES:
+            group_name, sub = self.ALIASES[name]
+            group = self.get_command(ctx, group_name)
+            return group.get_command(ctx, sub) if isinstance(group, click.Group) else None
         cmd = super().get_command(ctx, name)
         if cmd is None and name in self._plugins():
             loaded = self._plugins()[name].load()
             cmd = loaded if isinstance(loaded, click.Command) else None
-        return cmd
+        return with_verbosity(cmd) if cmd is not None else None
 
 
-@click.group(cls=RoleGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RoleGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             invoke_without_command=True, no_args_is_help=False)
 @click.version_option(package_name="fedledger", prog_name="fedledger")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
-def cli(verbose: int, quiet: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """fedledger: blockchain-coordinated federated learning with DP adapters
     and secure aggregation over IPFS.
 
@@ -117,7 +171,8 @@ def cli(verbose: int, quiet: bool) -> None:
       doctor   check that every component is installed and reachable
       round    open, inspect, aggregate and finalize rounds, or keep them going
       node     a peer: train locally, or run the peer daemon
-      federation  a whole federation as local processes (up/down)
+      init     write a commented federation.toml and peer.toml to edit
+      federation  a whole federation as local processes (new/up/down)
       audit    inspect, verify, challenge, export, report, explore (auditors)
       bench    benchmarks and the researchers' comparisons (JSON out)
       demo     the whole system end to end on embedded defaults
@@ -125,6 +180,9 @@ def cli(verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if ctx.invoked_subcommand is None:  # bare `fedledger`: the overview, and success
+        click.echo(ctx.get_help())
+        ctx.exit(0)
 
 
 # -- chain ----------------------------------------------------------------------
@@ -204,35 +262,70 @@ def chain_deploy(rpc_url: str, keystores: tuple[Path, ...], passphrase_file: Pat
 
 
 @chain.command("up")
-@click.option("--kind", type=click.Choice(["anvil", "hardhat"]), default="anvil", show_default=True)
+@click.option("--kind", type=click.Choice(["anvil", "hardhat"]), default="anvil", show_default=True,
+              help="Which development node to run.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="Port on 127.0.0.1 (default: a free one).")
 @click.option("--deploy/--no-deploy", default=True, show_default=True,
               help="Deploy the contract suite once the node is up.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the deployment record (default: .fedledger/deployment.json).")
 @json_option
-def chain_up(kind: str, port: int | None, deploy: bool, as_json: bool) -> None:
-    """Start a local chain node on 127.0.0.1 and keep it running until Ctrl-C."""
+def chain_up(kind: str, port: int | None, deploy: bool, out: Path | None, as_json: bool) -> None:
+    """Start a local chain node on 127.0.0.1 and keep it running until Ctrl-C
+    (or SIGTERM, which stops the node too).
+
+    Prints the RPC URL, the funded development accounts (the governor is
+    account 0) and where the deployment record was written, as anvil and the
+    Hardhat node do; their private keys come from the public development
+    mnemonic, so never send real funds to them.
+    """
+    import signal
+
     from .chain._chain import LocalNode
     from .chain._deploy import deploy_all
     from .ops._paths import state_dir
 
-    node = LocalNode(kind, port=port)
+    def on_term(*_: Any) -> None:
+        raise KeyboardInterrupt  # unwinds through `finally`, which stops the node
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    node = None
     try:
+        node = LocalNode(kind, port=port)
         info: dict[str, Any] = {"kind": kind, "rpc_url": node.url, "chain_id": node.chain_id,
-                                "accounts": [a.address for a in node.accounts[:5]]}
+                                "accounts": [a.address for a in node.accounts[:10]],
+                                "deployment": None}
         if deploy:
             rec = deploy_all(node)
-            path = state_dir() / "deployment.json"
+            path = out or state_dir() / "deployment.json"
             rec.save(path)
             info["deployment"] = str(path)
-        emit(as_json, info, lambda: stderr.print(
-            f"[green]{kind} ready[/] at {node.url} (chain {node.chain_id}); Ctrl-C stops it"))
+            info["contracts"] = dict(rec.contracts)
+
+        def human() -> None:
+            stdout.print(f"[green]{kind} ready[/] at {node.url} (chain {node.chain_id})")
+            stdout.print("accounts (development mnemonic; account 0 is the governor):")
+            for i, a in enumerate(info["accounts"]):
+                stdout.print(f"  ({i}) {a}")
+            if info["deployment"]:
+                for n, a in info["contracts"].items():
+                    stdout.print(f"  {n}: {a}")
+                stdout.print(f"deployment record written to {info['deployment']}")
+                stdout.print(f"peers join with rpc_url = \"{node.url}\" and deployment = "
+                             f"\"{info['deployment']}\" in their peer.toml (`fedledger init` "
+                             "writes one)")
+            stderr.print("Ctrl-C stops it")
+
+        emit(as_json, info, human)
         sys.stdout.flush()
         while node.process.alive():
             time.sleep(0.5)
         raise FedLedgerError(f"{kind} exited unexpectedly; see {node.process.log_path}")
     finally:
-        node.close()
+        if node is not None:
+            node.close()
+        signal.signal(signal.SIGTERM, previous)
 
 
 # -- ipfs -----------------------------------------------------------------------
@@ -357,7 +450,31 @@ def round_view(fed: Any, r: int) -> dict[str, Any]:
             "block": fed.chain.block_number, "attempt": info.attempt,
             "dp_config": info.dp_config, "vector_length": info.vector_length,
             "participants": fed.participants(r), "U1": pub.u1, "U2": pub.u2, "U3": pub.u3,
-            "revealed": sorted(pub.reveals), "adapter": "0x" + info.adapter_cid.hex()}
+            "revealed": sorted(pub.reveals), "late": late_peers(info, pub),
+            "adapter": "0x" + info.adapter_cid.hex()}
+
+
+def late_peers(info: Any, pub: Any) -> dict[str, list[int]]:
+    """Per phase whose window has closed, the participants (by index) that
+    did not act in it although they had done every earlier step."""
+    from .chain._contracts import FailReason, Phase
+
+    closed = {Phase.KEYS: info.phase > Phase.KEYS, Phase.SHARES: info.phase > Phase.SHARES,
+              Phase.COMMIT: info.phase > Phase.COMMIT, Phase.REVEAL: info.phase > Phase.REVEAL}
+    if info.phase == Phase.FAILED:  # the window that failed closed; later ones never opened
+        last = {FailReason.INSUFFICIENT_KEYS: Phase.KEYS,
+                FailReason.INSUFFICIENT_SHARES: Phase.SHARES,
+                FailReason.INSUFFICIENT_COMMITS: Phase.COMMIT}.get(info.fail_reason, Phase.REVEAL)
+        closed = {ph: ph <= last for ph in closed}
+    before = list(range(info.n))
+    late: dict[str, list[int]] = {}
+    for ph, acted in ((Phase.KEYS, pub.u1), (Phase.SHARES, pub.u2), (Phase.COMMIT, pub.u3),
+                      (Phase.REVEAL, sorted(pub.reveals))):
+        if not closed[ph]:
+            break
+        late[ph.name] = [i for i in before if i not in acted]
+        before = list(acted)
+    return late
 
 
 def _round_options(f: F) -> F:
@@ -372,28 +489,64 @@ def round_group() -> None:
     """Drive rounds: open, inspect, aggregate, finalize, or keep them going."""
 
 
+round_option = click.option(
+    "--round", "round_id", type=click.IntRange(1), default=None,
+    help="Round number (default: the current one).")
+
+
+def existing_round(fed: Any, round_id: int | None) -> int:
+    """``round_id`` (or the current round) after checking the chain has it:
+    a round that was never opened is a user mistake, not an empty answer."""
+    from ._errors import ConfigError
+
+    current = fed.current_round()
+    if round_id is None:
+        return int(current)
+    if not 1 <= round_id <= current:
+        have = f"rounds 1..{current}" if current else "no rounds yet"
+        raise ConfigError(f"round {round_id} does not exist: the federation has {have}",
+                          hint="omit --round for the current one, or see `fedledger audit inspect`")
+    return round_id
+
+
 @round_group.command("status")
-@click.option("--round", "round_id", type=click.IntRange(1), default=None,
-              help="Round number (default: the current one).")
-@_round_options
+@round_option
+@rpc_url_option
+@deployment_option
+@json_option
 def round_status(round_id: int | None, rpc_url: str, deployment: Path | None,
-                 ipfs_api: str | None, account: int | None, keystores: tuple[Path, ...],
-                 passphrase_file: Path | None, as_json: bool) -> None:
-    """Show a round's phase and its participant sets U1 ⊇ U2 ⊇ U3 from the chain."""
-    chain, fed, _ = open_federation(rpc_url, deployment, keystores, passphrase_file, account,
-                                    read_only=True)
+                 as_json: bool) -> None:
+    """Show a round's phase and its participant sets U1 ⊇ U2 ⊇ U3 from the
+    chain, each peer's eligibility, and why no round opens when none does.
+    Read-only: it signs nothing."""
+    from .protocol._driver import eligibility, stall_reason
+
+    chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
     with chain:
-        r = round_id or fed.current_round()
-        if r == 0:
-            emit(as_json, {"round": 0, "phase": "NONE"}, lambda: stdout.print("no round opened yet"))
-            return
-        view = round_view(fed, r)
+        r = existing_round(fed, round_id)
+        view: dict[str, Any] = {"round": 0, "phase": "NONE"} if r == 0 else round_view(fed, r)
+        dp_cfg = int(view.get("dp_config") or 1)
+        view["peers"] = eligibility(fed, dp_cfg)
+        view["stalled"] = stall_reason(fed, dp_cfg) if round_id is None else None
 
     def human() -> None:
-        stdout.print(f"round {r}: [bold]{view['phase']}[/] (deadline block {view['deadline']}, "
-                     f"now {view['block']}); n = {view['n']}, t = {view['t']}")
-        stdout.print(f"  keys U1 = {view['U1']}\n  shares U2 = {view['U2']}\n"
-                     f"  committed U3 = {view['U3']}\n  revealed = {view['revealed']}")
+        if r == 0:
+            stdout.print("no round opened yet")
+        else:
+            stdout.print(f"round {r}: [bold]{view['phase']}[/] (deadline block {view['deadline']}, "
+                         f"now {view['block']}); n = {view['n']}, t = {view['t']}")
+            stdout.print(f"  keys U1 = {view['U1']}\n  shares U2 = {view['U2']}\n"
+                         f"  committed U3 = {view['U3']}\n  revealed = {view['revealed']}")
+        counts: dict[str, int] = {}
+        for p in view["peers"]:
+            counts[p["status"]] = counts.get(p["status"], 0) + 1
+        stdout.print("  peers: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+                                    or "none registered"))
+        if view["stalled"]:
+            stdout.print(f"[yellow]no round can open[/]: {view['stalled']}")
+        for phase, peers in view["late"].items():
+            if peers:
+                stdout.print(f"  late in {phase}: {peers}")
 
     emit(as_json, view, human)
 
@@ -411,8 +564,14 @@ def round_open(dp_config: int, rpc_url: str, deployment: Path | None, ipfs_api: 
     store = open_store(ipfs_api)
     chain, fed, signer = open_federation(rpc_url, deployment, keystores, passphrase_file, account)
     with chain:
-        length = len(load_adapter(store, fed.global_adapter_cid()))
-        r, rcpt = fed.open_round(dp_config=dp_config, vector_length=length, sender=signer)
+        fixed = fed.quantization()  # round 1 fixed it; later rounds repeat it
+        if fixed is None:
+            length = len(load_adapter(store, fed.global_adapter_cid()))
+            r, rcpt = fed.open_round(dp_config=dp_config, vector_length=length, sender=signer)
+        else:
+            length, ce, fb = fixed
+            r, rcpt = fed.open_round(dp_config=dp_config, vector_length=length, chunk_elems=ce,
+                                     frac_bits=fb, sender=signer)
         data = {"round": r, "tx": rcpt.tx_hash, "gas": rcpt.gas_used, "vector_length": length,
                 "participants": fed.participants(r)}
     emit(as_json, data, lambda: stdout.print(f"[green]opened round {r}[/] with "
@@ -420,21 +579,29 @@ def round_open(dp_config: int, rpc_url: str, deployment: Path | None, ipfs_api: 
 
 
 @round_group.command("aggregate")
-@click.option("--round", "round_id", type=click.IntRange(1), default=None)
+@round_option
 @_round_options
 def round_aggregate(round_id: int | None, rpc_url: str, deployment: Path | None,
                     ipfs_api: str | None, account: int | None, keystores: tuple[Path, ...],
                     passphrase_file: Path | None, as_json: bool) -> None:
     """Unmask the round's sum, publish the new adapter and post it with the bond."""
+    from ._errors import AggregationError
+    from .chain._contracts import Phase
     from .protocol._agent import Aggregator
-    from .protocol._aggregate import load_adapter
 
-    store = open_store(ipfs_api)
     chain, fed, signer = open_federation(rpc_url, deployment, keystores, passphrase_file, account)
     with chain:
-        r = round_id or fed.current_round()
-        start = load_adapter(store, fed.round_info(r).adapter_cid)
-        agg, _, gas = Aggregator(fed, store, signer).run(r, start)
+        r = existing_round(fed, round_id)
+        if r == 0:
+            raise AggregationError("no round has been opened yet",
+                                   hint="open one with `fedledger round open`")
+        phase = fed.round_info(r).phase
+        if phase != Phase.AGGREGATE:  # checked before any IPFS fetch, which could wait long
+            raise AggregationError(f"round {r} is in phase {phase.name}, not AGGREGATE",
+                                   hint="see `fedledger round status`; aggregate once the "
+                                        "reveal phase has ended")
+        store = open_store(ipfs_api)
+        agg, _, gas = Aggregator(fed, store, signer).run(r)
         data = {"round": r, "gas": gas, "survivors": len(agg.masked), "seeds": len(agg.seeds),
                 "rejected_shares": agg.rejected_shares}
     emit(as_json, data, lambda: stdout.print(
@@ -443,7 +610,7 @@ def round_aggregate(round_id: int | None, rpc_url: str, deployment: Path | None,
 
 
 @round_group.command("finalize")
-@click.option("--round", "round_id", type=click.IntRange(1), default=None)
+@round_option
 @_round_options
 def round_finalize(round_id: int | None, rpc_url: str, deployment: Path | None,
                    ipfs_api: str | None, account: int | None, keystores: tuple[Path, ...],
@@ -451,7 +618,7 @@ def round_finalize(round_id: int | None, rpc_url: str, deployment: Path | None,
     """Finalize a round whose challenge window has passed."""
     chain, fed, signer = open_federation(rpc_url, deployment, keystores, passphrase_file, account)
     with chain:
-        r = round_id or fed.current_round()
+        r = existing_round(fed, round_id)
         rcpt = fed.finalize(r, sender=signer)
     emit(as_json, {"round": r, "tx": rcpt.tx_hash, "gas": rcpt.gas_used},
          lambda: stdout.print(f"[green]round {r} finalized[/] (tx {rcpt.tx_hash})"))
@@ -461,7 +628,8 @@ def round_finalize(round_id: int | None, rpc_url: str, deployment: Path | None,
 @click.option("--rounds", type=click.IntRange(1), default=None,
               help="Stop after opening this many rounds and seeing the last one end "
                    "(default: keep going).")
-@click.option("--dp-config", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--dp-config", type=click.IntRange(1), default=1, show_default=True,
+              help="Id of a registered DP configuration every round trains at.")
 @click.option("--interval", type=click.FloatRange(0.05), default=0.5, show_default=True,
               help="Seconds between looks at the chain.")
 @click.option("--min-peers", type=click.IntRange(0), default=0, show_default=True,
@@ -488,8 +656,20 @@ def round_run(rounds: int | None, dp_config: int, interval: float, min_peers: in
         length = len(load_adapter(store, fed.global_adapter_cid()))
         driver = RoundDriver(fed, store, aggregator=signer, dp_config=dp_config,
                              vector_length=length, rounds=rounds, mine=mine, min_peers=min_peers)
+        outage = 0.0
         while not stop and not driver.finished:
-            did = driver.tick()
+            try:
+                did = driver.tick()
+            except (ServiceError, OSError) as exc:
+                # A chain or Kubo briefly gone costs time, not the driver.
+                if not outage:
+                    stderr.print(f"[yellow]unreachable[/] ({exc}); retrying", highlight=False)
+                outage = min(max(outage, interval) * 2, 10.0)
+                time.sleep(outage)
+                continue
+            if outage:
+                stderr.print("reachable again", highlight=False)
+                outage = 0.0
             if did:
                 stderr.print(did, highlight=False)
             time.sleep(0 if did else interval)

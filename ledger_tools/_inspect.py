@@ -15,6 +15,7 @@ from typing import Any
 from coordinator.chain._contracts import Event, FailReason, Federation, Phase
 from coordinator.privacy._noise import DPMode
 from coordinator.privacy._privacy import ORDERS
+from coordinator.protocol._driver import peer_status, stall_reason
 
 CONTRACTS = ("PeerRegistry", "PrivacyLedger", "FedRounds", "FraudProofs")
 
@@ -119,6 +120,13 @@ def build_log(fed: Federation) -> dict[str, Any]:
             elif e.name == "FraudProven":
                 r["fraud"].append({"challenger": a["challenger"], "kind": int(a["kind"]),
                                    "detail": int(a["detail"]), "tx": e.tx_hash})
+    # Peer status is the one thing not from events: whether each peer could be
+    # selected now (quarantined, left, or at its ε cap for the DP configuration
+    # of the latest round) comes from the same view calls the selection makes.
+    dp_cfg = next((int(r["dpConfig"]) for r in reversed(rounds.values()) if "dpConfig" in r),
+                  min(configs, default=1))
+    for p in peers.values():
+        p["status"] = peer_status(fed, p["address"], dp_cfg)
     return {
         "deployment": {"chain_id": fed.chain.chain_id, "block": fed.deploy_block,
                        "contracts": dict(fed.addresses)},
@@ -129,6 +137,7 @@ def build_log(fed: Federation) -> dict[str, Any]:
         "rounds": [rounds[k] for k in sorted(rounds)],
         "peers": sorted(peers.values(), key=lambda p: p["address"]),
         "events": len(evs),
+        "stalled": stall_reason(fed, dp_cfg),
     }
 
 

@@ -1,113 +1,149 @@
 """`fedledger audit serve`: a read-only explorer on 127.0.0.1.
 
-A small threaded HTTP server (standard library) with a JSON API —
-``/api/log`` (rounds, peers, budgets: :func:`build_log`) and ``/api/verify``
-(the verdicts of `audit verify`) — and one page that renders both. It sends
-no transactions and holds no keys.
+An aiohttp web application (aiohttp is already in the lock file; see
+docs/decisions.md) with a JSON API — ``/api/log`` (rounds, peers, budgets,
+peer status and the stall reason: :func:`build_log`) and ``/api/verify`` (the
+verdicts of `audit verify`) — and one page rendered from the Jinja2 template
+``templates/explorer.html.j2``. The page draws from ``/api/log`` first,
+fetches ``/api/verify`` asynchronously, refreshes itself, and lets one drill
+into a round (``/#round=N``: its sets, commitments, results and proofs). It
+sends no transactions and holds no keys.
+
+The chain connection is synchronous and used by one request at a time (a
+lock); handlers run it in a worker thread so the event loop keeps serving.
+A client that goes away mid-answer is aiohttp's ordinary case, not an error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import threading
-from dataclasses import asdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from aiohttp import web
 
 from coordinator.chain._contracts import Federation
 from coordinator.store._store import ContentStore
 
 from ._inspect import build_log
-from ._verify import verify_budgets, verify_code, verify_rounds
+from ._templates import templates
+from ._verify import VerifyCache, exit_ok, summary, verify_budgets, verify_code, verify_rounds
 
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>fedledger explorer</title>
-<style>body{font-family:sans-serif;max-width:1000px;margin:1.5em auto}
-table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:2px 8px}
-.ok{color:#070}.fail{color:#b00;font-weight:bold}</style></head><body>
-<h1>fedledger explorer <small id="chain"></small></h1>
-<h2>rounds</h2><table id="rounds"><thead><tr><th>round</th><th>phase</th><th>n</th><th>U1</th>
-<th>U2</th><th>U3</th><th>revealed</th><th>voided</th><th>verified</th></tr></thead><tbody></tbody></table>
-<h2>peers</h2><table id="peers"><thead><tr><th>address</th><th>rounds</th><th>&epsilon;</th>
-<th>cap</th><th>status</th></tr></thead><tbody></tbody></table>
-<p id="status">loading…</p>
-<script>
-const cell = (t, v, cls) => { const c = document.createElement(t); c.textContent = v;
-  if (cls) c.className = cls; return c; };
-async function load() {
-  const log = await (await fetch('/api/log')).json();
-  const ver = await (await fetch('/api/verify')).json();
-  document.getElementById('chain').textContent =
-    `chain ${log.deployment.chain_id}, FedRounds ${log.deployment.contracts.FedRounds}`;
-  const byRound = {};
-  for (const v of ver.verdicts) if (v.scope.startsWith('round ')) {
-    const r = v.scope.slice(6); byRound[r] = (byRound[r] ?? true) && v.ok; }
-  const rb = document.querySelector('#rounds tbody');
-  for (const r of log.rounds) {
-    const tr = document.createElement('tr'); tr.dataset.round = r.round;
-    const verified = r.round in byRound ? (byRound[r.round] ? 'ok' : 'FAIL') : '—';
-    for (const v of [r.round, r.phase, r.participants.length, r.U1.length, r.U2.length,
-                     r.U3.length, r.revealed.length, r.voided.length]) tr.appendChild(cell('td', v));
-    tr.appendChild(cell('td', verified, verified === 'FAIL' ? 'fail' : 'ok'));
-    rb.appendChild(tr);
-  }
-  const pb = document.querySelector('#peers tbody');
-  for (const p of log.peers) {
-    const tr = document.createElement('tr');
-    const status = p.quarantined ? 'quarantined' : (p.left ? 'left' : 'active');
-    for (const v of [p.address, p.rounds_joined.length, p.epsilon.toFixed(4), p.cap, status])
-      tr.appendChild(cell('td', v));
-    pb.appendChild(tr);
-  }
-  const bad = ver.verdicts.filter(v => !v.ok).length;
-  document.getElementById('status').textContent =
-    bad ? `${bad} verification checks fail` : `all ${ver.verdicts.length} verification checks pass`;
-  document.getElementById('status').className = bad ? 'fail' : 'ok';
-}
-load();
-</script></body></html>"""
+log = logging.getLogger("fedledger.explorer")
 
 
 class Explorer:
-    def __init__(self, fed: Federation, store: ContentStore | None) -> None:
+    def __init__(self, fed: Federation, store: ContentStore | None, *,
+                 refresh_seconds: float = 10.0) -> None:
         self.fed = fed
         self.store = store
+        self.refresh_seconds = refresh_seconds
         self._lock = threading.Lock()  # one chain connection, used by one request at a time
+        self.cache = VerifyCache()
+        self._verified: tuple[Any, dict[str, Any]] | None = None
 
     def log(self) -> dict[str, Any]:
-        with self._lock:
+        with self._lock, self.fed.snapshot():
             return build_log(self.fed)
 
     def verify(self) -> dict[str, Any]:
-        with self._lock:
-            verdicts = verify_budgets(self.fed, build_log(self.fed)) + verify_code(self.fed)
+        """Every check, at one block. The answer is reused while the chain's log
+        has not changed (the same events give the same verdicts), and FINAL
+        rounds that passed come from the cache on later calls (they cannot
+        change), so a page refresh or a second visitor re-runs nothing."""
+        with self._lock, self.fed.snapshot() as block:
+            log = build_log(self.fed)
+            key = (log["events"], self.fed.current_round(),
+                   tuple((r["round"], r["phase"], len(r["results"])) for r in log["rounds"]))
+            if self._verified is not None and self._verified[0] == key:
+                return self._verified[1]
+            verdicts = verify_budgets(self.fed, log) + verify_code(self.fed, self.cache)
             if self.store is not None:
                 rounds = list(range(1, self.fed.current_round() + 1))
-                verdicts = verify_rounds(self.fed, self.store, rounds) + verdicts
-        return {"ok": all(v.ok for v in verdicts), "verdicts": [asdict(v) for v in verdicts]}
+                verdicts = verify_rounds(self.fed, self.store, rounds, cache=self.cache) + verdicts
+            out = {"ok": exit_ok(verdicts), "block": block, "counts": summary(verdicts),
+                   "verdicts": [asdict(v) for v in verdicts]}
+            self._verified = (key, out)
+            return out
 
-    def server(self, port: int = 0) -> ThreadingHTTPServer:
-        explorer = self
+    def page(self) -> str:
+        return templates().get_template("explorer.html.j2").render(
+            refresh_ms=int(self.refresh_seconds * 1000))
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                routes = {"/": ("text/html", lambda: PAGE.encode()),
-                          "/api/log": ("application/json",
-                                       lambda: json.dumps(explorer.log(), default=str).encode()),
-                          "/api/verify": ("application/json",
-                                          lambda: json.dumps(explorer.verify()).encode())}
-                path = self.path.split("?")[0]
-                if path not in routes:
-                    self.send_error(404, "no such page")
-                    return
-                ctype, body = routes[path]
-                data = body()
-                self.send_response(200)
-                self.send_header("Content-Type", f"{ctype}; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    def app(self) -> web.Application:
+        page = self.page()
 
-            def log_message(self, fmt: str, *args: Any) -> None:
-                pass
+        async def blocking(fn: Callable[[], dict[str, Any]]) -> web.Response:
+            data = await asyncio.get_running_loop().run_in_executor(None, fn)
+            return web.json_response(data, dumps=lambda d: json.dumps(d, default=str))
 
-        return ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        async def index(_: web.Request) -> web.Response:
+            return web.Response(text=page, content_type="text/html", charset="utf-8")
+
+        async def api_log(_: web.Request) -> web.Response:
+            return await blocking(self.log)
+
+        async def api_verify(_: web.Request) -> web.Response:
+            return await blocking(self.verify)
+
+        app = web.Application()
+        app.router.add_get("/", index)
+        app.router.add_get("/api/log", api_log)
+        app.router.add_get("/api/verify", api_verify)
+        return app
+
+    def start(self, port: int = 0) -> RunningExplorer:
+        """Serve on 127.0.0.1:``port`` (0: a free one) from a background
+        thread; raises OSError at once if the port cannot be bound."""
+        ready: Future[tuple[asyncio.AbstractEventLoop, web.AppRunner, int]] = Future()
+        stopped = threading.Event()
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+            try:
+                loop.run_until_complete(runner.setup())
+                site = web.TCPSite(runner, "127.0.0.1", port)
+                loop.run_until_complete(site.start())
+                server = site._server  # noqa: SLF001 - the bound port when port=0
+                bound = server.sockets[0].getsockname()[1] if server is not None else port
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                loop.run_until_complete(runner.cleanup())
+                loop.close()
+                ready.set_exception(exc)
+                return
+            ready.set_result((loop, runner, int(bound)))
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(runner.cleanup())
+                loop.close()
+                stopped.set()
+
+        thread = threading.Thread(target=serve, name="explorer", daemon=True)
+        thread.start()
+        loop, runner, bound = ready.result(timeout=30)
+        return RunningExplorer(bound, loop, thread, stopped)
+
+
+@dataclass
+class RunningExplorer:
+    port: int
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+    stopped: threading.Event
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout)

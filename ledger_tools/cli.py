@@ -30,23 +30,39 @@ def audit() -> None:
 @rpc_url_option
 @deployment_option
 @click.option("--round", "round_id", type=click.IntRange(1), default=None,
-              help="Show only this round.")
-@click.option("--peer", default=None, help="Show only this peer (address).")
+              help="Show only this round (it must exist).")
+@click.option("--peer", default=None, help="Show only this peer (a 0x… address of a "
+                                           "registered peer).")
 @json_option
 def inspect_cmd(rpc_url: str, deployment: Path | None, round_id: int | None, peer: str | None,
                 as_json: bool) -> None:
     """Deployment, policy, rounds (phases, U1/U2/U3, commitments, results,
     challenges) and peers (stake, rounds joined, ε vs cap), rebuilt from
     contract events alone."""
+    from coordinator import ConfigError
+    from coordinator.cli import existing_round
+
     from ._inspect import build_log
 
+    if peer is not None:
+        from eth_utils import is_address
+
+        if not is_address(peer):
+            raise ConfigError(f"--peer {peer!r} is not an address",
+                              hint="give a 0x-prefixed 20-byte hex address, as listed by "
+                                   "`fedledger audit inspect`")
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
-    with chain:
+    with chain, fed.snapshot():
+        if round_id is not None:
+            existing_round(fed, round_id)
         log = build_log(fed)
     if round_id is not None:
         log["rounds"] = [r for r in log["rounds"] if r["round"] == round_id]
     if peer is not None:
         log["peers"] = [p for p in log["peers"] if p["address"].lower() == peer.lower()]
+        if not log["peers"]:
+            raise ConfigError(f"{peer} is not a registered peer of this federation",
+                              hint="`fedledger audit inspect` lists the registered peers")
 
     def human() -> None:
         from rich.table import Table
@@ -68,10 +84,11 @@ def inspect_cmd(rpc_url: str, deployment: Path | None, round_id: int | None, pee
         for col in ("address", "stake (wei)", "rounds joined", "ε", "cap", "status"):
             p.add_column(col, justify="right")
         for x in log["peers"]:
-            status = "quarantined" if x["quarantined"] else ("left" if x["left"] else "active")
             p.add_row(x["address"], f"{x['stake']:,}", str(len(x["rounds_joined"])),
-                      f"{x['epsilon']:.4f}", f"{x['cap']:.2f}", status)
+                      f"{x['epsilon']:.4f}", f"{x['cap']:.2f}", x["status"])
         stdout.print(p)
+        if log["stalled"]:
+            stdout.print(f"[yellow]no round can open[/]: {log['stalled']}")
 
     emit(as_json, log, human)
 
@@ -81,45 +98,79 @@ def inspect_cmd(rpc_url: str, deployment: Path | None, round_id: int | None, pee
 @deployment_option
 @ipfs_api_option
 @click.option("--round", "round_id", type=click.IntRange(1), default=None,
-              help="Verify this round (default with --all: every round with a result).")
-@click.option("--all", "all_rounds", is_flag=True, help="Verify every round.")
+              help="Verify this round only.")
+@click.option("--all", "all_rounds", is_flag=True,
+              help="Verify every round opened so far (rounds in flight are reported as "
+                   "'in progress', never as failures).")
 @click.option("--budgets/--no-budgets", default=True, show_default=True,
               help="Recompute every peer's ε with Opacus and compare with the ledger.")
 @click.option("--code/--no-code", default=True, show_default=True,
               help="Compare deployed bytecode with a py-solc-x build of contracts/.")
+@click.option("--allow-unchecked", is_flag=True,
+              help="Exit 0 even if some checks could not run ('not checked'); by default "
+                   "anything not checked exits 8, like a failure.")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="JSON file caching the verdicts of FINAL rounds that passed "
+                                 "(keyed by chain, contract, round and posted result); "
+                                 "default: none.")
+@click.option("--block", "at_block", type=click.IntRange(0), default=None,
+              help="Read the chain as of this block (default: the head, read once).")
 @json_option
 def verify_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None,
                round_id: int | None, all_rounds: bool, budgets: bool, code: bool,
+               allow_unchecked: bool, cache_path: Path | None, at_block: int | None,
                as_json: bool) -> None:
     """Re-run rounds from chain + IPFS with the aggregator's own function and
-    check budgets and code. A verdict per check; exit 8 if any fails."""
+    check budgets and code, every read pinned to one block. A verdict per
+    check: ok, FAIL, not checked (could not run) or in progress (a round in
+    flight). Progress per round goes to stderr; a count by status ends the
+    output. Exit 8 if any check fails or, without --allow-unchecked, was not
+    checked."""
     from dataclasses import asdict
 
+    from coordinator.cli import stderr
+
     from ._inspect import build_log
-    from ._verify import verify_budgets, verify_code, verify_rounds
+    from ._verify import VerifyCache, exit_ok, summary, verify_budgets, verify_code, verify_rounds
+
+    from coordinator.cli import existing_round
 
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
     verdicts: list[Any] = []
-    with chain:
+    cache = VerifyCache(cache_path)
+
+    def progress(done: int, total: int, r: int, here: list[Any]) -> None:
+        c = summary(here)
+        state = ("FAIL" if c["fail"] else "not checked" if c["not checked"]
+                 else "in progress" if c["in progress"] and not c["ok"] else "ok")
+        stderr.print(f"[{done}/{total}] round {r}: {state}", highlight=False, soft_wrap=True)
+
+    with chain, fed.snapshot(at_block) as block:
+        if round_id is not None:  # before anything runs: an unknown round is no success
+            existing_round(fed, round_id)
         if round_id is not None or all_rounds:
             store = open_store(ipfs_api)
             rounds = [round_id] if round_id else list(range(1, fed.current_round() + 1))
-            verdicts += verify_rounds(fed, store, rounds)
+            verdicts += verify_rounds(fed, store, rounds, cache=cache, progress=progress)
         if budgets:
             verdicts += verify_budgets(fed, build_log(fed))
         if code:
             verdicts += verify_code(fed)
-    ok = all(v.ok for v in verdicts)
+    counts = summary(verdicts)
+    ok = exit_ok(verdicts, allow_unchecked=allow_unchecked)
 
     def human() -> None:
+        marks = {"ok": "[green]ok[/]  ", "fail": "[red]FAIL[/]", "not checked": "[yellow]NOT CHECKED[/]",
+                 "in progress": "[cyan]in progress[/]"}
         for v in verdicts:
-            mark = "[green]ok[/]  " if v.ok else "[red]FAIL[/]"
-            stdout.print(f"{mark} {v.scope}: {v.check}" + (f" — {v.detail}" if v.detail else ""),
-                         highlight=False)
-        stdout.print("[green]all checks pass[/]" if ok else
-                     f"[red]{sum(not v.ok for v in verdicts)} checks fail[/]")
+            stdout.print(f"{marks[v.status]} {v.scope}: {v.check}"
+                         + (f" — {v.detail}" if v.detail else ""), highlight=False, soft_wrap=True)
+        line = (f"at block {block}: {counts['ok']} ok, {counts['fail']} failed, "
+                f"{counts['not checked']} not checked, {counts['in progress']} in progress")
+        stdout.print(("[green]" if ok else "[red]") + line + "[/]", highlight=False, soft_wrap=True)
 
-    emit(as_json, {"ok": ok, "verdicts": [asdict(v) for v in verdicts]}, human)
+    emit(as_json, {"ok": ok, "block": block, "counts": counts, "cache_hits": cache.hits,
+                   "verdicts": [asdict(v) for v in verdicts]}, human)
     if not ok:
         raise SystemExit(8)
 
@@ -128,7 +179,8 @@ def verify_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None,
 @rpc_url_option
 @deployment_option
 @ipfs_api_option
-@click.option("--round", "round_id", type=click.IntRange(1), required=True)
+@click.option("--round", "round_id", type=click.IntRange(1), required=True,
+              help="The round whose posted result to challenge.")
 @click.option("--account", type=click.IntRange(0), default=None,
               help="Development account index to sign with (or --keystore).")
 @click.option("--keystore", "keystores", multiple=True,
@@ -169,8 +221,10 @@ def challenge_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None, r
 @rpc_url_option
 @deployment_option
 @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
-              show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+              show_default=True, help="json: the rebuilt log plus every event; csv: one row "
+                                      "per event.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="File to write (atomically).")
 @json_option
 def export_cmd(rpc_url: str, deployment: Path | None, fmt: str, out: Path, as_json: bool) -> None:
     """Write the full log: every event of the four contracts (CSV), or the
@@ -179,7 +233,7 @@ def export_cmd(rpc_url: str, deployment: Path | None, fmt: str, out: Path, as_js
     from ._report import export
 
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
-    with chain:
+    with chain, fed.snapshot():
         n = export(fed, build_log(fed), fmt, out)
     emit(as_json, {"path": str(out), "events": n},
          lambda: stdout.print(f"wrote {n} events to {out}"))
@@ -188,15 +242,21 @@ def export_cmd(rpc_url: str, deployment: Path | None, fmt: str, out: Path, as_js
 @audit.command("report")
 @rpc_url_option
 @deployment_option
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="HTML file to write (self-contained: plots are inline PNGs).")
 @click.option("--metrics", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="JSON with per-round accuracy (e.g. `fedledger demo --json` "
                                  "output): accuracy is not on-chain, so it is plotted only if given.")
+@click.option("--verify", "verify_file", type=click.Path(dir_okay=False, exists=True,
+                                                        path_type=Path),
+              default=None, help="JSON written by `audit verify --all --json`: a verdict per "
+                                 "round in the report (without it, rounds show as unverified).")
 @json_option
 def report_cmd(rpc_url: str, deployment: Path | None, out: Path, metrics: Path | None,
-               as_json: bool) -> None:
+               verify_file: Path | None, as_json: bool) -> None:
     """A self-contained HTML report: ε per peer over rounds against the cap,
-    participation and dropouts, gas per phase, bytes, (accuracy)."""
+    participation and dropouts, gas per phase, bytes, a verification verdict
+    per round (--verify), accuracy (--metrics)."""
     from coordinator import ConfigError
 
     from ._inspect import build_log
@@ -210,9 +270,19 @@ def report_cmd(rpc_url: str, deployment: Path | None, out: Path, metrics: Path |
                          for r in data.get("rounds", [])}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{metrics} has no rounds[].round/accuracy: {exc}") from None
+    verdicts: list[dict[str, Any]] | None = None
+    if verify_file is not None:
+        try:
+            verdicts = list(json.loads(verify_file.read_text())["verdicts"])
+            if not all(isinstance(v, dict) and "scope" in v and "ok" in v for v in verdicts):
+                raise ValueError("each verdict needs scope and ok")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{verify_file} is not the JSON of `audit verify --json`: {exc}",
+                              hint="write it with `fedledger audit verify --all --json > FILE`"
+                              ) from None
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
-    with chain:
-        info = report(fed, build_log(fed), out, per_round)
+    with chain, fed.snapshot():
+        info = report(fed, build_log(fed), out, per_round, verdicts)
     emit(as_json, info, lambda: stdout.print(
         f"wrote {out} ({info['bytes']:,} bytes; plots: {', '.join(info['plots'])})"))
 
@@ -223,29 +293,42 @@ def report_cmd(rpc_url: str, deployment: Path | None, out: Path, metrics: Path |
 @ipfs_api_option
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               help="Port on 127.0.0.1 (0: a free one).")
-def serve_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None, port: int) -> None:
+@click.option("--refresh", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="Seconds between the page's refreshes from /api/log (0: never).")
+def serve_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None, port: int,
+              refresh: float) -> None:
     """A read-only explorer page and JSON API (/api/log, /api/verify) on
-    127.0.0.1 until Ctrl-C. With --ipfs-api, rounds are re-verified too."""
+    127.0.0.1 until Ctrl-C. The page refreshes itself, shows each peer's real
+    status and why no round opens, and opens a round's sets, commitments,
+    results and proofs on a click (or at /#round=N). With --ipfs-api, rounds
+    are re-verified too."""
+    import signal
+    import sys
+    import time
+
     from ._serve import Explorer
 
     store = open_store(ipfs_api) if ipfs_api else None
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
     with chain:
         try:
-            httpd = Explorer(fed, store).server(port)
+            running = Explorer(fed, store, refresh_seconds=refresh).start(port)
         except OSError as exc:
             from coordinator import ConfigError
 
             raise ConfigError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}",
                               hint="pick another --port, or --port 0 for a free one") from None
-        host, bound = httpd.server_address[:2]
-        stdout.print(f"explorer at http://{host}:{bound}/ (Ctrl-C stops it)")
-        import sys
-
+        stdout.print(f"explorer at {running.url} (Ctrl-C stops it)")
         sys.stdout.flush()
+
+        def on_term(*_: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_term)
         try:
-            httpd.serve_forever()
+            while running.thread.is_alive():
+                time.sleep(0.5)
         except KeyboardInterrupt:
             pass
         finally:
-            httpd.server_close()
+            running.stop()

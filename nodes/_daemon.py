@@ -4,9 +4,27 @@ Startup checks each dependency and fails with one clear sentence: the
 config, the chain endpoint, the deployment record, the Kubo API, the
 account's funds, the state database's passphrase. Then it registers (once)
 and loops: look at the current round, let :class:`nodes._peer.PeerNode` do
-what is owed, sleep. A chain or IPFS hiccup while running is retried with
-exponential backoff (capped), not fatal. SIGTERM and Ctrl-C stop it between
-steps; ``kill -9`` at any point is survivable (see nodes/_state.py).
+what is owed, sleep.
+
+What stops it, and what does not:
+
+* Only a configuration error (:class:`coordinator.ConfigError`, which
+  includes a state database that does not open) stops ``node run``.
+* A reverted or late transaction, a phase it missed, another party's bad
+  data: :class:`nodes._peer.PeerNode` logs it once with the decoded revert
+  reason and the peer sits out what it can no longer do in that round; it
+  takes part in the next one.
+* A chain or Kubo that is briefly gone: retried with capped exponential
+  backoff, logged once per outage, and once more when it is back.
+* Any other error of one round is logged once (with its traceback at DEBUG)
+  and the loop goes on.
+
+SIGTERM (and Ctrl-C) stop it within a second at any point: the handler
+raises :class:`Stopped` in the main thread, which interrupts a backoff sleep,
+a blocking RPC and a training run between two steps alike. That is safe
+because everything the peer must not redo differently is durable before it
+is used (nodes/_state.py): a stop at any point is no worse than ``kill -9``,
+which is survivable, and the state is closed cleanly on the way out.
 """
 
 from __future__ import annotations
@@ -125,27 +143,55 @@ class PeerDaemon:
     def __init__(self, s: NodeSettings, learner: Learner) -> None:
         self.s = s
         self.stop = False
+        self._logged: set[tuple[object, ...]] = set()
+        self._backoff = s.poll_seconds
+        self._outage: float | None = None
         record = DeploymentRecord.load(s.deployment)
-        if s.keystore:
-            self.chain: Chain = connect(s.rpc_url, keystores=[Path(s.keystore)],
-                                        passphrase=s.keystore_passphrase)
-            self.address = self.chain.accounts[0].address
-        else:
-            self.chain = connect(s.rpc_url, dev_accounts=True)
-            self.address = self.chain.account(s.account).address
-        self.fed: Federation = attach(self.chain, record)
-        check_schema(self.fed, s.schema_hash)
-        self.store = KuboClient(s.ipfs_api)
         try:
-            self.store.id()
-        except IpfsError as exc:
-            raise IpfsError(f"no Kubo RPC API answers at {s.ipfs_api}: {exc}",
-                            hint="start it with `fedledger ipfs up` or fix [node] ipfs_api") from None
-        deployment = (self.chain.chain_id, self.fed.rounds.address)
-        self.state = PeerState(s.state, s.passphrase, deployment=deployment)
-        self.node = PeerNode(self.fed, self.store, self.address, self.state, learner,
-                             train_seed=s.train_seed, secret_seed=not s.insecure_dp_rng)
-        self._check_model(learner)
+            if s.keystore:
+                self.chain: Chain = connect(s.rpc_url, keystores=[Path(s.keystore)],
+                                            passphrase=s.keystore_passphrase)
+                self.address = self.chain.accounts[0].address
+            else:
+                self.chain = connect(s.rpc_url, dev_accounts=True)
+                self.address = self.chain.account(s.account).address
+        except ChainUnavailableError as exc:  # `node run` has no --rpc-url: name the config key
+            raise ChainUnavailableError(exc.message, hint="start the chain node, or fix [node] "
+                                        "rpc_url in the peer configuration") from None
+        self.store: KuboClient | None = None
+        self.state: PeerState | None = None
+        try:
+            self.fed: Federation = attach(self.chain, record)
+            check_schema(self.fed, s.schema_hash)
+            self.store = KuboClient(s.ipfs_api)
+            try:
+                self.store.id()
+            except IpfsError as exc:
+                raise IpfsError(f"no Kubo RPC API answers at {s.ipfs_api}: {exc}",
+                                hint="start it with `fedledger ipfs up` or fix [node] "
+                                     "ipfs_api") from None
+            deployment = (self.chain.chain_id, self.fed.rounds.address)
+            self.state = PeerState(s.state, s.passphrase, deployment=deployment)
+            self.node = PeerNode(self.fed, self.store, self.address, self.state, learner,
+                                 train_seed=s.train_seed, secret_seed=not s.insecure_dp_rng)
+            self._check_model(learner)
+        except BaseException:  # e.g. a wrong passphrase: release what was opened, quietly
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self.state is not None:
+            self.state.close()
+        if self.store is not None:
+            self.store.close()
+        self.chain.close()
+        provider = getattr(self.chain.w3, "provider", None)
+        session_cache = getattr(provider, "_request_session_manager", None)
+        cache = getattr(session_cache, "session_cache", None)
+        for _, session in list(getattr(cache, "items", lambda: [])()):
+            close = getattr(session, "close", None)
+            if callable(close):
+                close()
 
     def _check_model(self, learner: Learner) -> None:
         from coordinator.protocol._aggregate import load_adapter
@@ -171,35 +217,86 @@ class PeerDaemon:
         log.info("registered %s with stake %d wei tx=%s", self.address, self.s.stake_wei,
                  rcpt.tx_hash)
 
+    def _once(self, key: tuple[object, ...], level: int, msg: str, *args: object) -> None:
+        """Log ``msg`` the first time ``key`` is seen (one line per distinct problem)."""
+        if key in self._logged:
+            return
+        if len(self._logged) > 10_000:  # a daemon runs for months
+            self._logged.clear()
+        self._logged.add(key)
+        log.log(level, msg, *args)
+
+    def tick(self, seen: set[int]) -> float:
+        """One look at the chain; returns how long to sleep before the next.
+        Raises only what must stop the daemon (configuration errors, Stopped)."""
+        try:
+            r = self.fed.current_round()
+            if r:
+                if r not in seen:
+                    seen.add(r)
+                    log.info("round %d is open", r)
+                self.node.step(r)
+            if self._outage is not None:
+                log.info("chain and IPFS reachable again after %.1f s",
+                         time.monotonic() - self._outage)
+                self._outage = None
+            self._backoff = self.s.poll_seconds
+            return self._backoff
+        except ConfigError:
+            raise
+        except (ChainUnavailableError, IpfsError, OSError) as exc:
+            return self._unreachable(exc)
+        except FedLedgerError as exc:
+            self._once(("error", self.node.last_round, str(exc)), logging.WARNING,
+                       "round %s: %s (%s); going on", self.node.last_round, exc,
+                       type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - web3/httpx transport errors, bad data
+            text = str(exc).lower()
+            if any(w in text for w in ("connect", "timed out", "timeout", "refused", "reset")):
+                return self._unreachable(exc)
+            key = ("bug", self.node.last_round, type(exc).__name__, str(exc))
+            if key not in self._logged:
+                log.debug("traceback of the error below", exc_info=True)
+            self._once(key, logging.ERROR, "round %s: unexpected %s: %s; going on",
+                       self.node.last_round, type(exc).__name__, exc)
+        self._backoff = min(max(self._backoff, self.s.poll_seconds) * 2, 30.0)
+        return self._backoff
+
+    def _unreachable(self, exc: BaseException) -> float:
+        self._backoff = min(max(self._backoff, self.s.poll_seconds) * 2, 30.0)
+        if self._outage is None:
+            self._outage = time.monotonic()
+            log.warning("chain or IPFS unreachable (%s: %s); retrying with backoff up to 30 s",
+                        type(exc).__name__, exc)
+        return self._backoff
+
     def run(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stop", True))
-        self.ensure_registered()
-        log.info("peer %s following %s (deployment %s)", self.address, self.s.rpc_url,
-                 self.fed.addresses["FedRounds"])
-        backoff = self.s.poll_seconds
-        seen: set[int] = set()
-        while not self.stop:
-            try:
-                r = self.fed.current_round()
-                if r:
-                    if r not in seen:
-                        seen.add(r)
-                        log.info("round %d is open", r)
-                    self.node.step(r)
-                backoff = self.s.poll_seconds
-            except (ChainUnavailableError, IpfsError, OSError) as exc:
-                backoff = min(backoff * 2, 30.0)
-                log.warning("%s; retrying in %.1f s", exc, backoff)
-            except FedLedgerError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - web3/httpx transport errors
-                if "connect" not in str(exc).lower() and "timed out" not in str(exc).lower():
-                    raise
-                backoff = min(backoff * 2, 30.0)
-                log.warning("chain or IPFS unreachable (%s); retrying in %.1f s",
-                            type(exc).__name__, backoff)
-            if self.s.max_rounds and len(seen) > self.s.max_rounds:
-                break
-            time.sleep(backoff)
-        self.state.close()
-        self.chain.close()
+        """Follow the chain until SIGTERM/Ctrl-C (returns normally then) or a
+        configuration error (raised)."""
+        def on_term(*_: object) -> None:
+            if not self.stop:  # a second signal during the clean-up changes nothing
+                self.stop = True
+                raise Stopped()
+
+        previous = signal.signal(signal.SIGTERM, on_term)
+        try:
+            self.ensure_registered()
+            log.info("peer %s following %s (deployment %s)", self.address, self.s.rpc_url,
+                     self.fed.addresses["FedRounds"])
+            seen: set[int] = set()
+            while not self.stop:
+                pause = self.tick(seen)
+                if self.s.max_rounds and len(seen) > self.s.max_rounds:
+                    break
+                time.sleep(pause)
+        except (Stopped, KeyboardInterrupt):
+            self.stop = True
+            log.info("peer %s stopping on request", self.address)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self._release()
+
+
+class Stopped(BaseException):
+    """Raised in the main thread by SIGTERM so that any blocking wait ends now.
+    A BaseException, so that ``except Exception`` on the way does not eat it."""

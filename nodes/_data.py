@@ -130,6 +130,11 @@ def partition(n_peers: int, *, examples_per_peer: int = 256, alpha: float = 0.5,
     held-out test split of its own distribution."""
     if n_peers < 1:
         raise ConfigError(f"n_peers={n_peers} must be at least 1")
+    if isinstance(examples_per_peer, bool) or not isinstance(examples_per_peer, int) \
+            or examples_per_peer < 1:
+        raise ConfigError(f"examples_per_peer = {examples_per_peer!r} must be a positive integer",
+                          hint="set [data] examples_per_peer to the mean number of examples "
+                               "per peer, e.g. 256")
     rng = np.random.default_rng(seed)
     sizes = np.maximum(32, (examples_per_peer * rng.lognormal(0, quantity_skew, n_peers)).astype(int))
     props = rng.dirichlet([alpha, alpha], n_peers)[:, 1]  # share of positive labels wanted

@@ -1,11 +1,19 @@
 """A whole federation as separate processes on 127.0.0.1 (`fedledger federation`).
 
 ``up`` starts a local chain node, one Kubo daemon per peer plus one for the
-governor/aggregator (all swarm-connected to each other, nothing else), deploys
+governor/aggregator (all swarm-connected to each other, nothing else), or one
+Kubo shared by every process on this host (``shared_kubo``), deploys
 the contracts with the initial adapter of the configured model, writes one
 ``peerN.toml`` per peer and starts N peer daemons and a round driver, each a
 process of its own with its log in the federation directory. It records
 every process in ``federation.json``; ``down`` stops exactly those.
+
+Phase windows fit the peers (``phase_blocks = 0``, the default): the
+governor measures one local DP training of the configured model here (or
+takes ``train_seconds``), scales it by the slow-down of ``peers`` trainers
+sharing this host's cores, and sets windows with
+:func:`coordinator.protocol._driver.fit_windows` at the driver's mining
+interval as the block time.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from coordinator import ConfigError
 from coordinator.chain._chain import LocalNode
 from coordinator.chain._contracts import LedgerPolicy, Policy, deploy_federation
 from coordinator.chain._deploy import DeploymentRecord
-from coordinator.protocol._driver import initial_adapter
+from coordinator.protocol._driver import fit_windows, initial_adapter_args
 from coordinator.privacy._privacy import dp_config
 from coordinator.ops._procs import ManagedProcess, atomic_write
 from coordinator.store._store import KuboDaemon
@@ -40,12 +48,16 @@ class FederationSpec:
     chain: str = "anvil"
     encoder: str = "tiny"
     examples_per_peer: int = 96
-    q: float = 0.5
-    sigma: float = 1.0
-    steps: int = 5
+    # Each round costs ε ≈ 1.5 (δ = 1e-5); the cap of 8 ends every peer's
+    # training at ε ≤ 8 after 5 rounds (docs/decisions.md "Defaults end at ε ≤ 8").
+    q: float = 0.25
+    sigma: float = 1.5
+    steps: int = 10
     lr: float = 1e-2
-    epsilon_cap: float = 50.0
-    phase_blocks: int = 40
+    epsilon_cap: float = 8.0
+    phase_blocks: int = 0  # > 0: every window this many blocks; 0: fit them to training
+    train_seconds: float = 0.0  # slowest expected local training; 0: measure one here
+    shared_kubo: bool = False  # one Kubo daemon for every process on this host
     rounds: int = 0  # 0 = the driver keeps going
     interval: float = 0.25
     seed: int = 0
@@ -53,9 +65,12 @@ class FederationSpec:
     driver: bool = True  # start `round run` as a process (benchmarks drive in process)
 
     def __post_init__(self) -> None:
-        if self.peers < 2 or not 1 <= self.threshold <= self.peers:
-            raise ConfigError(f"peers={self.peers}, threshold={self.threshold}: need peers ≥ 2 "
-                              "and 1 ≤ threshold ≤ peers")
+        if self.peers < 2:
+            raise ConfigError(f"peers = {self.peers}: a federation needs at least 2 peers")
+        if not 1 <= self.threshold <= self.peers:
+            raise ConfigError(f"threshold {self.threshold} must be between 1 and peers "
+                              f"{self.peers}: a round needs at least t survivors among the peers",
+                              hint=f"pass --threshold {self.peers} or less, or more --peers")
         if self.chain not in LocalNode.KINDS:
             raise ConfigError(f"chain {self.chain!r} must be one of {', '.join(LocalNode.KINDS)}")
 
@@ -91,8 +106,8 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
         keep(spec.chain, chain.process)
         log(f"{spec.chain} at {chain.url}")
         kubos = []
-        for i in range(spec.peers + 1):
-            name = "governor" if i == spec.peers else f"peer{i}"
+        for i in range(1 if spec.shared_kubo else spec.peers + 1):
+            name = "shared" if spec.shared_kubo else "governor" if i == spec.peers else f"peer{i}"
             d = KuboDaemon(root / "ipfs" / name)
             d.start()
             assert d.process is not None
@@ -103,7 +118,9 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
             assert d.client is not None
             for j in range(i + 1, len(kubos)):
                 d.client.swarm_connect(addrs[j])
-        log(f"{len(kubos)} Kubo daemons, swarm-connected on 127.0.0.1")
+        log(f"{len(kubos)} Kubo daemon(s), swarm-connected on 127.0.0.1")
+        if spec.shared_kubo:
+            kubos = kubos * (spec.peers + 1)
         gov_store = kubos[-1].client
         assert gov_store is not None
         model_cfg = {"encoder": spec.encoder, "seed": spec.seed}
@@ -115,17 +132,25 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
             from ._model import ModelConfig, build_model, get_flat
 
             start = get_flat(build_model(ModelConfig(**model_cfg)))
-        policy = Policy(participants=spec.peers, threshold=spec.threshold,
-                        keys_blocks=spec.phase_blocks, shares_blocks=spec.phase_blocks,
-                        commit_blocks=spec.phase_blocks, reveal_blocks=spec.phase_blocks,
-                        aggregate_blocks=spec.phase_blocks, challenge_blocks=2, bond=10**17)
+        if spec.phase_blocks:
+            windows = dict.fromkeys(("keys_blocks", "shares_blocks", "commit_blocks",
+                                     "reveal_blocks", "aggregate_blocks"), spec.phase_blocks)
+        else:
+            train_s = spec.train_seconds or _measure_training(spec)
+            slowdown = max(1.0, spec.peers / (os.cpu_count() or 1))
+            windows = fit_windows(train_seconds=train_s * slowdown, block_seconds=spec.interval,
+                                  participants=spec.peers)
+            log(f"phase windows fit a training of {train_s:.1f} s × {slowdown:.1f} "
+                f"(peers per core): {windows}")
+        policy = Policy(participants=spec.peers, threshold=spec.threshold, **windows,
+                        challenge_blocks=2, bond=10**17)
         chain.ensure_accounts(spec.peers + 1)
         from ._schema import SYNTHETIC
 
         fed, rec = deploy_federation(chain, policy=policy,
                                      ledger_policy=LedgerPolicy(epsilon_cap=spec.epsilon_cap),
-                                     initial_adapter_cid=initial_adapter(gov_store, start),
-                                     data_schema=SYNTHETIC.hash())  # the peers' synthetic data
+                                     data_schema=SYNTHETIC.hash(),  # the peers' synthetic data
+                                     **initial_adapter_args(gov_store, start))
         fed.register_config(dp_config(config_id=1, q=spec.q, sigma=spec.sigma, steps=spec.steps))
         DeploymentRecord(**rec).save(root / "deployment.json")
         passfile = root / "passphrase"
@@ -166,8 +191,32 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
         atomic_write(root / RECORD, json.dumps(info, indent=2).encode())
         return info
     except BaseException:
-        down(root)
+        if (root / RECORD).exists():  # never mask the real error with "nothing recorded"
+            down(root)
         raise
+
+
+def _measure_training(spec: FederationSpec) -> float:
+    """Seconds of one local DP training at the federation's configuration
+    (the synthetic learner of protocol benchmarks: none)."""
+    if spec.synthetic_parameters:
+        return 0.0
+    from ._data import partition
+    from ._model import ModelConfig, build_model
+    from ._train import TrainConfig, train_local
+
+    model = build_model(ModelConfig(encoder=spec.encoder, seed=spec.seed))
+    data = partition(spec.peers, examples_per_peer=spec.examples_per_peer, seed=spec.seed)[0].train
+    cfg = TrainConfig(lr=spec.lr, dp=True, sample_rate=spec.q, steps=spec.steps,
+                      noise_multiplier=spec.sigma, target_epsilon=None, clipping="flat",
+                      config_id=1, seed=spec.seed)
+    t0 = time.perf_counter()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the measurement's RNG is not a peer's
+        train_local(model, data, cfg=cfg)
+    return time.perf_counter() - t0
 
 
 def down(root: Path, *, timeout: float = 15.0) -> list[str]:

@@ -115,7 +115,10 @@ def minilm_path() -> str:
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture options. ``attention_noise`` is the std of the Gaussian
-    noise on attention probabilities while training (0 = off)."""
+    noise on attention probabilities while training (0 = off). ``lora_r = 0``
+    puts no adapters in the encoder: it is then a fixed function, and its
+    pooled output for each distinct input is computed once and cached (the
+    real-data recipe, docs/decisions.md "A recipe that learns on real text")."""
 
     encoder: str = "tiny"
     lora_r: int = 8
@@ -144,8 +147,9 @@ class ModelConfig:
             raise ConfigError("n_classes must be ≥ 2, n_features ≥ 0 and image_size ≥ 8")
         if self.synthetic_features and self.n_features != N_FEATURES:
             raise ConfigError(f"synthetic features have width {N_FEATURES}, not {self.n_features}")
-        if self.lora_r < 1 or self.max_len < 4 or self.hidden < 4:
-            raise ConfigError("lora_r must be ≥ 1, max_len ≥ 4 and hidden ≥ 4")
+        if self.lora_r < 0 or self.max_len < 4 or self.hidden < 4:
+            raise ConfigError("lora_r must be ≥ 0 (0 = no adapters, frozen encoder), max_len ≥ 4 "
+                              "and hidden ≥ 4")
         if self.attention_noise < 0:
             raise ConfigError(f"attention_noise={self.attention_noise} must be ≥ 0")
 
@@ -199,6 +203,10 @@ def _text_encoder(cfg: ModelConfig) -> tuple[nn.Module, Any, int]:
     return enc, tok, int(enc.config.hidden_size)
 
 
+_POOLED_CACHE: dict[tuple[str, int], dict[bytes, torch.Tensor]] = {}
+_POOLED_CACHE_MAX = 50_000  # rows per encoder (≈ 75 MB for MiniLM); beyond it, computed each time
+
+
 class MultimodalModel(nn.Module):
     """Late fusion of text, image and behaviour with modality masks."""
 
@@ -210,10 +218,19 @@ class MultimodalModel(nn.Module):
         encoder, self.tokenizer, text_dim = _text_encoder(cfg)
         for p in encoder.parameters():
             p.requires_grad_(False)
-        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                          target_modules=list(cfg.lora_targets), lora_dropout=0.0, bias="none")
         torch.manual_seed(cfg.seed)
-        self.text_encoder = inject_adapter_in_model(lora, encoder)
+        if cfg.lora_r > 0:
+            lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                              target_modules=list(cfg.lora_targets), lora_dropout=0.0, bias="none")
+            self.text_encoder = inject_adapter_in_model(lora, encoder)
+        else:
+            self.text_encoder = encoder
+        # Pooled text embeddings by input row, used only while the encoder has
+        # nothing trainable and no attention noise (then it is a fixed
+        # function), shared by every model with the same frozen encoder.
+        key = (cfg.encoder, cfg.seed if cfg.encoder == "tiny" else 0)
+        self._pooled_cache = _POOLED_CACHE.setdefault(key, {})
+        self._attention_noise = cfg.attention_noise
         for name, p in self.text_encoder.named_parameters():
             p.requires_grad_("lora_" in name)
         for m in self.text_encoder.modules():
@@ -236,20 +253,61 @@ class MultimodalModel(nn.Module):
                              else torch.ones(width))
 
     def set_attention_noise(self, std: float) -> None:
+        self._attention_noise = std
         for m in self.text_encoder.modules():
             if hasattr(m, "attention_noise"):
                 m.attention_noise = std
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, images: torch.Tensor,
                 features: torch.Tensor, has_text: torch.Tensor, has_image: torch.Tensor) -> torch.Tensor:
-        out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask)
-        hidden = out.last_hidden_state
-        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+        pooled = self._pooled(input_ids, attention_mask)
         t = torch.relu(self.text_proj(pooled)) * has_text.unsqueeze(1)
         v = torch.relu(self.image_tower(images)) * has_image.unsqueeze(1)
         b = torch.relu(self.behaviour((features - self.feat_mean) / self.feat_std))
         return self.head(torch.cat([t, v, b, has_text.unsqueeze(1), has_image.unsqueeze(1)], 1))
+
+    def _encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = out.last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)  # mean pooling over real tokens
+
+    def _pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        frozen = self.cfg.lora_r == 0
+        if not frozen:
+            return self._encode_text(input_ids, attention_mask)
+        if self._attention_noise > 0 and self.training:
+            with torch.no_grad():
+                return self._encode_text(input_ids, attention_mask)
+        keys = [ids.numpy().tobytes() + m.numpy().tobytes()
+                for ids, m in zip(input_ids, attention_mask)]
+        cache = self._pooled_cache
+        fresh: dict[bytes, torch.Tensor] = {}
+        missing = [i for i, k in enumerate(keys) if k not in cache]
+        if missing:  # shortest first, padding trimmed per batch (same result: it is masked)
+            lengths = attention_mask.sum(1)
+            missing.sort(key=lambda i: int(lengths[i]))
+            with torch.no_grad():
+                for j in range(0, len(missing), 64):
+                    sel = torch.tensor(missing[j:j + 64])
+                    width = max(1, int(lengths[sel].max()))
+                    vecs = self._encode_text(input_ids[sel, :width], attention_mask[sel, :width])
+                    for i, v in zip(sel.tolist(), vecs):
+                        fresh[keys[i]] = v.clone()
+            if len(cache) + len(fresh) <= _POOLED_CACHE_MAX:
+                cache.update(fresh)
+        return torch.stack([cache[k] if k in cache else fresh[k] for k in keys])
+
+    @torch.no_grad()
+    def text_embeddings(self, ex: Examples) -> np.ndarray:
+        """The encoder's mean-pooled text embeddings of ``ex`` (float32, n × dim)."""
+        was = self.training
+        self.eval()
+        tok = self.tokenizer(ex.texts, self.cfg.max_len)
+        out = [self._pooled(tok["input_ids"][i:i + 256], tok["attention_mask"][i:i + 256])
+               for i in range(0, len(ex), 256)]
+        self.train(was)
+        return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
     def encode(self, ex: Examples) -> tuple[torch.Tensor, ...]:
         """Tensors for ``forward`` (in its argument order), plus labels last."""

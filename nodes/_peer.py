@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Protocol
 import cbor2
 import numpy as np
 
-from coordinator import ConfigError, ContentTooLargeError, ContractRevertError, InvalidContentError
+from coordinator import (ConfigError, ContentTooLargeError, ContractRevertError, InvalidContentError,
+                         IpfsError)
 from coordinator import _encoding as enc
 from coordinator.protocol import _secagg as sa
 from coordinator.protocol._agent import PeerAgent
-from coordinator.protocol._aggregate import adapter_cap, load_adapter
+from coordinator.protocol._aggregate import blob_floats, round_start
 from coordinator._errors import AggregationError
 from coordinator.chain._contracts import Federation, Phase, RoundInfo, StatusFlag
 from coordinator.privacy._noise import DistributedConfig, DPMode, add_share, noise_rng, skellam_share
@@ -187,7 +188,9 @@ class PeerNode:
     # in the state before use. False (demo, benchmarks): derived from public
     # data and train_seed, reproducible and predictable.
     secret_seed: bool = True
+    last_round: int = 0
     _agents: dict[int, PeerAgent] = field(default_factory=dict)
+    _logged: set[tuple[int, str]] = field(default_factory=set)
 
     def __repr__(self) -> str:
         return f"PeerNode({self.address})"
@@ -228,14 +231,20 @@ class PeerNode:
 
     # -- training -----------------------------------------------------------------
     def _global(self, round_id: int) -> np.ndarray:
+        """The adapter this round starts from, checked against the chain's
+        adapter root (a CID alone is never trusted), and the round's
+        parameters checked for safe participation. Raises AggregationError,
+        which :meth:`step` logs and turns into skipping the round."""
         info = self.fed.round_info(round_id)
-        flat = load_adapter(self.store, info.adapter_cid,
-                            max_bytes=adapter_cap(info.vector_length, info.chunk_elems))
-        if len(flat) != info.vector_length:
-            raise InvalidContentError(f"round {round_id}'s adapter has {len(flat)} values but this "
-                              f"peer's model has {info.vector_length}; is the [model] config "
-                              "the federation's?")
-        return flat
+        if not 8 <= info.frac_bits <= 24 or enc.max_clip(frac_bits=info.frac_bits,
+                                                          participants=info.n) <= 0:
+            raise AggregationError(f"round {round_id} uses frac_bits={info.frac_bits}, outside "
+                                   "the safe range 8..24; skipping it")
+        if info.vector_length != self.learner.parameters:
+            raise AggregationError(f"round {round_id} expects {info.vector_length} values but this "
+                                   f"peer's model has {self.learner.parameters}; is the [model] "
+                                   "config the federation's? skipping the round")
+        return blob_floats(round_start(self.fed, self.store, round_id))
 
     def _update(self, round_id: int) -> tuple[np.ndarray, int, dict[str, float]] | None:
         raw = self.state.get(round_id, "update")
@@ -263,9 +272,13 @@ class PeerNode:
             raise ConfigError(f"the global adapter has {len(start)} values; this peer's model "
                               f"has {self.learner.parameters}")
         seed = self._seed(round_id)
+        log.info("round %d: peer %s training at DP configuration %d", round_id, self.address,
+                 cfg.config_id)
         t0 = time.perf_counter()
         delta, metrics = self.learner.update(start, cfg, seed=seed)
-        weight = self.learner.examples
+        # n_u is capped by policy (the contract reverts above it); the update
+        # n_u·δ is clipped below, so a capped weight also caps its influence.
+        weight = max(1, min(self.learner.examples, self.fed.policy().max_weight))
         clip = enc.max_clip(frac_bits=info.frac_bits, participants=info.n)
         x = enc.quantize(delta.astype(np.float64) * weight, frac_bits=info.frac_bits, clip=clip,
                          rng=np.random.default_rng(seed))
@@ -302,9 +315,26 @@ class PeerNode:
         return Action(round_id, "train", seconds=metrics["seconds"], detail=metrics)
 
     # -- one pass over what is owed -------------------------------------------------
+    def _once(self, round_id: int, what: str, level: int, msg: str, *args: object) -> None:
+        """Log one line per (round, problem): a daemon looks every poll."""
+        key = (round_id, what)
+        if key in self._logged:
+            return
+        self._logged.add(key)
+        log.log(level, msg, *args)
+
     def step(self, round_id: int) -> list[Action]:
-        """Do every action this peer still owes ``round_id`` in its current phase."""
+        """Do every action this peer still owes ``round_id`` in its current phase.
+
+        Order: keys, then shares (they do not depend on training), then
+        training, then commit and reveal. A slow trainer therefore misses at
+        most the commit. A transaction that reverts (late, or for any other
+        reason the contract names) is logged once with its decoded reason and
+        the peer goes on with what it can still do: the on-chain flags, read
+        again on the next step, say which of its steps landed, and a peer
+        whose shares did not land sits the round out (it cannot commit)."""
         done: list[Action] = []
+        self.last_round = round_id
         if self.state.get(round_id, "abandoned") is not None:
             return done
         agent = self._agent(round_id)
@@ -313,15 +343,13 @@ class PeerNode:
         info = self.fed.round_info(round_id)
         _, flags = self.fed.status(round_id, self.address)
         phase = info.phase
+        doing = "keys"
         try:
             if phase == Phase.KEYS and not flags & StatusFlag.KEYS:
+                self._global(round_id)  # an unsafe round is skipped before joining U1
                 done.append(Action(round_id, "keys", gas=agent.post_keys()))
                 flags |= StatusFlag.KEYS
-            if (phase in (Phase.KEYS, Phase.SHARES, Phase.COMMIT) and flags & StatusFlag.KEYS
-                    and self._update(round_id) is None and not flags & StatusFlag.COMMITTED):
-                done.append(self._train(round_id))
-                info = self.fed.round_info(round_id)
-                phase = info.phase
+            doing = "shares"
             if phase == Phase.SHARES and flags & StatusFlag.KEYS and not flags & StatusFlag.SHARES:
                 raw = self.state.get(round_id, "bundle")
                 if raw is None:
@@ -331,13 +359,30 @@ class PeerNode:
                 gas, up = agent.post_shares((bundle, root))
                 done.append(Action(round_id, "shares", gas=gas, up=up))
                 flags |= StatusFlag.SHARES
+            doing = "training"
+            if (phase in (Phase.SHARES, Phase.COMMIT) and flags & StatusFlag.SHARES
+                    and not flags & StatusFlag.COMMITTED and self._update(round_id) is None):
+                done.append(self._train(round_id))
+                info = self.fed.round_info(round_id)
+                phase = info.phase
+            doing = "receiving shares"
             if phase in (Phase.COMMIT, Phase.REVEAL) and flags & StatusFlag.SHARES:
                 before = len(agent.received)
-                down = agent.receive_shares()
+                try:
+                    down = agent.receive_shares()
+                except (IpfsError, ValueError) as exc:
+                    # One dealer's bundle unreachable or malformed: the commit
+                    # needs only the on-chain mask keys, so go on; the next
+                    # step tries that dealer again.
+                    down = 0
+                    self._once(round_id, f"receive {type(exc).__name__}", logging.WARNING,
+                               "round %d: peer %s: a share bundle cannot be read yet (%s); "
+                               "going on without it", round_id, self.address, exc)
                 if len(agent.received) != before:
                     self.state.put(round_id, "received", cbor2.dumps(
                         {k: list(v) for k, v in agent.received.items()}), secret=True)
                     done.append(Action(round_id, "receive", down=down))
+            doing = "commit"
             if phase == Phase.COMMIT and flags & StatusFlag.SHARES and not flags & StatusFlag.COMMITTED:
                 upd = self._update(round_id)
                 if upd is None:
@@ -352,24 +397,47 @@ class PeerNode:
                                        dp_config=info.dp_config)
                 done.append(Action(round_id, "commit", gas=gas, up=up))
                 flags |= StatusFlag.COMMITTED
+            doing = "reveal"
             if phase == Phase.REVEAL and flags & StatusFlag.COMMITTED and not flags & StatusFlag.REVEALED:
                 done.append(Action(round_id, "reveal", gas=agent.reveal()))
+                flags |= StatusFlag.REVEALED
         except ContractRevertError as exc:
-            # A deadline passed between reading the phase and sending: the
-            # next step sees the new phase. Anything else is a real failure.
             if exc.name == "LedgerBudgetExceeded":
-                log.warning("round %d: peer %s: this update would exceed the privacy cap; "
-                            "not committing", round_id, self.address)
+                self._once(round_id, "budget", logging.WARNING,
+                           "round %d: peer %s: this update would exceed the privacy cap; "
+                           "not committing", round_id, self.address)
                 self.state.put(round_id, "abandoned", b"over budget")
-            elif exc.name == "RoundsWrongPhase":
-                log.info("round %d: peer %s: the phase moved on; will look again", round_id,
-                         self.address)
             else:
-                raise
+                # Late (RoundsWrongPhase: a deadline passed between reading
+                # the phase and mining), or any other named refusal: the chain
+                # did not take it; the flags read on the next step decide what
+                # is still owed, and a step that can no longer land is skipped.
+                self._once(round_id, f"revert {doing} {exc.name}", logging.WARNING,
+                           "round %d: peer %s: %s reverted: %s; %s", round_id, self.address,
+                           doing, exc, _consequence(doing))
         except (AggregationError, InvalidContentError, ContentTooLargeError) as exc:
             # Another party's data makes this round impossible for us (e.g. a
             # malformed global adapter, a small-order mask key): sit it out.
             log.warning("round %d: peer %s stops here: %s", round_id, self.address, exc)
             self.state.put(round_id, "abandoned", str(exc).encode())
+        self._note_missed(round_id, phase, flags)
         return done
 
+    def _note_missed(self, round_id: int, phase: Phase, flags: StatusFlag) -> None:
+        """Log once that this peer is out of the round, and why."""
+        owed = ((Phase.KEYS, StatusFlag.KEYS, "keys"), (Phase.SHARES, StatusFlag.SHARES, "shares"),
+                (Phase.COMMIT, StatusFlag.COMMITTED, "commit"))
+        for ph, flag, name in owed:
+            if phase > ph and not flags & flag and phase not in (Phase.FINAL, Phase.FAILED):
+                self._once(round_id, "missed", logging.WARNING,
+                           "round %d: peer %s missed the %s window (phase is now %s); it sits "
+                           "this round out and takes part in the next", round_id, self.address,
+                           name, phase.name)
+                return
+
+
+def _consequence(doing: str) -> str:
+    return {"keys": "this peer sits the round out",
+            "shares": "this peer sits the round out (it cannot commit without shares)",
+            "commit": "this peer's update is not in this round",
+            }.get(doing, "will look again")

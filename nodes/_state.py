@@ -105,7 +105,11 @@ class PeerState:
             raise StateError(f"{self.path} is not a usable state database: {exc}") from None
         if fresh:
             os.chmod(self.path, 0o600)
-        self._box = self._unlock(passphrase, kdf)
+        try:
+            self._box = self._unlock(passphrase, kdf)
+        except BaseException:  # a wrong passphrase must not leak the open database
+            self._db.close()
+            raise
 
     def _meta(self, name: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()

@@ -110,6 +110,8 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
 
 
+_RNG_WARNED = False  # the insecure-RNG notice has been given in this process
+
 def plan(n: int, cfg: TrainConfig) -> tuple[float, int, float, float]:
     """(q, steps, σ, σ_eff) of a round over ``n`` examples."""
     q = cfg.sample_rate if cfg.sample_rate is not None else min(1.0, cfg.batch_size / n)
@@ -188,7 +190,9 @@ def train_local(model: MultimodalModel, data: Examples, *, cfg: TrainConfig,
     if cfg.dp:
         from opacus import PrivacyEngine
 
-        if not secure:
+        global _RNG_WARNED
+        if not secure and not _RNG_WARNED:  # once per process, not once per round
+            _RNG_WARNED = True
             warnings.warn("DP noise comes from a non-cryptographic RNG seeded from public data "
                           "(secure_rng = false): fine for experiments; set [train] secure_rng = "
                           "true for production runs", stacklevel=2)

@@ -4,6 +4,7 @@ fails, naming the reason, for each kind of tampering."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from coordinator import _encoding as enc
 from coordinator.protocol._agent import Aggregator, PeerAgent
 from coordinator.protocol._aggregate import aggregate, apply_update, collect
 from coordinator.chain._contracts import Federation, LedgerPolicy, Phase, Policy, deploy_federation
-from coordinator.protocol._driver import initial_adapter
+from coordinator.protocol._driver import initial_adapter_args
 from coordinator.privacy._privacy import dp_config
 from coordinator.store._store import EmbeddedStore
 from ledger_tools._inspect import build_log, event_rows
@@ -30,7 +31,8 @@ def _federation(*, lying_config: bool = False):
     pol = Policy(participants=5, threshold=3, keys_blocks=30, shares_blocks=30, commit_blocks=30,
                  reveal_blocks=30, aggregate_blocks=30, challenge_blocks=3, bond=STAKE)
     fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=40),
-                               initial_adapter_cid=initial_adapter(store, np.zeros(L, np.float32)))
+                               **initial_adapter_args(store, np.zeros(L, np.float32),
+                                                                       chunk_elems=64))
     for i in range(1, 6):
         fed.register(sender=i, stake=STAKE)
     cfg = dp_config(config_id=1, q=0.2, sigma=1.0, steps=10)
@@ -68,8 +70,7 @@ def test_honest_rounds_pass_every_check_and_inspect_rebuilds_them_from_events() 
     with chain:
         for _ in range(2):
             r = _round_to_aggregate(fed, store)
-            Aggregator(fed, store, chain.account(1).address).run(
-                r, _global(fed, store, r))
+            Aggregator(fed, store, chain.account(1).address).run(r)
             chain.mine(4)
             fed.finalize(r)
         verdicts = verify_rounds(fed, store, [1, 2]) + verify_budgets(fed, build_log(fed)) \
@@ -85,9 +86,9 @@ def test_honest_rounds_pass_every_check_and_inspect_rebuilds_them_from_events() 
 
 
 def _global(fed, store, r):
-    from coordinator.protocol._aggregate import load_adapter
+    from coordinator.protocol._aggregate import blob_fixed, round_start
 
-    return load_adapter(store, fed.round_info(r).adapter_cid)
+    return blob_fixed(round_start(fed, store, r))
 
 
 def _failing(verdicts):
@@ -102,10 +103,10 @@ def test_a_wrong_result_chunk_is_named() -> None:
         bad_total = agg.total.copy()
         bad_total[2 * 64 + 5] += 1000  # chunk 2
         bad = dataclasses.replace(agg, total=bad_total)
-        new = apply_update(_global(fed, store, r), bad, frac_bits=16)
+        new = apply_update(_global(fed, store, r), bad)
         Aggregator(fed, store, chain.account(1).address).post(r, bad, new)
         fails = _failing(verify_rounds(fed, store, [r]))
-        assert ("aggregate, chunk by chunk", "first wrong chunk: 2") in fails
+        assert ("new adapter = f(global, Σx, Σn), chunk by chunk", "first wrong chunk: 2") in fails
 
 
 def test_a_wrong_posted_seed_is_caught() -> None:
@@ -118,7 +119,7 @@ def test_a_wrong_posted_seed_is_caught() -> None:
         seeds[1] = (u, v, b"\x07" * 32)
         bad = dataclasses.replace(agg, seeds=seeds)
         Aggregator(fed, store, chain.account(1).address).post(
-            r, bad, apply_update(_global(fed, store, r), agg, frac_bits=16))
+            r, bad, apply_update(_global(fed, store, r), agg))
         assert any(c == "posted seeds" for c, _ in _failing(verify_rounds(fed, store, [r])))
 
 
@@ -126,21 +127,32 @@ def test_a_masked_vector_that_differs_from_its_commitment_is_rejected() -> None:
     chain, fed, store = _federation()
     with chain:
         r = _round_to_aggregate(fed, store, wrong_root_for=2)
+        from coordinator._errors import AggregationError
+        from coordinator.chain._contracts import FailReason
+
+        with pytest.raises(AggregationError, match="participant 2 does not match its committed Merkle root"):
+            aggregate(collect(fed, r), store)
         fed.chain.mine(40)
         fed.advance(r)  # nobody can aggregate it honestly: the round fails after its deadline
-        with pytest.raises(Exception, match="does not match its committed Merkle root"):
-            aggregate(collect(fed, r), store)
+        info = fed.round_info(r)
+        assert (info.phase, info.fail_reason) == (Phase.FAILED, FailReason.NO_RESULT)
+        assert fed.result_of(r).bond == 0
+        # Its sum was computable in principle (enough reveals), so charges stay.
+        assert all(fed.epsilon_micro(p) > 0 for p in fed.participants(r))
+        verdicts = verify_rounds(fed, store, [r])
+        assert [(v.check, v.status) for v in verdicts] == [
+            ("failure reason matches the on-chain counts", "ok")]
 
 
 def test_a_ledger_whose_epsilon_disagrees_with_the_accountant_is_flagged() -> None:
     chain, fed, store = _federation(lying_config=True)
     with chain:
         r = _round_to_aggregate(fed, store)
-        Aggregator(fed, store, chain.account(1).address).run(r, _global(fed, store, r))
+        Aggregator(fed, store, chain.account(1).address).run(r)
         fails = _failing(verify_budgets(fed, build_log(fed)))
         checks = {c for c, _ in fails}
         assert "registered RDP vector = Opacus RDP of (q, σ, T)" in checks
-        assert "Opacus RDP and PRV ε never above the ledger's" in checks
+        assert "Opacus RDP ε never above the ledger's" in checks
 
 
 def test_deployed_code_from_another_source_is_flagged() -> None:
@@ -173,7 +185,7 @@ def test_a_dishonest_aggregator_is_proven_wrong_slashed_and_replaced(tamper: str
             seeds[3] = (seeds[3][0], seeds[3][1], b"\x09" * 32)
             bad = dataclasses.replace(agg, seeds=seeds)
         liar = chain.account(1).address
-        Aggregator(fed, store, liar).post(r, bad, apply_update(start, bad, frac_bits=16))
+        Aggregator(fed, store, liar).post(r, bad, apply_update(start, bad))
         fraud = find_fraud(fed, store, r)
         assert fraud is not None and (fraud.kind, fraud.index) == ((tamper, 1) if tamper == "chunk"
                                                                    else (tamper, 3))
@@ -184,7 +196,7 @@ def test_a_dishonest_aggregator_is_proven_wrong_slashed_and_replaced(tamper: str
         assert voided[0].args["slashed"] == STAKE and fed.withdrawable(auditor) == voided[0].args["reward"]
         assert fed.round_info(r).phase == Phase.AGGREGATE and fed.peer_info(liar)["quarantined"]
         # An honest peer re-aggregates; the round verifies and finalizes.
-        Aggregator(fed, store, chain.account(2).address).run(r, start)
+        Aggregator(fed, store, chain.account(2).address).run(r)
         assert find_fraud(fed, store, r) is None
         assert all(v.ok for v in verify_rounds(fed, store, [r]))
         chain.mine(4)
@@ -195,7 +207,7 @@ def test_a_dishonest_aggregator_is_proven_wrong_slashed_and_replaced(tamper: str
 def _two_rounds(chain, fed, store) -> None:
     for _ in range(2):
         r = _round_to_aggregate(fed, store)
-        Aggregator(fed, store, chain.account(1).address).run(r, _global(fed, store, r))
+        Aggregator(fed, store, chain.account(1).address).run(r)
         chain.mine(4)
         fed.finalize(r)
 
@@ -224,74 +236,95 @@ def test_export_and_html_report_cover_the_whole_log(tmp_path) -> None:
         assert page.count("data:image/png;base64,") == 5 and "http" not in page.split("<body>")[1]
 
 
-@pytest.mark.integration
-def test_explorer_page_in_headless_chromium_matches_inspect(tmp_path) -> None:
+class _Tables:
+    """Rows of every <table id=...> of a page, as lists of cell texts."""
+
+    def __init__(self, dom: str) -> None:
+        from html.parser import HTMLParser
+
+        rows: dict[str, list[list[str]]] = {}
+        state: dict[str, Any] = {"table": None, "cell": None}
+
+        class P(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                a = dict(attrs)
+                if tag == "table":
+                    state["table"] = a.get("id")
+                    rows.setdefault(state["table"], [])
+                elif tag == "tr" and state["table"]:
+                    rows[state["table"]].append([])
+                elif tag == "td":
+                    state["cell"] = ""
+
+            def handle_data(self, data):
+                if state["cell"] is not None:
+                    state["cell"] += data
+
+            def handle_endtag(self, tag):
+                if tag == "td" and state["table"] and state["cell"] is not None:
+                    rows[state["table"]][-1].append(state["cell"])
+                    state["cell"] = None
+                elif tag == "table":
+                    state["table"] = None
+
+        P().feed(dom)
+        self.rows = {k: [r for r in v if r] for k, v in rows.items()}
+
+
+def _chromium(tmp_path, url: str, shot: str) -> str:
     import shutil
     import subprocess
-    import threading
-    from html.parser import HTMLParser
-
-    from ledger_tools._serve import Explorer
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+             "--virtual-time-budget=20000"]
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True,
+                         timeout=120).stdout
+    subprocess.run([*flags, f"--screenshot={tmp_path / shot}", "--window-size=1400,1000", url],
+                   capture_output=True, timeout=120)
+    png = (tmp_path / shot).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    return dom
+
+
+@pytest.mark.integration
+def test_explorer_page_in_headless_chromium_matches_inspect_and_drills_into_a_round(tmp_path) -> None:
+    from ledger_tools._serve import Explorer
+
     chain, fed, store = _federation()
     with chain:
         _two_rounds(chain, fed, store)
+        fed.quarantine(chain.account(5).address)  # a peer whose real status is not "active"
         want = build_log(fed)  # what `audit inspect --json` prints
-        httpd = Explorer(fed, store).server(0)
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-        thread.start()
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-        flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-                 "--virtual-time-budget=20000"]
+        running = Explorer(fed, store, refresh_seconds=0).start(0)
         try:
-            dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True,
-                                 timeout=120).stdout
-            shot = tmp_path / "explorer.png"
-            subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,900", url],
-                           capture_output=True, timeout=120)
+            dom = _chromium(tmp_path, running.url, "explorer.png")
+            drill = _chromium(tmp_path, running.url + "#round=2", "explorer-round2.png")
         finally:
-            httpd.shutdown()
-            httpd.server_close()
+            running.stop()
 
-    class Rows(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__()
-            self.table, self.rows, self.cell = None, {"rounds": [], "peers": []}, None
-
-        def handle_starttag(self, tag, attrs):
-            a = dict(attrs)
-            if tag == "table":
-                self.table = a.get("id")
-            elif tag == "tr" and self.table:
-                self.rows[self.table].append([])
-            elif tag == "td":
-                self.cell = ""
-
-        def handle_data(self, data):
-            if self.cell is not None:
-                self.cell += data
-
-        def handle_endtag(self, tag):
-            if tag == "td" and self.table:
-                self.rows[self.table][-1].append(self.cell)
-                self.cell = None
-
-    p = Rows()
-    p.feed(dom)
-    rounds = [r for r in p.rows["rounds"] if r]
-    assert [r[:8] for r in rounds] == [
+    page = _Tables(dom).rows
+    assert [r[:8] for r in page["rounds"]] == [
         [str(r["round"]), r["phase"], str(len(r["participants"])), str(len(r["U1"])),
          str(len(r["U2"])), str(len(r["U3"])), str(len(r["revealed"])), str(len(r["voided"]))]
         for r in want["rounds"]]
-    assert [r[8] for r in rounds] == ["ok", "ok"]  # every round re-verified in the page
-    peers = [r for r in p.rows["peers"] if r]
-    assert [(r[0], r[2]) for r in peers] == [(x["address"], f"{x['epsilon']:.4f}")
-                                             for x in want["peers"]]
-    assert "verification checks pass" in dom
-    assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    assert [r[8] for r in page["rounds"]] == ["ok", "ok"]  # every round re-verified in the page
+    assert [(r[0], r[2], r[4]) for r in page["peers"]] == [
+        (x["address"], f"{x['epsilon']:.4f}", x["status"]) for x in want["peers"]]
+    assert sorted(r[4] for r in page["peers"]) == ["active"] * 4 + ["quarantined"]
+    assert "verification checks pass" in dom and 'id="detail" hidden' in dom.replace('=""', "")
+    assert dom.count("<polyline") >= 5  # ε lines, cap aside, and 4 participation series
+    # Drill-down into round 2: its sets, every commitment, the result, no proofs.
+    r2 = want["rounds"][1]
+    rows = _Tables(drill).rows
+    assert sorted(r[0] for r in rows["detail-commits"]) == sorted(c["peer"] for c in r2["commits"])
+    assert sorted(r[2] for r in rows["detail-commits"]) == sorted(c["cid_digest"] for c in r2["commits"])
+    assert [(r[0], r[1], r[6]) for r in rows["detail-results"]] == [
+        (str(x["attempt"]), x["aggregator"], x["tx"]) for x in r2["results"]]
+    assert rows["detail-proofs"] == [["none"]]
+    assert "round 2: FINAL" in drill and 'data-set="U3"' in drill
 
 
 def test_verify_names_a_masked_vector_whose_stored_bytes_differ_from_its_cid() -> None:
@@ -300,12 +333,15 @@ def test_verify_names_a_masked_vector_whose_stored_bytes_differ_from_its_cid() -
     chain, fed, store = _federation()
     with chain:
         r = _round_to_aggregate(fed, store)
-        Aggregator(fed, store, chain.account(1).address).run(r, _global(fed, store, r))
+        Aggregator(fed, store, chain.account(1).address).run(r)
         assert all(v.ok for v in verify_rounds(fed, store, [r]))
         pub = collect(fed, r)
         cid = cid_for(pub.commits[2][0], 4 * pub.ctx.padded_length, store.opts)
         block = bytearray(store._blocks[cid])
         block[-1] ^= 1  # the bytes served for participant 2's masked vector were altered
         store._blocks[cid] = bytes(block)
-        fails = [v for v in verify_rounds(fed, store, [r]) if not v.ok]
+        verdicts = verify_rounds(fed, store, [r])
+        fails = [v for v in verdicts if v.status == "fail"]
         assert len(fails) == 1 and "masked vector of participant 2" in fails[0].detail
+        # What depends on the unusable vector is reported as not checked, never as a pass.
+        assert [v.check for v in verdicts if v.status == "not checked"] == ["aggregate recomputes"]

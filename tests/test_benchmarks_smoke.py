@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import chain_logs
 
 
@@ -13,6 +15,7 @@ def test_chain_logs_bench_counts_every_event_in_every_mode() -> None:
         assert row[f"{mode}_query_s"] > 0
 
 
+@pytest.mark.integration  # starts anvil, Kubo daemons and Flower
 def test_secure_round_bench_runs_ours_and_flower_on_a_tiny_workload(tmp_path) -> None:
     """Three peer processes with Kubo on anvil, then Flower SecAgg+ with a
     SuperLink and three SuperNodes, both finishing a round (tiny vectors)."""
@@ -20,17 +23,28 @@ def test_secure_round_bench_runs_ours_and_flower_on_a_tiny_workload(tmp_path) ->
     import subprocess
     import sys
 
+    import time
+
     out = tmp_path / "sr.json"
+    wall = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "coordinator.cli", "bench", "secure-round",
                            "--sizes", "3", "--params", "2000", "--out", str(out), "--json"],
                           capture_output=True, text=True, timeout=900)
+    wall = time.perf_counter() - wall
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(out.read_text())
     ours, flower = data["ours"][0], data["flower"][0]
     assert ours["final"] and ours["survivors"] == 3 and ours["seconds"] > 0
     assert ours["bytes_per_peer"] >= 4 * 2000
     assert flower["n"] == 3 and flower["secure"] and flower["seconds"] > 0
-    assert data["ratio_ours_over_flower"]["3"] == round(ours["seconds"] / flower["seconds"], 4)
+    # Timings measured by the bench must fit in the wall clock measured here,
+    # independently; the phases are reached in order within the round.
+    assert ours["seconds"] + flower["seconds"] < wall
+    reached = list(ours["phase_reached_at_s"].values())
+    assert reached == sorted(reached) and reached[-1] <= ours["seconds"]
+    assert data["ratio_ours_over_flower"]["3"] > 0
+    # The target is computed from the measurement (here no n = 20 run: not met).
+    assert data["targets"]["ratio_at_20"] == {"target": 0.25, "measured": None, "ok": False}
     t = data["throughput"]
     assert 0 < t["ours_keccak_ctr_mb_s"] < t["aes128_ctr_mb_s"]
 

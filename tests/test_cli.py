@@ -120,3 +120,57 @@ def test_node_run_names_each_bad_input_in_one_line(tmp_path) -> None:
     assert last.returncode == 4 and "no Ethereum JSON-RPC endpoint answers" in last.stderr
     for p in (proc, last):
         assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) <= 2
+
+
+def test_synthetic_learner_is_refused_off_development_chains() -> None:
+    from coordinator import ConfigError
+    from nodes.cli import check_synthetic_allowed
+
+    for dev in (31337, 1337):
+        check_synthetic_allowed(dev)
+    for prod in (1, 5, 10, 11155111):
+        with pytest.raises(ConfigError, match=f"refused on chain {prod}"):
+            check_synthetic_allowed(prod)
+
+
+@pytest.mark.integration
+def test_node_run_with_the_synthetic_fake_on_a_non_development_chain_exits_2(tmp_path) -> None:
+    """`node run` with [node] synthetic_parameters against a chain whose id is
+    not a development chain's (anvil started with --chain-id 11155111)."""
+    import time
+    import urllib.request
+
+    from coordinator.ops._paths import anvil_binary
+    from coordinator.ops._procs import free_port
+
+    port = free_port()
+    anvil = subprocess.Popen([str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port),
+                              "--chain-id", "11155111",
+                              "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                req = urllib.request.Request(url, data=b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}',
+                                             headers={"Content-Type": "application/json"})
+                urllib.request.urlopen(req, timeout=2).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "anvil did not start within 60 s"
+                time.sleep(0.2)
+        (tmp_path / "pass").write_text("a passphrase\n")
+        cfg = tmp_path / "peer.toml"
+        cfg.write_text(f'[node]\nrpc_url = "{url}"\nipfs_api = "http://127.0.0.1:9"\naccount = 1\n'
+                       f'passphrase_file = "pass"\nsynthetic_parameters = 100\n')
+        rec = {"chain_id": 11155111, "backend": "url", "block": 1, "source_hash": "x",
+               "deployer": "0x0", "contracts": {}, "gas": {}, "policy": {}, "ledger_policy": {}}
+        (tmp_path / ".fedledger").mkdir()
+        (tmp_path / ".fedledger" / "deployment.json").write_text(json.dumps(rec))
+        proc = run("node", "run", "--config", str(cfg))
+        assert proc.returncode == 2, proc.stderr
+        assert "refused on chain 11155111" in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    finally:
+        anvil.terminate()
+        anvil.wait(timeout=30)

@@ -168,8 +168,11 @@ def test_round_events_in_a_full_round(hh: Chain) -> None:
     names = {e.name for n in ("FedRounds",) for e in _all_events(fed, n, start)}
     for want in ("RoundOpened", "ParticipantsSelected", "KeysPosted", "SharesPosted",
                  "UpdateCommitted", "SharesRevealed", "PhaseAdvanced", "ResultPosted",
-                 "RoundFinalized", "Withdrawn"):
+                 "RoundFinalized", "Withdrawn", "QuantFixed"):
         assert want in names, want
+    fixed = fed.events("FedRounds", "QuantFixed", start)
+    assert len(fixed) == 1 and (fixed[0].args["vectorLength"], fixed[0].args["chunkElems"],
+                                fixed[0].args["fracBits"]) == (300, 64, 16)
     opened = fed.events("FedRounds", "RoundOpened", start)[0].args
     assert (opened["round"], opened["n"], opened["t"], opened["dpConfig"]) == (1, 5, 3, 1)
     committed = fed.events("FedRounds", "UpdateCommitted", start)
@@ -223,6 +226,10 @@ def test_round_errors(hh: Chain) -> None:
            given=2, expected=1)
     expect("RoundsZeroWeight", lambda: fed.commit(r, cid_digest=bytes(32), chunks_root=bytes(32),
                                                   weight=0, dp_config=1, sender=p0.address))
+    expect("RoundsWeightTooLarge", lambda: fed.commit(r, cid_digest=bytes(32), chunks_root=bytes(32),
+                                                      weight=2**64 - 1, dp_config=1,
+                                                      sender=p0.address),
+           weight=2**64 - 1, cap=pol.max_weight)
     sim.commit(drop={3})
     expect("RoundsAlreadyCommitted",
            lambda: fed.commit(r, cid_digest=bytes(32), chunks_root=bytes(32), weight=1,
@@ -252,7 +259,7 @@ def test_round_errors(hh: Chain) -> None:
     # A policy with threshold above participants cannot be deployed.
     expect("RoundsBadPolicy", lambda: hh.deploy(
         "FedRounds", hh.account(0).address, fed.registry.address, fed.ledger.address,
-        (3, 4, 1, 1, 1, 1, 1, 1, 0, 0), bytes(32)))
+        (3, 4, 1, 1, 1, 1, 1, 1, 0, 0, 1), bytes(32), bytes(32)))
     # Fewer eligible peers than the threshold.
     fed2, cfg2 = setup_federation(hh, peers=2, policy=Policy(participants=5, threshold=3))
     expect("RoundsNotEnoughEligible", lambda: RoundSim(fed2, cfg2), eligible=2, needed=3)
@@ -293,7 +300,7 @@ def test_fraud_errors_and_events(hh: Chain) -> None:
     sim.reveal()
     r = sim.round_id
     wrong = sim.true_sum().copy()
-    wrong[0] += 1
+    wrong[0] += 1 << 20
     sim.post_result(sender=sim.peers[0].address, result=wrong)
     seeds = sim.posted_seeds
     pair = next(i for i, (_, v, _) in enumerate(seeds) if v != 0xFFFF)
@@ -325,10 +332,36 @@ def test_fraud_errors_and_events(hh: Chain) -> None:
                                                         sender=8), i=0)
     expect("FraudBadResultChunk", lambda: fed.challenge_chunk(
         r, **{**args, "result_chunk": args["result_chunk"][:-32]}, sender=8))
+    # The round starts from the all-zero adapter (root 0): no previous chunk may be given.
+    expect("FraudBadAdapterChunk", lambda: fed.challenge_chunk(
+        r, **{**args, "prev_chunk": bytes(len(args["result_chunk"]))}, sender=8))
     ev = emitted(fed, fed.challenge_chunk(r, **args, sender=8))
     assert ev["FraudProven"] == {"round": r, "challenger": hh.account(8).address, "kind": 2,
                                  "detail": 0}
     assert ev["ResultVoided"]["aggregator"] == sim.peers[0].address
+
+
+def test_stake_lock_and_slashed_sweep(hh: Chain) -> None:
+    fed, cfg = setup_federation(hh, peers=5)
+    expect("RoundsNothingSlashed", lambda: fed.sweep_slashed(hh.account(9).address))
+    sim = RoundSim(fed, cfg)
+    sim.keys()
+    sim.shares()
+    sim.commit()
+    sim.reveal()
+    wrong = sim.true_sum().copy()
+    wrong[0] += 1 << 20
+    liar = sim.peers[0].address
+    ev = emitted(fed, sim.post_result(sender=liar, result=wrong))
+    assert ev["StakeLockChanged"] == {"peer": liar, "locks": 1}
+    fed.request_leave(sender=liar)
+    hh.mine(12)
+    expect("RegistryStakeLocked", lambda: fed.withdraw_stake(sender=liar), peer=liar)
+    fed.challenge_chunk(sim.round_id, **sim.chunk_proof_args(0), sender=8)
+    assert fed.stake_locks(liar) == 0
+    ev = emitted(fed, fed.sweep_slashed(hh.account(9).address))
+    pool = fed.policy().bond - fed.policy().bond * fed.policy().challenger_reward_bps // 10_000
+    assert ev["SlashedSwept"] == {"to": hh.account(9).address, "amount": pool}
 
 
 # -- completeness -----------------------------------------------------------------

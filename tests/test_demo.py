@@ -13,14 +13,14 @@ from coordinator.privacy._privacy import conversion_constants, dp_config, epsilo
 
 
 @pytest.mark.integration
-def test_demo_runs_three_verified_rounds_with_dropouts_and_prints_only_json() -> None:
+def test_demo_runs_five_verified_rounds_with_dropouts_ends_at_eps_8_and_prints_only_json() -> None:
     proc = subprocess.run([sys.executable, "-m", "coordinator.cli", "demo", "--encoder", "tiny",
                            "--json"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout)  # stdout is only JSON; progress went to stderr
     assert "round 2: peer 7 drops out after shares" in proc.stderr
     rounds = {r["round"]: r for r in res["rounds"]}
-    assert sorted(rounds) == [1, 2, 3]
+    assert sorted(rounds) == [1, 2, 3, 4, 5]
     for r in rounds.values():
         assert r["verified"].split()[0] == "7/7", r
         assert r["gas"] > 0 and r["bytes_moved"] > 4 * res["vector_length"] * r["survivors"]
@@ -28,9 +28,9 @@ def test_demo_runs_three_verified_rounds_with_dropouts_and_prints_only_json() ->
     # key was reconstructed); peer 6 committed and vanished (no reveal).
     assert (rounds[2]["keys"], rounds[2]["shares"], rounds[2]["survivors"], rounds[2]["reveals"]) \
         == (8, 8, 7, 6)
-    assert all(rounds[r]["survivors"] == 8 for r in (1, 3))
+    assert all(rounds[r]["survivors"] == 8 for r in (1, 3, 4, 5))
     # The global model learned something: AUC on the held-out set went up.
-    assert rounds[3]["auc"] > res["initial"]["auc"] + 0.05
+    assert rounds[5]["auc"] > res["initial"]["auc"] + 0.05
     # The ledger charged each committed round, and nothing for the missed one.
     cfg = res["config"]
     one = dp_config(config_id=1, q=cfg["q"], sigma=cfg["sigma"], steps=cfg["steps"])
@@ -40,8 +40,10 @@ def test_demo_runs_three_verified_rounds_with_dropouts_and_prints_only_json() ->
         return epsilon_micro([k * v for v in one.rdp_micro], conv) / 1e6
 
     spent = {p["peer"]: p["epsilon"] for p in res["peers"]}
-    assert spent[7] == pytest.approx(eps(2), abs=1e-4)
-    assert all(spent[p] == pytest.approx(eps(3), abs=1e-4) for p in range(7))
+    assert spent[7] == pytest.approx(eps(4), abs=1e-4)
+    assert all(spent[p] == pytest.approx(eps(5), abs=1e-4) for p in range(7))
+    # The defaults end every peer at ε ≤ 8 (δ = 1e-5 ≤ 1/records), and say so.
+    assert max(spent.values()) <= 8.0 and cfg["epsilon_cap"] == 8.0
     assert all(p["epsilon"] <= p["cap"] for p in res["peers"])
 
 
@@ -57,4 +59,9 @@ def test_demo_with_a_dishonest_aggregator_slashes_it_and_recovers() -> None:
     assert any(f"first wrong chunk: {d['fraud']['index']}" in line for line in d["verify_failed"])
     assert d["slashed_wei"] == 10**17 and 0 < d["reward_wei"] <= d["slashed_wei"]
     assert d["liar_quarantined"]
+    # Then the correct Σx with a wrong adapter: proven wrong on-chain too.
+    wrong_adapter = d["proofs"][1]
+    assert wrong_adapter["posted"] == "the correct aggregate with a wrong adapter"
+    assert wrong_adapter["fraud"]["kind"] == "chunk" and wrong_adapter["poster_quarantined"]
+    assert wrong_adapter["slashed_wei"] == 10**17
     assert [r["verified"].split()[0] for r in res["rounds"]] == ["7/7", "7/7"]

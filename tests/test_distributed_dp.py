@@ -226,17 +226,23 @@ def test_round_below_the_noise_floor_is_never_unmasked_and_charges_nothing(embed
     assert not fed.events("PrivacyLedger", "BudgetCharged", start)
 
 
-def test_distributed_charges_are_refunded_when_reveals_fall_short(embedded_chain: Chain) -> None:
+@pytest.mark.parametrize("reveals", [0, 2])
+def test_distributed_charges_are_refunded_only_when_nobody_revealed(embedded_chain: Chain,
+                                                                     reveals: int) -> None:
+    # Issue 12 item 7: one public reveal plus t−1 colluders' shares is t, so
+    # a round short of reveals refunds only if nobody revealed at all.
     cfg = _cfg(nz.DPMode.DISTRIBUTED_USER, k=0, floor_m=3)
     fed = _federation(embedded_chain, cfg)
     sim = _sim(fed, cfg)
     sim.keys()
     sim.shares()
     sim.commit()
-    assert all(fed.epsilon_micro(p.address) > 0 for p in sim.peers)
-    sim.reveal(drop={0, 1, 2})
+    charged = {p.address: fed.epsilon_micro(p.address) for p in sim.peers}
+    assert all(v > 0 for v in charged.values())
+    sim.reveal(drop={p.index for p in sim.peers[reveals:]})
     sim.run_to(Phase.FAILED)
-    assert all(fed.epsilon_micro(p.address) == 0 for p in sim.peers)
+    after = {p.address: fed.epsilon_micro(p.address) for p in sim.peers}
+    assert after == ({a: 0 for a in charged} if reveals == 0 else charged)
 
 
 def test_local_mode_still_charges_at_commit(embedded_chain: Chain) -> None:

@@ -21,7 +21,7 @@ from coordinator.privacy._privacy import dp_config
 from coordinator.protocol import _secagg as sa
 from coordinator.protocol._aggregate import (RoundPublic, _reconstruct, _take, aggregate,
                                              collect, verify)
-from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter
+from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter_args
 from coordinator.protocol._wire import AdapterBlob, ShareBundle
 from coordinator.store._cid import (CID, DAG_PB, RAW, AddOptions, dagpb_links, dagpb_node,
                                     unixfs_file_data, unixfs_filesize)
@@ -43,8 +43,7 @@ def _round(tmp_path: Path, n: int = 4, t: int = 2, size: int = 300):
     pol = Policy(participants=n, threshold=t, keys_blocks=8, shares_blocks=8, commit_blocks=8,
                  reveal_blocks=8, aggregate_blocks=8, challenge_blocks=1, bond=STAKE)
     fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=50),
-                               initial_adapter_cid=initial_adapter(store, np.zeros(size,
-                                                                                   np.float32)))
+                               **initial_adapter_args(store, np.zeros(size, np.float32)))
     fed.register_config(dp_config(config_id=1, q=0.5, sigma=1.0, steps=2))
     for i in range(1, n + 1):
         fed.register(sender=i, stake=STAKE)
@@ -264,14 +263,15 @@ def test_fuzz_share_bundle_fields(fields: dict, n: int) -> None:
 
 @FUZZ
 @given(st.one_of(st.binary(max_size=300), st.dictionaries(
-    st.sampled_from(["magic", "round", "values", "aggregate"]), cbor_values).map(
-        lambda d: cbor2.dumps({"magic": "fedledger.adapter.v1", **d}))))
+    st.sampled_from(["magic", "round", "values", "aggregate", "frac_bits", "length"]),
+    cbor_values).map(lambda d: cbor2.dumps({"magic": "fedledger.adapter.v2", **d}))))
 def test_fuzz_adapter_blob(data: bytes) -> None:
     try:
         blob = AdapterBlob.from_bytes(data)
     except InvalidContentError:
         return
     assert len(blob.values) % 4 == 0 and len(blob.aggregate) % 4 == 0
+    assert 0 <= blob.frac_bits <= 30 and 0 <= blob.model_length <= len(blob.values) // 4
 
 
 @FUZZ

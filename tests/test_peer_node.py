@@ -16,7 +16,7 @@ import pytest
 from coordinator import connect
 from coordinator.protocol._aggregate import collect, verify
 from coordinator.chain._contracts import LedgerPolicy, Phase, Policy, StatusFlag, deploy_federation
-from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter
+from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter_args
 from coordinator.privacy._privacy import dp_config
 from coordinator.store._store import EmbeddedStore
 from nodes._data import partition
@@ -108,7 +108,7 @@ def _federation(n: int = 4, t: int = 3):
     pol = Policy(participants=n, threshold=t, keys_blocks=8, shares_blocks=8, commit_blocks=8,
                  reveal_blocks=8, aggregate_blocks=8, challenge_blocks=1, bond=STAKE)
     fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=50),
-                               initial_adapter_cid=initial_adapter(store, start))
+                               **initial_adapter_args(store, start))
     fed.register_config(dp_config(config_id=1, q=0.5, sigma=1.0, steps=2))
     for i in range(1, n + 1):
         fed.register(sender=i, stake=STAKE)
@@ -204,7 +204,15 @@ def test_peer_that_lost_its_state_sits_the_round_out(tmp_path: Path) -> None:
         _, flags = fed.status(r, nodes[0].address)
         assert flags & StatusFlag.KEYS and not flags & StatusFlag.SHARES
         assert fed.round_info(r).phase == Phase.AGGREGATE and len(collect(fed, r).u3) == 3
-        assert keys["seed"] != 0
+        # The keys on-chain are those of the lost state (the restarted peer did
+        # not post fresh ones), and none of its secrets reached the new state.
+        from nacl.bindings import crypto_scalarmult_base
+
+        posted = [e.args for e in fed.all_events("FedRounds", fed.round_info(r).opened_block)
+                  if e.name == "KeysPosted" and e.args["peer"] == nodes[0].address]
+        assert len(posted) == 1
+        assert bytes(posted[0]["encPk"]) == crypto_scalarmult_base(keys["enc"])
+        assert bytes(posted[0]["maskPk"]) == crypto_scalarmult_base(keys["mask"])
 
 
 def test_resumed_training_is_byte_identical_and_the_seed_is_secret(tmp_path: Path) -> None:

@@ -18,16 +18,23 @@ from coordinator.privacy._privacy import dp_config
 from coordinator.store._store import EmbeddedStore
 
 
-def _setup(n: int, t: int):
+def _setup(n: int, t: int, *, start: np.ndarray | None = None):
+    """A federation of n peers; ``start`` is published as the initial global
+    adapter (without it the round starts from the all-zero adapter, root 0,
+    recompute a new adapter)."""
+    from coordinator.protocol._driver import initial_adapter_args
+
     chain = connect("embedded")
     chain.ensure_accounts(n + 3)
+    store = EmbeddedStore()
     pol = Policy(participants=n, threshold=t, keys_blocks=30, shares_blocks=30, commit_blocks=30,
                  reveal_blocks=30, aggregate_blocks=30, challenge_blocks=2, bond=STAKE)
-    fed, _ = deploy_federation(chain, policy=pol)
+    kw = {} if start is None else initial_adapter_args(store, start)
+    fed, _ = deploy_federation(chain, policy=pol, **kw)
     for i in range(1, n + 1):
         fed.register(sender=i, stake=STAKE)
     fed.register_config(dp_config(config_id=1, q=0.1, sigma=1.0, steps=10))
-    return chain, fed, EmbeddedStore()
+    return chain, fed, store
 
 
 def _past_deadline(fed, r):
@@ -165,21 +172,23 @@ def test_wrong_revealed_share_is_excluded_and_tampered_vector_rejected() -> None
 
 
 def test_aggregator_posts_and_the_round_verifies() -> None:
-    chain, fed, store = _setup(5, 3)
+    start = np.linspace(-1, 1, 40, dtype=np.float32)  # a published, non-zero start adapter
+    chain, fed, store = _setup(5, 3, start=start)
     with chain:
         r, xs, agg = run_round(fed, store, length=40, drops={"shares": {4}},
                                rng=np.random.default_rng(1))
-        start = np.zeros(40, np.float32)
-        # The round started from an all-zero adapter it did not record; attach one.
-        agg2, new, gas = Aggregator(fed, store, fed.chain.account(1).address).run(r, start)
+        # The round starts from the published adapter whose root the chain records.
+        agg2, new, gas = Aggregator(fed, store, fed.chain.account(1).address).run(r)
         assert gas > 0 and np.array_equal(agg2.total, agg.total)
         checks = verify(fed, store, r)
-        assert all(c.ok for c in checks), checks
+        assert all(c.ok and c.checked for c in checks), checks
+        # The adapter check ran (it used to vanish with a zero start adapter).
+        assert "new adapter = f(global, Σx, Σn), chunk by chunk" in [c.name for c in checks]
 
 
 def test_sparse_graph_round_is_exact_and_refuses_to_expose_an_isolated_survivor() -> None:
     # n = 24 > 20 and t = 4: a k-regular graph with k = 10 (DESIGN §3 "Neighbours").
-    chain, fed, store = _setup(24, 4)
+    chain, fed, store = _setup(24, 4, start=np.zeros(70, np.float32))
     with chain:
         r, xs, agg = run_round(fed, store, length=70, drops={"shares": {5}, "commit": {9, 17}},
                                rng=np.random.default_rng(2))
@@ -190,8 +199,7 @@ def test_sparse_graph_round_is_exact_and_refuses_to_expose_an_isolated_survivor(
         # Pairwise seeds only between a dropped dealer and its surviving neighbours.
         assert len(agg.seeds) == 21 + sum(len(g.neighbours(v, collect(fed, r).u3)) for v in (9, 17))
         # The contract accepts exactly this list.
-        agg2, _, _ = Aggregator(fed, store, fed.chain.account(1).address).run(
-            r, np.zeros(70, np.float32))
+        agg2, _, _ = Aggregator(fed, store, fed.chain.account(1).address).run(r)
         assert all(c.ok for c in verify(fed, store, r))
         fed.chain.mine(3)
         fed.finalize(r)

@@ -26,7 +26,8 @@ interface IFedRounds {
         InsufficientCommits,
         InsufficientReveals,
         NoResult,
-        NoiseBelowFloor
+        NoiseBelowFloor,
+        TooManyFrauds
     }
 
     /// @notice Governance policy. Phase lengths are in blocks.
@@ -41,6 +42,8 @@ interface IFedRounds {
         uint32 challengeBlocks;
         uint16 challengerRewardBps;
         uint96 bond;
+        /// @dev The largest weight n_u a commit may claim (>= 1).
+        uint32 maxWeight;
     }
 
     /// @notice How a round's update vector is encoded (DESIGN §4).
@@ -75,10 +78,11 @@ interface IFedRounds {
         uint32 vectorLength;
         uint16 chunkElems;
         uint8 fracBits;
-        uint64 weightSum;
+        uint96 weightSum;
         uint64 openedBlock;
         bytes32 adapterCid;
         bytes32 seed;
+        bytes32 adapterRoot;
     }
 
     struct ResultView {
@@ -110,6 +114,8 @@ interface IFedRounds {
     error RoundsWrongDPConfig(uint32 given, uint32 expected);
     /// @notice Thrown when a commit has zero weight.
     error RoundsZeroWeight();
+    /// @notice Thrown when a commit claims weight `weight` above the policy cap `cap`.
+    error RoundsWeightTooLarge(uint64 weight, uint32 cap);
     /// @notice Thrown when a reveal names a dealer that is not in U2, or dealers out of order.
     error RoundsBadDealer(uint256 index);
     /// @notice Thrown when the bond sent is below the policy bond.
@@ -129,6 +135,8 @@ interface IFedRounds {
     error RoundsFraudProofsAlreadySet(address fraudProofs);
     /// @notice Thrown when the data schema is declared twice (`current` is set), or as zero.
     error RoundsDataSchemaAlreadySet(bytes32 current);
+    /// @notice Thrown when the slashed pool is empty.
+    error RoundsNothingSlashed();
     /// @notice Thrown when `account` has nothing to withdraw.
     error RoundsNothingToWithdraw(address account);
 
@@ -187,6 +195,10 @@ interface IFedRounds {
     event RoundFinalized(uint256 indexed round, bytes32 adapterCid, address indexed aggregator);
     /// @notice Emitted after `account` withdrew `amount` (bonds returned, rewards).
     event Withdrawn(address indexed account, uint256 amount);
+    /// @notice Emitted after the governor's first round fixed the federation's quantization.
+    event QuantFixed(uint32 vectorLength, uint16 chunkElems, uint8 fracBits);
+    /// @notice Emitted after the governor moved `amount` of slashed funds to `to` (withdrawable there).
+    event SlashedSwept(address indexed to, uint256 amount);
     /// @notice Emitted after the fraud-proof contract was set.
     event FraudProofsSet(address indexed fraudProofs);
     /// @notice Emitted after the governor declared the federation's data schema
@@ -215,11 +227,20 @@ interface IFedRounds {
     /// @notice Declare the federation's data schema hash, once (governor only).
     function setDataSchema(bytes32 schemaHash) external;
     function withdraw() external;
+    /// @notice Move the whole slashed pool to `to`'s withdrawable balance
+    ///         (governor only; e.g. a treasury, or the honest re-aggregator).
+    function sweepSlashed(address to) external;
 
     function currentRound() external view returns (uint256);
     function globalAdapterCid() external view returns (bytes32);
     /// @notice The declared data schema hash; zero until the governor declares one.
     function dataSchema() external view returns (bytes32);
+    /// @notice Merkle root of the current global adapter (fixed point, uint32
+    ///         lanes, chunked like the rounds' vectors); zero for the all-zero
+    ///         adapter. A result's `resultRoot` is the root of its new adapter.
+    function globalAdapterRoot() external view returns (bytes32);
+    /// @notice The quantization fixed by round 1 (zero before).
+    function quantization() external view returns (Quant memory);
     function roundInfo(uint256 round) external view returns (RoundView memory);
     function resultOf(uint256 round) external view returns (ResultView memory);
     function participantsOf(uint256 round) external view returns (address[] memory);

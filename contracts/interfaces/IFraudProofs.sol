@@ -29,7 +29,10 @@ interface IFraudProofs {
     }
 
     /// @notice Everything a chunk proof needs (one calldata struct keeps the
-    ///         stack small).
+    ///         stack small). `resultChunk` is a chunk of the posted new
+    ///         adapter; `prevChunk` the same chunk of the adapter the round
+    ///         started from, under the round's `adapterRoot` (empty, and no
+    ///         proof, when that root is zero: the all-zero adapter).
     struct ChunkProof {
         uint256 round;
         uint256 chunkIndex;
@@ -37,6 +40,8 @@ interface IFraudProofs {
         MemberChunk[] members;
         bytes resultChunk;
         bytes32[] resultProof;
+        bytes prevChunk;
+        bytes32[] prevProof;
     }
 
     /// @notice Thrown when the seeds given are not the posted seeds.
@@ -55,6 +60,8 @@ interface IFraudProofs {
     error FraudBadChunk(uint256 i);
     /// @notice Thrown when the result chunk does not verify against the posted result root.
     error FraudBadResultChunk();
+    /// @notice Thrown when the previous adapter's chunk does not verify against the round's adapter root.
+    error FraudBadAdapterChunk();
     /// @notice Thrown when the evidence shows the posted value is right.
     error FraudNotProven(uint256 round);
 
@@ -74,7 +81,9 @@ interface IFraudProofs {
         bytes32 maskPk
     ) external;
 
-    /// @notice Prove that chunk `chunkIndex` of the posted result differs from
-    ///         Σ y_u over U3 minus the masks expanded from the posted seeds.
+    /// @notice Prove that chunk `chunkIndex` of the posted new adapter differs
+    ///         from f(previous adapter, Σx, Σn), where Σx is Σ y_u over U3
+    ///         minus the masks expanded from the posted seeds and, per element,
+    ///         f(a, s, N) = (a + trunc(int32(s) / N)) mod 2^32 (DESIGN §3.6).
     function challengeChunk(ChunkProof calldata proof) external;
 }

@@ -29,6 +29,8 @@ interface IPeerRegistry {
     error RegistryNotLeaving(address peer);
     /// @notice Thrown when `caller` may not call this function.
     error RegistryUnauthorized(address caller);
+    /// @notice Thrown when `peer` withdraws while a result it posted is still pending.
+    error RegistryStakeLocked(address peer);
     /// @notice Thrown when the modalities bitmask has bits outside text|image|behaviour.
     error RegistryBadModalities(uint8 modalities);
     /// @notice Thrown when the slasher is set twice.
@@ -44,6 +46,8 @@ interface IPeerRegistry {
     event PeerQuarantined(address indexed peer, address indexed by);
     /// @notice Emitted after the slasher (the rounds contract) was set.
     event SlasherSet(address indexed slasher);
+    /// @notice Emitted after the holds on `peer`'s stake changed to `locks`.
+    event StakeLockChanged(address indexed peer, uint256 locks);
 
     /// @notice Register the caller with `msg.value` as stake.
     /// @param region Operator-declared region code.
@@ -60,6 +64,14 @@ interface IPeerRegistry {
     /// @notice Exclude `peer` from future rounds (governor or slasher).
     function quarantine(address peer) external;
 
+    /// @notice Lock (`locked` true) or release one hold on `peer`'s stake
+    ///         (slasher only): a peer with holds cannot withdraw. The rounds
+    ///         contract holds an aggregator's stake while its result is pending.
+    function setLock(address peer, bool locked) external;
+
+    /// @notice The number of holds on `peer`'s stake.
+    function locksOf(address peer) external view returns (uint256);
+
     /// @notice Set the slasher once (governor).
     function setSlasher(address slasher) external;
 
@@ -71,6 +83,12 @@ interface IPeerRegistry {
 
     /// @notice All registered peers, in registration order (withdrawals swap-and-pop).
     function peers() external view returns (address[] memory);
+
+    /// @notice The number of registered peers (the length of {peers}).
+    function peerCount() external view returns (uint256);
+
+    /// @notice The `i`-th registered peer (order of {peers}).
+    function peerAt(uint256 i) external view returns (address);
 
     /// @notice The record of `peer`.
     function peerInfo(address peer) external view returns (Peer memory);

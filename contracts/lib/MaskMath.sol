@@ -124,4 +124,20 @@ library MaskMath {
             }
         }
     }
+
+    /// @notice One word of the next global adapter (DESIGN §3.6), lane-wise
+    ///         (a + trunc(int32(s) / n)) mod 2^32, a = previous adapter, s =
+    ///         Σx, n = Σ n_u >= 1 (lane form in and out). Mirrors
+    ///         coordinator._encoding.next_adapter.
+    function nextAdapterWord(uint256 a, uint256 s, int256 n) internal pure returns (uint256 out) {
+        // Each lane is read as 32 bits and masked back to 32 bits; with n >= 1,
+        // |trunc(s / n)| <= 2^31, so nothing here can overflow int256.
+        unchecked {
+            for (uint256 sh = 0; sh < 256; sh += 32) {
+                int256 si = int256(int32(uint32(s >> sh)));
+                int256 ai = int256(uint256(uint32(a >> sh)));
+                out |= (uint256(ai + si / n) & 0xFFFFFFFF) << sh;
+            }
+        }
+    }
 }

@@ -7,12 +7,17 @@ import {IPeerRegistry} from "../interfaces/IPeerRegistry.sol";
 import {FedRounds} from "../FedRounds.sol";
 import {PeerRegistry} from "../PeerRegistry.sol";
 import {PrivacyLedger} from "../PrivacyLedger.sol";
+import {MaskGraph} from "../lib/MaskGraph.sol";
 
 /// @notice Drives the registry, ledger and rounds contracts with random
 ///         sequences of actions by eight actors, and keeps ghost variables
 ///         for the invariants in {FederationInvariants}. It also stands in
 ///         for the fraud-proof contract, so `voidResult` (the slashing path)
 ///         is exercised without crafting proofs (those have their own tests).
+///         Results are posted with the canonical seed list (computed here
+///         from the on-chain status flags and the mask graph, as an honest
+///         aggregator would), and sometimes with a wrong one, which must be
+///         refused; so bonds are posted, finalized, credited, voided and slashed.
 contract FederationHandler is TestBase {
     uint96 public constant STAKE = 1 ether;
     uint96 public constant BOND = 0.5 ether;
@@ -30,6 +35,15 @@ contract FederationHandler is TestBase {
     uint256 public ghostPaidOut;
     uint256 public maxCommitsPerPeerRound;
     bool public phaseWentBack;
+    uint256 public ghostResultsPosted;
+    uint256 public ghostVoided;
+    uint256 public ghostSlashed; // wei taken from voided bonds (reward + pool)
+    uint256 public ghostBadSeedsRejected;
+    bool public badSeedsAccepted;
+    /// @dev What each account should be able to withdraw: a bond once its
+    ///      round is FINAL, a challenger's reward once it proved fraud.
+    mapping(address account => uint256 amount) public ghostOwed;
+    mapping(uint256 round => bool done) public ghostFinalCounted;
     mapping(uint256 round => mapping(address peer => uint256 count)) public ghostCommits;
     mapping(uint256 round => uint256 rank) public ghostRank;
     mapping(address actor => uint256 index) private _actorIndex;
@@ -50,9 +64,10 @@ contract FederationHandler is TestBase {
             aggregateBlocks: 8,
             challengeBlocks: 4,
             challengerRewardBps: 3000,
-            bond: BOND
+            bond: BOND,
+            maxWeight: 1_000_000
         });
-        rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(uint256(1)));
+        rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(uint256(1)), bytes32(0));
         rounds.setFraudProofs(address(this));
         ledger.setCharger(address(rounds));
         registry.setSlasher(address(rounds));
@@ -82,6 +97,58 @@ contract FederationHandler is TestBase {
         uint256 rank = uint256(v.attempt) * 16 + uint256(v.phase);
         if (rank < ghostRank[r]) phaseWentBack = true;
         ghostRank[r] = rank;
+        // Opening round r finalizes r - 1 in the same call: look at both.
+        if (r > 1) _trackFinal(r - 1);
+        _trackFinal(r);
+    }
+
+    /// @dev The first time a round is seen FINAL, its bond is owed to its aggregator.
+    function _trackFinal(uint256 r) private {
+        if (ghostFinalCounted[r] || rounds.roundInfo(r).phase != IFedRounds.Phase.Final) return;
+        ghostFinalCounted[r] = true;
+        ghostRoundsFinal += 1;
+        IFedRounds.ResultView memory res = rounds.resultOf(r);
+        ghostOwed[res.aggregator] += res.bond;
+    }
+
+    /// @dev U3 (committed) and U2 \ U3 (shared, then dropped), as indices, ascending.
+    function _sets(uint256 r) private view returns (uint16[] memory kept, uint16[] memory gone) {
+        address[] memory list = rounds.participantsOf(r);
+        kept = new uint16[](list.length);
+        gone = new uint16[](list.length);
+        uint256 nk;
+        uint256 ng;
+        for (uint256 i = 0; i < list.length; ++i) {
+            uint256 st = rounds.statusOf(r, list[i]);
+            if (st & (1 << 18) != 0) kept[nk++] = uint16(i);
+            else if (st & (1 << 17) != 0) gone[ng++] = uint16(i);
+        }
+        assembly {
+            mstore(kept, nk)
+            mstore(gone, ng)
+        }
+    }
+
+    /// @dev The canonical seed list for the round's U2/U3 (FedRounds._checkSeedSet's order).
+    function _canonicalSeeds(uint256 r, uint256 salt) private view returns (IFedRounds.Seed[] memory seeds) {
+        (uint16[] memory kept, uint16[] memory gone) = _sets(r);
+        IFedRounds.RoundView memory v = rounds.roundInfo(r);
+        uint256 k = MaskGraph.degree(v.n, v.t);
+        uint256[] memory pos = MaskGraph.positions(v.seed, v.n, k);
+        seeds = new IFedRounds.Seed[](kept.length * (gone.length + 1));
+        uint256 at;
+        for (uint256 i = 0; i < kept.length; ++i) {
+            seeds[at++] = IFedRounds.Seed({u: kept[i], v: 0xFFFF, value: bytes32(salt + at)});
+        }
+        for (uint256 g = 0; g < gone.length; ++g) {
+            for (uint256 i = 0; i < kept.length; ++i) {
+                if (!MaskGraph.adjacent(pos, k, kept[i], gone[g])) continue;
+                seeds[at++] = IFedRounds.Seed({u: kept[i], v: gone[g], value: bytes32(salt + at)});
+            }
+        }
+        assembly {
+            mstore(seeds, at)
+        }
     }
 
     // ------------------------------------------------------------------ actions
@@ -166,17 +233,41 @@ contract FederationHandler is TestBase {
 
     function postResult(uint256 a) external {
         uint256 r = _round();
-        IFedRounds.Seed[] memory seeds = new IFedRounds.Seed[](0);
+        if (r == 0) return;
+        IFedRounds.Seed[] memory seeds = _canonicalSeeds(r, a);
+        // One post in five carries a wrong list: a seed dropped, or two swapped.
+        bool wrong = a % 5 == 0 && seeds.length > 0;
+        if (wrong) {
+            if (seeds.length > 1 && (a >> 8) % 2 == 0) {
+                (seeds[0], seeds[seeds.length - 1]) = (seeds[seeds.length - 1], seeds[0]);
+            } else {
+                IFedRounds.Seed[] memory shorter = new IFedRounds.Seed[](seeds.length - 1);
+                for (uint256 i = 0; i < shorter.length; ++i) shorter[i] = seeds[i];
+                seeds = shorter;
+            }
+        }
         vm.prank(_actor(a));
         try rounds.postResult{value: BOND}(r, bytes32(a), bytes32(a + 1), bytes32(a + 2), seeds) {
             ghostDeposited += BOND;
-        } catch {}
+            ghostResultsPosted += 1;
+            if (wrong) badSeedsAccepted = true;
+        } catch (bytes memory err) {
+            if (wrong && bytes4(err) == IFedRounds.RoundsBadSeeds.selector) ghostBadSeedsRejected += 1;
+        }
         _track();
     }
 
     /// @dev Stands in for a proven fraud (this handler is the fraud-proof contract).
     function proveFraud(uint256 a) external {
-        try rounds.voidResult(_round(), _actor(a)) {} catch {}
+        uint256 r = _round();
+        if (r == 0) return;
+        uint256 bond = rounds.resultOf(r).bond;
+        address challenger = _actor(a);
+        try rounds.voidResult(r, challenger) {
+            ghostVoided += 1;
+            ghostSlashed += bond;
+            ghostOwed[challenger] += bond * rounds.policy().challengerRewardBps / 10_000;
+        } catch {}
         _track();
     }
 
@@ -197,7 +288,9 @@ contract FederationHandler is TestBase {
         vm.prank(who);
         try rounds.withdraw() {
             ghostPaidOut += amount;
+            ghostOwed[who] = 0;
         } catch {}
+        _track();
     }
 
     /// @dev Eight steps of whatever the current phase needs (keys, shares,
@@ -220,6 +313,7 @@ contract FederationHandler is TestBase {
         IFedRounds.Phase ph = rounds.roundInfo(r).phase;
         address[] memory list = rounds.participantsOf(r);
         uint256 who = a;
+        uint256 coin = uint256(keccak256(abi.encode(a, "coin"))); // before `a` names an actor
         // Mostly act as a participant (productive steps); sometimes as anyone.
         if (a % 8 != 0 && list.length > 0) who = _actorIndex[list[(a >> 16) % list.length]];
         a = who;
@@ -229,7 +323,13 @@ contract FederationHandler is TestBase {
         else if (ph == IFedRounds.Phase.Commit) this.commit(a, weight);
         else if (ph == IFedRounds.Phase.Reveal) this.reveal(a);
         else if (ph == IFedRounds.Phase.Aggregate) this.postResult(a);
+        // A first result is proven wrong half the time; the re-posted one stands,
+        // so rounds still finalize (budgets allow only a few rounds here).
+        else if (ph == IFedRounds.Phase.Challenge && coin % 2 == 0 && rounds.roundInfo(r).attempt == 0) {
+            this.proveFraud(coin);
+        }
         else if (ph == IFedRounds.Phase.Challenge) this.roll(uint8(a));
+        else if (coin % 4 == 0) this.withdrawRewards(coin >> 8);
         else this.open();
     }
 
@@ -276,6 +376,22 @@ contract FederationInvariants is TestBase {
     ///         under a higher attempt number, so (attempt, phase) still grows).
     function invariant_phasesOnlyAdvance() public view {
         assertTrue(!h.phaseWentBack(), "phase went back");
+    }
+
+    /// @notice Bonds are credited only when their round is FINAL, a voided
+    ///         (slashed) bond is never credited to its aggregator, and a
+    ///         challenger gets exactly its reward: each account's withdrawable
+    ///         balance is what the ghost ledger says it is owed.
+    function invariant_bondsCreditedOnlyWhenFinal() public view {
+        for (uint256 i = 0; i < h.actorCount(); ++i) {
+            address who = h.actors(i);
+            assertEq(h.rounds().withdrawable(who), h.ghostOwed(who), "withdrawable != owed");
+        }
+    }
+
+    /// @notice A result whose seed list is not the canonical one is never accepted.
+    function invariant_wrongSeedListsRefused() public view {
+        assertTrue(!h.badSeedsAccepted(), "a wrong seed list was accepted");
     }
 
     /// @notice Stakes and bonds are conserved: what went in is held or was paid out.
@@ -331,5 +447,21 @@ contract FederationHandlerReach is TestBase {
             if (!h.ledger().canAfford(h.actors(i), 1)) exhausted++;
         }
         assertTrue(exhausted > 0, "some budget exhausted");
+    }
+
+    /// @dev The bond and slash paths are reached: results posted, rounds
+    ///      finalized (bonds credited), results voided (bonds slashed), wrong
+    ///      seed lists refused, rewards withdrawn.
+    function test_progressReachesBondAndSlashPaths() public {
+        FederationHandler h = new FederationHandler();
+        for (uint256 i = 0; i < 50; ++i) {
+            h.progress(i * 7 + 3, uint64(i));
+        }
+        assertTrue(h.ghostResultsPosted() >= 2, "results posted");
+        assertTrue(h.ghostRoundsFinal() >= 1, "rounds finalized");
+        assertTrue(h.ghostVoided() >= 1, "results voided");
+        assertTrue(h.ghostSlashed() >= h.BOND(), "bonds slashed");
+        assertTrue(h.ghostBadSeedsRejected() >= 1, "wrong seed lists refused");
+        assertTrue(h.ghostPaidOut() > 0, "rewards or stakes withdrawn");
     }
 }

@@ -56,6 +56,20 @@ contract EncodingHarness {
         }
     }
 
+    /// @notice Element-wise next adapter of two LE-encoded chunks (MaskMath.nextAdapterWord).
+    function nextAdapter(bytes calldata prev, bytes calldata sum, uint64 n) external pure returns (bytes memory out) {
+        uint256 words = sum.length / 32;
+        out = new bytes(sum.length);
+        for (uint256 k = 0; k < words; ++k) {
+            uint256 w = MaskMath.toLanes(
+                MaskMath.nextAdapterWord(MaskMath.chunkWord(prev, k), MaskMath.chunkWord(sum, k), int256(uint256(n)))
+            );
+            assembly ("memory-safe") {
+                mstore(add(add(out, 32), mul(k, 32)), w)
+            }
+        }
+    }
+
     function interpolate(uint256[] memory xs, uint256[] memory ys) external view returns (uint256) {
         return ShamirField.interpolateAtZero(xs, ys);
     }

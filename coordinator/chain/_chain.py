@@ -170,6 +170,38 @@ class Chain:
             raise ChainError(f"transaction failed: {text or 'no reason given'}") from exc
         raise self.decoder.decode(data) from exc
 
+    def _traced_revert_data(self, tx_hash: str) -> bytes | None:
+        """The return data of a mined, failed transaction from the node's call
+        tracer (anvil, geth, Hardhat); None where the node has no tracer."""
+        try:
+            resp = self.w3.provider.make_request(  # type: ignore[arg-type]
+                "debug_traceTransaction",
+                [tx_hash, {"tracer": "callTracer", "tracerConfig": {"onlyTopCall": True}}])
+        except Exception:  # noqa: BLE001 - a node without the debug namespace
+            return None
+        result = resp.get("result") if isinstance(resp, dict) else None
+        out = result.get("output") if isinstance(result, dict) else None
+        if isinstance(out, str) and out.startswith("0x") and len(out) > 2:
+            try:
+                return bytes.fromhex(out[2:])
+            except ValueError:
+                return None
+        return None
+
+    def _raise_mined_revert(self, tx: dict[str, Any], tx_hash: str, block: int) -> None:
+        """Decode why a mined transaction failed. A replay one block earlier
+        runs with another ``block.number``, so a deadline that had just passed
+        "succeeds" there: ask the tracer for the real return data first, then
+        replay at the failing block itself (the revert left its state as
+        before), and only then one block earlier."""
+        data = self._traced_revert_data(tx_hash)
+        if data:
+            raise self.decoder.decode(data)
+        for at in (block, block - 1):
+            data = self._revert_data(tx, at)
+            if data:
+                raise self.decoder.decode(data)
+
     # -- transactions -------------------------------------------------------
     def account(self, who: int | str | LocalAccount) -> LocalAccount:
         if isinstance(who, int):
@@ -231,8 +263,8 @@ class Chain:
                 raise ChainError(f"sending the transaction failed: {exc}") from exc
         rcpt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if rcpt["status"] != 1:
-            self._raise_revert(tx, None, int(rcpt["blockNumber"]) - 1)
-            raise ChainError(f"transaction {tx_hash.hex()} reverted without data")
+            self._raise_mined_revert(tx, "0x" + bytes(tx_hash).hex(), int(rcpt["blockNumber"]))
+            raise ChainError(f"transaction 0x{bytes(tx_hash).hex()} reverted without data")
         log.debug("tx %s gas=%d", tx_hash.hex(), rcpt["gasUsed"])
         addr = rcpt.get("contractAddress")
         return Receipt(
@@ -254,11 +286,16 @@ class Chain:
         }
         return self.send(tx, sender=acct)
 
-    def call(self, fn: ContractFunction, *, sender: int | str | LocalAccount = 0) -> Any:
+    def call(self, fn: ContractFunction, *, sender: int | str | LocalAccount = 0,
+             block: int | None = None) -> Any:
+        """A view call, at ``block`` when given (an auditor's snapshot), else
+        at the head."""
         # A read-only view (no signing accounts) calls from the zero address.
         frm = self.account(sender).address if self.accounts else "0x" + "00" * 20
         try:
-            return fn.call({"from": frm})
+            if block is None:
+                return fn.call({"from": frm})
+            return fn.call({"from": frm}, block_identifier=block)
         except Exception as exc:  # noqa: BLE001
             tx = {"to": fn.address, "data": fn._encode_transaction_data(), "from": frm}
             self._raise_revert(tx, exc)

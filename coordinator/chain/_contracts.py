@@ -10,7 +10,8 @@ error's name and arguments (see :mod:`coordinator.chain._chain`). Events decode 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ class FailReason(enum.IntEnum):
     INSUFFICIENT_REVEALS = 4
     NO_RESULT = 5
     NOISE_BELOW_FLOOR = 6
+    TOO_MANY_FRAUDS = 7
 
 
 class StatusFlag(enum.IntFlag):
@@ -76,16 +78,19 @@ class Policy:
     challenge_blocks: int = 50  # MIN_CHALLENGE_BLOCKS: a public chain refuses less
     challenger_reward_bps: int = 5000
     bond: int = 10**17
+    max_weight: int = 1_000_000  # cap on a commit's self-reported n_u
 
     def __post_init__(self) -> None:
         if not 1 <= self.threshold <= self.participants:
             raise ConfigError(f"threshold {self.threshold} must be between 1 and participants "
                               f"{self.participants}")
+        if not 1 <= self.max_weight < 2**32:
+            raise ConfigError(f"max_weight {self.max_weight} must be between 1 and 2^32 - 1")
 
     def as_tuple(self) -> tuple[int, ...]:
         return (self.participants, self.threshold, self.keys_blocks, self.shares_blocks,
                 self.commit_blocks, self.reveal_blocks, self.aggregate_blocks,
-                self.challenge_blocks, self.challenger_reward_bps, self.bond)
+                self.challenge_blocks, self.challenger_reward_bps, self.bond, self.max_weight)
 
 
 MIN_THRESHOLD = 2  # t = 1: every single share is the secret itself
@@ -175,6 +180,7 @@ class RoundInfo:
     opened_block: int
     adapter_cid: bytes
     seed: bytes
+    adapter_root: bytes = bytes(32)  # root of the fixed-point adapter it starts from; 0: all zero
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,10 +247,38 @@ class Federation:
         self._configs: dict[int, DPConfig] = {}
         self._distributed: dict[int, DistributedConfig] = {}
         self._event_cache: dict[str, tuple[list[Event], int, int]] = {}
+        self.block: int | None = None  # set by snapshot(): every read is pinned to it
         self.registry = chain.contract("PeerRegistry", addresses["PeerRegistry"])
         self.ledger = chain.contract("PrivacyLedger", addresses["PrivacyLedger"])
         self.rounds = chain.contract("FedRounds", addresses["FedRounds"])
         self.fraud = chain.contract("FraudProofs", addresses["FraudProofs"])
+
+    def _call(self, fn: Any) -> Any:
+        return self.chain.call(fn, block=self.block)
+
+    @contextmanager
+    def snapshot(self, block: int | None = None) -> Iterator[int]:
+        """Pin every read (view calls, event queries, code) to one block — the
+        head when ``block`` is None — for the duration of the ``with`` block,
+        so an audit never mixes state from two blocks (a round that moves on
+        while it is read). Yields the pinned block number."""
+        prev = self.block
+        self.block = self.chain.block_number if block is None else int(block)
+        try:
+            yield self.block
+        finally:
+            self.block = prev
+
+    def head(self) -> int:
+        """The pinned block when a snapshot is active, else the chain's head."""
+        return self.block if self.block is not None else self.chain.block_number
+
+    def code(self, name: str) -> bytes:
+        """Deployed runtime code of one contract (at the snapshot block)."""
+        addr = self.addresses[name]
+        if self.block is None:
+            return bytes(self.chain.w3.eth.get_code(addr))  # type: ignore[arg-type]
+        return bytes(self.chain.w3.eth.get_code(addr, block_identifier=self.block))  # type: ignore[arg-type]
 
     def _tx(self, fn: Any, sender: Sender | None, value: int = 0) -> Receipt:
         if sender is None:
@@ -266,13 +300,13 @@ class Federation:
         return self._tx(self.registry.functions.quarantine(peer), sender or self.governor)
 
     def is_eligible(self, peer: str) -> bool:
-        return bool(self.chain.call(self.registry.functions.isEligible(peer)))
+        return bool(self._call(self.registry.functions.isEligible(peer)))
 
     def peers(self) -> list[str]:
-        return list(self.chain.call(self.registry.functions.peers()))
+        return list(self._call(self.registry.functions.peers()))
 
     def peer_info(self, peer: str) -> dict[str, Any]:
-        stake, leave, region, modalities, registered, quarantined = self.chain.call(
+        stake, leave, region, modalities, registered, quarantined = self._call(
             self.registry.functions.peerInfo(peer))
         return {"stake": int(stake), "leave_block": int(leave), "region": int(region),
                 "modalities": int(modalities), "registered": bool(registered),
@@ -282,7 +316,7 @@ class Federation:
         return self._tx(self.registry.functions.setSlasher(slasher), sender or self.governor)
 
     def total_staked(self) -> int:
-        return int(self.chain.call(self.registry.functions.totalStaked()))
+        return int(self._call(self.registry.functions.totalStaked()))
 
     # -- ledger ------------------------------------------------------------------
     def register_config(self, cfg: DPConfig, *, sender: Sender | None = None) -> Receipt:
@@ -334,38 +368,40 @@ class Federation:
         return self._configs[config_id]
 
     def epsilon_micro(self, peer: str) -> int:
-        return int(self.chain.call(self.ledger.functions.epsilonOf(peer)))
+        return int(self._call(self.ledger.functions.epsilonOf(peer)))
 
     def epsilon(self, peer: str) -> float:
         return self.epsilon_micro(peer) / 1_000_000
 
     def rdp_micro(self, peer: str) -> tuple[int, ...]:
-        return tuple(self.chain.call(self.ledger.functions.rdpOf(peer)))
+        return tuple(self._call(self.ledger.functions.rdpOf(peer)))
 
     def can_afford(self, peer: str, config_id: int) -> bool:
-        return bool(self.chain.call(self.ledger.functions.canAfford(peer, config_id)))
+        return bool(self._call(self.ledger.functions.canAfford(peer, config_id)))
 
     def epsilon_after_micro(self, peer: str, config_id: int) -> int:
-        return int(self.chain.call(self.ledger.functions.epsilonAfter(peer, config_id)))
+        return int(self._call(self.ledger.functions.epsilonAfter(peer, config_id)))
 
     def orders(self) -> tuple[int, ...]:
-        return tuple(self.chain.call(self.ledger.functions.orders()))
+        return tuple(self._call(self.ledger.functions.orders()))
 
     def cap_micro(self) -> int:
-        return int(self.chain.call(self.ledger.functions.capMicro()))
+        return int(self._call(self.ledger.functions.capMicro()))
 
     def delta(self) -> float:
-        return int(self.chain.call(self.ledger.functions.deltaPico())) / 1e12
+        return int(self._call(self.ledger.functions.deltaPico())) / 1e12
 
     def set_charger(self, charger: str, *, sender: Sender | None = None) -> Receipt:
         return self._tx(self.ledger.functions.setCharger(charger), sender or self.governor)
 
     def conversion(self) -> tuple[int, ...]:
-        return tuple(self.chain.call(self.ledger.functions.conversion()))
+        return tuple(self._call(self.ledger.functions.conversion()))
 
     # -- rounds ------------------------------------------------------------------
     def open_round(self, *, dp_config: int, vector_length: int, chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS,
                    frac_bits: int = 16, sender: Sender | None = None) -> tuple[int, Receipt]:
+        """Open the next round. Round 1 (governor only) fixes the quantization;
+        later rounds must repeat it (the contract reverts RoundsBadQuant)."""
         fn = self.rounds.functions.openRound(dp_config, (vector_length, chunk_elems, frac_bits))
         rcpt = self._tx(fn, sender or self.governor)
         return self.current_round(), rcpt
@@ -402,49 +438,64 @@ class Federation:
     def withdraw(self, *, sender: Sender) -> Receipt:
         return self._tx(self.rounds.functions.withdraw(), sender)
 
+    def sweep_slashed(self, to: str, *, sender: Sender | None = None) -> Receipt:
+        """Governor: move the slashed pool to ``to``'s withdrawable balance."""
+        return self._tx(self.rounds.functions.sweepSlashed(to), sender or self.governor)
+
+    def stake_locks(self, peer: str) -> int:
+        return int(self.chain.call(self.registry.functions.locksOf(peer)))
+
     def current_round(self) -> int:
-        return int(self.chain.call(self.rounds.functions.currentRound()))
+        return int(self._call(self.rounds.functions.currentRound()))
 
     def global_adapter_cid(self) -> bytes:
-        return bytes(self.chain.call(self.rounds.functions.globalAdapterCid()))
+        return bytes(self._call(self.rounds.functions.globalAdapterCid()))
+
+    def global_adapter_root(self) -> bytes:
+        return bytes(self.chain.call(self.rounds.functions.globalAdapterRoot()))
+
+    def quantization(self) -> tuple[int, int, int] | None:
+        """(vector_length, chunk_elems, frac_bits) fixed by round 1, or None before."""
+        v = tuple(int(x) for x in self.chain.call(self.rounds.functions.quantization()))
+        return None if v[0] == 0 else (v[0], v[1], v[2])
 
     def round_info(self, round_id: int) -> RoundInfo:
-        v = self.chain.call(self.rounds.functions.roundInfo(round_id))
+        v = self._call(self.rounds.functions.roundInfo(round_id))
         n, t, nk, ns, nc, nr, cfg, dl, att, vl, ce, fb, ws, ob = (int(x) for x in v[2:16])
         return RoundInfo(round_id, Phase(v[0]), FailReason(v[1]), n, t, nk, ns, nc, nr, cfg, dl,
-                         att, vl, ce, fb, ws, ob, bytes(v[16]), bytes(v[17]))
+                         att, vl, ce, fb, ws, ob, bytes(v[16]), bytes(v[17]), bytes(v[18]))
 
     def result_of(self, round_id: int) -> ResultInfo:
-        v = self.chain.call(self.rounds.functions.resultOf(round_id))
+        v = self._call(self.rounds.functions.resultOf(round_id))
         return ResultInfo(v[0], int(v[1]), bytes(v[2]), bytes(v[3]), bytes(v[4]), bytes(v[5]))
 
     def participants(self, round_id: int) -> list[str]:
-        return list(self.chain.call(self.rounds.functions.participantsOf(round_id)))
+        return list(self._call(self.rounds.functions.participantsOf(round_id)))
 
     def status(self, round_id: int, peer: str) -> tuple[int | None, StatusFlag]:
         """(participant index or None, flags)."""
-        st = int(self.chain.call(self.rounds.functions.statusOf(round_id, peer)))
+        st = int(self._call(self.rounds.functions.statusOf(round_id, peer)))
         idx = (st & 0xFFFF) - 1
         return (idx if idx >= 0 else None), StatusFlag(st & 0xF0000)
 
     def keys_hash(self, round_id: int, peer: str) -> bytes:
-        return bytes(self.chain.call(self.rounds.functions.keysHashOf(round_id, peer)))
+        return bytes(self._call(self.rounds.functions.keysHashOf(round_id, peer)))
 
     def share_root(self, round_id: int, peer: str) -> bytes:
-        return bytes(self.chain.call(self.rounds.functions.shareRootOf(round_id, peer)))
+        return bytes(self._call(self.rounds.functions.shareRootOf(round_id, peer)))
 
     def commit_hash(self, round_id: int, peer: str) -> bytes:
         """The top 224 bits of the peer's commitment (low 4 bytes zero)."""
-        return bytes(self.chain.call(self.rounds.functions.commitHashOf(round_id, peer)))
+        return bytes(self._call(self.rounds.functions.commitHashOf(round_id, peer)))
 
     def commitment_hash(self, round_id: int, peer: str, *, cid_digest: bytes, chunks_root: bytes,
                         weight: int, dp_config: int) -> bytes:
-        return bytes(self.chain.call(self.rounds.functions.commitmentHash(
+        return bytes(self._call(self.rounds.functions.commitmentHash(
             round_id, peer, cid_digest, chunks_root, weight, dp_config)))
 
     def data_schema(self) -> bytes:
         """The declared data schema hash (32 bytes; all zero if none was declared)."""
-        return bytes(self.chain.call(self.rounds.functions.dataSchema()))
+        return bytes(self._call(self.rounds.functions.dataSchema()))
 
     def set_data_schema(self, schema_hash: bytes, *, sender: Sender | None = None) -> Receipt:
         return self._tx(self.rounds.functions.setDataSchema(schema_hash), sender or self.governor)
@@ -453,13 +504,13 @@ class Federation:
         return self._tx(self.rounds.functions.setFraudProofs(address), sender or self.governor)
 
     def withdrawable(self, account: str) -> int:
-        return int(self.chain.call(self.rounds.functions.withdrawable(account)))
+        return int(self._call(self.rounds.functions.withdrawable(account)))
 
     def slashed_pool(self) -> int:
-        return int(self.chain.call(self.rounds.functions.slashedPool()))
+        return int(self._call(self.rounds.functions.slashedPool()))
 
     def policy(self) -> Policy:
-        return Policy(*[int(x) for x in self.chain.call(self.rounds.functions.policy())])
+        return Policy(*[int(x) for x in self._call(self.rounds.functions.policy())])
 
     # -- fraud proofs --------------------------------------------------------------
     def challenge_seed(self, round_id: int, *, seed_index: int,
@@ -473,9 +524,14 @@ class Federation:
     def challenge_chunk(self, round_id: int, *, chunk_index: int,
                         seeds: Sequence[tuple[int, int, bytes]], members: Sequence[MemberChunk],
                         result_chunk: bytes, result_proof: Sequence[bytes],
+                        prev_chunk: bytes = b"", prev_proof: Sequence[bytes] = (),
                         sender: Sender) -> Receipt:
+        """``result_chunk`` is a chunk of the posted new adapter, ``prev_chunk``
+        that chunk of the adapter the round started from (empty when the
+        round's adapter root is zero)."""
         proof = (round_id, chunk_index, [tuple(s) for s in seeds],
-                 [m.as_tuple() for m in members], result_chunk, list(result_proof))
+                 [m.as_tuple() for m in members], result_chunk, list(result_proof),
+                 prev_chunk, list(prev_proof))
         return self._tx(self.fraud.functions.challengeChunk(proof), sender)
 
     # -- events ------------------------------------------------------------------
@@ -485,6 +541,8 @@ class Federation:
         the embedded chain (docs/decisions.md)."""
         c: Contract = {"PeerRegistry": self.registry, "PrivacyLedger": self.ledger,
                        "FedRounds": self.rounds, "FraudProofs": self.fraud}[contract]
+        if to_block is None and self.block is not None:
+            to_block = self.block
         out = []
         for e in self.chain.logs(c, name, from_block, to_block):
             out.append(Event(contract, name, int(e["blockNumber"]),
@@ -503,12 +561,15 @@ class Federation:
                           dict(e["args"]))
                     for e in self.chain.all_logs(c, lo, hi)]
 
-        if to_block is not None:
+        if to_block is not None and self.block is None:
             return fetch(from_block, to_block)
         # Mined events do not change below the reorg horizon, so they are
         # cached and each call scans only the blocks it has not seen (log
         # scans are linear in the range; rounds re-read their events often).
-        latest = self.chain.block_number
+        # Under a snapshot the head is the pinned block: nothing later is read.
+        latest = self.chain.block_number if self.block is None else self.block
+        if to_block is not None:
+            latest = min(latest, to_block)
         stable = latest - (0 if self.chain.backend in ("embedded", "anvil", "hardhat") else 64)
         cached, lo, scanned = self._event_cache.get(contract, ([], from_block, from_block - 1))
         if from_block < lo:
@@ -518,7 +579,7 @@ class Federation:
             scanned = stable
             self._event_cache[contract] = (cached, lo, scanned)
         fresh = fetch(scanned + 1, latest) if latest > scanned else []
-        return [e for e in cached if e.block >= from_block] + fresh
+        return [e for e in cached if from_block <= e.block <= latest] + fresh
 
     def receipt_events(self, rcpt: Receipt) -> list[Event]:
         """Every fedledger event in one receipt, decoded."""
@@ -547,11 +608,15 @@ def deploy_federation(chain: Chain, *, policy: Policy = Policy(),
                       ledger_policy: LedgerPolicy = LedgerPolicy(),
                       min_stake: int = 10**17, leave_delay: int = 10,
                       initial_adapter_cid: bytes = bytes(32),
+                      initial_adapter_root: bytes = bytes(32),
                       data_schema: bytes = bytes(32),
                       governor: Sender = 0) -> tuple[Federation, dict[str, Any]]:
     """Deploy and wire PeerRegistry, PrivacyLedger, FedRounds and FraudProofs;
     declare ``data_schema`` (a 32-byte schema hash) on FedRounds unless it is zero.
-    The policy is checked first (:func:`check_policy`)."""
+    ``initial_adapter_root`` is the chunk Merkle root of the initial adapter
+    in fixed point (zero: the all-zero adapter); see
+    :func:`coordinator.protocol._driver.initial_adapter`. The policy is
+    checked first (:func:`check_policy`)."""
     check_policy(policy, development=is_development(chain))
     if len(data_schema) != 32:
         raise ConfigError(f"data_schema must be 32 bytes, got {len(data_schema)}")
@@ -562,7 +627,7 @@ def deploy_federation(chain: Chain, *, policy: Policy = Policy(),
                            ledger_policy.delta_pico,
                            list(conversion_constants(ledger_policy.delta)), sender=gov)
     rnd, r3 = chain.deploy("FedRounds", gov.address, reg.address, led.address, policy.as_tuple(),
-                           initial_adapter_cid, sender=gov)
+                           initial_adapter_cid, initial_adapter_root, sender=gov)
     frd, r4 = chain.deploy("FraudProofs", rnd.address, sender=gov)
     for name, r in zip(CONTRACT_NAMES, (r1, r2, r3, r4), strict=True):
         gas[name] = r.gas_used

@@ -67,4 +67,19 @@ def attach(chain: Chain, record: DeploymentRecord) -> Federation:
     if record.chain_id != chain.chain_id:
         raise ConfigError(f"the deployment record is for chain {record.chain_id}, "
                           f"but the RPC endpoint is chain {chain.chain_id}")
-    return Federation(chain, record.contracts, deploy_block=record.block)
+    from web3 import Web3
+
+    contracts: dict[str, str] = {}
+    for name in sorted(record.contracts):
+        address = record.contracts[name]
+        if not isinstance(address, str) or not Web3.is_address(address):
+            raise ConfigError(f"the deployment record's {name} address {address!r} is not an "
+                              "address", hint="check --deployment")
+        address = contracts[name] = Web3.to_checksum_address(address)
+        code = bytes(chain.w3.eth.get_code(address))
+        if not code:  # a read on an empty account would only fail later, obscurely
+            raise ConfigError(f"no contract at {address} ({name} in the deployment record) on "
+                              f"chain {chain.chain_id}",
+                              hint="check --deployment and --rpc-url: the record must be the one "
+                                   "written when this chain was deployed to")
+    return Federation(chain, record.contracts | contracts, deploy_block=record.block)

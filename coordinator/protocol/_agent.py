@@ -17,7 +17,8 @@ import numpy as np
 
 from .. import _encoding as enc
 from . import _secagg as sa
-from ._aggregate import Aggregate, adapter_bytes, aggregate, apply_update, collect, fetch_bundle
+from ._aggregate import (Aggregate, adapter_bytes, aggregate, apply_update, blob_fixed, collect,
+                         fetch_bundle, round_start)
 from .._errors import AggregationError, FedLedgerError, InvalidContentError
 from ..chain._contracts import Federation, Phase
 from .._errors import ConfigError
@@ -183,27 +184,32 @@ class Aggregator:
     store: ContentStore
     address: str
 
-    def run(self, round_id: int, global_flat: np.ndarray) -> tuple[Aggregate, np.ndarray, int]:
+    def run(self, round_id: int) -> tuple[Aggregate, np.ndarray, int]:
         """Aggregate, publish the new adapter, post. Returns (aggregate,
-        new adapter, gas)."""
+        new fixed-point adapter (padded), gas). The adapter it starts from is
+        the one whose root the chain records, whatever a CID points to."""
         pub = collect(self.fed, round_id)
         if self.fed.round_info(round_id).phase != Phase.AGGREGATE:
             raise AggregationError(f"round {round_id} is not in its aggregate phase")
         agg = aggregate(pub, self.store)
-        new = apply_update(global_flat, agg, frac_bits=pub.info.frac_bits)
+        start = blob_fixed(round_start(self.fed, self.store, round_id))
+        new = apply_update(start, agg)
         return agg, new, self.post(round_id, agg, new)
 
     def post(self, round_id: int, agg: Aggregate, new: np.ndarray) -> int:
         """Publish the adapter blob (with Σx) and post the result with the
-        bond. Separate from :meth:`run` so that tests and the dishonest-
-        aggregator scenario can post what an honest aggregator would not."""
-        pub_ctx = collect(self.fed, round_id).ctx
-        blob = adapter_bytes(round_id, new, agg.total)
+        bond; ``new`` is the padded fixed-point adapter, whose root becomes
+        the result root. Separate from :meth:`run` so that tests and the
+        dishonest-aggregator scenario can post what an honest aggregator
+        would not."""
+        info = self.fed.round_info(round_id)
+        ce = info.chunk_elems
+        blob = adapter_bytes(round_id, new, agg.total, frac_bits=info.frac_bits,
+                             length=info.vector_length)
         cid = self.store.add(blob)
-        ce = pub_ctx.chunk_elems
         rcpt = self.fed.post_result(round_id, new_adapter_cid=cid.digest,
                                     masked_sum_root=enc.vector_root(agg.masked_sum, ce),
-                                    result_root=enc.vector_root(agg.total, ce), seeds=agg.seeds,
+                                    result_root=enc.vector_root(new, ce), seeds=agg.seeds,
                                     bond=self.fed.policy().bond, sender=self.address)
         log.info("round %d: result posted by %s tx=%s", round_id, self.address, rcpt.tx_hash)
         return rcpt.gas_used

@@ -229,8 +229,10 @@ def _reconstruct(pub: RoundPublic, store: ContentStore, dealer: int, kind: int,
                            f"{'self-mask seed' if kind == 0 else 'mask key'}; {pub.ctx.t} needed")
 
 
-def aggregate(pub: RoundPublic, store: ContentStore) -> Aggregate:
-    """Unmask Σ x over U3 exactly, from public data only."""
+def aggregate(pub: RoundPublic, store: ContentStore,
+              masked: dict[int, np.ndarray] | None = None) -> Aggregate:
+    """Unmask Σ x over U3 exactly, from public data only (``masked``: the
+    vectors of U3 already fetched and checked with :func:`fetch_masked`)."""
     u2, u3 = pub.u2, pub.u3
     sa.check_survivors(pub.ctx, u3)
     g = pub.ctx.graph
@@ -245,18 +247,25 @@ def aggregate(pub: RoundPublic, store: ContentStore) -> Aggregate:
                 seeds.append((u, v, sa.pair_seed(pub.ctx, u, v, sk_v, pub.mask_pk[u])))
             except InvalidContentError as exc:
                 raise AggregationError(f"round {pub.ctx.round_id}: {exc}") from None
-    masked = {u: fetch_masked(pub, store, u) for u in u3}
+    if masked is None or sorted(masked) != u3:
+        masked = {u: fetch_masked(pub, store, u) for u in u3}
     ysum = sa.sum_vectors(masked.values())
     total = sa.unmask(pub.ctx, ysum, seeds)
     weight = sum(w for _, _, w in pub.commits.values())
     return Aggregate(seeds, ysum, total, weight, rejected, masked)
 
 
-def apply_update(global_flat: np.ndarray, agg: Aggregate, *, frac_bits: int) -> np.ndarray:
-    """FedAvg: the new adapter = global + dequantize(Σ x) / Σ n_u."""
-    n = len(global_flat)
-    delta = enc.dequantize(agg.total[:n], frac_bits=frac_bits) / max(agg.weight_sum, 1)
-    return (global_flat.astype(np.float64) + delta).astype(np.float32)
+def apply_update(prev_fixed: np.ndarray, agg: Aggregate) -> np.ndarray:
+    """FedAvg in the round's fixed point: the new adapter (padded, uint32) =
+    f(previous adapter, Σx, Σn) of :func:`enc.next_adapter`, the function the
+    chunk proof recomputes on-chain. ``prev_fixed`` may be unpadded."""
+    prev = np.zeros(len(agg.total), dtype=np.uint32)
+    p = np.asarray(prev_fixed, dtype=np.uint32)
+    if len(p) > len(prev):
+        raise AggregationError(f"the previous adapter has {len(p)} elements, more than the "
+                               f"round's {len(prev)}")
+    prev[:len(p)] = p
+    return enc.next_adapter(prev, agg.total, agg.weight_sum)
 
 
 def adapter_cap(vector_length: int, chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS) -> int:
@@ -269,41 +278,98 @@ def load_blob(store: ContentStore, digest: bytes, *, max_bytes: int | None = Non
     return AdapterBlob.from_bytes(cat_digest(store, digest, max_bytes=max_bytes))
 
 
+def blob_fixed(blob: AdapterBlob) -> np.ndarray:
+    """The blob's padded fixed-point vector."""
+    return np.frombuffer(blob.values, dtype="<u4").astype(np.uint32)
+
+
+def blob_floats(blob: AdapterBlob) -> np.ndarray:
+    """The model's float32 adapter from a blob (its first ``length`` elements)."""
+    q = blob_fixed(blob)[:blob.model_length]
+    return enc.dequantize(q, frac_bits=blob.frac_bits).astype(np.float32)
+
+
 def load_adapter(store: ContentStore, digest: bytes, *, max_bytes: int | None = None) -> np.ndarray:
-    """The adapter's float32 values; InvalidContentError if any is not finite."""
-    flat = np.frombuffer(load_blob(store, digest, max_bytes=max_bytes).values,
-                         dtype="<f4").astype(np.float32)
-    if not np.all(np.isfinite(flat)):
-        raise InvalidContentError("the adapter blob holds non-finite values")
-    return flat
+    """The float32 adapter at this digest, unchecked (a peer or aggregator
+    starts from :func:`round_start`, which checks it against the chain)."""
+    return blob_floats(load_blob(store, digest, max_bytes=max_bytes))
 
 
-def adapter_bytes(round_id: int, flat: np.ndarray, total: np.ndarray | None = None) -> bytes:
+def round_start(fed: Federation, store: ContentStore, round_id: int) -> AdapterBlob:
+    """The adapter round ``round_id`` starts from, checked against the chain:
+    its padded fixed-point values must have the round's ``adapterRoot``
+    (the root a proven-unchallenged result committed to, or the governor's
+    initial one); a zero root is the all-zero adapter. The CID is only where
+    to look, never trusted. Raises :class:`AggregationError` when they differ."""
+    info = fed.round_info(round_id)
+    padded = enc.num_chunks(info.vector_length, info.chunk_elems) * info.chunk_elems
+    if not any(info.adapter_root):
+        return AdapterBlob(0, bytes(4 * padded), b"", info.frac_bits, info.vector_length)
+    try:
+        blob = load_blob(store, info.adapter_cid,
+                         max_bytes=adapter_cap(info.vector_length, info.chunk_elems))
+    except FedLedgerError as exc:
+        raise AggregationError(f"round {round_id}'s starting adapter cannot be fetched: {exc}") from None
+    q = blob_fixed(blob)
+    if (len(q) != padded or blob.model_length != info.vector_length
+            or blob.frac_bits != info.frac_bits
+            or enc.vector_root(q, info.chunk_elems) != info.adapter_root):
+        raise AggregationError(f"round {round_id}'s adapter at 0x{info.adapter_cid.hex()} does not "
+                               "match the adapter root on-chain; not training on it")
+    return blob
+
+
+def adapter_bytes(round_id: int, fixed: np.ndarray, total: np.ndarray | None = None, *,
+                  frac_bits: int, length: int) -> bytes:
+    """The blob of a padded fixed-point adapter (and the Σx it came from)."""
     agg = b"" if total is None else enc.to_bytes(total)
-    return AdapterBlob(round_id, np.asarray(flat, dtype="<f4").tobytes(), agg).to_bytes()
+    return AdapterBlob(round_id, enc.to_bytes(np.asarray(fixed, dtype=np.uint32)), agg,
+                       frac_bits, length).to_bytes()
 
 
 @dataclass(frozen=True)
 class Check:
+    """One check of a round. ``checked`` is False when the check could not
+    run (missing public data): it is then not a pass (``ok`` is False too)
+    and auditors report it as "not checked"."""
+
     name: str
     ok: bool
     detail: str = ""
+    checked: bool = True
+
+
+def not_checked(name: str, why: str) -> Check:
+    return Check(name, False, why, checked=False)
 
 
 def verify(fed: Federation, store: ContentStore, round_id: int) -> list[Check]:
     """Re-run a round's aggregation from public data and compare it with the
-    posted result, check by check; the first wrong chunk is named."""
+    posted result, check by check; the first wrong chunk is named. Fails
+    closed: a check that cannot run is returned as not checked, never as a
+    pass, and every check here can fail."""
     checks: list[Check] = []
     info = fed.round_info(round_id)
     if info.phase not in (Phase.CHALLENGE, Phase.FINAL):
-        return [Check("round has a result", False, f"phase is {info.phase.name}")]
+        return [not_checked("round has a result", f"phase is {info.phase.name}")]
     res = fed.result_of(round_id)
     pub = collect(fed, round_id)
+    bad_vectors = []
+    vectors: dict[int, np.ndarray] = {}
+    for u in pub.u3:
+        try:
+            vectors[u] = fetch_masked(pub, store, u)
+        except AggregationError as exc:
+            bad_vectors.append(str(exc))
+    checks.append(Check("masked vectors match CIDs and roots", not bad_vectors,
+                        "; ".join(bad_vectors) if bad_vectors else f"{len(pub.u3)} vectors"))
+    if bad_vectors:
+        return checks + [not_checked("aggregate recomputes",
+                                     "the masked vectors above cannot be used")]
     try:
-        agg = aggregate(pub, store)
+        agg = aggregate(pub, store, vectors)
     except FedLedgerError as exc:
-        return [Check("aggregate recomputes", False, str(exc))]
-    checks.append(Check("masked vectors match CIDs and roots", True, f"{len(pub.u3)} vectors"))
+        return checks + [Check("aggregate recomputes", False, str(exc))]
     checks.append(Check("revealed shares verify", not agg.rejected_shares,
                         f"{len(agg.rejected_shares)} rejected" if agg.rejected_shares else "all verify"))
     checks.append(Check("posted seeds", enc.seeds_hash(agg.seeds) == res.seeds_hash,
@@ -316,22 +382,19 @@ def verify(fed: Federation, store: ContentStore, round_id: int) -> list[Check]:
     except FedLedgerError as exc:
         return checks + [Check("posted adapter and aggregate fetch", False, str(exc))]
     posted = enc.from_bytes(blob.aggregate)
-    ok_root = len(posted) == len(agg.total) and enc.vector_root(posted, ce) == res.result_root
-    checks.append(Check("posted aggregate matches the result root", ok_root))
-    first_bad = _first_bad_chunk(agg.total, posted, ce)
-    checks.append(Check("aggregate, chunk by chunk", first_bad is None,
-                        "" if first_bad is None else f"first wrong chunk: {first_bad}"))
+    ok_total = len(posted) == len(agg.total) and np.array_equal(posted, agg.total)
+    checks.append(Check("posted Σx (informative) equals the recomputed one", ok_total))
     try:
-        new = np.frombuffer(blob.values, dtype="<f4").astype(np.float32)
-        if any(info.adapter_cid):
-            want = apply_update(load_adapter(store, info.adapter_cid,
-                                             max_bytes=adapter_cap(pub.ctx.vector_length, ce)),
-                                agg, frac_bits=info.frac_bits)
-            ok = new.shape == want.shape and np.array_equal(new, want)
-            checks.append(Check("new adapter = global + Σx / Σn", ok,
-                                "" if ok else f"max difference {np.max(np.abs(new - want)):.3g}"))
+        start = blob_fixed(round_start(fed, store, round_id))
     except FedLedgerError as exc:
-        checks.append(Check("new adapter", False, str(exc)))
+        return checks + [Check("starting adapter matches its on-chain root", False, str(exc))]
+    want = apply_update(start, agg)
+    new = blob_fixed(blob)
+    ok_root = len(new) == len(want) and enc.vector_root(new, ce) == res.result_root
+    checks.append(Check("posted adapter matches the result root", ok_root))
+    first_bad = _first_bad_chunk(want, new, ce)
+    checks.append(Check("new adapter = f(global, Σx, Σn), chunk by chunk", first_bad is None,
+                        "" if first_bad is None else f"first wrong chunk: {first_bad}"))
     return checks
 
 

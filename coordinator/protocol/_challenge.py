@@ -2,8 +2,9 @@
 
 :func:`find_fraud` re-runs the round with the one aggregation function and
 compares with what was posted: the first posted seed that differs (a seed
-proof), or else the first chunk of the posted aggregate that differs (a chunk
-proof). :func:`challenge` builds the proof's calldata from chain events and
+proof), or else the first chunk of the posted new adapter that differs from
+f(previous adapter, Σx, Σn) (a chunk proof: it covers a wrong Σx and a wrong
+adapter with a correct Σx alike). :func:`challenge` builds the proof's calldata from chain events and
 the content store and submits it; any account can.
 """
 
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _encoding as enc
-from ._aggregate import RoundPublic, aggregate, bundle_leaves, collect, load_blob
+from ._aggregate import (RoundPublic, apply_update, aggregate, blob_fixed, bundle_leaves, collect,
+                         load_blob, round_start)
 from ..chain._chain import Receipt
 from ..chain._contracts import Federation, MemberChunk, Phase, ShareProof
 from .._errors import AggregationError
@@ -52,23 +54,24 @@ def find_fraud(fed: Federation, store: ContentStore, round_id: int) -> Fraud | N
     for i, (mine, theirs) in enumerate(zip(agg.seeds, seeds, strict=True)):
         if mine != theirs:  # the contract checked the list's shape; a value differs
             return Fraud("seed", i, f"posted seed {i} ({theirs[0]}, {theirs[1]}) is wrong")
-    posted = _posted_total(fed, store, round_id, pub)
+    posted = _posted_adapter(fed, store, round_id, pub)
+    want = apply_update(blob_fixed(round_start(fed, store, round_id)), agg)
     ce = pub.ctx.chunk_elems
-    a, b = enc.chunk_bytes(agg.total, ce), enc.chunk_bytes(posted, ce)
+    a, b = enc.chunk_bytes(want, ce), enc.chunk_bytes(posted, ce)
     for k, (x, y) in enumerate(zip(a, b, strict=True)):
         if x != y:
-            return Fraud("chunk", k, f"chunk {k} of the posted aggregate is wrong")
+            return Fraud("chunk", k, f"chunk {k} of the posted adapter is not f(global, Σx, Σn)")
     return None
 
 
-def _posted_total(fed: Federation, store: ContentStore, round_id: int,
-                  pub: RoundPublic) -> np.ndarray:
+def _posted_adapter(fed: Federation, store: ContentStore, round_id: int,
+                    pub: RoundPublic) -> np.ndarray:
     res = fed.result_of(round_id)
-    posted = enc.from_bytes(load_blob(store, res.new_adapter_cid).aggregate)
+    posted = blob_fixed(load_blob(store, res.new_adapter_cid))
     if (len(posted) != pub.ctx.padded_length
             or enc.vector_root(posted, pub.ctx.chunk_elems) != res.result_root):
-        raise AggregationError("the posted adapter's aggregate does not match the posted result "
-                               "root: the data behind the result is unavailable")
+        raise AggregationError("the posted adapter does not match the posted result root: the "
+                               "data behind the result is unavailable")
     return posted
 
 
@@ -104,9 +107,22 @@ def challenge(fed: Federation, store: ContentStore, round_id: int, fraud: Fraud,
         mleaves = [enc.leaf(i, c) for i, c in enumerate(chunks)]
         digest, root, weight = pub.commits[u]
         members.append(MemberChunk(u, digest, root, weight, chunks[k], enc.merkle_proof(mleaves, k)))
-    posted = _posted_total(fed, store, round_id, pub)
+    posted = _posted_adapter(fed, store, round_id, pub)
     rchunks = enc.chunk_bytes(posted, ce)
     rleaves = [enc.leaf(i, c) for i, c in enumerate(rchunks)]
+    prev_chunk, prev_proof = adapter_chunk_proof(fed, store, round_id, k)
     return fed.challenge_chunk(round_id, chunk_index=k, seeds=seeds, members=members,
                                result_chunk=rchunks[k], result_proof=enc.merkle_proof(rleaves, k),
-                               sender=sender)
+                               prev_chunk=prev_chunk, prev_proof=prev_proof, sender=sender)
+
+
+def adapter_chunk_proof(fed: Federation, store: ContentStore, round_id: int,
+                        k: int) -> tuple[bytes, list[bytes]]:
+    """Chunk ``k`` of the adapter the round started from, with its proof
+    against the round's adapter root (empty for the all-zero adapter)."""
+    info = fed.round_info(round_id)
+    if not any(info.adapter_root):
+        return b"", []
+    chunks = enc.chunk_bytes(blob_fixed(round_start(fed, store, round_id)), info.chunk_elems)
+    leaves = [enc.leaf(i, c) for i, c in enumerate(chunks)]
+    return chunks[k], enc.merkle_proof(leaves, k)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _encoding as enc
 from ._agent import Aggregator
-from ._aggregate import Aggregate, load_adapter
+from ._aggregate import Aggregate
 from ..chain._contracts import Federation, Phase
 from .._errors import AggregationError, ConfigError, ContractRevertError
 from ..store._store import ContentStore
@@ -25,6 +25,48 @@ from ..store._store import ContentStore
 log = logging.getLogger("fedledger.driver")
 
 WAITING = (Phase.KEYS, Phase.SHARES, Phase.COMMIT, Phase.REVEAL)
+
+
+def peer_status(fed: Federation, peer: str, dp_config: int) -> str:
+    """Why a registered peer can or cannot be selected for a round at
+    ``dp_config``: "active", "quarantined", "left" (withdrawn or leaving),
+    "at cap" (its privacy budget cannot pay for one more round), or
+    "unregistered". The same conditions the contract's selection uses."""
+    info = fed.peer_info(peer)
+    if not info["registered"]:
+        return "unregistered"
+    if info["quarantined"]:
+        return "quarantined"
+    if info["leave_block"]:
+        return "left"
+    if not fed.can_afford(peer, dp_config):
+        return "at cap"
+    return "active"
+
+
+def eligibility(fed: Federation, dp_config: int) -> list[dict[str, object]]:
+    """Every registered peer with its :func:`peer_status` and ε spent."""
+    return [{"address": p, "status": peer_status(fed, p, dp_config),
+             "epsilon": fed.epsilon(p)} for p in fed.peers()]
+
+
+def stall_reason(fed: Federation, dp_config: int) -> str | None:
+    """Why no new round can open now (None: one can, or one is running)."""
+    r = fed.current_round()
+    if r and fed.round_info(r).phase not in (Phase.FINAL, Phase.FAILED):
+        return None
+    peers = eligibility(fed, dp_config)
+    t = fed.policy().threshold
+    active = sum(p["status"] == "active" for p in peers)
+    if active >= t:
+        return None
+    counts: dict[str, int] = {}
+    for p in peers:
+        if p["status"] != "active":
+            counts[str(p["status"])] = counts.get(str(p["status"]), 0) + 1
+    why = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no peer registered"
+    return (f"only {active} of {len(peers)} registered peers are eligible for DP configuration "
+            f"{dp_config} ({why}); a round needs threshold {t}")
 
 
 @dataclass
@@ -43,6 +85,7 @@ class RoundDriver:
     results: dict[int, Aggregate] = field(default_factory=dict)
     gas: dict[int, int] = field(default_factory=dict)
     unaggregatable: dict[int, str] = field(default_factory=dict)  # round -> why
+    stalled: str | None = None  # why no round opens, while none can
 
     def __post_init__(self) -> None:
         if self.vector_length < 1:
@@ -56,17 +99,18 @@ class RoundDriver:
         return self.fed.round_info(self.opened[-1]).phase in (Phase.FINAL, Phase.FAILED)
 
     def open(self) -> int:
-        r, rcpt = self.fed.open_round(dp_config=self.dp_config, vector_length=self.vector_length,
-                                      chunk_elems=self.chunk_elems, frac_bits=self.frac_bits)
+        # After round 1 the federation's quantization is fixed on-chain.
+        vl, ce, fb = self.fed.quantization() or (self.vector_length, self.chunk_elems,
+                                                 self.frac_bits)
+        r, rcpt = self.fed.open_round(dp_config=self.dp_config, vector_length=vl, chunk_elems=ce,
+                                      frac_bits=fb)
         self.opened.append(r)
         self.gas[r] = self.gas.get(r, 0) + rcpt.gas_used
         log.info("round %d opened tx=%s", r, rcpt.tx_hash)
         return r
 
     def aggregate(self, round_id: int) -> Aggregate:
-        info = self.fed.round_info(round_id)
-        start = load_adapter(self.store, info.adapter_cid)
-        agg, _, gas = Aggregator(self.fed, self.store, self.aggregator).run(round_id, start)
+        agg, _, gas = Aggregator(self.fed, self.store, self.aggregator).run(round_id)
         self.results[round_id] = agg
         self.gas[round_id] = self.gas.get(round_id, 0) + gas
         return agg
@@ -82,11 +126,21 @@ class RoundDriver:
             if self.min_peers and sum(map(self.fed.is_eligible, self.fed.peers())) < self.min_peers:
                 return None
             try:
-                return f"opened round {self.open()}"
+                opened = f"opened round {self.open()}"
             except ContractRevertError as exc:
                 if exc.name != "RoundsNotEnoughEligible":
                     raise
-                return None  # wait for peers to register
+                reason = stall_reason(self.fed, self.dp_config) or (
+                    f"the contract found too few eligible peers ({exc})")
+                if reason != self.stalled:  # once per change, not once per tick
+                    log.warning("no round can open: %s", reason)
+                    self.stalled = reason
+                    return f"waiting: {reason}"
+                return None
+            if self.stalled is not None:
+                log.info("rounds resume: %s", opened)
+            self.stalled = None
+            return opened
         if info.phase in WAITING:
             if block > info.deadline:
                 self.gas[r] = self.gas.get(r, 0) + self.fed.advance(r).gas_used
@@ -122,8 +176,49 @@ class RoundDriver:
         return None
 
 
-def initial_adapter(store: ContentStore, flat: np.ndarray) -> bytes:
-    """Publish the starting adapter; returns the digest the rounds contract records."""
+def initial_adapter(store: ContentStore, flat: np.ndarray, *, frac_bits: int = 16,
+                    chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS) -> tuple[bytes, bytes]:
+    """Publish the starting adapter in fixed point; returns (digest, root) for
+    ``deploy_federation(initial_adapter_cid=..., initial_adapter_root=...)``.
+    Round 1 must then use the same ``frac_bits`` and ``chunk_elems``."""
     from ._aggregate import adapter_bytes
 
-    return store.add(adapter_bytes(0, flat)).digest
+    fixed = enc.pad(enc.to_fixed(flat, frac_bits=frac_bits), chunk_elems)
+    digest = store.add(adapter_bytes(0, fixed, frac_bits=frac_bits, length=len(flat))).digest
+    return digest, enc.vector_root(fixed, chunk_elems)
+
+
+def initial_adapter_args(store: ContentStore, flat: np.ndarray, *, frac_bits: int = 16,
+                         chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS) -> dict[str, bytes]:
+    """``deploy_federation`` keyword arguments for this initial adapter."""
+    cid, root = initial_adapter(store, flat, frac_bits=frac_bits, chunk_elems=chunk_elems)
+    return {"initial_adapter_cid": cid, "initial_adapter_root": root}
+
+
+def fit_windows(*, train_seconds: float, block_seconds: float, participants: int,
+                tx_seconds: float = 1.0, margin: float = 2.0,
+                min_blocks: int = 20) -> dict[str, int]:
+    """Phase windows, in blocks, that fit the slowest expected peer.
+
+    ``train_seconds`` is the slowest expected local training (measured, times
+    the slow-down of peers sharing cores); ``block_seconds`` the chain's block
+    interval (regular blocks), or on an automining development chain the
+    driver's mining interval. Every window holds ``margin`` times the work
+    done in it: one transaction per peer (``tx_seconds``, including the
+    upload) in keys, shares and reveal; a full training plus the commit in
+    the commit window, since a peer that posted its shares last starts
+    training only as the commit window opens. ``participants`` blocks are
+    added to each, as on automining chains every transaction is a block."""
+    if train_seconds < 0 or block_seconds <= 0 or participants < 1 or margin < 1:
+        raise ConfigError(f"fit_windows(train_seconds={train_seconds}, block_seconds="
+                          f"{block_seconds}, participants={participants}, margin={margin}): "
+                          "need train_seconds ≥ 0, block_seconds > 0, participants ≥ 1, margin ≥ 1")
+    import math
+
+    def blocks(seconds: float) -> int:
+        return max(min_blocks, math.ceil(margin * seconds / block_seconds) + participants)
+
+    step = blocks(tx_seconds)
+    return {"keys_blocks": step, "shares_blocks": step,
+            "commit_blocks": blocks(train_seconds + tx_seconds), "reveal_blocks": step,
+            "aggregate_blocks": blocks(tx_seconds * participants)}

@@ -16,7 +16,7 @@ import cbor2
 from .._errors import InvalidContentError
 
 MAGIC_BUNDLE = "fedledger.share-bundle.v1"
-MAGIC_ADAPTER = "fedledger.adapter.v1"
+MAGIC_ADAPTER = "fedledger.adapter.v2"
 BOX_BYTES = 24 + 76 + 16  # NaCl Box: nonce, two 32-byte shares + 12-byte header, MAC
 
 
@@ -110,22 +110,34 @@ class ShareBundle:
 
 @dataclass(frozen=True, slots=True)
 class AdapterBlob:
-    """A global adapter: the flat float32 vector (little-endian), its round,
-    and the integer aggregate Σ x it was made from (uint32 LE; empty for the
+    """A global adapter in the federation's fixed point: ``values`` is the
+    flat uint32 vector padded to whole chunks (little-endian, two's
+    complement, scale 2^``frac_bits``) whose chunk Merkle root the chain
+    records; the model uses its first ``length`` elements. Also its round and
+    the integer aggregate Σ x it was made from (uint32 LE; empty for the
     initial adapter), so auditors can compare the aggregate chunk by chunk."""
 
     round_id: int
     values: bytes
     aggregate: bytes = b""
+    frac_bits: int = 16
+    length: int = -1  # -1: all of values
+
+    @property
+    def model_length(self) -> int:
+        return len(self.values) // 4 if self.length < 0 else self.length
 
     def to_bytes(self) -> bytes:
         return cbor2.dumps({"magic": MAGIC_ADAPTER, "round": self.round_id,
-                            "values": self.values, "aggregate": self.aggregate}, canonical=True)
+                            "values": self.values, "aggregate": self.aggregate,
+                            "frac_bits": self.frac_bits, "length": self.model_length},
+                           canonical=True)
 
     @staticmethod
     def max_bytes(vector_length: int, padded_length: int) -> int:
-        """The largest encoding of an adapter blob for a round's vector sizes."""
-        return 256 + 4 * vector_length + 4 * padded_length
+        """The largest encoding of an adapter blob for a round's vector sizes
+        (padded fixed-point values and the padded Σx)."""
+        return 256 + 8 * max(vector_length, padded_length)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> AdapterBlob:
@@ -134,8 +146,10 @@ class AdapterBlob:
             values = _bytes(d["values"], "values")
             aggregate = _bytes(d.get("aggregate", b""), "aggregate")
             if len(values) % 4 or len(aggregate) % 4:
-                raise ValueError("values are not float32, or the aggregate is not uint32")
-            return cls(_uint(d["round"], "round"), values, aggregate)
+                raise ValueError("values or the aggregate are not uint32")
+            frac_bits = _uint(d["frac_bits"], "frac_bits", 31)
+            length = _uint(d["length"], "length", len(values) // 4 + 1)
+            return cls(_uint(d["round"], "round"), values, aggregate, frac_bits, length)
         except Exception as exc:  # noqa: BLE001 - any failure to decode hostile bytes
             raise InvalidContentError(f"not an adapter blob: {type(exc).__name__}: "
                                       f"{str(exc)[:120]}") from None
