@@ -99,13 +99,16 @@ def test_compare_runs_every_arm_on_a_slice_of_the_real_digits_example(tmp_path) 
                            "--json"], capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
-    assert set(out["summary"]) == set(ARMS) - {"flower-dp"}  # Flower's arm is binary only
-    assert "flower-dp arm skipped" in proc.stderr
+    # Flower's arm is binary only; the text references need a text column (digits have none).
+    assert set(out["summary"]) == set(ARMS) - {"flower-dp", "ref-tfidf-lr", "ref-probe"}
+    assert "flower-dp arm skipped" in proc.stderr and "ref-tfidf-lr arm skipped" in proc.stderr
     for arm, per in out["per_seed"][0].items():
         assert len(per["local_accuracy_per_peer"]) == 3, arm
         assert 0 <= per["accuracy"] <= 1 and 0 <= per["mia_auc"] <= 1
-    # Pooled non-DP training learns the real digits well above chance (0.1).
-    assert out["per_seed"][0]["pooled"]["accuracy"] > 0.2
+    # Pooled non-DP training learns the real digits above the majority class
+    # (one epoch on 150 images: a smoke check, not a utility claim).
+    seed0 = out["per_seed"][0]
+    assert seed0["pooled"]["accuracy"] > max(0.1, seed0["majority"]["accuracy"])
     text = md.read_text()
     assert text.startswith("# Results: synthetic\n\nkept") and "`digits.csv`" in text
     assert "| fedledger |" in text and "partition `iid`" in text
