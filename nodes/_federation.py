@@ -123,7 +123,11 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
             kubos = kubos * (spec.peers + 1)
         gov_store = kubos[-1].client
         assert gov_store is not None
-        model_cfg = {"encoder": spec.encoder, "seed": spec.seed}
+        # The peers' own [model] defaults (the daemon's), so that the published
+        # start adapter has exactly the parameters each peer's model exchanges.
+        from .cli import DEFAULTS as PEER_DEFAULTS
+
+        model_cfg = {**PEER_DEFAULTS["model"], "encoder": spec.encoder, "seed": spec.seed}
         if spec.synthetic_parameters:
             import numpy as np
 
@@ -202,7 +206,10 @@ def _measure_training(spec: FederationSpec) -> float:
     from ._model import ModelConfig, build_model
     from ._train import TrainConfig, train_local
 
-    model = build_model(ModelConfig(encoder=spec.encoder, seed=spec.seed))
+    from .cli import DEFAULTS as PEER_DEFAULTS
+
+    model = build_model(ModelConfig(**{**PEER_DEFAULTS["model"], "encoder": spec.encoder,
+                                       "seed": spec.seed}))
     data = partition(spec.peers, examples_per_peer=spec.examples_per_peer, seed=spec.seed)[0].train
     cfg = TrainConfig(lr=spec.lr, dp=True, sample_rate=spec.q, steps=spec.steps,
                       noise_multiplier=spec.sigma, target_epsilon=None, clipping="flat",

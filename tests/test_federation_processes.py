@@ -83,7 +83,9 @@ def test_peer_daemons_and_driver_as_processes_finish_two_rounds_and_the_model_im
         assert {v["scope"] for v in verdicts} >= {"round 1", "round 2", "config 1", "code FedRounds"}
         commits = fed.events("FedRounds", "UpdateCommitted", 0)
         assert len(commits) == 6 and len({(e.args["round"], e.args["peer"]) for e in commits}) == 6
-        model = build_model(ModelConfig(encoder="tiny", seed=0))
+        from nodes.cli import DEFAULTS
+
+        model = build_model(ModelConfig(**{**DEFAULTS["model"], "encoder": "tiny", "seed": 0}))
         test = global_test(512, seed=0)
         aucs = []
         for digest in (fed.round_info(1).adapter_cid, fed.global_adapter_cid()):

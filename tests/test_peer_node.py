@@ -223,7 +223,8 @@ def test_resumed_training_is_byte_identical_and_the_seed_is_secret(tmp_path: Pat
     with chain:
         r = int(driver.tick().split()[-1])
         a = _node(fed, store, learners, 0, tmp_path / "a.sqlite")
-        a.step(r)  # keys, then training
+        a.step(r)  # keys (shares, then training, wait for their phases)
+        a._train(r)
         first = a.state.get(r, "update")
         seed = a.state.get(r, "dp_seed")
         assert first is not None and seed is not None and len(seed) == 32
