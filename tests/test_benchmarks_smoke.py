@@ -40,7 +40,11 @@ def test_secure_round_bench_runs_ours_and_flower_on_a_tiny_workload(tmp_path) ->
     # Timings measured by the bench must fit in the wall clock measured here,
     # independently; the phases are reached in order within the round.
     assert ours["seconds"] + flower["seconds"] < wall
-    reached = list(ours["phase_reached_at_s"].values())
+    # (the JSON's keys may be sorted by name: order them as the protocol does)
+    order = ["KEYS", "SHARES", "COMMIT", "REVEAL", "AGGREGATE", "CHALLENGE", "FINAL"]
+    at = ours["phase_reached_at_s"]
+    reached = [at[p] for p in order if p in at]
+    assert len(reached) >= 3 and set(at) <= set(order)
     assert reached == sorted(reached) and reached[-1] <= ours["seconds"]
     assert data["ratio_ours_over_flower"]["3"] > 0
     # The target is computed from the measurement (here no n = 20 run: not met).
