@@ -123,11 +123,7 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
             kubos = kubos * (spec.peers + 1)
         gov_store = kubos[-1].client
         assert gov_store is not None
-        # The peers' own [model] defaults (the daemon's), so that the published
-        # start adapter has exactly the parameters each peer's model exchanges.
-        from .cli import DEFAULTS as PEER_DEFAULTS
-
-        model_cfg = {**PEER_DEFAULTS["model"], "encoder": spec.encoder, "seed": spec.seed}
+        model_cfg = peer_model_config(spec)
         if spec.synthetic_parameters:
             import numpy as np
 
@@ -197,6 +193,14 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
         raise
 
 
+def peer_model_config(spec: FederationSpec) -> dict[str, Any]:
+    """The peers' own [model] defaults (the daemon's), so that the published
+    start adapter has exactly the parameters each peer's model exchanges."""
+    from .cli import DEFAULTS
+
+    return {**DEFAULTS["model"], "encoder": spec.encoder, "seed": spec.seed}
+
+
 def _measure_training(spec: FederationSpec) -> float:
     """Seconds of one local DP training at the federation's configuration
     (the synthetic learner of protocol benchmarks: none)."""
@@ -206,10 +210,7 @@ def _measure_training(spec: FederationSpec) -> float:
     from ._model import ModelConfig, build_model
     from ._train import TrainConfig, train_local
 
-    from .cli import DEFAULTS as PEER_DEFAULTS
-
-    model = build_model(ModelConfig(**{**PEER_DEFAULTS["model"], "encoder": spec.encoder,
-                                       "seed": spec.seed}))
+    model = build_model(ModelConfig(**peer_model_config(spec)))
     data = partition(spec.peers, examples_per_peer=spec.examples_per_peer, seed=spec.seed)[0].train
     cfg = TrainConfig(lr=spec.lr, dp=True, sample_rate=spec.q, steps=spec.steps,
                       noise_multiplier=spec.sigma, target_epsilon=None, clipping="flat",
