@@ -62,6 +62,12 @@ class CompareConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     arms: tuple[str, ...] = ()  # empty: every registered arm
     mia_examples: int = 256
+    # A researcher's dataset instead of the synthetic generator (empty: synthetic).
+    data: str = ""  # a CSV/JSONL file, or a folder of them (concatenated)
+    schema: str = ""  # its schema.toml
+    partition: str = "dirichlet:0.5"  # iid | dirichlet:ALPHA | by-column:NAME
+    test_fraction: float = 0.2  # global held-out test set (no peer holds it)
+    holdout: float = 0.2  # each peer's own held-out split of its share
 
     def __post_init__(self) -> None:
         from coordinator import ConfigError
@@ -99,10 +105,13 @@ class Context:
     dpc: Any
     log: Callable[[str], None]
     extra: dict[str, Any] = field(default_factory=dict)
+    data: Dataset | None = None  # what load_dataset gave (a researcher's dataset: data.own)
 
     def model_config(self) -> Any:
         from nodes._model import ModelConfig
 
+        if self.data is not None:
+            return self.data.model
         c = self.cfg
         return ModelConfig(encoder=c.encoder, lora_r=c.lora_r, max_len=c.max_len, hidden=c.hidden,
                            seed=self.seed)
@@ -153,6 +162,8 @@ def _evaluate_proba(proba: Callable[[Any], np.ndarray], ctx: Context) -> dict[st
 
     def loss(ex: Any) -> np.ndarray:
         p = np.clip(proba(ex), 1e-7, 1 - 1e-7)
+        if p.ndim == 2:  # K classes: the true class's probability
+            return -np.log(p[np.arange(len(p)), ex.labels])
         return -(ex.labels * np.log(p) + (1 - ex.labels) * np.log(1 - p))
 
     out: dict[str, Any] = dict(utility(ctx.test.labels, proba(ctx.test)))
@@ -166,6 +177,75 @@ def _evaluate_proba(proba: Callable[[Any], np.ndarray], ctx: Context) -> dict[st
     return out
 
 
+@dataclass(frozen=True)
+class Dataset:
+    """What every arm runs on: the peers' (train, held-out) splits, a global
+    test set no peer holds, MIA members (from the peers' training data) and
+    non-members, the model configuration, and the declared schema hash."""
+
+    parts: list[Any]
+    test: Any
+    members: Any
+    nonmembers: Any
+    model: Any
+    schema_hash: bytes
+    own: bool
+
+
+def load_dataset(cfg: CompareConfig, seed: int) -> Dataset:
+    """The synthetic default, or (``cfg.data``) a researcher's files loaded
+    against ``cfg.schema``: a stratified global test split, the rest
+    partitioned over the peers (``cfg.partition``), each peer's share split
+    again into its own train and held-out parts."""
+    from nodes._data import concat, holdout, holdout_indices, split_peers
+    from nodes._datasets import federated_data
+    from nodes._model import ModelConfig, config_for_schema
+    from nodes._schema import SYNTHETIC, column_values, data_files, load_schema, load_with_schema
+
+    rng = np.random.default_rng(seed)
+    model_kw: dict[str, Any] = dict(encoder=cfg.encoder, lora_r=cfg.lora_r, max_len=cfg.max_len,
+                                    hidden=cfg.hidden, seed=seed)
+    if not cfg.data:
+        fd = federated_data(cfg.dataset, cfg.peers, examples_per_peer=cfg.examples_per_peer,
+                            seed=seed)
+        pool = concat([p.train for p in fd.peers])
+        members = pool.subset(rng.permutation(len(pool))[: cfg.mia_examples])
+        nonmembers = fd.nonmembers.subset(np.arange(min(len(members), len(fd.nonmembers))))
+        return Dataset(fd.peers, fd.test, members, nonmembers, ModelConfig(**model_kw),
+                       SYNTHETIC.hash() if cfg.dataset == "synthetic" else bytes(32), False)
+    from coordinator import ConfigError
+
+    if not cfg.schema:
+        raise ConfigError("--data needs --schema schema.toml (the dataset's declared columns)")
+    schema = load_schema(Path(cfg.schema))
+    files = data_files(Path(cfg.data))
+    full = concat([load_with_schema(f, schema) for f in files])
+    mode, _, arg = cfg.partition.partition(":")
+    groups = None
+    if mode == "by-column":
+        if not arg:
+            raise ConfigError("--partition by-column:NAME needs a column name")
+        groups = [v for f in files for v in column_values(f, arg)]
+    alpha = 0.5
+    if mode == "dirichlet":
+        try:
+            alpha = float(arg or 0.5)
+        except ValueError:
+            raise ConfigError(f"--partition {cfg.partition!r}: alpha must be a number") from None
+    # The global test split is taken first, so no peer ever trains on it.
+    keep, held = holdout_indices(full.labels, fraction=cfg.test_fraction, seed=seed)
+    rest, test = full.subset(keep), full.subset(held)
+    rest_groups = None if groups is None else [groups[i] for i in keep]
+    shares = split_peers(rest, cfg.peers, mode=mode, alpha=alpha, groups=rest_groups, seed=seed)
+    parts = [holdout(sh, fraction=cfg.holdout, seed=seed * 1000 + i) for i, sh in enumerate(shares)]
+    pool = concat([p.train for p in parts])
+    n_mia = min(cfg.mia_examples, len(pool), len(test))
+    members = pool.subset(rng.permutation(len(pool))[:n_mia])
+    nonmembers = test.subset(rng.permutation(len(test))[:n_mia])
+    return Dataset(parts, test, members, nonmembers,
+                   config_for_schema(schema, **model_kw), schema.hash(), True)
+
+
 def _train_config(ctx: Context, **kw: Any) -> Any:
     from nodes._train import TrainConfig
 
@@ -175,7 +255,7 @@ def _train_config(ctx: Context, **kw: Any) -> Any:
 @register_arm("fedledger", label="the full system, local DP mode: each peer's own DP-SGD, "
               "secure aggregation, ε on the on-chain ledger")
 def _fedledger_arm(ctx: Context) -> dict[str, Any]:
-    from nodes._demo import DemoConfig, run_demo
+    from nodes._demo import DemoConfig, OwnData, run_demo
 
     cfg, seed = ctx.cfg, ctx.seed
     finals: list[np.ndarray] = []
@@ -186,7 +266,9 @@ def _fedledger_arm(ctx: Context) -> dict[str, Any]:
                               max_grad_norm=cfg.max_grad_norm,
                               examples_per_peer=cfg.examples_per_peer, q=cfg.q, sigma=cfg.sigma,
                               steps=cfg.steps, lr=cfg.lr, epsilon_cap=cfg.epsilon_cap,
-                              delta=cfg.delta, dropouts=False, seed=seed), on_final=finals.append)
+                              delta=cfg.delta, dropouts=False, seed=seed), on_final=finals.append,
+                   data=OwnData(ctx.parts, ctx.data.model, ctx.data.schema_hash)
+                   if ctx.data is not None and ctx.data.own else None)
     wall, cpu = time.perf_counter() - t0, _cpu() - c0
     m = _evaluate(ctx.model, finals[0], ctx)
     return {**m, "epsilon": max(p["epsilon"] for p in res["peers"]),
@@ -272,6 +354,11 @@ def _reference(ctx: Context, proba: Callable[[Any], np.ndarray], t0: float, c0: 
             "raw_data_centralized": True, "reference": REFERENCE_LABEL}
 
 
+def _binary(proba: np.ndarray) -> np.ndarray:
+    """scikit-learn's (n, K) probabilities as the project's: P(class 1) for K = 2."""
+    return proba[:, 1] if proba.shape[1] == 2 else proba
+
+
 @register_arm("ref-tfidf-lr", label=f"{REFERENCE_LABEL}: TF-IDF (1–2-grams) + logistic "
               "regression (scikit-learn) on the review text", reference=True)
 def _tfidf_arm(ctx: Context) -> dict[str, Any]:
@@ -282,7 +369,7 @@ def _tfidf_arm(ctx: Context) -> dict[str, Any]:
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     x = vec.fit_transform(ctx.pool.texts)
     lr = LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced").fit(x, ctx.pool.labels)
-    return _reference(ctx, lambda ex: lr.predict_proba(vec.transform(ex.texts))[:, 1], t0, c0)
+    return _reference(ctx, lambda ex: _binary(lr.predict_proba(vec.transform(ex.texts))), t0, c0)
 
 
 @register_arm("ref-probe", label=f"{REFERENCE_LABEL}: logistic regression on the frozen "
@@ -299,32 +386,35 @@ def _probe_arm(ctx: Context) -> dict[str, Any]:
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=3000,
                                                                class_weight="balanced"))
     probe.fit(enc.text_embeddings(ctx.pool), ctx.pool.labels)
-    return _reference(ctx, lambda ex: probe.predict_proba(enc.text_embeddings(ex))[:, 1], t0, c0)
+    return _reference(ctx, lambda ex: _binary(probe.predict_proba(enc.text_embeddings(ex))),
+                      t0, c0)
 
 
 @register_arm("majority", label="reference: always the pooled training data's majority class",
               reference=True)
 def _majority_arm(ctx: Context) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), _cpu()
-    p = float(ctx.pool.labels.mean())
-    p = 0.5 + 1e-3 if p >= 0.5 else 0.5 - 1e-3  # predicts the majority class for everyone
-    return _reference(ctx, lambda ex: np.full(len(ex), p), t0, c0)
+    k = ctx.model.cfg.n_classes if hasattr(ctx.model, "cfg") else 2
+    if k == 2:
+        p = float(ctx.pool.labels.mean())
+        p = 0.5 + 1e-3 if p >= 0.5 else 0.5 - 1e-3  # predicts the majority class for everyone
+        return _reference(ctx, lambda ex: np.full(len(ex), p), t0, c0)
+    row = np.full(k, 1.0 / k)
+    row[np.bincount(ctx.pool.labels, minlength=k).argmax()] += 1e-3
+    row /= row.sum()
+    return _reference(ctx, lambda ex: np.tile(row, (len(ex), 1)), t0, c0)
 
 
 def run_seed(cfg: CompareConfig, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
     from coordinator.privacy._privacy import dp_config
     from nodes._data import concat
-    from nodes._datasets import federated_data
     from nodes._model import build_model, get_flat
 
-    fd = federated_data(cfg.dataset, cfg.peers, examples_per_peer=cfg.examples_per_peer,
-                        seed=seed)
-    pool = concat([p.train for p in fd.peers])
-    rng = np.random.default_rng(seed)
-    members = pool.subset(rng.permutation(len(pool))[: cfg.mia_examples])
-    nonmembers = fd.nonmembers.subset(np.arange(min(len(members), len(fd.nonmembers))))
-    ctx = Context(cfg, seed, fd.peers, fd.test, pool, members, nonmembers, None, np.zeros(0),
-                  dp_config(config_id=1, q=cfg.q, sigma=cfg.sigma, steps=cfg.steps), log)
+    ds = load_dataset(cfg, seed)
+    pool = concat([p.train for p in ds.parts])
+    ctx = Context(cfg, seed, ds.parts, ds.test, pool, ds.members, ds.nonmembers, None,
+                  np.zeros(0), dp_config(config_id=1, q=cfg.q, sigma=cfg.sigma, steps=cfg.steps),
+                  log, data=ds)
     ctx.model = build_model(ctx.model_config())
     ctx.start = get_flat(ctx.model)
     out: dict[str, Any] = {}
@@ -371,6 +461,8 @@ def _flower_arm(cfg: CompareConfig, seed: int, parts: list[Any], test: Any, memb
 
     def loss(ex: Any) -> np.ndarray:
         p = np.clip(proba(ex), 1e-7, 1 - 1e-7)
+        if p.ndim == 2:  # K classes: the true class's probability
+            return -np.log(p[np.arange(len(p)), ex.labels])
         return -(ex.labels * np.log(p) + (1 - ex.labels) * np.log(1 - p))
 
     out: dict[str, Any] = dict(utility(test.labels, proba(test)))
@@ -460,11 +552,20 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str) -> str:
             return "∞"
         return f"{c['mean']:.{digits}f} ± {c['ci95']:.{digits}f}"
 
-    title = ("# Results: decentralized vs centralized vs pooled" if cfg.dataset == "synthetic"
-             else f"## Results on real data: `{cfg.dataset}`")
+    if cfg.data:
+        source = (f"Dataset: `{cfg.data}` with schema `{cfg.schema}`, partition "
+                  f"`{cfg.partition}`; {cfg.test_fraction:.0%} held out as the global test set, "
+                  f"{cfg.holdout:.0%} of each peer's share as its own held-out split (\"local acc.\": "
+                  "the released model on each peer's held-out split, averaged).")
+        title = f"## Results on a researcher's dataset: `{Path(cfg.data).name}`"
+    else:
+        source = f"Dataset `{cfg.dataset}`."
+        title = ("# Results: decentralized vs centralized vs pooled" if cfg.dataset == "synthetic"
+                 else f"## Results on real data: `{cfg.dataset}`")
     lines = [title, "",
              f"Generated by `{command}` from its JSON output; do not edit by hand.", "",
-             f"Dataset `{cfg.dataset}`; {cfg.peers} peers, {cfg.rounds} rounds, encoder "
+             source, "",
+             f"{cfg.peers} peers, {cfg.rounds} rounds, encoder "
              f"{cfg.encoder} (LoRA r={cfg.lora_r}, {cfg.max_len} tokens, head {cfg.hidden}), "
              f"DP (q={cfg.q}, σ={cfg.sigma}, T={cfg.steps}, C={cfg.max_grad_norm}) per round, "
              f"δ={cfg.delta}; seeds {list(cfg.seeds)}; mean ± 95 % CI over seeds (Student's t).",
@@ -543,6 +644,22 @@ def run(cfg: CompareConfig, out: Path, *, command: str,
 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if cfg.data:
+        from dataclasses import replace
+
+        from nodes._schema import load_schema
+
+        schema = load_schema(Path(cfg.schema))
+        skip: dict[str, str] = {}
+        if schema.n_classes != 2:  # its logistic regression is binary
+            skip["flower-dp"] = "the external Flower arm is a binary logistic regression"
+        if not schema.text:
+            skip["ref-tfidf-lr"] = "the schema declares no text column"
+            skip["ref-probe"] = "the schema declares no text column"
+        for arm, why in skip.items():
+            if arm in cfg.arms:
+                log(f"{arm} arm skipped: {why}")
+        cfg = replace(cfg, arms=tuple(a for a in cfg.arms if a not in skip))
     per_seed = [run_seed(cfg, s, log) for s in cfg.seeds]
     summary = summarize(per_seed, cfg.arms)
     files = plots(per_seed, summary, out)

@@ -64,6 +64,7 @@ contract FedRounds is IFedRounds {
     mapping(uint256 round => mapping(address peer => bytes32 keysHash)) private _keys;
     mapping(uint256 round => mapping(address peer => bytes32 root)) private _shareRoots;
     mapping(address account => uint256 amount) public override withdrawable;
+    bytes32 public override dataSchema;
 
     constructor(
         address governor_,
@@ -410,6 +411,14 @@ contract FedRounds is IFedRounds {
         if (fraudProofs != address(0)) revert RoundsFraudProofsAlreadySet(fraudProofs);
         fraudProofs = fraudProofs_;
         emit FraudProofsSet(fraudProofs_);
+    }
+
+    /// @inheritdoc IFedRounds
+    function setDataSchema(bytes32 schemaHash) external override {
+        if (msg.sender != governor) revert RoundsUnauthorized(msg.sender);
+        if (dataSchema != bytes32(0) || schemaHash == bytes32(0)) revert RoundsDataSchemaAlreadySet(dataSchema);
+        dataSchema = schemaHash;
+        emit DataSchemaSet(schemaHash);
     }
 
     /// @inheritdoc IFedRounds

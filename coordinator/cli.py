@@ -222,20 +222,34 @@ def chain_compile(as_json: bool) -> None:
 @passphrase_file_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the deployment record (default: .fedledger/deployment.json).")
+@click.option("--data-schema", "data_schema", default="", metavar="0xHASH",
+              help="Declare the federation's data schema on-chain: the 32-byte hash that "
+                   "`fedledger node schema check --schema schema.toml` prints. Peers whose "
+                   "schema hashes differently refuse to start.")
 @json_option
 def chain_deploy(rpc_url: str, keystores: tuple[Path, ...], passphrase_file: Path | None,
-                 out: Path | None, as_json: bool) -> None:
+                 out: Path | None, data_schema: str, as_json: bool) -> None:
     """Deploy the contract suite and write a deployment record.
 
     The record (addresses, chain id, block, source hash) is what auditors
     start from. On the embedded chain the deployment lives only as long as
     this process, so the record is for inspection only.
     """
+    from ._errors import ConfigError
     from .chain._deploy import deploy_all
     from .ops._paths import state_dir
 
+    schema = bytes(32)
+    if data_schema:
+        try:
+            schema = bytes.fromhex(data_schema.removeprefix("0x"))
+        except ValueError:
+            schema = b""
+        if len(schema) != 32 or not any(schema):
+            raise ConfigError(f"--data-schema {data_schema!r} must be a non-zero 32-byte hex hash",
+                              hint="print it with `fedledger node schema check --schema schema.toml`")
     with open_chain(rpc_url, keystores, passphrase_file) as ch:
-        rec = deploy_all(ch)
+        rec = deploy_all(ch, data_schema=schema)
     path = out or state_dir() / "deployment.json"
     rec.save(path)
     def human() -> None:

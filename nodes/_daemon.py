@@ -65,12 +65,14 @@ class NodeSettings:
     max_rounds: int
     insecure_dp_rng: bool = False
     keystore_passphrase: str = ""
+    schema_hash: bytes = bytes(32)  # this peer's data schema (nodes/_schema.py)
 
     def __repr__(self) -> str:  # the passphrase stays out of logs and tracebacks
         return f"NodeSettings(rpc_url={self.rpc_url!r}, state={str(self.state)!r})"
 
 
-def settings_from(cfg: dict[str, Any], base: Path) -> NodeSettings:
+def settings_from(cfg: dict[str, Any], base: Path, *,
+                  schema_hash: bytes = bytes(32)) -> NodeSettings:
     n = cfg["node"]
     passphrase = os.environ.get("FEDLEDGER_PASSPHRASE", "").encode()
     if n["passphrase_file"]:
@@ -97,7 +99,7 @@ def settings_from(cfg: dict[str, Any], base: Path) -> NodeSettings:
                         int(n["account"]), n["keystore"] and str(base / n["keystore"]),
                         passphrase, float(n["poll_seconds"]), bool(n["register"]),
                         int(n["stake_wei"]), int(n["train_seed"]), int(n["max_rounds"]),
-                        bool(n.get("insecure_dp_rng", False)), kpass)
+                        bool(n.get("insecure_dp_rng", False)), kpass, schema_hash)
 
 
 def _keystore_passphrase(n: dict[str, Any], base: Path, state_passphrase: bytes) -> str:
@@ -120,6 +122,21 @@ def _keystore_passphrase(n: dict[str, Any], base: Path, state_passphrase: bytes)
                                "keystore_passphrase_file, or [node] "
                                "keystore_uses_state_passphrase = true to reuse the state's")
     return kpass
+
+
+def check_schema(fed: Federation, mine: bytes) -> None:
+    """Refuse to join a federation whose declared data schema is not ours:
+    other columns, normalisation or classes would make the aggregate noise."""
+    declared = fed.data_schema()
+    if not any(declared):
+        log.warning("the deployment declares no data schema; cannot check that this "
+                    "peer's data matches the federation's")
+        return
+    if declared != mine:
+        raise ConfigError(f"this peer's data schema hashes to 0x{mine.hex()[:16]}… but the "
+                          f"federation declared 0x{declared.hex()[:16]}… on-chain",
+                          hint="use the federation's schema.toml in [data] schema "
+                               "(`fedledger node schema check` prints a schema's hash)")
 
 
 class PeerDaemon:
@@ -145,6 +162,7 @@ class PeerDaemon:
         self.state: PeerState | None = None
         try:
             self.fed: Federation = attach(self.chain, record)
+            check_schema(self.fed, s.schema_hash)
             self.store = KuboClient(s.ipfs_api)
             try:
                 self.store.id()

@@ -225,3 +225,79 @@ def load_file(path: Path) -> Examples:
         has_image.append(bool(img_ref))
     return Examples(tuple(texts), np.stack(images), np.asarray(feats, np.float32),
                     np.asarray(labels, np.int64), np.asarray(has_text), np.asarray(has_image))
+
+
+# -- held-out splits and partitions of a given dataset ----------------------------
+
+def holdout(ex: Examples, *, fraction: float = 0.2, seed: int = 0) -> PeerData:
+    """A seeded, stratified split of ``ex`` into (train, held-out test).
+    Classes with a single example stay in train; at least one example is held
+    out. Deterministic in ``seed``."""
+    train, test = holdout_indices(ex.labels, fraction=fraction, seed=seed)
+    return PeerData(ex.subset(train), ex.subset(test))
+
+
+def holdout_indices(labels: np.ndarray, *, fraction: float = 0.2,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices of :func:`holdout`, each sorted."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"holdout fraction={fraction} must be in (0, 1)")
+    if len(labels) < 4:
+        raise ConfigError(f"{len(labels)} examples are too few to hold out a test split (need ≥ 4)")
+    rng = np.random.default_rng(seed)
+    test: list[int] = []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        if len(idx) >= 2:
+            test += idx[:max(1, int(round(fraction * len(idx))))].tolist()
+    if not test:
+        test = [int(rng.integers(len(labels)))]
+    mask = np.zeros(len(labels), bool)
+    mask[test] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def split_peers(ex: Examples, n_peers: int, *, mode: str = "iid", alpha: float = 0.5,
+                groups: Sequence[str] | None = None, seed: int = 0) -> list[Examples]:
+    """Partition a dataset over ``n_peers``: ``iid`` (a random equal split),
+    ``dirichlet`` (each class spread over peers by Dirichlet(alpha) shares),
+    or ``by-column`` (the distinct ``groups`` values dealt round-robin to
+    peers, largest first, so one group never spans two peers)."""
+    if n_peers < 1 or n_peers > len(ex):
+        raise ConfigError(f"cannot split {len(ex)} examples over {n_peers} peers")
+    rng = np.random.default_rng(seed)
+    owner = np.zeros(len(ex), np.int64)
+    if mode == "iid":
+        owner[rng.permutation(len(ex))] = np.arange(len(ex)) % n_peers
+    elif mode == "dirichlet":
+        if not alpha > 0:
+            raise ConfigError(f"dirichlet alpha={alpha} must be positive")
+        for c in np.unique(ex.labels):
+            idx = rng.permutation(np.flatnonzero(ex.labels == c))
+            cuts = (np.cumsum(rng.dirichlet([alpha] * n_peers)) * len(idx)).astype(int)[:-1]
+            for p, part in enumerate(np.split(idx, cuts)):
+                owner[part] = p
+    elif mode == "by-column":
+        if groups is None or len(groups) != len(ex):
+            raise ConfigError("by-column partitioning needs one group value per example")
+        values, counts = np.unique(np.asarray(groups, dtype=object).astype(str), return_counts=True)
+        if len(values) < n_peers:
+            raise ConfigError(f"the partition column has {len(values)} distinct values, fewer "
+                              f"than {n_peers} peers")
+        order = values[np.argsort(-counts, kind="stable")]
+        load = np.zeros(n_peers, np.int64)
+        where = {}
+        for v, cnt in zip(order, np.sort(counts)[::-1], strict=True):
+            p = int(np.argmin(load))  # greedy: the least loaded peer takes the next group
+            where[v] = p
+            load[p] += cnt
+        g = np.asarray(groups, dtype=object).astype(str)
+        owner = np.array([where[v] for v in g], np.int64)
+    else:
+        raise ConfigError(f"partition {mode!r} must be iid, dirichlet:ALPHA or by-column:NAME")
+    out = [ex.subset(np.flatnonzero(owner == p)) for p in range(n_peers)]
+    small = [p for p, e in enumerate(out) if len(e) < 4]
+    if small:
+        raise ConfigError(f"peer(s) {small} get fewer than 4 examples with partition {mode!r}; "
+                          "use fewer peers or a larger alpha")
+    return out

@@ -15,7 +15,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,12 @@ from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter_a
 from coordinator.privacy._privacy import dp_config
 from coordinator.store._store import EmbeddedStore
 
+from ._data import PeerData, concat
 from ._datasets import federated_data
 from ._eval import utility
 from ._model import ModelConfig, build_model, get_flat, set_flat
 from ._peer import Action, ModelLearner, PeerNode
+from ._schema import SYNTHETIC
 from ._state import PeerState
 from ._train import TrainConfig, predict_proba
 
@@ -81,30 +83,59 @@ class DemoConfig:
             raise FedLedgerError(f"rounds={self.rounds} must be at least 1")
 
 
+@dataclass(frozen=True)
+class OwnData:
+    """Peers' own data for the demo instead of the synthetic generator: each
+    peer's (train, held-out) split, the model for their schema, and the
+    schema hash the deployment declares. Utility per round is then measured
+    on the union of the peers' held-out splits."""
+
+    parts: list[PeerData]
+    model: ModelConfig
+    schema_hash: bytes
+
+
 def run_demo(cfg: DemoConfig, *, progress: Callable[[str], None] = lambda s: None,
              workdir: Path | None = None,
-             on_final: Callable[[np.ndarray], None] | None = None) -> dict[str, Any]:
+             on_final: Callable[[np.ndarray], None] | None = None,
+             data: OwnData | None = None) -> dict[str, Any]:
     """Run the demo; ``on_final`` receives the final global adapter (benchmarks)."""
     t_start = time.perf_counter()
+    if data is not None and len(data.parts) != cfg.peers:
+        raise FedLedgerError(f"{len(data.parts)} peers' data for a demo of {cfg.peers} peers")
     with tempfile.TemporaryDirectory(prefix="fedledger-demo-") as tmp:
         work = workdir or Path(tmp)
         with EmbeddedChain() as chain:
-            return _run(cfg, chain, work, progress, t_start, on_final)
+            return _run(cfg, chain, work, progress, t_start, on_final, data)
 
 
 def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[str], None],
-         t_start: float, on_final: Callable[[np.ndarray], None] | None = None) -> dict[str, Any]:
+         t_start: float, on_final: Callable[[np.ndarray], None] | None = None,
+         data: OwnData | None = None) -> dict[str, Any]:
     store = EmbeddedStore()
     chain.ensure_accounts(cfg.peers + 2)
-    fd = federated_data(cfg.dataset, cfg.peers, examples_per_peer=cfg.examples_per_peer,
-                        alpha=cfg.alpha, test_examples=cfg.test_examples, seed=cfg.seed)
-    parts, test = fd.peers, fd.test
-    progress(f"data: {cfg.dataset}, {cfg.peers} non-IID peers "
-             f"({min(len(p.train) for p in parts)}–{max(len(p.train) for p in parts)} training "
-             f"examples each), model: {cfg.encoder}"
-             + (f" + LoRA r={cfg.lora_r}" if cfg.lora_r else " (frozen) + trainable head"))
-    model = build_model(ModelConfig(encoder=cfg.encoder, lora_r=cfg.lora_r, max_len=cfg.max_len,
-                                    hidden=cfg.hidden, seed=cfg.seed))
+    if data is None:
+        fd = federated_data(cfg.dataset, cfg.peers, examples_per_peer=cfg.examples_per_peer,
+                            alpha=cfg.alpha, test_examples=cfg.test_examples, seed=cfg.seed)
+        parts, test = fd.peers, fd.test
+        progress(f"data: {cfg.dataset}, {cfg.peers} non-IID peers "
+                 f"({min(len(p.train) for p in parts)}–{max(len(p.train) for p in parts)} training "
+                 f"examples each), model: {cfg.encoder}"
+                 + (f" + LoRA r={cfg.lora_r}" if cfg.lora_r else " (frozen) + trainable head"))
+        model = build_model(ModelConfig(encoder=cfg.encoder, lora_r=cfg.lora_r,
+                                        max_len=cfg.max_len, hidden=cfg.hidden, seed=cfg.seed))
+        declared = SYNTHETIC.hash() if cfg.dataset == "synthetic" else bytes(32)
+    else:
+        parts = data.parts
+        test = concat([p.test for p in parts])
+        progress(f"data: {cfg.peers} peers' own files ({sum(len(p.train) for p in parts)} "
+                 f"training, {len(test)} held-out examples), {data.model.n_classes} classes, "
+                 f"model: {cfg.encoder}"
+                 + (f" + LoRA r={data.model.lora_r}" if data.model.lora_r
+                    else " (frozen) + trainable head"))
+        # The schema's model (its recipe: LoRA rank, tokens, head); encoder and seed the demo's.
+        model = build_model(replace(data.model, encoder=cfg.encoder, seed=cfg.seed))
+        declared = data.schema_hash
     start = get_flat(model)
     policy = Policy(participants=cfg.peers, threshold=cfg.threshold, keys_blocks=10,
                     shares_blocks=10, commit_blocks=10, reveal_blocks=10, aggregate_blocks=10,
@@ -112,6 +143,7 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
     fed, rec = deploy_federation(chain, policy=policy,
                                  ledger_policy=LedgerPolicy(epsilon_cap=cfg.epsilon_cap,
                                                             delta=cfg.delta),
+                                 data_schema=declared,
                                  **initial_adapter_args(store, start))
     dpc = dp_config(config_id=1, q=cfg.q, sigma=cfg.sigma, steps=cfg.steps)
     fed.register_config(dpc)
@@ -124,7 +156,8 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
     nodes = [PeerNode(fed, store, addrs[i],
                       PeerState(work / f"peer{i}.sqlite", secrets.token_bytes(32),
                                 deployment=(chain.chain_id, fed.rounds.address)),
-                      ModelLearner(model, parts[i].train, base), train_seed=cfg.seed,
+                      ModelLearner(model, parts[i].train, base, heldout=parts[i].test),
+                      train_seed=cfg.seed,
                       secret_seed=False)  # reproducible demo: predictable DP randomness
              for i in range(cfg.peers)]
     driver = RoundDriver(fed, store, aggregator=addrs[0], dp_config=1,
@@ -194,10 +227,15 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
                  f"{row['seconds']} s")
     if on_final is not None:
         on_final(load_adapter(store, fed.global_adapter_cid()))
+    # The final global model on each peer's own held-out split.
+    set_flat(model, load_adapter(store, fed.global_adapter_cid()))
+    held = [utility(p.test.labels, predict_proba(model, p.test)) for p in parts]
     peers = [{"peer": i, "address": a, "examples": len(parts[i].train),
+              "heldout_examples": len(parts[i].test),
+              "heldout_accuracy": held[i]["accuracy"], "heldout_macro_f1": held[i]["macro_f1"],
               "epsilon": round(fed.epsilon(a), 4), "cap": cfg.epsilon_cap} for i, a in enumerate(addrs)]
     out = {"ok": True, "config": asdict(cfg), "deployment": rec["contracts"],
-           "vector_length": len(start), "initial": before, "rounds": rows, "peers": peers,
+           "data_schema": "0x" + declared.hex(), "vector_length": len(start), "initial": before, "rounds": rows, "peers": peers,
            "seconds": round(time.perf_counter() - t_start, 1)}
     if dishonest is not None:
         out["dishonest_aggregator"] = dishonest

@@ -23,10 +23,27 @@ from ._data import Examples
 
 
 def utility(labels: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    pred = (proba >= 0.5).astype(int)
+    """Accuracy, macro-F1 and AUC. ``proba`` is P(class 1) of shape (n,) for
+    a binary task, or the (n, K) class probabilities; for K > 2 the AUC is
+    the macro one-vs-rest AUC over the classes present in ``labels`` (NaN if
+    fewer than two are)."""
+    proba = np.asarray(proba, np.float64)
+    labels = np.asarray(labels)
+    if proba.ndim == 2 and proba.shape[1] == 2:
+        proba = proba[:, 1]
+    if proba.ndim == 1:
+        pred = (proba >= 0.5).astype(int)
+    else:
+        pred = proba.argmax(1)
     out = {"accuracy": float(accuracy_score(labels, pred)),
            "macro_f1": float(f1_score(labels, pred, average="macro", zero_division=0))}
-    out["auc"] = float(roc_auc_score(labels, proba)) if len(set(labels.tolist())) == 2 else math.nan
+    present = np.unique(labels)
+    if len(present) < 2:
+        out["auc"] = math.nan
+    elif proba.ndim == 1:
+        out["auc"] = float(roc_auc_score(labels, proba))
+    else:  # one-vs-rest per present class, macro-averaged
+        out["auc"] = float(np.mean([roc_auc_score(labels == c, proba[:, c]) for c in present]))
     return out
 
 

@@ -157,8 +157,11 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
         policy = Policy(participants=spec.peers, threshold=spec.threshold, **windows,
                         challenge_blocks=2, bond=10**17)
         chain.ensure_accounts(spec.peers + 1)
+        from ._schema import SYNTHETIC
+
         fed, rec = deploy_federation(chain, policy=policy,
                                      ledger_policy=LedgerPolicy(epsilon_cap=spec.epsilon_cap),
+                                     data_schema=SYNTHETIC.hash(),  # the peers' synthetic data
                                      **initial_adapter_args(gov_store, start))
         fed.register_config(dp_config(config_id=1, q=spec.q, sigma=spec.sigma, steps=spec.steps))
         DeploymentRecord(**rec).save(root / "deployment.json")

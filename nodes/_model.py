@@ -128,15 +128,57 @@ class ModelConfig:
     hidden: int = 32
     attention_noise: float = 0.0
     seed: int = 0
+    # Data shape (from the federation's schema; the defaults are the synthetic
+    # generator's): feature width, number of classes, image side, and whether
+    # the features are the generator's raw ones (normalised here with its
+    # population constants) or already normalised by the schema's loader.
+    n_features: int = N_FEATURES
+    n_classes: int = 2
+    image_size: int = IMAGE_SHAPE[1]
+    image_tower: str = "small"
+    synthetic_features: bool = True
 
     def __post_init__(self) -> None:
         if self.encoder not in ("tiny", "minilm"):
             raise ConfigError(f"encoder {self.encoder!r} must be 'tiny' or 'minilm'")
+        if self.image_tower not in ("small", "photo"):
+            raise ConfigError(f"image_tower {self.image_tower!r} must be 'small' or 'photo'")
+        if self.n_classes < 2 or self.n_features < 0 or self.image_size < 8:
+            raise ConfigError("n_classes must be ≥ 2, n_features ≥ 0 and image_size ≥ 8")
+        if self.synthetic_features and self.n_features != N_FEATURES:
+            raise ConfigError(f"synthetic features have width {N_FEATURES}, not {self.n_features}")
         if self.lora_r < 0 or self.max_len < 4 or self.hidden < 4:
             raise ConfigError("lora_r must be ≥ 0 (0 = no adapters, frozen encoder), max_len ≥ 4 "
                               "and hidden ≥ 4")
         if self.attention_noise < 0:
             raise ConfigError(f"attention_noise={self.attention_noise} must be ≥ 0")
+
+
+def config_for_schema(schema: Any, **kw: Any) -> ModelConfig:
+    """The model for data loaded with ``schema`` (a :class:`nodes._schema.Schema`):
+    its feature width and classes, and the photo image tower at its resolution."""
+    return ModelConfig(n_features=schema.n_features, n_classes=schema.n_classes,
+                       image_size=schema.image_size, image_tower="photo",
+                       synthetic_features=False, **kw)
+
+
+def _image_tower(cfg: ModelConfig) -> nn.Module:
+    h = cfg.hidden
+    if cfg.image_tower == "small":  # the synthetic 16×16 images
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.GroupNorm(2, 8), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.GroupNorm(4, 16), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, h))
+    # Real photos (32–224 px): four stride-2 conv blocks (a receptive field
+    # of 61 px) with GroupNorm (BatchNorm is incompatible with per-sample
+    # DP-SGD gradients), global average pooling. Trained from scratch: no
+    # package in the lock ships pretrained vision weights offline (see
+    # docs/decisions.md).
+    blocks: list[nn.Module] = []
+    ch = [3, 16, 32, 48, 64]
+    for a, b in zip(ch, ch[1:]):
+        blocks += [nn.Conv2d(a, b, 3, stride=2, padding=1), nn.GroupNorm(4, b), nn.ReLU()]
+    return nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(ch[-1], h))
 
 
 def _text_encoder(cfg: ModelConfig) -> tuple[nn.Module, Any, int]:
@@ -196,18 +238,19 @@ class MultimodalModel(nn.Module):
                 m.attention_noise = cfg.attention_noise
         h = cfg.hidden
         self.text_proj = nn.Linear(text_dim, h)
-        self.image_tower = nn.Sequential(
-            nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.GroupNorm(2, 8), nn.ReLU(),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.GroupNorm(4, 16), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, h))
-        self.behaviour = nn.Sequential(nn.Linear(N_FEATURES, h), nn.ReLU(), nn.Linear(h, h))
+        self.image_tower = _image_tower(cfg)
+        self.behaviour = nn.Sequential(nn.Linear(max(cfg.n_features, 1), h), nn.ReLU(),
+                                       nn.Linear(h, h))
         # LayerNorm on the fused vector keeps per-sample gradient norms
         # comparable across examples, so per-sample clipping does not re-weight
         # classes (which made DP-SGD collapse to one class without it).
         self.head = nn.Sequential(nn.LayerNorm(3 * h + 2), nn.Linear(3 * h + 2, h), nn.ReLU(),
-                                  nn.Linear(h, 2))
-        self.register_buffer("feat_mean", torch.tensor(FEATURE_MEAN))
-        self.register_buffer("feat_std", torch.tensor(FEATURE_STD))
+                                  nn.Linear(h, cfg.n_classes))
+        width = max(cfg.n_features, 1)  # no feature columns: one constant zero input
+        self.register_buffer("feat_mean", torch.tensor(FEATURE_MEAN) if cfg.synthetic_features
+                             else torch.zeros(width))
+        self.register_buffer("feat_std", torch.tensor(FEATURE_STD) if cfg.synthetic_features
+                             else torch.ones(width))
 
     def set_attention_noise(self, std: float) -> None:
         self._attention_noise = std
@@ -269,8 +312,19 @@ class MultimodalModel(nn.Module):
     def encode(self, ex: Examples) -> tuple[torch.Tensor, ...]:
         """Tensors for ``forward`` (in its argument order), plus labels last."""
         tok = self.tokenizer(ex.texts, self.cfg.max_len)
+        s = self.cfg.image_size
+        if ex.images.shape[1:] != (3, s, s):
+            raise ConfigError(f"images have shape {ex.images.shape[1:]}, the model expects "
+                              f"(3, {s}, {s}): is [model] the federation's schema?")
+        feats = ex.features
+        if feats.shape[1] != self.feat_mean.shape[0]:
+            if feats.shape[1] == 0:
+                feats = np.zeros((len(ex), 1), np.float32)
+            else:
+                raise ConfigError(f"examples have {feats.shape[1]} features, the model "
+                                  f"expects {self.cfg.n_features}")
         return (tok["input_ids"], tok["attention_mask"], torch.from_numpy(ex.images),
-                torch.from_numpy(ex.features), torch.from_numpy(ex.has_text.astype(np.float32)),
+                torch.from_numpy(np.ascontiguousarray(feats, np.float32)), torch.from_numpy(ex.has_text.astype(np.float32)),
                 torch.from_numpy(ex.has_image.astype(np.float32)), torch.from_numpy(ex.labels))
 
 

@@ -71,10 +71,20 @@ class ModelLearner:
     model: MultimodalModel
     data: Examples
     train: TrainConfig
+    heldout: Examples | None = None  # the operator's own held-out split (never trained on)
 
     @property
     def examples(self) -> int:
         return len(self.data)
+
+    def evaluate(self) -> dict[str, float]:
+        """Utility of the model as it stands on the held-out split ({} if none)."""
+        if self.heldout is None or len(self.heldout) == 0:
+            return {}
+        from ._eval import utility
+        from ._train import predict_proba
+
+        return utility(self.heldout.labels, predict_proba(self.model, self.heldout))
 
     @property
     def parameters(self) -> int:
@@ -92,6 +102,7 @@ class ModelLearner:
         from ._train import train_local
 
         set_flat(self.model, global_flat)
+        start_util = self.evaluate()  # the global model this round starts from
         tc = replace(self.train, dp=True, sample_rate=cfg.q, steps=cfg.steps,
                      noise_multiplier=cfg.sigma, target_epsilon=None, clipping="flat",
                      config_id=cfg.config_id, seed=seed % 2**63)
@@ -104,6 +115,8 @@ class ModelLearner:
         delta = get_flat(self.model).astype(np.float64) - global_flat.astype(np.float64)
         metrics = {"loss": float(res.loss), "steps": float(res.steps),
                    "epsilon_round": float(res.epsilon_rdp), "seconds": float(res.seconds)}
+        metrics.update({f"heldout_{k}_global": v for k, v in start_util.items()})
+        metrics.update({f"heldout_{k}_local": v for k, v in self.evaluate().items()})
         return delta.astype(np.float32), metrics
 
     def distributed(self, global_flat: np.ndarray, cfg: DistributedConfig, *,
@@ -277,6 +290,12 @@ class PeerNode:
             {"x": enc.to_bytes(x), "weight": weight, "metrics": metrics}), secret=True)
         log.info("round %d: peer %s trained %d steps, loss %.4f, round ε %.3f", round_id,
                  self.address, metrics["steps"], metrics["loss"], metrics["epsilon_round"])
+        if "heldout_accuracy_global" in metrics:
+            log.info("round %d: peer %s held-out utility: global model accuracy %.3f macro-F1 "
+                     "%.3f; after local training accuracy %.3f macro-F1 %.3f", round_id,
+                     self.address, metrics["heldout_accuracy_global"],
+                     metrics["heldout_macro_f1_global"], metrics["heldout_accuracy_local"],
+                     metrics["heldout_macro_f1_local"])
         return Action(round_id, "train", seconds=time.perf_counter() - t0, detail=metrics)
 
     def _train_distributed(self, round_id: int, info: RoundInfo) -> Action:

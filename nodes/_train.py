@@ -287,18 +287,25 @@ def _strip_opacus(model: nn.Module) -> None:
 
 
 @torch.no_grad()
-def predict_proba(model: MultimodalModel, data: Examples, batch_size: int = 256) -> np.ndarray:
+def class_proba(model: MultimodalModel, data: Examples, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities, shape (n, K)."""
     model.eval()
     tensors = model.encode(data)
     out = []
     for i in range(0, len(data), batch_size):
         logits = model(*[t[i:i + batch_size] for t in tensors[:-1]])
-        out.append(torch.softmax(logits, -1)[:, 1].numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+        out.append(torch.softmax(logits, -1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.cfg.n_classes))
+
+
+def predict_proba(model: MultimodalModel, data: Examples, batch_size: int = 256) -> np.ndarray:
+    """P(class 1), shape (n,), for a binary model; the (n, K) matrix for K > 2."""
+    p = class_proba(model, data, batch_size)
+    return p[:, 1] if p.shape[1] == 2 else p
 
 
 @torch.no_grad()
 def per_example_loss(model: MultimodalModel, data: Examples) -> np.ndarray:
-    p = np.clip(predict_proba(model, data), 1e-7, 1 - 1e-7)
-    y = data.labels
-    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    """Cross-entropy of each example's true label (any number of classes)."""
+    p = class_proba(model, data)
+    return -np.log(np.clip(p[np.arange(len(data)), data.labels], 1e-7, 1.0))

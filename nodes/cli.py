@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
              "synthetic_parameters": 0, "insecure_dp_rng": False,
              "keystore_passphrase_file": "", "keystore_uses_state_passphrase": False},
     "data": {"source": "synthetic", "peers": 8, "peer": 0, "examples_per_peer": 256, "seed": 0,
-             "file": ""},
+             "file": "", "schema": "", "holdout": 0.2, "holdout_seed": 0},
     # The real-text recipe (docs/decisions.md "A recipe that learns on real text").
     "model": {"encoder": "tiny", "lora_r": 0, "max_len": 64, "attention_noise": 0.0, "seed": 0},
     "train": {"epochs": 1, "batch_size": 32, "lr": 1e-2, "dp": True, "noise_multiplier": 1.0,
@@ -86,6 +86,49 @@ def check_synthetic_allowed(chain_id: int) -> None:
                  f"(chain id {' or '.join(map(str, sorted(DEV_CHAIN_IDS)))})")
 
 
+def _schema(cfg: dict[str, dict[str, Any]], base: Path) -> Any:
+    """The federation's declared schema from [data] schema, or None (synthetic layout)."""
+    from ._schema import load_schema
+
+    return load_schema(base / cfg["data"]["schema"]) if cfg["data"]["schema"] else None
+
+
+def _peer_data(cfg: dict[str, dict[str, Any]], base: Path) -> Any:
+    """This peer's (train, held-out test) split: from its own file (loaded
+    against the schema, then a seeded stratified hold-out) or synthetic."""
+    from ._data import holdout, load_file, partition
+    from ._schema import load_with_schema
+
+    d = cfg["data"]
+    if d["source"] == "file":
+        if not d["file"]:
+            raise ConfigError("[data] source = 'file' needs file = 'path/to/data.csv'")
+        schema = _schema(cfg, base)
+        ex = load_with_schema(base / d["file"], schema) if schema else load_file(base / d["file"])
+        if isinstance(d["holdout"], bool) or not isinstance(d["holdout"], (int, float)):
+            raise ConfigError(f"[data] holdout={d['holdout']!r} must be a fraction in (0, 1)")
+        return holdout(ex, fraction=float(d["holdout"]), seed=int(d["holdout_seed"]))
+    if d["source"] == "synthetic":
+        if d["schema"]:
+            raise ConfigError("[data] schema is for source = 'file'; the synthetic generator "
+                              "has its own layout")
+        if not 0 <= d["peer"] < d["peers"]:
+            raise ConfigError(f"[data] peer={d['peer']} must be below peers={d['peers']}")
+        return partition(d["peers"], examples_per_peer=d["examples_per_peer"],
+                         seed=d["seed"])[d["peer"]]
+    raise ConfigError(f"[data] source={d['source']!r} must be 'synthetic' or 'file'")
+
+
+def _model_config(cfg: dict[str, dict[str, Any]], base: Path) -> Any:
+    from ._model import ModelConfig, config_for_schema
+
+    schema = _schema(cfg, base)
+    try:
+        return config_for_schema(schema, **cfg["model"]) if schema else ModelConfig(**cfg["model"])
+    except TypeError as exc:
+        raise ConfigError(f"bad [model] configuration: {exc}") from None
+
+
 def _learner(cfg: dict[str, dict[str, Any]], base: Path, chain_id: int | None = None) -> Any:
     if cfg["node"]["synthetic_parameters"]:  # protocol benchmarks: no training (a fake)
         from ._peer import SyntheticLearner
@@ -97,29 +140,17 @@ def _learner(cfg: dict[str, dict[str, Any]], base: Path, chain_id: int | None = 
                 chain_id = chain.chain_id
         check_synthetic_allowed(chain_id)
         return SyntheticLearner(int(cfg["node"]["synthetic_parameters"]))
-    from ._data import load_file, partition
-    from ._model import ModelConfig, build_model
+    from ._model import build_model
     from ._peer import ModelLearner
     from ._train import TrainConfig
 
-    d = cfg["data"]
-    if d["source"] == "file":
-        if not d["file"]:
-            raise ConfigError("[data] source = 'file' needs file = 'path/to/data.csv'")
-        data = load_file(base / d["file"])
-    elif d["source"] == "synthetic":
-        if not 0 <= d["peer"] < d["peers"]:
-            raise ConfigError(f"[data] peer={d['peer']} must be below peers={d['peers']}")
-        data = partition(d["peers"], examples_per_peer=d["examples_per_peer"],
-                         seed=d["seed"])[d["peer"]].train
-    else:
-        raise ConfigError(f"[data] source={d['source']!r} must be 'synthetic' or 'file'")
+    data = _peer_data(cfg, base)
+    model_cfg = _model_config(cfg, base)
     try:
-        model = build_model(ModelConfig(**cfg["model"]))
         train = TrainConfig(**cfg["train"])
     except TypeError as exc:
         raise ConfigError(f"bad configuration: {exc}") from None
-    return ModelLearner(model, data, train)
+    return ModelLearner(build_model(model_cfg), data.train, train, heldout=data.test)
 
 
 @node.command("run")
@@ -148,6 +179,12 @@ def run(config_path: Path, insecure_dp_rng: bool) -> None:
     drawn from ChaCha20 under 32 bytes from the OS CSPRNG, sealed in the
     state. A config with [train] secure_rng = false is refused unless
     --insecure-dp-rng (or [node] insecure_dp_rng = true) is given.
+
+    \b
+    [data] source = "file" with file (CSV/JSONL) and schema (the federation's
+    schema.toml; its hash must equal the one declared on-chain, or the daemon
+    exits 2), holdout (fraction held out, seeded by holdout_seed, stratified):
+    each round logs the utility on that held-out split.
     """
     import logging
     import warnings
@@ -159,6 +196,8 @@ def run(config_path: Path, insecure_dp_rng: bool) -> None:
     fed_log = logging.getLogger("fedledger")
     if fed_log.getEffectiveLevel() > logging.INFO and logging.getLogger().level != logging.ERROR:
         fed_log.setLevel(logging.INFO)  # a daemon logs one line per protocol event
+    from ._schema import schema_hash
+
     cfg = load_config(config_path)
     base = config_path.parent
     insecure = insecure_dp_rng or bool(cfg["node"]["insecure_dp_rng"])
@@ -173,7 +212,7 @@ def run(config_path: Path, insecure_dp_rng: bool) -> None:
         stderr.print("[bold red]INSECURE: DP noise and sampling are derived from public data "
                      "(--insecure-dp-rng); anyone can predict and remove them. Development "
                      "only.[/]")
-    settings = settings_from(cfg, base)
+    settings = settings_from(cfg, base, schema_hash=schema_hash(_schema(cfg, base)))
     daemon = PeerDaemon(settings, _learner(cfg, base))
     daemon.run()  # returns on SIGTERM/Ctrl-C with the state closed
     stderr.print("stopped")
@@ -192,13 +231,18 @@ def run(config_path: Path, insecure_dp_rng: bool) -> None:
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override [train] epochs.")
 @json_option
 def train(config_path: Path | None, epochs: int | None, as_json: bool) -> None:
-    """Train one local round with DP-SGD and print metrics and ε."""
+    """Train one local round with DP-SGD and print ε and utility.
+
+    With [data] source = "file" (and schema = "schema.toml" for your own
+    columns), a seeded, stratified split of your file ([data] holdout,
+    holdout_seed) is held out and utility is reported on it; synthetic peers
+    also get the synthetic global test set."""
     import torch
     from rich.progress import Progress
 
-    from ._data import global_test, load_file, partition
+    from ._data import global_test
     from ._eval import utility
-    from ._model import ModelConfig, build_model, parameter_count
+    from ._model import build_model, parameter_count
     from ._train import TrainConfig, predict_proba, train_local
 
     import logging
@@ -210,22 +254,12 @@ def train(config_path: Path | None, epochs: int | None, as_json: bool) -> None:
     if epochs is not None:
         cfg["train"]["epochs"] = epochs
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    d = cfg["data"]
-    if d["source"] == "file":
-        if not d["file"]:
-            raise ConfigError("[data] source = 'file' needs file = 'path/to/data.csv'")
-        base = config_path.parent if config_path else Path.cwd()
-        train_ex = load_file(base / d["file"])
-        test_ex = None
-    elif d["source"] == "synthetic":
-        if not 0 <= d["peer"] < d["peers"]:
-            raise ConfigError(f"[data] peer={d['peer']} must be below peers={d['peers']}")
-        pd = partition(d["peers"], examples_per_peer=d["examples_per_peer"], seed=d["seed"])[d["peer"]]
-        train_ex, test_ex = pd.train, pd.test
-    else:
-        raise ConfigError(f"[data] source={d['source']!r} must be 'synthetic' or 'file'")
+    base = config_path.parent if config_path else Path.cwd()
+    own = cfg["data"]["source"] == "file"
+    pd = _peer_data(cfg, base)
+    train_ex, test_ex = pd.train, pd.test
+    model_cfg = _model_config(cfg, base)
     try:
-        model_cfg = ModelConfig(**cfg["model"])
         train_cfg = TrainConfig(**cfg["train"])
     except TypeError as exc:
         raise ConfigError(f"bad configuration: {exc}") from None
@@ -237,15 +271,18 @@ def train(config_path: Path | None, epochs: int | None, as_json: bool) -> None:
             progress.update(task, advance=1, description=f"epoch {epoch + 1} loss {loss:.3f}")
 
         res = train_local(model, train_ex, cfg=train_cfg, on_epoch=on_epoch)
-    gt = global_test(512)
-    metrics: dict[str, Any] = {"global": utility(gt.labels, predict_proba(model, gt))}
-    if test_ex is not None:
-        metrics["local"] = utility(test_ex.labels, predict_proba(model, test_ex))
+    # The operator's own held-out split is what counts; the synthetic global
+    # test set only means something for synthetic peers.
+    # JSON keys: "local" = this peer's held-out split, "global" = the synthetic test set.
+    metrics: dict[str, Any] = {"local": utility(test_ex.labels, predict_proba(model, test_ex))}
+    if not own:
+        gt = global_test(512)
+        metrics["global"] = utility(gt.labels, predict_proba(model, gt))
 
     def finite(x: float) -> float | None:
         return None if math.isinf(x) else round(x, 4)
 
-    out = {"examples": res.examples, "steps": res.steps, "seconds": round(res.seconds, 2),
+    out = {"examples": res.examples, "held_out_examples": len(test_ex), "steps": res.steps, "seconds": round(res.seconds, 2),
            "loss": round(res.loss, 4), "trainable_parameters": parameter_count(model),
            "dp": train_cfg.dp, "q": res.sample_rate, "sigma": res.noise_multiplier,
            "epsilon_rdp": finite(res.epsilon_rdp), "epsilon_prv": finite(res.epsilon_prv),
@@ -254,15 +291,59 @@ def train(config_path: Path | None, epochs: int | None, as_json: bool) -> None:
         click.echo(json.dumps(out, indent=2, sort_keys=True))
         return
     stdout.print(f"trained {res.examples} examples, {res.steps} steps in {out['seconds']} s "
-                 f"({out['trainable_parameters']:,} trainable parameters)")
+                 f"({out['trainable_parameters']:,} trainable parameters); {len(test_ex)} "
+                 f"held out (seeded, stratified) for evaluation")
+    names = {"local": f"held-out split of {'your own data' if own else 'this peer'}",
+             "global": "synthetic global test set"}
     for where, m in metrics.items():
-        stdout.print(f"  {where}: accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
+        stdout.print(f"  {names[where]}: accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
                      f"AUC {m['auc']:.3f}")
     if train_cfg.dp:
         stdout.print(f"  privacy: ε = {out['epsilon_rdp']} (RDP), {out['epsilon_prv']} (PRV) "
                      f"at δ = {res.delta}; q = {res.sample_rate:.4f}, σ = {res.noise_multiplier:.3f}")
     else:
         stdout.print("  privacy: none (dp = false)")
+
+
+@node.group("schema")
+def schema_group() -> None:
+    """The federation's declared data schema (see README, "Bring your own data")."""
+
+
+@schema_group.command("check")
+@click.option("--schema", "schema_path", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="schema.toml with a [schema] table.")
+@click.option("--file", "data_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="A data file (CSV or JSONL) to validate against the schema.")
+@json_option
+def schema_check(schema_path: Path, data_path: Path | None, as_json: bool) -> None:
+    """Parse a schema, print the hash the governor declares on-chain
+    (`fedledger chain deploy --data-schema HASH`), and optionally check a data
+    file against it: exit 2 with FILE:LINE:COLUMN on the first bad row."""
+    import numpy as np
+
+    from ._schema import load_schema, load_with_schema
+
+    schema = load_schema(schema_path)
+    out: dict[str, Any] = {"schema": str(schema_path), "hash": "0x" + schema.hash().hex(),
+                           "classes": schema.classes, "features": schema.n_features,
+                           "text": schema.text, "image": schema.image or None}
+    if data_path is not None:
+        ex = load_with_schema(data_path, schema)
+        counts = np.bincount(ex.labels, minlength=schema.n_classes)
+        out.update({"file": str(data_path), "rows": len(ex),
+                    "rows_per_class": dict(zip(schema.classes, counts.tolist(), strict=True)),
+                    "with_text": int(ex.has_text.sum()), "with_image": int(ex.has_image.sum())})
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    stdout.print(f"schema {schema_path}: {schema.n_classes} classes, {schema.n_features} feature "
+                 f"inputs, text {schema.text or 'none'}, image {schema.image or 'none'}")
+    stdout.print(f"  hash {out['hash']}")
+    if data_path is not None:
+        stdout.print(f"[green]{data_path}: {out['rows']} rows match[/] ({out['with_text']} with "
+                     f"text, {out['with_image']} with an image); per class "
+                     f"{out['rows_per_class']}")
 
 
 def _threshold(ctx: click.Context, threshold: int, peers: int) -> int:
@@ -358,11 +439,12 @@ def demo(ctx: click.Context, encoder: str, peers: int, threshold: int, rounds: i
                   f"{r['seconds']:.1f}")
     stdout.print(t)
     p = Table(title="privacy spent per peer (on-chain ledger, δ = 1e-5)")
-    for col in ("peer", "address", "examples", "ε spent", "ε cap"):
+    for col in ("peer", "address", "examples", "held-out acc", "held-out F1", "ε spent", "ε cap"):
         p.add_column(col, justify="right")
     for row in res["peers"]:
-        p.add_row(str(row["peer"]), row["address"][:10] + "…", str(row["examples"]), f"{row['epsilon']:.3f}",
-                  f"{row['cap']:.1f}")
+        p.add_row(str(row["peer"]), row["address"][:10] + "…", str(row["examples"]),
+                  f"{row['heldout_accuracy']:.3f}", f"{row['heldout_macro_f1']:.3f}",
+                  f"{row['epsilon']:.3f}", f"{row['cap']:.1f}")
     stdout.print(p)
     worst = max(row["epsilon"] for row in res["peers"])
     records = min(row["examples"] for row in res["peers"])
@@ -371,7 +453,8 @@ def demo(ctx: click.Context, encoder: str, peers: int, threshold: int, rounds: i
                  f"(local DP, record-level) at δ = {cfg.delta:g} ≤ 1/{records} records"
                  f"{'' if ok else ' — above the ε ≤ 8 target: lower --rounds'}[/]")
     stdout.print("U1/U2/U3: peers that posted keys / shares / a masked update; verify: the "
-                 "auditors' checks that passed")
+                 "auditors' checks that passed; held-out: the final global model on each "
+                 "peer's own held-out split")
     stdout.print(f"[green]demo ok[/] in {res['seconds']} s")
 
 

@@ -51,9 +51,17 @@ def test_chain_deploy_writes_a_record(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     record = json.loads(out.read_text())
     assert set(record) == {"chain_id", "backend", "block", "source_hash", "deployer",
-                           "contracts", "gas", "policy", "ledger_policy"}
+                           "contracts", "gas", "policy", "ledger_policy", "data_schema"}
     assert set(record["contracts"]) == {"PeerRegistry", "PrivacyLedger", "FedRounds", "FraudProofs"}
     assert json.loads(proc.stdout)["record"] == record
+    assert record["data_schema"] == "0x" + "00" * 32  # nothing declared
+    proc = run("chain", "deploy", "--out", str(out), "--data-schema", "0x" + "ab" * 32)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["data_schema"] == "0x" + "ab" * 32
+    for bad in ("0x1234", "0x" + "00" * 32, "zz" * 32):
+        proc = run("chain", "deploy", "--out", str(out), "--data-schema", bad)
+        assert proc.returncode == 2 and "--data-schema" in proc.stderr
+        assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.integration

@@ -265,6 +265,19 @@ def test_round_errors(hh: Chain) -> None:
     expect("RoundsNotEnoughEligible", lambda: RoundSim(fed2, cfg2), eligible=2, needed=3)
 
 
+def test_data_schema_is_declared_once_by_the_governor(hh: Chain) -> None:
+    fed, _ = deploy_federation(hh)
+    assert fed.data_schema() == bytes(32)
+    schema = bytes.fromhex("ab" * 32)
+    expect("RoundsUnauthorized", lambda: fed.set_data_schema(schema, sender=hh.account(2).address),
+           caller=hh.account(2).address)
+    expect("RoundsDataSchemaAlreadySet", lambda: fed.set_data_schema(bytes(32)), current=bytes(32))
+    assert emitted(fed, fed.set_data_schema(schema))["DataSchemaSet"]["schemaHash"] == schema
+    assert fed.data_schema() == schema
+    expect("RoundsDataSchemaAlreadySet", lambda: fed.set_data_schema(bytes.fromhex("cd" * 32)),
+           current=schema)
+
+
 def test_round_failed_event_names_the_reason(hh: Chain) -> None:
     fed, cfg = setup_federation(hh, peers=5)
     sim = RoundSim(fed, cfg)

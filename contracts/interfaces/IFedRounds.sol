@@ -133,6 +133,8 @@ interface IFedRounds {
     error RoundsBadQuant();
     /// @notice Thrown when the fraud-proof contract is set twice.
     error RoundsFraudProofsAlreadySet(address fraudProofs);
+    /// @notice Thrown when the data schema is declared twice (`current` is set), or as zero.
+    error RoundsDataSchemaAlreadySet(bytes32 current);
     /// @notice Thrown when the slashed pool is empty.
     error RoundsNothingSlashed();
     /// @notice Thrown when `account` has nothing to withdraw.
@@ -199,6 +201,10 @@ interface IFedRounds {
     event SlashedSwept(address indexed to, uint256 amount);
     /// @notice Emitted after the fraud-proof contract was set.
     event FraudProofsSet(address indexed fraudProofs);
+    /// @notice Emitted after the governor declared the federation's data schema
+    ///         (the hash of its canonical JSON, see nodes/_schema.py); peers whose
+    ///         schema hashes differently refuse to join.
+    event DataSchemaSet(bytes32 schemaHash);
 
     function openRound(uint32 dpConfig, Quant calldata quant) external returns (uint256 round);
     function postKeys(uint256 round, bytes32 encPk, bytes32 maskPk) external;
@@ -218,6 +224,8 @@ interface IFedRounds {
     /// @notice Void the result of `round` after a proven fraud (fraud-proof contract only).
     function voidResult(uint256 round, address challenger) external;
     function setFraudProofs(address fraudProofs) external;
+    /// @notice Declare the federation's data schema hash, once (governor only).
+    function setDataSchema(bytes32 schemaHash) external;
     function withdraw() external;
     /// @notice Move the whole slashed pool to `to`'s withdrawable balance
     ///         (governor only; e.g. a treasury, or the honest re-aggregator).
@@ -225,6 +233,8 @@ interface IFedRounds {
 
     function currentRound() external view returns (uint256);
     function globalAdapterCid() external view returns (bytes32);
+    /// @notice The declared data schema hash; zero until the governor declares one.
+    function dataSchema() external view returns (bytes32);
     /// @notice Merkle root of the current global adapter (fixed point, uint32
     ///         lanes, chunked like the rounds' vectors); zero for the all-zero
     ///         adapter. A result's `resultRoot` is the root of its new adapter.

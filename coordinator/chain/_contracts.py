@@ -493,6 +493,13 @@ class Federation:
         return bytes(self._call(self.rounds.functions.commitmentHash(
             round_id, peer, cid_digest, chunks_root, weight, dp_config)))
 
+    def data_schema(self) -> bytes:
+        """The declared data schema hash (32 bytes; all zero if none was declared)."""
+        return bytes(self._call(self.rounds.functions.dataSchema()))
+
+    def set_data_schema(self, schema_hash: bytes, *, sender: Sender | None = None) -> Receipt:
+        return self._tx(self.rounds.functions.setDataSchema(schema_hash), sender or self.governor)
+
     def set_fraud_proofs(self, address: str, *, sender: Sender | None = None) -> Receipt:
         return self._tx(self.rounds.functions.setFraudProofs(address), sender or self.governor)
 
@@ -602,13 +609,17 @@ def deploy_federation(chain: Chain, *, policy: Policy = Policy(),
                       min_stake: int = 10**17, leave_delay: int = 10,
                       initial_adapter_cid: bytes = bytes(32),
                       initial_adapter_root: bytes = bytes(32),
+                      data_schema: bytes = bytes(32),
                       governor: Sender = 0) -> tuple[Federation, dict[str, Any]]:
-    """Deploy and wire PeerRegistry, PrivacyLedger, FedRounds and FraudProofs.
+    """Deploy and wire PeerRegistry, PrivacyLedger, FedRounds and FraudProofs;
+    declare ``data_schema`` (a 32-byte schema hash) on FedRounds unless it is zero.
     ``initial_adapter_root`` is the chunk Merkle root of the initial adapter
     in fixed point (zero: the all-zero adapter); see
     :func:`coordinator.protocol._driver.initial_adapter`. The policy is
     checked first (:func:`check_policy`)."""
     check_policy(policy, development=is_development(chain))
+    if len(data_schema) != 32:
+        raise ConfigError(f"data_schema must be 32 bytes, got {len(data_schema)}")
     gov = chain.account(governor)
     gas: dict[str, int] = {}
     reg, r1 = chain.deploy("PeerRegistry", gov.address, min_stake, leave_delay, sender=gov)
@@ -625,6 +636,9 @@ def deploy_federation(chain: Chain, *, policy: Policy = Policy(),
         led.functions.setCharger(rnd.address),
         reg.functions.setSlasher(rnd.address),
     ))
+    if any(data_schema):
+        gas["data_schema"] = chain.transact(rnd.functions.setDataSchema(data_schema),
+                                            sender=gov).gas_used
     addresses: dict[str, str] = {"PeerRegistry": reg.address, "PrivacyLedger": led.address,
                  "FedRounds": rnd.address, "FraudProofs": frd.address}
     record = {
@@ -637,5 +651,6 @@ def deploy_federation(chain: Chain, *, policy: Policy = Policy(),
         "gas": gas,
         "policy": asdict(policy),
         "ledger_policy": asdict(ledger_policy),
+        "data_schema": "0x" + data_schema.hex(),
     }
     return Federation(chain, addresses, governor=gov, deploy_block=r1.block_number), record

@@ -28,6 +28,7 @@ class DeploymentRecord:
     gas: dict[str, int]
     policy: dict[str, int]
     ledger_policy: dict[str, float]
+    data_schema: str = "0x" + "00" * 32  # the declared schema hash (zero: none declared)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -53,9 +54,11 @@ class DeploymentRecord:
 
 
 def deploy_all(chain: Chain, *, sender: int = 0, policy: Policy = Policy(),
-               ledger_policy: LedgerPolicy = LedgerPolicy()) -> DeploymentRecord:
+               ledger_policy: LedgerPolicy = LedgerPolicy(),
+               data_schema: bytes = bytes(32)) -> DeploymentRecord:
     """Deploy the contract suite and return the record."""
-    _, rec = deploy_federation(chain, policy=policy, ledger_policy=ledger_policy, governor=sender)
+    _, rec = deploy_federation(chain, policy=policy, ledger_policy=ledger_policy, governor=sender,
+                               data_schema=data_schema)
     return DeploymentRecord(**rec)
 
 
