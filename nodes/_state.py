@@ -91,8 +91,17 @@ class PeerState:
             raise StateError(f"deployment {deployment!r} must be (chain id, 0x… contract address)")
         self.chain_id, self.contract = int(chain_id), str(contract).lower()
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not self.path.exists()
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.path.exists():
+            # Created 0600 before SQLite opens it (never a moment readable by
+            # others); SQLite gives its -wal and -shm files the same mode.
+            try:
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise StateError(f"cannot create the state database {self.path}: "
+                                 f"{exc.strerror}") from None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode = WAL")
@@ -108,8 +117,6 @@ class PeerState:
                              "PRIMARY KEY (chain_id, contract, round, name))")
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{self.path} is not a usable state database: {exc}") from None
-        if fresh:
-            os.chmod(self.path, 0o600)
         try:
             self._box = self._unlock(passphrase, kdf)
         except BaseException:  # a wrong passphrase must not leak the open database

@@ -56,6 +56,35 @@ def test_state_seals_secrets_and_refuses_a_wrong_passphrase(tmp_path: Path) -> N
         PeerState(tmp_path / "t.sqlite", b"", deployment=DEP)
 
 
+def test_state_file_is_never_readable_by_others_not_even_while_sqlite_opens_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import stat
+
+    import nodes._state as state_mod
+
+    seen: list[int] = []
+    real_connect = sqlite3.connect
+
+    def spy(path, *a, **kw):  # the mode the file has when SQLite first opens it
+        seen.append(stat.S_IMODE(os.stat(path).st_mode) if os.path.exists(path) else -1)
+        return real_connect(path, *a, **kw)
+
+    monkeypatch.setattr(state_mod.sqlite3, "connect", spy)
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "peer" / "s.sqlite"
+        st = PeerState(path, PASS, deployment=DEP)
+        st.put(1, "masked", b"x")
+        st.close()
+    finally:
+        os.umask(old)
+    assert seen == [0o600]
+    for f in (path, path.with_name(path.name + "-wal")):
+        if f.exists():
+            assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, (f, oct(f.stat().st_mode))
+
+
 def test_state_rows_are_bound_to_their_round_name_and_deployment(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     st = PeerState(path, PASS, deployment=DEP)
