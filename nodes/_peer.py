@@ -266,6 +266,16 @@ class PeerNode:
         raw = self.state.put_new(round_id, "dp_seed", secrets.token_bytes(32), secret=True)
         return int.from_bytes(raw, "big")
 
+    def _quantize_rng(self, seed: int) -> np.random.Generator:
+        """Stochastic rounding's generator: with ``secret_seed`` from its own
+        subkey of the round's secret, never the key of the DP noise itself."""
+        if not self.secret_seed:
+            return np.random.default_rng(seed)
+        from ._dprng import subkey
+
+        return np.random.default_rng(int.from_bytes(
+            subkey((seed % 2**256).to_bytes(32, "big"), "quantize"), "big"))
+
     def _train(self, round_id: int) -> Action:
         info = self.fed.round_info(round_id)
         if self.fed.dp_mode(info.dp_config) != DPMode.LOCAL:
@@ -285,7 +295,7 @@ class PeerNode:
         weight = max(1, min(self.learner.examples, self.fed.policy().max_weight))
         clip = enc.max_clip(frac_bits=info.frac_bits, participants=info.n)
         x = enc.quantize(delta.astype(np.float64) * weight, frac_bits=info.frac_bits, clip=clip,
-                         rng=np.random.default_rng(seed))
+                         rng=self._quantize_rng(seed))
         self.state.put(round_id, "update", cbor2.dumps(
             {"x": enc.to_bytes(x), "weight": weight, "metrics": metrics}), secret=True)
         log.info("round %d: peer %s trained %d steps, loss %.4f, round ε %.3f", round_id,
