@@ -52,6 +52,11 @@ rpc_url_option = click.option(
     "--rpc-url", envvar="FEDLEDGER_RPC_URL", default="embedded", show_default=True,
     help="Chain: embedded (in-process py-evm), anvil or hardhat (a node started on "
          "127.0.0.1), or an http(s):// JSON-RPC URL. Env: FEDLEDGER_RPC_URL.")
+running_rpc_url_option = click.option(
+    "--rpc-url", envvar="FEDLEDGER_RPC_URL", default=None, metavar="URL",
+    help="JSON-RPC URL of the running chain the deployment lives on, e.g. "
+         "http://127.0.0.1:8545 (the URL `fedledger chain up` or `federation up` printed). "
+         "Env: FEDLEDGER_RPC_URL.")
 keystore_option = click.option(
     "--keystore", "keystores", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
     help="Encrypted keystore (v3 JSON) of an account to sign with on an RPC URL chain; "
@@ -401,7 +406,7 @@ account_option = click.option(
          "chain URL; without it, the first --keystore account signs.")
 
 
-def open_federation(rpc_url: str, deployment: Path | None, keystores: tuple[Path, ...],
+def open_federation(rpc_url: str | None, deployment: Path | None, keystores: tuple[Path, ...],
                     passphrase_file: Path | None, account: int | None,
                     *, read_only: bool = False) -> tuple[Any, Any, str]:
     """(chain, federation, signing address) for a recorded deployment; a
@@ -410,6 +415,11 @@ def open_federation(rpc_url: str, deployment: Path | None, keystores: tuple[Path
     from .chain._deploy import DeploymentRecord, attach
     from .ops._paths import state_dir
 
+    if rpc_url is None:
+        from ._errors import ConfigError
+
+        raise ConfigError("pass --rpc-url URL of the running chain (or set FEDLEDGER_RPC_URL), "
+                          "e.g. http://127.0.0.1:8545")
     if rpc_url in ("embedded", "anvil", "hardhat"):
         raise click.UsageError("round commands need the --rpc-url of a running chain "
                                "(an embedded or freshly started chain has no rounds)")
@@ -478,7 +488,7 @@ def late_peers(info: Any, pub: Any) -> dict[str, list[int]]:
 
 
 def _round_options(f: F) -> F:
-    for opt in (rpc_url_option, deployment_option, ipfs_api_option, account_option,
+    for opt in (running_rpc_url_option, deployment_option, ipfs_api_option, account_option,
                 keystore_option, passphrase_file_option, json_option):
         f = opt(f)
     return f
@@ -511,7 +521,7 @@ def existing_round(fed: Any, round_id: int | None) -> int:
 
 @round_group.command("status")
 @round_option
-@rpc_url_option
+@running_rpc_url_option
 @deployment_option
 @json_option
 def round_status(round_id: int | None, rpc_url: str, deployment: Path | None,

@@ -16,7 +16,7 @@ from coordinator.cli import (
     json_option,
     open_federation,
     open_store,
-    rpc_url_option,
+    running_rpc_url_option,
     stdout,
 )
 
@@ -27,7 +27,7 @@ def audit() -> None:
 
 
 @audit.command("inspect")
-@rpc_url_option
+@running_rpc_url_option
 @deployment_option
 @click.option("--round", "round_id", type=click.IntRange(1), default=None,
               help="Show only this round (it must exist).")
@@ -94,7 +94,7 @@ def inspect_cmd(rpc_url: str, deployment: Path | None, round_id: int | None, pee
 
 
 @audit.command("verify")
-@rpc_url_option
+@running_rpc_url_option
 @deployment_option
 @ipfs_api_option
 @click.option("--round", "round_id", type=click.IntRange(1), default=None,
@@ -176,7 +176,7 @@ def verify_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None,
 
 
 @audit.command("challenge")
-@rpc_url_option
+@running_rpc_url_option
 @deployment_option
 @ipfs_api_option
 @click.option("--round", "round_id", type=click.IntRange(1), required=True,
@@ -218,7 +218,7 @@ def challenge_cmd(rpc_url: str, deployment: Path | None, ipfs_api: str | None, r
 
 
 @audit.command("export")
-@rpc_url_option
+@running_rpc_url_option
 @deployment_option
 @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
               show_default=True, help="json: the rebuilt log plus every event; csv: one row "
@@ -240,7 +240,7 @@ def export_cmd(rpc_url: str, deployment: Path | None, fmt: str, out: Path, as_js
 
 
 @audit.command("report")
-@rpc_url_option
+@running_rpc_url_option
 @deployment_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="HTML file to write (self-contained: plots are inline PNGs).")
@@ -288,7 +288,7 @@ def report_cmd(rpc_url: str, deployment: Path | None, out: Path, metrics: Path |
 
 
 @audit.command("serve")
-@rpc_url_option
+@running_rpc_url_option
 @deployment_option
 @ipfs_api_option
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from coordinator import FedLedgerError
+from coordinator._errors import ConfigError
 from coordinator.protocol._aggregate import collect, load_adapter, verify
 from coordinator.chain._chain import EmbeddedChain
 from coordinator.chain._contracts import LedgerPolicy, Phase, Policy, deploy_federation
@@ -74,13 +75,14 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         if self.peers < 3:
-            raise FedLedgerError(f"peers={self.peers}: a secure round needs at least 3 peers")
+            raise ConfigError(f"peers={self.peers}: a secure round needs at least 3 peers")
         if not 2 <= self.threshold <= self.peers:
-            raise FedLedgerError(f"threshold={self.threshold} must be in 2..peers")
+            raise ConfigError(f"threshold={self.threshold} must be between 2 and peers {self.peers}")
         if self.dropouts and self.peers - 2 < self.threshold:
-            raise FedLedgerError("with dropouts on, peers − 2 must be at least the threshold")
+            raise ConfigError(f"with dropouts on, peers − 2 = {self.peers - 2} must be at least the "
+                              f"threshold {self.threshold}")
         if self.rounds < 1:
-            raise FedLedgerError(f"rounds={self.rounds} must be at least 1")
+            raise ConfigError(f"rounds={self.rounds} must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -346,15 +346,24 @@ def schema_check(schema_path: Path, data_path: Path | None, as_json: bool) -> No
                      f"{out['rows_per_class']}")
 
 
-def _threshold(ctx: click.Context, threshold: int, peers: int) -> int:
+def _threshold(ctx: click.Context, threshold: int, peers: int, *, dropouts: bool = False) -> int:
     """A threshold the user gave that exceeds the peers is a mistake (never
-    silently lowered); only the default is fitted to a small --peers."""
+    silently lowered); only the default is fitted to a small --peers. With
+    the demo's dropouts two peers leave round 2, so t ≤ peers − 2."""
     from click.core import ParameterSource
 
-    if threshold <= peers:
+    most = peers - 2 if dropouts else peers
+    if dropouts and most < 2:
+        raise ConfigError(f"--peers {peers} with dropouts leaves {most} survivor(s) in round 2, "
+                          "but a round needs t ≥ 2", hint="pass --no-dropouts, or --peers 4 or more")
+    if threshold <= most:
         return threshold
     if ctx.get_parameter_source("threshold") == ParameterSource.DEFAULT:
-        return peers
+        return most
+    if dropouts and threshold <= peers:
+        raise ConfigError(f"--threshold {threshold} with dropouts needs --peers ≥ {threshold + 2}"
+                          f" (two peers leave round 2), got --peers {peers}",
+                          hint=f"pass --threshold {most} or less, --no-dropouts, or more --peers")
     raise ConfigError(f"--threshold {threshold} exceeds --peers {peers}: a round needs at least "
                       "t survivors among the peers", hint=f"pass --threshold {peers} or less, "
                       f"or more --peers")
@@ -369,8 +378,8 @@ def _threshold(ctx: click.Context, threshold: int, peers: int) -> int:
 @click.option("--peers", type=click.IntRange(3, 50), default=8, show_default=True,
               help="Number of peers (each with its own non-IID data).")
 @click.option("--threshold", type=click.IntRange(2, 50), default=5, show_default=True,
-              help="Secret-sharing threshold t: a round needs t survivors (at most --peers; "
-                   "the default is lowered to --peers when fewer).")
+              help="Secret-sharing threshold t ≥ 2: a round needs t survivors (at most --peers, "
+                   "or --peers − 2 with dropouts; the default is lowered to fit).")
 @click.option("--rounds", type=click.IntRange(1, 100), default=5, show_default=True,
               help="Rounds of (q=0.25, σ=1.5, T=10): the default 5 end every peer at ε ≤ 8 "
                    "(δ = 1e-5, the cap); more rounds than the cap allows revert on-chain.")
@@ -407,7 +416,8 @@ def demo(ctx: click.Context, encoder: str, peers: int, threshold: int, rounds: i
 
     logging.captureWarnings(True)
     warnings.filterwarnings("ignore", message="DP noise comes from a non-cryptographic RNG")
-    cfg = DemoConfig(encoder=encoder, peers=peers, threshold=_threshold(ctx, threshold, peers),
+    cfg = DemoConfig(encoder=encoder, peers=peers,
+                     threshold=_threshold(ctx, threshold, peers, dropouts=dropouts),
                      rounds=rounds, dataset=dataset, dropouts=dropouts,
                      dishonest_aggregator=dishonest_aggregator, seed=seed)
     stderr.print("[dim]DP noise uses a non-cryptographic RNG in the demo (set [train] "

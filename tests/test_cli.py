@@ -174,3 +174,25 @@ def test_node_run_with_the_synthetic_fake_on_a_non_development_chain_exits_2(tmp
     finally:
         anvil.terminate()
         anvil.wait(timeout=30)
+
+
+@pytest.mark.parametrize("cmd", [["round", "status"], ["audit", "verify", "--all"]])
+def test_commands_on_a_running_chain_ask_for_its_url_and_do_not_offer_embedded(
+        cmd: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FEDLEDGER_RPC_URL", raising=False)
+    helptext = run(*cmd, "--help").stdout
+    assert "--rpc-url URL" in helptext and "default: embedded" not in helptext
+    proc = run(*cmd)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "pass --rpc-url URL of the running chain" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--peers", "3"], "--peers 3 with dropouts leaves 1 survivor(s)"),
+    (["--peers", "4", "--threshold", "3"], "--threshold 3 with dropouts needs --peers ≥ 5"),
+])
+def test_demo_settings_the_dropouts_cannot_satisfy_are_a_user_mistake(args, says) -> None:
+    proc = run("demo", "--encoder", "tiny", *args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {says}"), proc.stderr
