@@ -15,6 +15,8 @@ round at the effective noise multiplier σ_eff = (σ⁻² + (2·σ_b)⁻²)^(−
 
 from __future__ import annotations
 
+import functools
+
 import math
 import time
 import warnings
@@ -28,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from coordinator import ConfigError
-from coordinator.privacy._privacy import DPConfig, dp_config, opacus_epsilon
+from coordinator.privacy._privacy import DPConfig, dp_config, opacus_epsilon, rdp_curve
 
 from ._data import Examples
 from ._model import MultimodalModel, trainable
@@ -137,13 +139,37 @@ def plan(n: int, cfg: TrainConfig) -> tuple[float, int, float, float]:
 
 
 def prv_epsilon(history: list[DPConfig], delta: float) -> float:
+    """Opacus' PRV accountant's ε for ``history`` (memoised by value)."""
+    return _prv_epsilon(tuple((c.sigma, c.q, c.steps) for c in history), delta)
+
+
+@functools.lru_cache(maxsize=256)
+def _prv_epsilon(history: tuple[tuple[float, float, int], ...], delta: float) -> float:
     from opacus.accountants import PRVAccountant
 
     acc = PRVAccountant()
-    acc.history = [(c.sigma, c.q, c.steps) for c in history]
+    acc.history = list(history)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(acc.get_epsilon(delta))
+
+
+def accountant_epsilon(history: list[tuple[float, float, int]], delta: float) -> float:
+    """What Opacus' RDP accountant reports for its recorded ``history`` of
+    (σ, q, steps): the same analysis (its default orders), over the
+    memoised RDP curves."""
+    from opacus.accountants.analysis.rdp import get_privacy_spent
+    from opacus.accountants.rdp import RDPAccountant
+
+    alphas = tuple(RDPAccountant.DEFAULT_ALPHAS)
+    total = [0.0] * len(alphas)
+    for sigma, q, steps in history:
+        total = [t + r for t, r in zip(total, rdp_curve(float(q), float(sigma), int(steps),
+                                                        alphas), strict=True)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        eps, _ = get_privacy_spent(orders=list(alphas), rdp=total, delta=delta)
+    return float(eps)
 
 
 def train_local(model: MultimodalModel, data: Examples, *, cfg: TrainConfig,
@@ -252,7 +278,7 @@ def train_local(model: MultimodalModel, data: Examples, *, cfg: TrainConfig,
         if sigma > 0:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                eps_acc = float(dp_engine.accountant.get_epsilon(cfg.delta))
+                eps_acc = accountant_epsilon(list(dp_engine.accountant.history), cfg.delta)
         _strip_opacus(model)
     seconds = time.perf_counter() - t0
     cfg_dp = dp_config(config_id=cfg.config_id, q=q, sigma=eff, steps=steps) if cfg.dp and eff > 0 else None

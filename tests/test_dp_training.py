@@ -6,6 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 
 from coordinator import ConfigError
@@ -68,6 +70,27 @@ def test_reported_epsilon_equals_the_accountants() -> None:
     assert 0 < r.epsilon_prv <= r.epsilon_rdp * 1.05
     assert r.dp_config is not None and r.dp_config.steps == 16
     assert r.dp_config.q == pytest.approx(32 / 256)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.3, 4.0), st.floats(0.01, 1.0), st.integers(1, 50)),
+                min_size=1, max_size=4), st.sampled_from([1e-5, 1e-6]))
+def test_memoised_accounting_equals_opacus_accountant(history, delta) -> None:
+    """The memoised RDP curves give exactly what Opacus' own RDP accountant
+    gives for the same recorded history (what train_local reports)."""
+    import warnings
+
+    from opacus.accountants import RDPAccountant
+
+    from nodes._train import accountant_epsilon
+
+    acc = RDPAccountant()
+    acc.history = list(history)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = acc.get_epsilon(delta)
+    assert accountant_epsilon(list(history), delta) == pytest.approx(want, rel=1e-12)
+    assert accountant_epsilon(list(history), delta) == pytest.approx(want, rel=1e-12)  # cached
 
 
 def test_sigma_from_target_epsilon_hits_the_target() -> None:
