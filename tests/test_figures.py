@@ -107,8 +107,6 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # JSON (or remove the figure) and delete the entry; an entry that no longer
 # matches any figure fails the test.
 PENDING = {
-    ("decisions.md", "1.15", "×"),  # bench distributed: time ratio vs local mode
-    ("decisions.md", "1.01", "×"),  # bench distributed: gas ratio vs local mode
     # Issue 19: one training on the loaded machine (phase windows), timed by
     # hand before bench train/soak wrote JSON.
     ("decisions.md", "25", "s"),
