@@ -202,19 +202,11 @@ def test_every_figure_with_a_unit_is_in_committed_benchmark_output(doc: Path) ->
                          + "\n".join(missing))
 
 
-# Known debt, as PENDING: committed output that does not yet name its command.
-NO_COMMAND_YET = {"dp_rng.json"}  # issue 11's bench dp-rng: add "command" to its output
-
-
 def test_every_committed_benchmark_names_its_command_and_computes_its_targets() -> None:
     files = committed_json()
     assert files, "no benchmark JSON is committed under benchmarks/out/"
-    assert NO_COMMAND_YET <= {p.name for p in files}, "drop NO_COMMAND_YET entries that are gone"
     for p in files:
         data = json.loads(p.read_text())
-        if p.name in NO_COMMAND_YET:
-            assert "command" not in data, f"{p.name} names its command now: drop it from NO_COMMAND_YET"
-            continue
         assert isinstance(data.get("command"), str) and data["command"].startswith("fedledger bench"), p
         targets = data.get("targets")
         if targets is not None:
