@@ -124,6 +124,8 @@ def run(*, rounds: int = 5, peers: int = 5, dim: int = 4096, steps: int = 200) -
         },
         "noise_throughput": _throughput(dim),
         "accounting": _accounting(steps, peers, dim, 1e-5),
+        "command": (f"fedledger bench distributed --rounds {rounds} --peers {peers} --dim {dim} "
+                    f"--steps {steps}"),
     }
 
 

@@ -68,4 +68,5 @@ def run(*, sizes: tuple[int, ...] = (100_000, 1_000_000), encoder: str = "tiny",
     ratio = rounds["secure"]["train_seconds"] / rounds["mersenne"]["train_seconds"]
     return {"bench": "dp_rng", "machine": machine(), "threads": threads, "noise": noise,
             "round": {"encoder": encoder, "examples": examples, **rounds,
-                      "secure_vs_mersenne": round(ratio, 3)}}
+                      "secure_vs_mersenne": round(ratio, 3)},
+            "command": f"fedledger bench dp-rng --sizes {','.join(map(str, sizes))}"}

@@ -64,6 +64,8 @@ def test_distributed_bench_prices_a_step_and_ablates_k(tmp_path) -> None:
                            "--out", str(out), "--json"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(out.read_text())
+    # The output names the command that reproduces it (tests/test_figures.py).
+    assert data["command"] == "fedledger bench distributed --rounds 1 --peers 4 --dim 64 --steps 20"
     cost = data["cost_per_step"]
     assert cost["distributed_vs_local_seconds"] > 0 and cost["distributed_record"]["gas_per_round"][0] > 0
     ks = data["accounting"]["collusion_ablation"]

@@ -133,6 +133,58 @@ def test_shamir_t_minus_one_shares_are_uniform_whatever_the_secret(t) -> None:
         assert chi2_contingency([a, b]).pvalue > 1e-6, (col, a, b)
 
 
+class _ScriptedRng:
+    """Stands in for the CSPRNG: returns the given values and records each
+    randrange bound it was asked for."""
+
+    def __init__(self, values: list[int]) -> None:
+        self.values = list(values)
+        self.bounds: list[int] = []
+
+    def randrange(self, n: int) -> int:
+        self.bounds.append(n)
+        return self.values.pop(0)
+
+
+def _poly_mul(a: list[int], b: list[int]) -> list[int]:
+    out = [0] * (len(a) + len(b) - 1)
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            out[i + j] = (out[i + j] + x * y) % enc.FIELD_P
+    return out
+
+
+@FAST
+@given(t=st.integers(2, 6), s0=st.integers(0, enc.FIELD_P - 1), s1=st.integers(0, enc.FIELD_P - 1),
+       data=st.data())
+def test_shamir_t_minus_one_shares_have_the_same_law_for_any_two_secrets(t, s0, s1, data) -> None:
+    """Exact, through shamir_split itself: its only randomness is t−1 draws
+    of randrange(P), uniform on F^(t−1). For a fixed holder set H of t−1
+    points and secrets s0, s1, the translation a ↦ a + d of those draws (d
+    fixed by s0, s1, H: the coefficients of g with g(0) = 0, g = s0 − s1 on
+    H) is a bijection of F^(t−1) with split(s0, a)|H = split(s1, a + d)|H.
+    So the t−1 shares are the same uniform law whatever the secret. A split
+    that draws fewer or narrower values, or derives a coefficient from the
+    secret, breaks the equality; the t-th share still tells them apart."""
+    P = enc.FIELD_P
+    xs = data.draw(st.lists(st.integers(1, P - 1), min_size=t, max_size=t, unique=True))
+    held, extra = xs[:-1], xs[-1]
+    a = data.draw(st.lists(st.integers(0, P - 1), min_size=t - 1, max_size=t - 1))
+    rng0 = _ScriptedRng(a)
+    y0 = enc.shamir_split(s0, threshold=t, xs=xs, rng=rng0)
+    assert rng0.bounds == [P] * (t - 1) and not rng0.values
+    # g(x) = (s0 − s1)(1 − Π_{h∈H}(1 − x/h)): degree t−1, g(0) = 0, g(h) = s0 − s1.
+    prod = [1]
+    for h in held:
+        prod = _poly_mul(prod, [1, (-pow(h, -1, P)) % P])
+    d = [(-(s0 - s1) * c) % P for c in prod[1:]]
+    rng1 = _ScriptedRng([(x + y) % P for x, y in zip(a, d)])
+    y1 = enc.shamir_split(s1, threshold=t, xs=xs, rng=rng1)
+    assert rng1.bounds == [P] * (t - 1)
+    assert [y1[h] for h in held] == [y0[h] for h in held]
+    assert (y1[extra] == y0[extra]) == (s0 == s1)
+
+
 def test_shamir_rejects_duplicate_points_on_chain(harness) -> None:
     from coordinator import ContractRevertError
 

@@ -161,8 +161,9 @@ def test_over_budget_commit_reverts_and_peer_is_not_selected_again(embedded_chai
 def test_peers_whose_next_round_would_pass_the_cap_are_never_selected(embedded_chain: Chain) -> None:
     """Selection applies the ledger's own canAfford, so a peer that cannot
     afford the round is never a participant (the commit-time
-    LedgerBudgetExceeded guard is then unreachable through FedRounds; the
-    ledger's revert itself is tested in test_privacy_ledger)."""
+    LedgerBudgetExceeded guard is then unreachable through the contracts
+    alone; test_contract_examples::test_over_budget_commit_reverts_through_fedrounds_commit
+    reaches it with a storage write and checks the commit reverts whole)."""
     cfg = dp_config(config_id=1, q=0.2, sigma=0.8, steps=50)
     conv = conversion_constants(1e-5)
     one = epsilon_micro(cfg.rdp_micro, conv)

@@ -225,7 +225,9 @@ def test_init_writes_commented_files_that_the_commands_accept(tmp_path) -> None:
                        "--dir", str(tmp_path / "run")), 2, "error: threshold 5 must be between")
     assert spec_from_file(tmp_path / "federation.toml", threshold=3).threshold == 3
     (tmp_path / "bad.toml").write_text("[policy]\nepsilon_cap = -1.0\n")
-    with pytest.raises(Exception, match="epsilon_cap = -1.0 must be positive"):
+    from coordinator import ConfigError
+
+    with pytest.raises(ConfigError, match="epsilon_cap = -1.0 must be positive"):
         spec_from_file(tmp_path / "bad.toml")
 
 

@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {TestBase} from "./TestBase.sol";
 import {IFedRounds} from "../interfaces/IFedRounds.sol";
 import {IPeerRegistry} from "../interfaces/IPeerRegistry.sol";
+import {IPrivacyLedger} from "../interfaces/IPrivacyLedger.sol";
 import {FedRounds} from "../FedRounds.sol";
 import {PeerRegistry} from "../PeerRegistry.sol";
 import {PrivacyLedger} from "../PrivacyLedger.sol";
@@ -432,6 +433,60 @@ contract FederationFuzz is TestBase {
         vm.deal(address(this), 1 ether);
         vm.expectRevert(abi.encodeWithSelector(IPeerRegistry.RegistryBadModalities.selector, m));
         reg.register{value: 1 ether}(1, m, bytes32(0));
+    }
+}
+
+/// @notice The commit-time budget guard: FedRounds.commit charges the ledger
+///         last and reverts with LedgerBudgetExceeded when the charge would
+///         pass the cap, undoing the whole commit. Selection applies
+///         canAfford, so through the contracts alone a selected peer can
+///         always afford its commit; to reach the guard the test raises the
+///         peer's spent budget between selection and commit (vm.store into
+///         PrivacyLedger's `_spent`, slot 2: charger 0, _configs 1).
+contract FederationBudgetAtCommit is TestBase {
+    function test_overBudgetCommitRevertsWithLedgerBudgetExceeded() public {
+        FederationHandler h = new FederationHandler();
+        for (uint256 i = 0; i < h.ACTORS(); ++i) h.register(i);
+        h.open();
+        FedRounds rounds = h.rounds();
+        uint256 r = rounds.currentRound();
+        address[] memory list = rounds.participantsOf(r);
+        for (uint256 i = 0; i < h.ACTORS(); ++i) {
+            for (uint256 j = 0; j < list.length; ++j) {
+                if (h.actors(i) == list[j]) h.keys(i);
+            }
+        }
+        for (uint256 i = 0; i < h.ACTORS(); ++i) {
+            for (uint256 j = 0; j < list.length; ++j) {
+                if (h.actors(i) == list[j]) h.shares(i);
+            }
+        }
+        assertTrue(rounds.roundInfo(r).phase == IFedRounds.Phase.Commit, "in Commit");
+        address peer = list[0];
+        PrivacyLedger ledger = h.ledger();
+        uint256 cap = h.CAP();
+        uint256 packed = uint256(1) << 224; // the prepared flag
+        for (uint256 i = 0; i < 7; ++i) {
+            packed |= cap << (32 * i);
+        }
+        vm.store(address(ledger), keccak256(abi.encode(peer, uint256(2))), bytes32(packed));
+        assertEq(ledger.rdpOf(peer)[6], cap, "the storage write landed in _spent");
+        uint64 spent = ledger.epsilonOf(peer);
+        assertTrue(!ledger.canAfford(peer, 1), "the peer can no longer afford the round");
+        uint64 wouldBe = ledger.epsilonAfter(peer, 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IPrivacyLedger.LedgerBudgetExceeded.selector, peer, wouldBe, uint64(cap))
+        );
+        vm.prank(peer);
+        rounds.commit(r, bytes32(uint256(1)), bytes32(uint256(2)), 7, 1);
+        assertEq(uint256(rounds.commitHashOf(r, peer)), 0, "no commitment kept");
+        assertEq(rounds.roundInfo(r).nCommits, 0, "no commit counted");
+        assertEq(rounds.roundInfo(r).weightSum, 0, "no weight added");
+        assertEq(ledger.epsilonOf(peer), spent, "nothing charged");
+        // Another participant commits as usual.
+        vm.prank(list[1]);
+        rounds.commit(r, bytes32(uint256(3)), bytes32(uint256(4)), 7, 1);
+        assertEq(rounds.roundInfo(r).nCommits, 1, "the other commit counted");
     }
 }
 

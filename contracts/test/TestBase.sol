@@ -9,6 +9,7 @@ interface Vm {
     function stopPrank() external;
     function roll(uint256 blockNumber) external;
     function deal(address account, uint256 balance) external;
+    function store(address target, bytes32 slot, bytes32 value) external;
     function assume(bool condition) external pure;
     function expectRevert(bytes4 selector) external;
     function expectRevert(bytes calldata revertData) external;
