@@ -390,6 +390,27 @@ def _probe_arm(ctx: Context) -> dict[str, Any]:
                       t0, c0)
 
 
+@register_arm("ref-features-lr", label=f"{REFERENCE_LABEL}: logistic regression (scikit-learn) on "
+              "the image pixels and the numeric/categorical features, standardised",
+              reference=True)
+def _features_arm(ctx: Context) -> dict[str, Any]:
+    """The simple strong baseline of the non-text inputs (on digits, what a
+    pixel classifier reaches with all the data in one place)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def x(ex: Any) -> np.ndarray:
+        img = ex.images.reshape(len(ex), -1) * ex.has_image[:, None]
+        return np.hstack([img, ex.features, ex.has_image[:, None]]).astype(np.float64)
+
+    t0, c0 = time.perf_counter(), _cpu()
+    lr = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000,
+                                                            class_weight="balanced"))
+    lr.fit(x(ctx.pool), ctx.pool.labels)
+    return _reference(ctx, lambda ex: _binary(lr.predict_proba(x(ex))), t0, c0)
+
+
 @register_arm("majority", label="reference: always the pooled training data's majority class",
               reference=True)
 def _majority_arm(ctx: Context) -> dict[str, Any]:
@@ -656,10 +677,17 @@ def run(cfg: CompareConfig, out: Path, *, command: str,
         if not schema.text:
             skip["ref-tfidf-lr"] = "the schema declares no text column"
             skip["ref-probe"] = "the schema declares no text column"
+        if not schema.image and not schema.n_features:
+            skip["ref-features-lr"] = "the schema declares no image or feature column"
         for arm, why in skip.items():
             if arm in cfg.arms:
                 log(f"{arm} arm skipped: {why}")
         cfg = replace(cfg, arms=tuple(a for a in cfg.arms if a not in skip))
+    elif cfg.dataset == "rotten-tomatoes" and "ref-features-lr" in cfg.arms:
+        from dataclasses import replace
+
+        log("ref-features-lr arm skipped: rotten-tomatoes is text only")
+        cfg = replace(cfg, arms=tuple(a for a in cfg.arms if a != "ref-features-lr"))
     per_seed = [run_seed(cfg, s, log) for s in cfg.seeds]
     summary = summarize(per_seed, cfg.arms)
     files = plots(per_seed, summary, out)

@@ -352,21 +352,22 @@ def _threshold(ctx: click.Context, threshold: int, peers: int, *, dropouts: bool
     the demo's dropouts two peers leave round 2, so t ≤ peers − 2."""
     from click.core import ParameterSource
 
+    default = ctx.get_parameter_source("threshold") == ParameterSource.DEFAULT
+    if threshold > peers and not default:
+        raise ConfigError(f"--threshold {threshold} exceeds --peers {peers}: a round needs at "
+                          "least t survivors among the peers", hint=f"pass --threshold {peers} "
+                          f"or less, or more --peers")
     most = peers - 2 if dropouts else peers
     if dropouts and most < 2:
         raise ConfigError(f"--peers {peers} with dropouts leaves {most} survivor(s) in round 2, "
                           "but a round needs t ≥ 2", hint="pass --no-dropouts, or --peers 4 or more")
     if threshold <= most:
         return threshold
-    if ctx.get_parameter_source("threshold") == ParameterSource.DEFAULT:
+    if default:
         return most
-    if dropouts and threshold <= peers:
-        raise ConfigError(f"--threshold {threshold} with dropouts needs --peers ≥ {threshold + 2}"
-                          f" (two peers leave round 2), got --peers {peers}",
-                          hint=f"pass --threshold {most} or less, --no-dropouts, or more --peers")
-    raise ConfigError(f"--threshold {threshold} exceeds --peers {peers}: a round needs at least "
-                      "t survivors among the peers", hint=f"pass --threshold {peers} or less, "
-                      f"or more --peers")
+    raise ConfigError(f"--threshold {threshold} with dropouts needs --peers ≥ {threshold + 2}"
+                      f" (two peers leave round 2), got --peers {peers}",
+                      hint=f"pass --threshold {most} or less, --no-dropouts, or more --peers")
 
 
 # -- demo -----------------------------------------------------------------------
@@ -412,12 +413,12 @@ def demo(ctx: click.Context, encoder: str, peers: int, threshold: int, rounds: i
     import logging
     import warnings
 
+    t = _threshold(ctx, threshold, peers, dropouts=dropouts)  # before the heavy imports
     from ._demo import DemoConfig, run_demo
 
     logging.captureWarnings(True)
     warnings.filterwarnings("ignore", message="DP noise comes from a non-cryptographic RNG")
-    cfg = DemoConfig(encoder=encoder, peers=peers,
-                     threshold=_threshold(ctx, threshold, peers, dropouts=dropouts),
+    cfg = DemoConfig(encoder=encoder, peers=peers, threshold=t,
                      rounds=rounds, dataset=dataset, dropouts=dropouts,
                      dishonest_aggregator=dishonest_aggregator, seed=seed)
     stderr.print("[dim]DP noise uses a non-cryptographic RNG in the demo (set [train] "

@@ -109,6 +109,9 @@ def test_compare_runs_every_arm_on_a_slice_of_the_real_digits_example(tmp_path) 
     # (one epoch on 150 images: a smoke check, not a utility claim).
     seed0 = out["per_seed"][0]
     assert seed0["pooled"]["accuracy"] > max(0.1, seed0["majority"]["accuracy"])
+    # The pixel + feature logistic regression is the simple strong baseline here.
+    assert seed0["ref-features-lr"]["reference"]
+    assert seed0["ref-features-lr"]["macro_f1"] > seed0["majority"]["macro_f1"] + 0.3
     text = md.read_text()
     assert text.startswith("# Results: synthetic\n\nkept") and "`digits.csv`" in text
     assert "| fedledger |" in text and "partition `iid`" in text
