@@ -36,10 +36,10 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 
 # -- a small round with one hostile participant (no training: a fake learner) --
 
-def _round(tmp_path: Path, n: int = 4, t: int = 2, size: int = 300):
+def _round(tmp_path: Path, n: int = 4, t: int = 2, size: int = 300, store=None):
     chain = connect("embedded")
     chain.ensure_accounts(n + 2)
-    store = EmbeddedStore()
+    store = EmbeddedStore() if store is None else store
     pol = Policy(participants=n, threshold=t, keys_blocks=8, shares_blocks=8, commit_blocks=8,
                  reveal_blocks=8, aggregate_blocks=8, challenge_blocks=1, bond=STAKE)
     fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=50),
@@ -115,6 +115,41 @@ def test_a_bundle_that_is_not_cbor_is_skipped_and_the_aggregator_fails_cleanly(
             fed.chain.mine(2)
             driver.tick()
         assert fed.round_info(r).phase == Phase.FAILED
+
+
+@pytest.mark.integration
+def test_sybil_dealers_with_unservable_cids_cost_one_timeout_per_step_not_one_each(
+        tmp_path: Path, kubo_a) -> None:
+    """Three dealers post share CIDs that no one serves. Fetched one after
+    the other (old main) an honest peer's step waited three Kubo timeouts;
+    fetched concurrently it waits one, and still takes the honest shares."""
+    import hashlib
+    import time
+
+    from coordinator.protocol._agent import PeerAgent
+    from coordinator.store._store import KuboClient
+
+    timeout = 3.0
+    store = KuboClient(kubo_a.api, timeout=timeout)
+    chain, fed, store, driver, nodes, r = _round(tmp_path, n=6, t=2, store=store)
+    with chain:
+        agents = [PeerAgent(fed, store, nd.address, r) for nd in nodes]
+        for a in agents:
+            a.post_keys()
+        honest, sybils = agents[:3], agents[3:]
+        for a in honest:
+            a.post_shares()
+        for a in sybils:  # a CID of bytes nobody ever added: Kubo searches until its timeout
+            fed.post_shares(r, hashlib.sha256(np.random.default_rng(a.index).bytes(64)).digest(),
+                            bytes(32), sender=a.address)
+        victim = honest[0]
+        t0 = time.monotonic()
+        victim.receive_shares()
+        took = time.monotonic() - t0
+        sybil_ix = {a.index for a in sybils}
+        assert set(victim.received) == {a.index for a in honest}
+        assert not sybil_ix & (set(victim.received) | set(victim.faulty))  # retried next step
+        assert took < 2 * timeout, f"one step waited {took:.1f} s for {len(sybils)} sybil dealers"
 
 
 def test_a_one_leaf_share_tree_is_refused_not_an_index_error() -> None:

@@ -23,6 +23,10 @@ from .._errors import AggregationError, FedLedgerError, InvalidContentError
 from ..chain._contracts import Federation, Phase
 from .._errors import ConfigError
 from ..store._store import ContentStore
+from ._wire import ShareBundle
+
+#: Bundles fetched at once by one peer (each a blocking store request).
+_FETCH_WORKERS = 16
 
 log = logging.getLogger("fedledger.agent")
 
@@ -95,15 +99,36 @@ class PeerAgent:
         return rcpt.gas_used, len(bundle)
 
     def receive_shares(self) -> int:
-        """Decrypt the shares U2's dealers sent this peer. Returns bytes read."""
+        """Decrypt the shares U2's dealers sent this peer. Returns bytes read.
+
+        The bundles are fetched concurrently: a dealer that posted a CID no
+        one serves costs the store's timeout once per step, whatever the
+        number of such dealers (sequentially, k sybil dealers cost k
+        timeouts a step and could run honest peers past the window)."""
         assert self.ctx is not None
         pub = collect(self.fed, self.round_id)
-        read = 0
-        for dealer in pub.u2:
-            if dealer in self.received or dealer in self.faulty:
-                continue
+        todo = [d for d in pub.u2 if d not in self.received and d not in self.faulty]
+        fetched: dict[int, ShareBundle | FedLedgerError] = {}
+
+        def fetch(dealer: int) -> ShareBundle | FedLedgerError:
             try:
-                bundle = fetch_bundle(pub, self.store, dealer)
+                return fetch_bundle(pub, self.store, dealer)
+            except FedLedgerError as exc:
+                return exc
+
+        if todo:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(_FETCH_WORKERS, len(todo)),
+                                    thread_name_prefix="fetch-bundle") as pool:
+                fetched = dict(zip(todo, pool.map(fetch, todo), strict=True))
+        read = 0
+        for dealer in todo:
+            got = fetched[dealer]
+            try:
+                if isinstance(got, FedLedgerError):
+                    raise got
+                bundle = got
                 read += len(bundle.to_bytes())
                 box = bundle.box_for(self.index)
                 if box is None:
