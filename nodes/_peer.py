@@ -30,7 +30,7 @@ from coordinator import _encoding as enc
 from coordinator.protocol import _secagg as sa
 from coordinator.protocol._agent import PeerAgent
 from coordinator.protocol._aggregate import blob_floats, round_start
-from coordinator._errors import AggregationError
+from coordinator._errors import AggregationError, FedLedgerError
 from coordinator.chain._contracts import Federation, Phase, RoundInfo, StatusFlag
 from coordinator.privacy._noise import DistributedConfig, DPMode, add_share, noise_rng, skellam_share
 from coordinator.privacy._privacy import DPConfig
@@ -62,6 +62,10 @@ class Learner(Protocol):
 
     def distributed(self, global_flat: np.ndarray, cfg: DistributedConfig, *,
                     clip: float) -> tuple[np.ndarray, int, dict[str, float]]: ...
+
+
+class CannotTrain(FedLedgerError):
+    """This peer cannot train honestly at the round's configuration."""
 
 
 @dataclass
@@ -289,7 +293,14 @@ class PeerNode:
         log.info("round %d: peer %s training at DP configuration %d", round_id, self.address,
                  cfg.config_id)
         t0 = time.perf_counter()
-        delta, metrics = self.learner.update(start, cfg, seed=seed)
+        try:
+            delta, metrics = self.learner.update(start, cfg, seed=seed)
+        except ConfigError as exc:
+            # The governor's configuration cannot be trained at honestly (e.g.
+            # its registered RDP is not that of its (q, σ, T)): skip this
+            # round, stay up for the next one.
+            raise CannotTrain(f"cannot train at the round's DP configuration "
+                              f"{cfg.config_id}: {exc}") from None
         # n_u is capped by policy (the contract reverts above it); the update
         # n_u·δ is clipped below, so a capped weight also caps its influence.
         weight = max(1, min(self.learner.examples, self.fed.policy().max_weight))
@@ -429,9 +440,10 @@ class PeerNode:
                 self._once(round_id, f"revert {doing} {exc.name}", logging.WARNING,
                            "round %d: peer %s: %s reverted: %s; %s", round_id, self.address,
                            doing, exc, _consequence(doing))
-        except (AggregationError, InvalidContentError, ContentTooLargeError) as exc:
+        except (AggregationError, InvalidContentError, ContentTooLargeError, CannotTrain) as exc:
             # Another party's data makes this round impossible for us (e.g. a
-            # malformed global adapter, a small-order mask key): sit it out.
+            # malformed global adapter, a small-order mask key, a DP
+            # configuration whose accounting is not its own): sit it out.
             log.warning("round %d: peer %s stops here: %s", round_id, self.address, exc)
             self.state.put(round_id, "abandoned", str(exc).encode())
         self._note_missed(round_id, phase, flags)

@@ -298,3 +298,27 @@ def test_a_clear_row_planted_under_a_secret_name_is_refused(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="is a secret"):
         st.put(6, "secrets", b"keys in the clear")
     st.close()
+
+
+def test_a_governor_config_whose_accounting_is_not_its_own_is_skipped_not_fatal(
+        tmp_path: Path) -> None:
+    """The governor registers (q, σ, T) with RDP values below what that
+    mechanism spends. Old main: the peer's ConfigError ended the daemon (a
+    governor could stop every peer); now each peer sits the round out with
+    the reason, commits nothing, and is still up for the next round."""
+    from dataclasses import replace
+
+    chain, fed, store, learners, _ = _federation()
+    with chain:
+        honest = dp_config(config_id=2, q=0.5, sigma=1.0, steps=2)
+        fed.register_config(replace(honest, rdp_micro=tuple(v // 2 for v in honest.rdp_micro)))
+        driver = RoundDriver(fed, store, aggregator=chain.account(1).address, dp_config=2,
+                             vector_length=learners[0].parameters, rounds=1)
+        nodes = [_node(fed, store, learners, i, tmp_path / f"p{i}.sqlite") for i in range(4)]
+        r = int(driver.tick().split()[-1])
+        _drive(fed, driver, nodes, r)  # raised ConfigError out of step on old main
+        for nd in nodes:
+            reason = nd.state.get(r, "abandoned")
+            assert reason is not None and b"DP configuration 2" in reason, reason
+        assert not fed.events("FedRounds", "UpdateCommitted", 0)
+        assert fed.round_info(r).phase == Phase.FAILED
