@@ -171,7 +171,8 @@ class PeerDaemon:
                                 hint="start it with `fedledger ipfs up` or fix [node] "
                                      "ipfs_api") from None
             deployment = (self.chain.chain_id, self.fed.rounds.address)
-            self.state = PeerState(s.state, s.passphrase, deployment=deployment)
+            self.state = PeerState(s.state, s.passphrase, deployment=deployment,
+                                   account=self.address)
             self.node = PeerNode(self.fed, self.store, self.address, self.state, learner,
                                  train_seed=s.train_seed, secret_seed=not s.insecure_dp_rng)
             self._check_model(learner)

@@ -79,10 +79,11 @@ class PeerState:
     """Key/value rows per round of one deployment; ``secret=True`` rows are sealed.
 
     ``deployment`` is (chain id, rounds contract address): the database is
-    bound to it on creation and refused for any other."""
+    bound to it on creation and refused for any other; so is ``account``
+    (the signing address), when given, as the daemon does."""
 
     def __init__(self, path: Path, passphrase: bytes, *, deployment: tuple[int, str],
-                 kdf: str = "interactive") -> None:
+                 kdf: str = "interactive", account: str | None = None) -> None:
         if not passphrase:
             raise StateError("an empty passphrase cannot protect the peer's keys; set "
                              "FEDLEDGER_PASSPHRASE or [node] passphrase_file")
@@ -119,9 +120,25 @@ class PeerState:
             raise StateError(f"{self.path} is not a usable state database: {exc}") from None
         try:
             self._box = self._unlock(passphrase, kdf)
+            if account is not None:
+                self._bind_account(account)
         except BaseException:  # a wrong passphrase must not leak the open database
             self._db.close()
             raise
+
+    def _bind_account(self, account: str) -> None:
+        """One state file serves one signing account: another account reusing
+        it would reuse the first one's keys, shares and DP seeds."""
+        mine = account.lower().encode()
+        stored = self._meta("account")
+        if stored is None:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('account', ?)", (mine,))
+            stored = self._meta("account")
+        if stored != mine:
+            raise StateError(f"{self.path} belongs to account {(stored or b'').decode(errors='replace')}"
+                             f", not {account}; use another [node] state file for this account")
 
     def _meta(self, name: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()

@@ -85,6 +85,17 @@ def test_state_file_is_never_readable_by_others_not_even_while_sqlite_opens_it(
             assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, (f, oct(f.stat().st_mode))
 
 
+def test_state_file_is_bound_to_one_signing_account(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    a, b = "0x" + "aa" * 20, "0x" + "bB" * 20
+    st = PeerState(path, PASS, deployment=DEP, account=a)
+    st.put_new(1, "secrets", b"A's keys", secret=True)
+    st.close()
+    PeerState(path, PASS, deployment=DEP, account=a.upper().replace("0X", "0x")).close()
+    with pytest.raises(StateError, match=f"belongs to account {a}, not {b}"):
+        PeerState(path, PASS, deployment=DEP, account=b)
+
+
 def test_state_rows_are_bound_to_their_round_name_and_deployment(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     st = PeerState(path, PASS, deployment=DEP)
