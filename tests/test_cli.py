@@ -196,3 +196,18 @@ def test_demo_settings_the_dropouts_cannot_satisfy_are_a_user_mistake(args, says
     proc = run("demo", "--encoder", "tiny", *args)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {says}"), proc.stderr
+
+
+@pytest.mark.parametrize("text, says", [
+    ("{bad", "not JSON"),
+    ("[1, 2]", "the JSON is not an object"),
+    ('{"chain_id": 31337, "colour": "red"}', "unknown keys colour; missing keys backend"),
+])
+def test_a_broken_deployment_record_is_named_without_python_internals(
+        tmp_path, text: str, says: str) -> None:
+    rec = tmp_path / "deployment.json"
+    rec.write_text(text)
+    proc = run("round", "status", "--rpc-url", "http://127.0.0.1:9", "--deployment", str(rec))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"error: not a deployment record: {says}" in proc.stderr, proc.stderr
+    assert "__init__" not in proc.stderr and "argument" not in proc.stderr

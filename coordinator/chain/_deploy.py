@@ -36,10 +36,24 @@ class DeploymentRecord:
     @classmethod
     def from_json(cls, text: str) -> DeploymentRecord:
         try:
-            data: dict[str, Any] = json.loads(text)
-            return cls(**data)
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise ConfigError(f"not a deployment record: {exc}") from None
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"not a deployment record: not JSON ({exc.msg} at line "
+                              f"{exc.lineno})") from None
+        if not isinstance(data, dict):
+            raise ConfigError("not a deployment record: the JSON is not an object")
+        from dataclasses import MISSING, fields
+
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        missing = sorted(n for n, f in known.items() if n not in data and f.default is MISSING)
+        if unknown or missing:
+            parts = ([f"unknown keys {', '.join(unknown)}"] if unknown else []) + (
+                [f"missing keys {', '.join(missing)}"] if missing else [])
+            raise ConfigError(f"not a deployment record: {'; '.join(parts)}",
+                              hint="a record written by another fedledger version? redeploy "
+                                   "with `fedledger chain deploy`")
+        return cls(**data)
 
     def save(self, path: Path) -> None:
         atomic_write(path, self.to_json().encode())
