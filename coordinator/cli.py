@@ -299,7 +299,7 @@ def chain_up(kind: str, port: int | None, deploy: bool, out: Path | None, as_jso
     try:
         node = LocalNode(kind, port=port)
         info: dict[str, Any] = {"kind": kind, "rpc_url": node.url, "chain_id": node.chain_id,
-                                "accounts": [a.address for a in node.accounts[:10]],
+                                "accounts": [a.address for a in node.accounts],
                                 "deployment": None}
         if deploy:
             rec = deploy_all(node)
@@ -310,8 +310,11 @@ def chain_up(kind: str, port: int | None, deploy: bool, out: Path | None, as_jso
 
         def human() -> None:
             stdout.print(f"[green]{kind} ready[/] at {node.url} (chain {node.chain_id})")
-            stdout.print("accounts (development mnemonic; account 0 is the governor):")
-            for i, a in enumerate(info["accounts"]):
+            shown, total = info["accounts"][:10], len(info["accounts"])
+            first = f", the first {len(shown)} (`--json` lists all)" if len(shown) < total else ""
+            stdout.print(f"{total} funded accounts (development mnemonic; account 0 is the "
+                         f"governor){first}:")
+            for i, a in enumerate(shown):
                 stdout.print(f"  ({i}) {a}")
             if info["deployment"]:
                 for n, a in info["contracts"].items():

@@ -199,6 +199,7 @@ def test_exit_130_when_interrupted(tmp_path) -> None:
                 continue
         else:
             pytest.fail(f"chain up did not report ready: {buf}")
+        assert len(info["accounts"]) == len(set(info["accounts"])) >= 20  # every funded account
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
         err = proc.stderr.read() if proc.stderr else ""
