@@ -74,14 +74,30 @@ class FederationSpec:
     driver: bool = True  # start `round run` as a process (benchmarks drive in process)
 
     def __post_init__(self) -> None:
+        """Every value is checked here, before a chain or Kubo daemon starts."""
         if self.peers < 2:
             raise ConfigError(f"peers = {self.peers}: a federation needs at least 2 peers")
-        if not 1 <= self.threshold <= self.peers:
-            raise ConfigError(f"threshold {self.threshold} must be between 1 and peers "
-                              f"{self.peers}: a round needs at least t survivors among the peers",
+        if not 2 <= self.threshold <= self.peers:
+            raise ConfigError(f"threshold {self.threshold} must be between 2 and peers "
+                              f"{self.peers}: a round needs at least t ≥ 2 survivors among the "
+                              "peers (peers refuse t = 1: one holder could unmask anyone)",
                               hint=f"pass --threshold {self.peers} or less, or more --peers")
         if self.chain not in LocalNode.KINDS:
             raise ConfigError(f"chain {self.chain!r} must be one of {', '.join(LocalNode.KINDS)}")
+        if self.encoder not in ("tiny", "minilm"):
+            raise ConfigError(f"encoder {self.encoder!r} must be tiny or minilm")
+        checks = [("q", 0 < self.q <= 1, "in (0, 1]"), ("sigma", self.sigma > 0, "positive"),
+                  ("steps", self.steps >= 1, "at least 1"), ("lr", self.lr > 0, "positive"),
+                  ("examples_per_peer", self.examples_per_peer >= 2, "at least 2"),
+                  ("epsilon_cap", self.epsilon_cap > 0, "positive"),
+                  ("phase_blocks", self.phase_blocks >= 0, "0 (fitted) or more"),
+                  ("train_seconds", self.train_seconds >= 0, "0 (measured) or more"),
+                  ("rounds", self.rounds >= 0, "0 (no limit) or more"),
+                  ("interval", self.interval > 0, "positive"),
+                  ("synthetic_parameters", self.synthetic_parameters >= 0, "0 or more")]
+        for name, ok, want in checks:
+            if not ok:
+                raise ConfigError(f"{name} = {getattr(self, name)!r} must be {want}")
 
 
 COLD_START = 2.0  # a peer's first training in a fresh, contended process against the governor's

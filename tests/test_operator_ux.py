@@ -222,7 +222,8 @@ def test_init_writes_commented_files_that_the_commands_accept(tmp_path) -> None:
     one_line_error(run("init", str(tmp_path)), 2, f"error: {tmp_path / 'federation.toml'} "
                                                   "already exists")
     one_line_error(run("federation", "up", "--config", str(tmp_path / "federation.toml"),
-                       "--dir", str(tmp_path / "run")), 2, "error: threshold 5 must be between")
+                       "--dir", str(tmp_path / "run")), 2,
+                   f"error: {tmp_path / 'federation.toml'}: threshold 5 must be between 2")
     assert spec_from_file(tmp_path / "federation.toml", threshold=3).threshold == 3
     (tmp_path / "bad.toml").write_text("[policy]\nepsilon_cap = -1.0\n")
     from coordinator import ConfigError
@@ -492,3 +493,23 @@ def test_report_round_axes_have_whole_numbers_only(tmp_path, monkeypatch) -> Non
     _report.report(None, log, tmp_path / "r.html", {1: {"accuracy": .5}, 3: {"accuracy": .6}})
     assert len(ticks) == 5
     assert all(t == int(t) for axis in ticks for t in axis) and all(axis for axis in ticks)
+
+
+@pytest.mark.parametrize("line, says", [
+    ("[training]\nq = 1.5\n", "q = 1.5 must be in (0, 1]"),
+    ("[training]\nlr = 0.0\n", "lr = 0.0 must be positive"),
+    ("[peers]\nexamples_per_peer = 1\n", "examples_per_peer = 1 must be at least 2"),
+])
+def test_federation_values_are_checked_before_anything_starts(tmp_path, line, says) -> None:
+    from nodes._scaffold import SPEC_KEYS
+
+    section, key = line.split("]")[0][1:], line.split("\n")[1].split(" = ")[0]
+    if key not in SPEC_KEYS.get(section, {}):  # the file's sections as init writes them
+        section = next(s for s, keys in SPEC_KEYS.items() if key in keys)
+        line = f"[{section}]\n" + line.split("\n", 1)[1]
+    (tmp_path / "f.toml").write_text(line)
+    proc = run("federation", "up", "--config", str(tmp_path / "f.toml"), "--dir", str(tmp_path / "run"),
+               timeout=60)
+    one_line_error(proc, 2, f"error: {tmp_path / 'f.toml'}: {says}")
+    assert not (tmp_path / "run" / "federation.json").exists()
+    assert not (tmp_path / "run" / "logs").exists()  # no chain or Kubo was started
