@@ -200,7 +200,8 @@ def load_dataset(cfg: CompareConfig, seed: int) -> Dataset:
     from nodes._data import concat, holdout, holdout_indices, split_peers
     from nodes._datasets import federated_data
     from nodes._model import ModelConfig, config_for_schema
-    from nodes._schema import SYNTHETIC, column_values, data_files, load_schema, load_with_schema
+    from nodes._schema import (column_values, data_files, load_schema,
+                                load_with_schema, schema_hash)
 
     rng = np.random.default_rng(seed)
     model_kw: dict[str, Any] = dict(encoder=cfg.encoder, lora_r=cfg.lora_r, max_len=cfg.max_len,
@@ -212,7 +213,7 @@ def load_dataset(cfg: CompareConfig, seed: int) -> Dataset:
         members = pool.subset(rng.permutation(len(pool))[: cfg.mia_examples])
         nonmembers = fd.nonmembers.subset(np.arange(min(len(members), len(fd.nonmembers))))
         return Dataset(fd.peers, fd.test, members, nonmembers, ModelConfig(**model_kw),
-                       SYNTHETIC.hash() if cfg.dataset == "synthetic" else bytes(32), False)
+                       schema_hash(None) if cfg.dataset == "synthetic" else bytes(32), False)
     from coordinator import ConfigError
 
     if not cfg.schema:

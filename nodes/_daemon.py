@@ -124,19 +124,19 @@ def _keystore_passphrase(n: dict[str, Any], base: Path, state_passphrase: bytes)
     return kpass
 
 
-def check_schema(fed: Federation, mine: bytes) -> None:
+def check_schema(fed: Federation, mine: bytes) -> bool:
     """Refuse to join a federation whose declared data schema is not ours:
-    other columns, normalisation or classes would make the aggregate noise."""
+    other columns, normalisation or classes would make the aggregate noise.
+    False when the deployment declares none (nothing could be checked)."""
     declared = fed.data_schema()
     if not any(declared):
-        log.warning("the deployment declares no data schema; cannot check that this "
-                    "peer's data matches the federation's")
-        return
+        return False
     if declared != mine:
         raise ConfigError(f"this peer's data schema hashes to 0x{mine.hex()[:16]}… but the "
                           f"federation declared 0x{declared.hex()[:16]}… on-chain",
                           hint="use the federation's schema.toml in [data] schema "
                                "(`fedledger node schema check` prints a schema's hash)")
+    return True
 
 
 class PeerDaemon:
@@ -162,7 +162,7 @@ class PeerDaemon:
         self.state: PeerState | None = None
         try:
             self.fed: Federation = attach(self.chain, record)
-            check_schema(self.fed, s.schema_hash)
+            schema_declared = check_schema(self.fed, s.schema_hash)
             self.store = KuboClient(s.ipfs_api)
             try:
                 self.store.id()
@@ -176,6 +176,9 @@ class PeerDaemon:
             self.node = PeerNode(self.fed, self.store, self.address, self.state, learner,
                                  train_seed=s.train_seed, secret_seed=not s.insecure_dp_rng)
             self._check_model(learner)
+            if not schema_declared:  # said once everything else opened
+                log.warning("the deployment declares no data schema; cannot check that this "
+                            "peer's data matches the federation's")
         except BaseException:  # e.g. a wrong passphrase: release what was opened, quietly
             self._release()
             raise

@@ -35,7 +35,7 @@ from ._datasets import federated_data
 from ._eval import utility
 from ._model import ModelConfig, build_model, get_flat, set_flat
 from ._peer import Action, ModelLearner, PeerNode
-from ._schema import SYNTHETIC
+from ._schema import schema_hash
 from ._state import PeerState
 from ._train import TrainConfig, predict_proba
 
@@ -126,7 +126,7 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
                  + (f" + LoRA r={cfg.lora_r}" if cfg.lora_r else " (frozen) + trainable head"))
         model = build_model(ModelConfig(encoder=cfg.encoder, lora_r=cfg.lora_r,
                                         max_len=cfg.max_len, hidden=cfg.hidden, seed=cfg.seed))
-        declared = SYNTHETIC.hash() if cfg.dataset == "synthetic" else bytes(32)
+        declared = schema_hash(None) if cfg.dataset == "synthetic" else bytes(32)
     else:
         parts = data.parts
         test = concat([p.test for p in parts])

@@ -16,7 +16,8 @@ training runs in a fresh process, with the threads of every peer competing:
 measured here 1.5 s warm in the governor against 5–6.5 s in each of three
 peers on two cores), and sets windows with
 :func:`coordinator.protocol._driver.fit_windows` (margin 3) at the driver's
-mining interval as the block time. Generous windows cost nothing when every
+mining interval as the block time, the commit window at least
+:data:`MIN_COMMIT_SECONDS` long. Generous windows cost nothing when every
 peer is on time: the contract moves a phase on as soon as every participant
 has acted.
 """
@@ -24,6 +25,7 @@ has acted.
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import signal
@@ -101,6 +103,7 @@ class FederationSpec:
 
 
 COLD_START = 2.0  # a peer's first training in a fresh, contended process against the governor's
+MIN_COMMIT_SECONDS = 60.0  # the fitted commit window's floor
 
 
 def _cli(*args: str) -> list[str]:
@@ -168,16 +171,20 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
             slowdown = max(1.0, spec.peers / (os.cpu_count() or 1))
             windows = fit_windows(train_seconds=train_s * slowdown * COLD_START,
                                   block_seconds=spec.interval, participants=spec.peers, margin=3.0)
+            # and never under a minute of blocks: a loaded host slows peers more than
+            # one measurement shows, and a window that closes early costs nothing
+            windows["commit_blocks"] = max(windows["commit_blocks"],
+                                           math.ceil(MIN_COMMIT_SECONDS / spec.interval))
             log(f"phase windows fit a training of {train_s:.1f} s × {slowdown:.1f} "
                 f"(peers per core) × {COLD_START:.0f} (cold start): {windows}")
         policy = Policy(participants=spec.peers, threshold=spec.threshold, **windows,
                         challenge_blocks=2, bond=10**17)
         chain.ensure_accounts(spec.peers + 1)
-        from ._schema import SYNTHETIC
+        from ._schema import schema_hash
 
         fed, rec = deploy_federation(chain, policy=policy,
                                      ledger_policy=LedgerPolicy(epsilon_cap=spec.epsilon_cap),
-                                     data_schema=SYNTHETIC.hash(),  # the peers' synthetic data
+                                     data_schema=schema_hash(None),  # the peers' synthetic data
                                      **initial_adapter_args(gov_store, start))
         fed.register_config(dp_config(config_id=1, q=spec.q, sigma=spec.sigma, steps=spec.steps))
         DeploymentRecord(**rec).save(root / "deployment.json")

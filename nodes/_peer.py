@@ -301,6 +301,9 @@ class PeerNode:
             # round, stay up for the next one.
             raise CannotTrain(f"cannot train at the round's DP configuration "
                               f"{cfg.config_id}: {exc}") from None
+        if not np.isfinite(delta).all():  # never mask and commit NaN/inf
+            raise CannotTrain(f"local training at configuration {cfg.config_id} produced "
+                              "non-finite values; not committing")
         # n_u is capped by policy (the contract reverts above it); the update
         # n_u·δ is clipped below, so a capped weight also caps its influence.
         weight = max(1, min(self.learner.examples, self.fed.policy().max_weight))

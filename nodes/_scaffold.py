@@ -18,7 +18,6 @@ writes is always accepted.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -157,13 +156,12 @@ def _toml_value(v: Any) -> str:
 def spec_from_file(path: Path, **overrides: Any) -> FederationSpec:
     """A :class:`FederationSpec` from ``federation.toml``; ``overrides`` (flags
     the user gave) win over the file, the file over the defaults."""
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
+    from ._schema import load_toml
+
+    if not path.exists():
         raise ConfigError(f"federation file {path} does not exist",
-                          hint="write one with `fedledger init DIR`") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+                          hint="write one with `fedledger init DIR`")
+    raw = load_toml(path, "federation file")
     defaults = FederationSpec()
     kw: dict[str, Any] = {}
     for section, values in raw.items():

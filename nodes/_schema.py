@@ -27,9 +27,13 @@ and an image above ``MAX_IMAGE_PIXELS`` is refused before it is decoded.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
+import os
+import stat
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +48,14 @@ from ._data import FEATURES, IMAGE_SHAPE, DataFileError, Examples
 
 #: Images larger than this (width × height, before resizing) are refused.
 MAX_IMAGE_PIXELS = 25_000_000
+#: Nor may either side exceed this (a 1 × 24M-pixel PNG decoded to 957 MB).
+MAX_IMAGE_SIDE = 16_384
+#: The encoded feature vector's width (numeric + one-hot categorical) at most.
+MAX_FEATURES = 16_384
+#: A JSONL line longer than this is refused before it is parsed.
+MAX_JSONL_LINE = 1 << 20
+#: Image files read, by what Pillow identifies them as (not by their suffix).
+IMAGE_FORMATS = frozenset({"JPEG", "MPO", "PNG"})
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _Name = Annotated[str, Field(min_length=1, max_length=128)]
@@ -131,6 +143,9 @@ class Schema(_Strict):
             raise ValueError("declare at least one input: text, image, numeric or categorical")
         if any(not s > 0 for s in self.image_std):
             raise ValueError("image_std must be positive")
+        if self.n_features > MAX_FEATURES:
+            raise ValueError(f"{self.n_features} feature inputs (numeric + one-hot categories) "
+                             f"exceed the limit of {MAX_FEATURES}")
         return self
 
     # -- derived ------------------------------------------------------------------
@@ -164,15 +179,40 @@ def parse_schema(raw: dict[str, Any], *, source: str = "schema") -> Schema:
                           "problem(s) in all)") from None
 
 
+@contextlib.contextmanager
+def shallow_parsing(limit: int = 1000) -> Iterator[None]:
+    """Parse hostile text under a low recursion limit. py-ecc and py-evm
+    raise the interpreter's limit to 100 000 on import, past which the C JSON
+    decoder overflows the C stack (a segfault) on deeply nested input; under
+    this limit it raises RecursionError instead."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(min(old, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def load_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file as a dict; one-line ConfigError for anything else."""
+    try:
+        text = path.read_text()
+        with shallow_parsing():
+            return tomllib.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a folder, not a file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is not valid TOML: nested too deeply") from None
+
+
 def load_schema(path: Path) -> Schema:
     """Read ``path`` (TOML with a ``[schema]`` table, or the table's keys at top level)."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"schema file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    raw = load_toml(path, "schema file")
     return parse_schema(raw.get("schema", raw), source=str(path))
 
 
@@ -187,22 +227,34 @@ SYNTHETIC = Schema(label="label", classes=["0", "1"], text=["text"], image="imag
 
 
 def schema_hash(schema: Schema | None) -> bytes:
-    return (schema or SYNTHETIC).hash()
+    """What a peer declares: ``schema.hash()`` for a data file read against a
+    schema; for the built-in generator (no schema) a hash under its own tag.
+    The generator's path builds another model (its image tower, its feature
+    constants) than a file with the same columns, so the two must not agree."""
+    if schema is None:
+        return hashlib.sha256(b"fedledger.schema.v1.generator\x00" + SYNTHETIC.canonical()).digest()
+    return schema.hash()
 
 
 # -- loading a file against a schema --------------------------------------------------
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any], dict[str, int]]]:
     """(line, row, column name → 1-based index) for each data row."""
-    if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first name
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
             try:
-                header = next(reader)
+                header = [name.strip() for name in next(reader)]
             except StopIteration:
                 return
             except (csv.Error, UnicodeDecodeError) as exc:
                 raise DataFileError(f"{path}:1: not readable as CSV ({exc})") from None
+            dup = sorted({n for n in header if header.count(n) > 1})
+            if dup:
+                raise DataFileError(f"{path}:1: column name(s) {', '.join(map(repr, dup))} "
+                                    "appear more than once in the header")
             cols = {name: i + 1 for i, name in enumerate(header)}
             while True:
                 try:
@@ -218,15 +270,32 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any], dict[str, int]]]:
                     raise DataFileError(f"{path}:{reader.line_num}: {len(values)} fields, the "
                                         f"header has {len(header)}")
                 yield reader.line_num, dict(zip(header, values, strict=True)), cols
-    elif path.suffix in (".jsonl", ".ndjson"):
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, start=1):
+    elif suffix in (".jsonl", ".ndjson"):
+        with open(path, encoding="utf-8-sig") as f:
+            i = 0
+            while True:
+                try:
+                    line = f.readline(MAX_JSONL_LINE + 1)
+                except UnicodeDecodeError as exc:
+                    raise DataFileError(f"{path}:{i + 1}: not valid UTF-8 ({exc})") from None
+                if not line:
+                    return
+                i += 1
+                if len(line) > MAX_JSONL_LINE:
+                    raise DataFileError(f"{path}:{i}: line longer than {MAX_JSONL_LINE:,} "
+                                        "characters")
                 if not line.strip():
                     continue
                 try:
-                    row = json.loads(line)
+                    with shallow_parsing():
+                        row = json.loads(line, object_pairs_hook=_unique_keys)
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     raise DataFileError(f"{path}:{i}: not valid JSON ({exc})") from None
+                except RecursionError:
+                    raise DataFileError(f"{path}:{i}: not valid JSON (nested too deeply)") from None
+                except _DuplicateKey as exc:
+                    raise DataFileError(f"{path}:{i}: field {exc.args[0]!r} appears more than "
+                                        "once") from None
                 if not isinstance(row, dict):
                     raise DataFileError(f"{path}:{i}: expected an object with named fields")
                 yield i, row, {}
@@ -234,32 +303,62 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any], dict[str, int]]]:
         raise ConfigError(f"data file {path} must end in .csv or .jsonl")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
 def _image(path: Path, ref: str, schema: Schema, where: str) -> np.ndarray:
     base = path.parent.resolve()
     target = (base / ref).resolve()
     if not target.is_relative_to(base):
-        raise DataFileError(f"{where}: image path {ref!r} leaves the data file's folder")
+        raise DataFileError(f"{where}: image path {ref!r} leaves the data file's folder "
+                            "(after following any symlink)")
+    try:
+        st = os.stat(target)
+    except OSError:
+        raise DataFileError(f"{where}: image {ref!r} does not exist") from None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+        raise DataFileError(f"{where}: image {ref!r} is not a regular file")
     s = schema.image_size
-    if target.suffix == ".npy":
+    if target.suffix.lower() == ".npy":
         try:
             arr = np.load(target, allow_pickle=False)
         except (OSError, ValueError):
             raise DataFileError(f"{where}: image {ref!r} cannot be read as a .npy array") from None
-        if arr.shape != (3, s, s) or not np.issubdtype(arr.dtype, np.number):
+        if arr.shape != (3, s, s):
             raise DataFileError(f"{where}: image {ref!r} has shape {arr.shape}, expected (3, {s}, {s})")
+        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise DataFileError(f"{where}: image {ref!r} has dtype {arr.dtype}, expected real "
+                                "numbers (integer or float)")
         out = arr.astype(np.float32)
     else:
         from PIL import Image, UnidentifiedImageError
 
         try:
             with Image.open(target) as im:
-                if im.width * im.height > MAX_IMAGE_PIXELS:
+                if im.format not in IMAGE_FORMATS:
+                    raise DataFileError(f"{where}: image {ref!r} is {im.format or 'an unknown format'}"
+                                        ", not JPEG or PNG")
+                if im.width * im.height > MAX_IMAGE_PIXELS or max(im.size) > MAX_IMAGE_SIDE:
                     raise DataFileError(f"{where}: image {ref!r} is {im.width}×{im.height}, above "
-                                        f"the {MAX_IMAGE_PIXELS:,}-pixel limit")
+                                        f"the {MAX_IMAGE_PIXELS:,}-pixel or {MAX_IMAGE_SIDE:,}-"
+                                        "per-side limit")
                 rgb = im.convert("RGB").resize((s, s), Image.Resampling.BILINEAR)
         except DataFileError:
             raise
-        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
+        except Image.DecompressionBombError:
+            raise DataFileError(f"{where}: image {ref!r} is larger than Pillow decodes safely "
+                                f"(above the {MAX_IMAGE_PIXELS:,}-pixel limit)") from None
+        except (OSError, UnidentifiedImageError, ValueError):
             raise DataFileError(f"{where}: image {ref!r} cannot be read as a JPEG/PNG "
                                 "image") from None
         out = np.asarray(rgb, np.float32).transpose(2, 0, 1) / 255.0
@@ -313,12 +412,18 @@ def load_with_schema(path: Path, schema: Schema) -> Examples:
                 if isinstance(v, bool):
                     raise ValueError
                 x = float(v)
-            except (TypeError, ValueError):
-                raise DataFileError(f"{at(num.name)}: column {num.name!r}: {v!r} is not a "
-                                    "number") from None
+            except (TypeError, ValueError, OverflowError):
+                raise DataFileError(f"{at(num.name)}: column {num.name!r}: {str(v)[:40]!r} is "
+                                    "not a number") from None
             if not np.isfinite(x) or (num.norm == "log1p" and x <= -1):
                 raise DataFileError(f"{at(num.name)}: column {num.name!r}: {v!r} is out of range")
-            vec.append(num.apply(x))
+            with np.errstate(over="ignore", invalid="ignore"):
+                y = np.float32(num.apply(x))  # what the model is fed
+            if not np.isfinite(y):
+                raise DataFileError(f"{at(num.name)}: column {num.name!r}: {v!r} normalises to "
+                                    f"{float(num.apply(x))!r}, outside float32 (check the value and "
+                                    "the schema's mean/std/min/max)")
+            vec.append(float(y))
         for cat in schema.categorical:
             v = str(cell(cat.name, required=True)).strip()
             onehot = [0.0] * cat.width
@@ -353,7 +458,8 @@ def data_files(path: Path) -> list[Path]:
     """A data file, or every ``.csv``/``.jsonl`` file directly in a folder (sorted)."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".csv", ".jsonl", ".ndjson"))
+        files = sorted(p for p in path.iterdir()
+                       if p.suffix.lower() in (".csv", ".jsonl", ".ndjson"))
         if not files:
             raise ConfigError(f"{path} holds no .csv or .jsonl data files")
         return files

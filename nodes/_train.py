@@ -242,6 +242,12 @@ def train_local(model: MultimodalModel, data: Examples, *, cfg: TrainConfig,
                 grad_sample_mode="hooks", clipping=cfg.clipping, noise_generator=noise_gen,
                 **extra)
         dp_engine = engine
+        # Opacus averages by int(n·q), which is 0 when n·q < 1: p.grad / 0
+        # made every parameter NaN for a peer with 2–3 examples at q = 0.25.
+        # Dividing the noised sum by 1 instead changes the step size only; the
+        # privacy is that of the noised sum, whatever it is divided by.
+        if getattr(opt, "expected_batch_size", 1) < 1:
+            opt.expected_batch_size = 1
     loss_fn = nn.CrossEntropyLoss()
     t0 = time.perf_counter()
     net.train()

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,9 @@ def load_config(path: Path | None) -> dict[str, dict[str, Any]]:
     cfg = {k: dict(v) for k, v in DEFAULTS.items()}
     if path is None:
         return cfg
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    from ._schema import load_toml
+
+    raw = load_toml(path, "config file")
     for section, values in raw.items():
         if section not in cfg or not isinstance(values, dict):
             raise ConfigError(f"{path}: unknown section [{section}]; known: {', '.join(cfg)}")

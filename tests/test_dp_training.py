@@ -93,6 +93,18 @@ def test_memoised_accounting_equals_opacus_accountant(history, delta) -> None:
     assert accountant_epsilon(list(history), delta) == pytest.approx(want, rel=1e-12)  # cached
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_peer_with_fewer_examples_than_one_expected_batch_trains_to_finite_values(n) -> None:
+    """n·q < 1: Opacus' int(n·q) = 0 divided every gradient by zero (NaN
+    model, three seeds of four on old main)."""
+    for seed in range(3):
+        model = build_model(ModelConfig(encoder="tiny", lora_r=0, seed=0))
+        train_local(model, generate(n, seed=seed),
+                    cfg=TrainConfig(lr=1e-2, sample_rate=0.25, steps=3, noise_multiplier=1.5,
+                                    secure_rng=True, max_grad_norm=1.0))
+        assert np.isfinite(get_flat(model)).all(), (n, seed)
+
+
 def test_sigma_from_target_epsilon_hits_the_target() -> None:
     tr = generate(256, seed=1)
     r = train_local(build_model(ModelConfig()), tr,

@@ -20,7 +20,8 @@ from coordinator import ConfigError
 from nodes._data import DataFileError, holdout, split_peers
 from nodes._eval import utility
 from nodes._model import build_model, config_for_schema, get_flat
-from nodes._schema import SYNTHETIC, Schema, load_schema, load_with_schema, parse_schema
+from nodes._schema import (SYNTHETIC, Schema, load_schema, load_with_schema, parse_schema,
+                           schema_hash)
 from nodes._train import TrainConfig, class_proba, per_example_loss, train_local
 
 torch.set_num_threads(1)
@@ -116,7 +117,10 @@ def test_schema_hash_is_canonical_and_sensitive() -> None:
     assert a.hash() == b.hash() and len(a.hash()) == 32
     c = parse_schema({"label": "y", "classes": ["b", "a"], "text": ["t"]})
     assert c.hash() != a.hash()
-    assert SYNTHETIC.hash() not in (a.hash(), c.hash())
+    assert schema_hash(None) not in (a.hash(), c.hash())
+    # A file declared with the generator's very columns builds another model
+    # (image tower, feature constants): it must not pass for the generator.
+    assert SYNTHETIC.hash() != schema_hash(None)
 
 
 @pytest.mark.parametrize("raw, words", [
@@ -148,7 +152,8 @@ def _rewrite(path: Path, line: int, column: str, value: str) -> None:
     ("stars", "6", "not one of the declared classes"),
     ("dwell_seconds", "", "empty"),
     ("photo", "../../etc/passwd", "leaves the data file's folder"),
-    ("photo", "img/missing.png", "cannot be read"),
+    ("photo", "img/missing.png", "does not exist"),
+    ("dwell_seconds", "1e41", "outside float32"),  # finite in float64: the model got inf → NaN
 ])
 def test_mismatching_row_names_file_line_and_column(shop: tuple[Schema, Path], column: str,
                                                     value: str, words: str) -> None:
@@ -160,6 +165,73 @@ def test_mismatching_row_names_file_line_and_column(shop: tuple[Schema, Path], c
     msg = str(e.value)
     assert msg.startswith(f"{path}:7:{header.index(column) + 1}: column {column!r}"), msg
     assert words in msg and "\n" not in msg
+
+
+def test_hostile_image_files_are_refused_in_one_line(shop: tuple[Schema, Path]) -> None:
+    """From an attack review: a FIFO named as an image blocked forever; a
+    1×24M-pixel PNG (46 KB) decoded to 957 MB; a GIF passed for a PNG."""
+    import os
+
+    from PIL import Image
+
+    schema, path = shop
+    root = path.parent
+    os.mkfifo(root / "img" / "fifo.png")
+    Image.new("L", (1, 20_000)).save(root / "img" / "tall.png")
+    Image.new("RGB", (8, 8)).save(root / "img" / "anim.png", format="GIF")
+    header = next(csv.reader(open(path)))
+    for ref, words in [("img/fifo.png", "is not a regular file"),
+                       ("img/tall.png", "-per-side limit"),
+                       ("img/anim.png", "is GIF, not JPEG or PNG")]:
+        _rewrite(path, 5, "photo", ref)
+        with pytest.raises(DataFileError) as e:
+            load_with_schema(path, schema)
+        msg = str(e.value)
+        assert msg.startswith(f"{path}:5:{header.index('photo') + 1}:") and words in msg, msg
+
+
+def test_csv_headers_duplicates_bom_and_spaces(shop: tuple[Schema, Path]) -> None:
+    schema, path = shop
+    text = path.read_text()
+    header, rest = text.split("\n", 1)
+    path.write_text("\ufeff" + ", ".join(header.split(",")) + "\n" + rest)  # Excel's BOM, ", "
+    assert len(load_with_schema(path, schema)) == 60
+    path.write_text(header + ",stars\n" + "\n".join(r + ",1" for r in rest.splitlines()) + "\n")
+    with pytest.raises(DataFileError, match=r"shop.csv:1: column name\(s\) 'stars' appear more"):
+        load_with_schema(path, schema)
+
+
+def test_hostile_jsonl_lines_give_one_line_errors(tmp_path: Path) -> None:
+    schema = parse_schema({"label": "y", "classes": ["0", "1"], "numeric": [{"name": "x"}]})
+    cases = {"bigint.jsonl": ('{"y": 1, "x": 1' + "0" * 400 + "}", "is not a number"),
+             "dupkey.jsonl": ('{"y": 1, "x": 2, "y": 0}', "field 'y' appears more than once"),
+             "long.jsonl": ('{"y": 1, "x": 2, "pad": "' + "a" * (1 << 20) + '"}', "line longer")}
+    for name, (line, words) in cases.items():
+        (tmp_path / name).write_text(line + "\n")
+        with pytest.raises(DataFileError, match=f"{name}:1: .*{words}"):
+            load_with_schema(tmp_path / name, schema)
+
+
+def test_deep_nesting_is_a_one_line_error_not_a_segfault(tmp_path: Path) -> None:
+    """py-ecc raises the recursion limit to 100 000 on import; the C JSON
+    decoder then overflowed the C stack on 200 000 nested brackets (exit 139)."""
+    (tmp_path / "s.toml").write_text(SCHEMA_TOML)
+    (tmp_path / "deep.jsonl").write_text("[" * 200_000 + "]" * 200_000 + "\n")
+    proc = _cli("node", "schema", "check", "--schema", str(tmp_path / "s.toml"),
+                "--file", str(tmp_path / "deep.jsonl"), timeout=120)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-500:])
+    assert proc.stderr.strip().splitlines()[-1].endswith("nested too deeply)"), proc.stderr
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 50_000 + "]" * 50_000 + "\n")
+    proc = _cli("node", "schema", "check", "--schema", str(tmp_path / "deep.toml"), timeout=120)
+    assert proc.returncode == 2 and "nested too deeply" in proc.stderr, proc.stderr[-500:]
+
+
+def test_a_schema_wider_than_the_feature_limit_is_refused() -> None:
+    from nodes._schema import MAX_FEATURES
+
+    cats = [{"name": f"c{i}", "categories": [str(j) for j in range(1000)]} for i in range(17)]
+    with pytest.raises(ConfigError, match=f"17000 feature inputs .* limit of {MAX_FEATURES}"):
+        parse_schema({"label": "y", "classes": ["0", "1"], "categorical": cats})
 
 
 def test_file_missing_a_declared_column_is_refused(shop: tuple[Schema, Path]) -> None:
@@ -314,12 +386,12 @@ def test_peer_with_another_schema_is_refused_by_the_declared_hash(embedded_chain
     assert fed.data_schema() == ours.hash() and rec["data_schema"] == "0x" + ours.hash().hex()
     ev = fed.events("FedRounds", "DataSchemaSet", 0)
     assert [e.args["schemaHash"] for e in ev] == [ours.hash()]
-    check_schema(fed, ours.hash())  # the federation's own schema joins
+    assert check_schema(fed, ours.hash()) is True  # the federation's own schema joins
     with pytest.raises(ConfigError, match="declared 0x") as e:
         check_schema(fed, theirs.hash())
     assert "\n" not in str(e.value)
     with pytest.raises(ConfigError):
-        check_schema(fed, SYNTHETIC.hash())
+        check_schema(fed, schema_hash(None))
     # Declared once, by the governor only: it cannot be swapped under running peers.
     with pytest.raises(ContractRevertError) as r:
         fed.set_data_schema(theirs.hash())
@@ -332,7 +404,7 @@ def test_peer_with_another_schema_is_refused_by_the_declared_hash(embedded_chain
     with pytest.raises(ContractRevertError) as r:
         fed2.set_data_schema(bytes(32))
     assert r.value.name == "RoundsDataSchemaAlreadySet"
-    check_schema(fed2, ours.hash())  # nothing declared: a warning, not a refusal
+    assert check_schema(fed2, ours.hash()) is False  # nothing declared: the daemon warns, goes on
 
 
 def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
