@@ -563,8 +563,10 @@ def targets(summary: dict[str, Any], cfg: CompareConfig) -> list[dict[str, Any]]
             if arm == "majority" or mean(arm) is None:
                 continue
             margin = float(mean(arm) or 0.0) - maj
+            n = int(summary[arm]["macro_f1"].get("n") or 0)
+            # one seed has no confidence interval: the claim cannot be met
             rows.append({"target": f"{arm} beats the majority class by more than its CI",
-                         "value": round(margin, 4), "met": margin > ci(arm)})
+                         "value": round(margin, 4), "met": n >= 2 and margin > ci(arm)})
     return rows
 
 

@@ -159,6 +159,17 @@ def test_compare_runs_on_the_real_dataset_with_the_reference_arms(tmp_path) -> N
         assert s[arm]["macro_f1"]["n"] == 2 and s[arm]["macro_f1"]["ci95"] is not None
 
 
+def test_one_seed_never_claims_to_beat_the_majority_by_more_than_its_ci() -> None:
+    from benchmarks.compare import targets
+
+    def arm(mean: float, n: int, ci: float | None) -> dict:
+        return {"macro_f1": {"mean": mean, "n": n, "ci95": ci}}
+
+    one = targets({"pooled": arm(0.8, 1, 0.0), "majority": arm(0.1, 1, 0.0)}, CompareConfig())
+    three = targets({"pooled": arm(0.8, 3, 0.05), "majority": arm(0.1, 3, 0.0)}, CompareConfig())
+    assert [t["met"] for t in one] == [False] and [t["met"] for t in three] == [True]
+
+
 def test_confidence_interval_uses_students_t() -> None:
     from benchmarks.compare import ci95
 
