@@ -106,16 +106,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # test whose output is not committed yet, as (file, number, unit). Commit the
 # JSON (or remove the figure) and delete the entry; an entry that no longer
 # matches any figure fails the test.
-PENDING = {
-    # Issue 19: one training on the loaded machine (phase windows), timed by
-    # hand before bench train/soak wrote JSON.
-    ("decisions.md", "25", "s"),
-    # Issue 13A's recipe sweep (seed 0, by hand, before bench compare ran on the
-    # real data): the corpus' majority share and per-example encoder costs.
-    ("decisions.md", "57.8", "%"),
-    # An eth_call's trace on geth/Hardhat, timed by hand (revert decoding).
-    ("decisions.md", "1", "ms"),
-}
+PENDING: set[tuple[str, str, str]] = set()  # every hand-timed figure is gone from the docs
 
 # Not measurements, so no output can hold them: settings and bounds the code
 # fixes, sizes and products written with ×, targets, and an analytic ratio.
