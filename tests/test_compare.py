@@ -14,6 +14,19 @@ from benchmarks.compare import ARMS, CompareConfig, run_seed
 TINY = dict(peers=3, threshold=2, rounds=1, examples_per_peer=48, steps=3, mia_examples=64)
 
 
+def example_converter(name: str):
+    """examples/NAME/convert.py as a module (the examples are scripts, not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / name / "convert.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_every_arm_runs_and_the_report_is_generated(tmp_path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("[compare]\n" + "\n".join(f"{k} = {v}" for k, v in TINY.items())
@@ -78,15 +91,10 @@ def test_compare_runs_every_arm_on_a_slice_of_the_real_digits_example(tmp_path) 
     set) through the example converter: every arm that fits K = 10 runs, each
     peer is scored on its own held-out split, and --results-md adds the
     dataset's section without touching the synthetic one."""
-    import importlib.util
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("ex_digits", root / "examples/digits/convert.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    data = mod.convert(tmp_path / "digits", limit=150)
+    data = example_converter("digits").convert(tmp_path / "digits", limit=150)
     cfg = tmp_path / "c.toml"
     cfg.write_text("[compare]\n" + "\n".join(f"{k} = {v}" for k, v in TINY.items()
                                             if k not in ("peers", "threshold")) + "\nseeds = [0]\n")
@@ -121,7 +129,6 @@ def test_compare_runs_every_arm_on_a_slice_of_the_real_digits_example(tmp_path) 
 
 
 def test_compare_dataset_partitions_real_reviews_by_movie(tmp_path) -> None:
-    import importlib.util
     from pathlib import Path
 
     import numpy as np
@@ -129,11 +136,7 @@ def test_compare_dataset_partitions_real_reviews_by_movie(tmp_path) -> None:
     from benchmarks.compare import load_dataset
 
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("ex_rev", root / "examples/reviews/convert.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    data = mod.convert(tmp_path / "reviews.csv", limit=400)
+    data = example_converter("reviews").convert(tmp_path / "reviews.csv", limit=400)
     ds = load_dataset(CompareConfig(peers=4, data=str(data), partition="by-column:movie",
                                     schema=str(root / "examples/reviews/schema.toml")), 0)
     assert ds.own and ds.model.n_classes == 2 and len(ds.parts) == 4
