@@ -55,15 +55,15 @@ def _ended(fed, r: int) -> bool:
     return fed.current_round() >= r and fed.round_info(r).phase in (Phase.FINAL, Phase.FAILED)
 
 
-def test_peer_daemons_and_driver_as_processes_finish_two_rounds_and_the_model_improves(
+def test_peer_daemons_and_driver_as_processes_finish_three_rounds_and_the_model_improves(
         tmp_path: Path) -> None:
     root = tmp_path / "fed"
-    info = up(FederationSpec(peers=3, threshold=2, rounds=2), root, log=lambda s: None)
+    info = up(FederationSpec(peers=3, threshold=2, rounds=3), root, log=lambda s: None)
     pids = [p["pid"] for p in info["processes"]]
     try:
         chain, fed, store = _open(info)
-        _wait(lambda: _ended(fed, 2), timeout=300, what="round 2 to end", root=root)
-        for r in (1, 2):
+        _wait(lambda: _ended(fed, 3), timeout=400, what="round 3 to end", root=root)
+        for r in (1, 2, 3):
             assert fed.round_info(r).phase == Phase.FINAL
             pub = collect(fed, r)
             assert len(pub.u3) == 3 and len(pub.reveals) == 3
@@ -82,13 +82,15 @@ def test_peer_daemons_and_driver_as_processes_finish_two_rounds_and_the_model_im
         verdicts = json.loads(audit.stdout)["verdicts"]
         assert {v["scope"] for v in verdicts} >= {"round 1", "round 2", "config 1", "code FedRounds"}
         commits = fed.events("FedRounds", "UpdateCommitted", 0)
-        assert len(commits) == 6 and len({(e.args["round"], e.args["peer"]) for e in commits}) == 6
+        assert len(commits) == 9 and len({(e.args["round"], e.args["peer"]) for e in commits}) == 9
         from nodes.cli import DEFAULTS
 
         model = build_model(ModelConfig(**{**DEFAULTS["model"], "encoder": "tiny", "seed": 0}))
         test = global_test(512, seed=0)
-        # Against the start adapter: with secret DP noise each run differs;
-        # six in-process trials of this configuration rose 0.556 → 0.66–0.70.
+        # Against the start adapter: with secret DP noise each run differs. In
+        # process, with the daemon's 20 % held out (205 examples a peer), ten
+        # trials of three rounds rose 0.556 → 0.642–0.710; two rounds had a
+        # tail (0.592 in six trials at 410 examples; 0.606 failed CI here).
         start = utility(test.labels, predict_proba(model, test))["auc"]
         set_flat(model, load_adapter(store, fed.global_adapter_cid()))
         final = utility(test.labels, predict_proba(model, test))["auc"]
