@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from coordinator import ConfigError
-from coordinator.privacy._privacy import DPConfig, dp_config, opacus_epsilon, rdp_curve
+from coordinator.privacy._privacy import DPConfig, dp_config, opacus_epsilon, rdp_epsilon
 
 from ._data import Examples
 from ._model import MultimodalModel, trainable
@@ -156,20 +156,8 @@ def _prv_epsilon(history: tuple[tuple[float, float, int], ...], delta: float) ->
 
 def accountant_epsilon(history: list[tuple[float, float, int]], delta: float) -> float:
     """What Opacus' RDP accountant reports for its recorded ``history`` of
-    (σ, q, steps): the same analysis (its default orders), over the
-    memoised RDP curves."""
-    from opacus.accountants.analysis.rdp import get_privacy_spent
-    from opacus.accountants.rdp import RDPAccountant
-
-    alphas = tuple(RDPAccountant.DEFAULT_ALPHAS)
-    total = [0.0] * len(alphas)
-    for sigma, q, steps in history:
-        total = [t + r for t, r in zip(total, rdp_curve(float(q), float(sigma), int(steps),
-                                                        alphas), strict=True)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        eps, _ = get_privacy_spent(orders=list(alphas), rdp=total, delta=delta)
-    return float(eps)
+    (σ, q, steps), over the memoised RDP curves."""
+    return rdp_epsilon(history, delta)
 
 
 def train_local(model: MultimodalModel, data: Examples, *, cfg: TrainConfig,

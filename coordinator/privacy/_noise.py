@@ -44,7 +44,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._errors import ConfigError
-from ._privacy import MICRO, ORDERS, _ceil_micro, conversion_constants, epsilon_micro
+from ._privacy import (MICRO, ORDERS, _ceil_micro, conversion_constants, epsilon_micro,
+                       rdp_epsilon)
 
 MODULUS = 2**32
 HALF = 2**31
@@ -284,17 +285,5 @@ def opacus_gaussian_epsilon(cfg: DistributedConfig, survivors_per_round: Sequenc
                             delta: float) -> float:
     """ε by Opacus' RDP accountant (its default orders) for the
     Gaussian-equivalent mechanism: the ledger never reports less."""
-    import warnings
-
-    from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
-    from opacus.accountants.rdp import RDPAccountant
-
-    alphas = list(RDPAccountant.DEFAULT_ALPHAS)
-    total = np.zeros(len(alphas))
-    for s in survivors_per_round:
-        sigma = math.sqrt(2 * min(cfg.noisy(s), cfg.max_m) * cfg.mu) / cfg.delta2
-        total += np.asarray(compute_rdp(q=cfg.q, noise_multiplier=sigma, steps=1, orders=alphas))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        eps, _ = get_privacy_spent(orders=alphas, rdp=total, delta=delta)
-    return float(eps)
+    return rdp_epsilon([(math.sqrt(2 * min(cfg.noisy(s), cfg.max_m) * cfg.mu) / cfg.delta2,
+                         cfg.q, 1) for s in survivors_per_round], delta)

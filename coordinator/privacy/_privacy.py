@@ -113,18 +113,25 @@ def epsilon_micro(rdp_micro: Sequence[int], conv_micro: Sequence[int]) -> int:
 def opacus_epsilon(history: Sequence[DPConfig], delta: float,
                    orders: Sequence[float] | None = None) -> float:
     """ε of a peer's history by Opacus' RDP analysis (default: Opacus' orders)."""
+    return rdp_epsilon([(c.sigma, c.q, c.steps) for c in history], delta, orders)
+
+
+def rdp_epsilon(history: Sequence[tuple[float, float, int]], delta: float,
+                orders: Sequence[float] | None = None) -> float:
+    """ε of (σ, q, steps) mechanisms composed, by Opacus' RDP analysis over the
+    memoised curves: what Opacus' ``RDPAccountant`` reports for that history."""
+    import warnings
+
     from opacus.accountants.analysis.rdp import get_privacy_spent
     from opacus.accountants.rdp import RDPAccountant
 
     if not history:
         return 0.0
     alphas = tuple(orders) if orders is not None else tuple(RDPAccountant.DEFAULT_ALPHAS)
-    total: list[float] | None = None
-    for cfg in history:
-        r = list(rdp_curve(float(cfg.q), float(cfg.sigma), cfg.steps, alphas))
-        total = r if total is None else [x + y for x, y in zip(total, r, strict=True)]
-    import warnings
-
+    total = [0.0] * len(alphas)
+    for sigma, q, steps in history:
+        curve = rdp_curve(float(q), float(sigma), int(steps), alphas)
+        total = [t + r for t, r in zip(total, curve, strict=True)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         eps, _ = get_privacy_spent(orders=list(alphas), rdp=total, delta=delta)
