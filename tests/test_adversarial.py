@@ -387,11 +387,7 @@ class _UntrainableLearner:
 
 
 def test_a_peer_skips_a_round_whose_adapter_does_not_match_and_says_why(tmp_path, caplog) -> None:
-    import secrets
-
     from coordinator.chain._contracts import StatusFlag
-    from nodes._peer import PeerNode
-    from nodes._state import PeerState
 
     store = EmbeddedStore()
     cid_a, _ = initial_adapter(store, np.zeros(L, np.float32), chunk_elems=CE)
@@ -401,15 +397,7 @@ def test_a_peer_skips_a_round_whose_adapter_does_not_match_and_says_why(tmp_path
     with chain:
         fed, _ = deploy_federation(chain, policy=Policy(participants=5, threshold=3),
                                    initial_adapter_cid=cid_a, initial_adapter_root=root_b)
-        for i in range(1, 6):
-            fed.register(sender=i, stake=STAKE)
-        fed.register_config(dp_config(config_id=1, q=0.2, sigma=1.0, steps=10))
-        r, _ = fed.open_round(dp_config=1, vector_length=L, chunk_elems=CE)
-        me = fed.participants(r)[0]
-        learner = _UntrainableLearner(L)
-        state = PeerState(tmp_path / "p.sqlite", secrets.token_bytes(32),
-                          deployment=(chain.chain_id, fed.rounds.address))
-        node = PeerNode(fed, store, me, state, learner)
+        r, me, learner, node = _one_round_one_peer(fed, store, tmp_path)
         with caplog.at_level("WARNING", logger="fedledger"):
             assert node.step(r) == []
         assert not learner.trained
@@ -420,17 +408,32 @@ def test_a_peer_skips_a_round_whose_adapter_does_not_match_and_says_why(tmp_path
         assert node.step(r) == []  # and it stays out, without crashing
 
 
+def _one_round_one_peer(fed, store, tmp_path):
+    """Five registered peers, round 1 open; (round, the first participant, its
+    learner that records whether it trained, its PeerNode)."""
+    import secrets
+
+    from nodes._peer import PeerNode
+    from nodes._state import PeerState
+
+    for i in range(1, 6):
+        fed.register(sender=i, stake=STAKE)
+    fed.register_config(dp_config(config_id=1, q=0.2, sigma=1.0, steps=10))
+    r, _ = fed.open_round(dp_config=1, vector_length=L, chunk_elems=CE)
+    me = fed.participants(r)[0]
+    learner = _UntrainableLearner(L)
+    state = PeerState(tmp_path / "p.sqlite", secrets.token_bytes(32),
+                      deployment=(fed.chain.chain_id, fed.rounds.address))
+    return r, me, learner, PeerNode(fed, store, me, state, learner)
+
+
 def test_a_peer_skips_a_round_with_threshold_one_even_if_the_deployment_allowed_it(
         tmp_path, caplog, monkeypatch) -> None:
     """A governor deploying with its own tooling skips check_policy and sets
     t = 1 (found by the attack review: the contract accepts it): every share
     is then the secret, so one holder unmasks a peer. The peer refuses to join."""
-    import secrets
-
     import coordinator.chain._contracts as contracts
     from coordinator.chain._contracts import StatusFlag
-    from nodes._peer import PeerNode
-    from nodes._state import PeerState
 
     monkeypatch.setattr(contracts, "check_policy", lambda *a, **k: [])
     store = EmbeddedStore()
@@ -438,15 +441,7 @@ def test_a_peer_skips_a_round_with_threshold_one_even_if_the_deployment_allowed_
     chain.ensure_accounts(8)
     with chain:
         fed, _ = contracts.deploy_federation(chain, policy=Policy(participants=5, threshold=1))
-        for i in range(1, 6):
-            fed.register(sender=i, stake=STAKE)
-        fed.register_config(dp_config(config_id=1, q=0.2, sigma=1.0, steps=10))
-        r, _ = fed.open_round(dp_config=1, vector_length=L, chunk_elems=CE)
-        me = fed.participants(r)[0]
-        learner = _UntrainableLearner(L)
-        state = PeerState(tmp_path / "p.sqlite", secrets.token_bytes(32),
-                          deployment=(chain.chain_id, fed.rounds.address))
-        node = PeerNode(fed, store, me, state, learner)
+        r, me, learner, node = _one_round_one_peer(fed, store, tmp_path)
         with caplog.at_level("WARNING", logger="fedledger"):
             assert node.step(r) == []
         _, flags = fed.status(r, me)
