@@ -24,7 +24,7 @@ import resource
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,9 @@ import numpy as np
 
 #: The external arm, labelled wherever it is reported.
 FLOWER_LABEL = ("external: Flower 1.42, DifferentialPrivacyClientSideFixedClipping + "
-                "fixedclipping_mod (user-level central DP), logistic regression on the peers' "
-                "behaviour features and image channel means — not our model")
+                "fixedclipping_mod (user-level central DP), logistic regression on the frozen "
+                "encoder's layer-normalised text embedding, the peers' behaviour features and "
+                "image channel means — not our model")
 REFERENCE_LABEL = "reference: non-private, pooled raw data, not our model"
 
 
@@ -52,6 +53,8 @@ class CompareConfig:
     lora_r: int = 0
     max_len: int = 64
     hidden: int = 32
+    head: str = "mlp"  # "linear": docs/decisions.md "A recipe that learns under DP"
+    optimizer: str = "adam"
     max_grad_norm: float = 1.0
     q: float = 0.25
     sigma: float = 1.5  # 5 rounds: ε 7.69 on the ledger at δ = 1e-5
@@ -59,6 +62,27 @@ class CompareConfig:
     lr: float = 1e-2
     delta: float = 1e-5
     epsilon_cap: float = 8.0
+    # The distributed modes (nodes._inprocess.run_distributed): record
+    # level, one DP-SGD step per round over the union (SGD, lr record_lr,
+    # clip max_grad_norm); user level, DP-FedAvg with update clip user_clip.
+    # ``k`` survivors' noise is assumed known (the floor is peers − k shares).
+    # ``pooled-dp`` runs the record-level configuration on pooled data.
+    # The non-private pooled arm's own optimizer (it has no clipping, so the
+    # DP arms' large SGD steps would overshoot).
+    pooled_optimizer: str = "adam"
+    pooled_lr: float = 1e-3
+    record_q: float = 1.0  # full batch: the ledger's bound is then tight (decisions.md)
+    record_sigma: float = 16.5  # 50 rounds: ε 1.84 on the ledger at δ = 1e-5, k = 1
+    record_rounds: int = 50
+    record_lr: float = 1.0
+    user_sigma: float = 3.07
+    user_clip: float = 1.0
+    k: int = 1
+    k_ablation: tuple[int, ...] = ()  # extra record-level runs at these k (same σ at the floor)
+    # Extra points of the privacy–utility frontier: record-level runs at these
+    # σ, and local-mode runs (the central arm's training) at these σ.
+    record_frontier: tuple[float, ...] = ()
+    local_frontier: tuple[float, ...] = ()
     seeds: tuple[int, ...] = (0, 1, 2)
     arms: tuple[str, ...] = ()  # empty: every registered arm
     mia_examples: int = 256
@@ -108,13 +132,14 @@ class Context:
     data: Dataset | None = None  # what load_dataset gave (a researcher's dataset: data.own)
 
     def model_config(self) -> Any:
+        from nodes._datasets import TOWERS
         from nodes._model import ModelConfig
 
         if self.data is not None:
             return self.data.model
         c = self.cfg
         return ModelConfig(encoder=c.encoder, lora_r=c.lora_r, max_len=c.max_len, hidden=c.hidden,
-                           seed=self.seed)
+                           head=c.head, towers=TOWERS[c.dataset], seed=self.seed)
 
 
 @dataclass(frozen=True)
@@ -198,21 +223,22 @@ def load_dataset(cfg: CompareConfig, seed: int) -> Dataset:
     partitioned over the peers (``cfg.partition``), each peer's share split
     again into its own train and held-out parts."""
     from nodes._data import concat, holdout, holdout_indices, split_peers
-    from nodes._datasets import federated_data
+    from nodes._datasets import TOWERS, federated_data
     from nodes._model import ModelConfig, config_for_schema
     from nodes._schema import (column_values, data_files, load_schema,
                                 load_with_schema, schema_hash)
 
     rng = np.random.default_rng(seed)
     model_kw: dict[str, Any] = dict(encoder=cfg.encoder, lora_r=cfg.lora_r, max_len=cfg.max_len,
-                                    hidden=cfg.hidden, seed=seed)
+                                    hidden=cfg.hidden, head=cfg.head, seed=seed)
     if not cfg.data:
         fd = federated_data(cfg.dataset, cfg.peers, examples_per_peer=cfg.examples_per_peer,
                             seed=seed)
         pool = concat([p.train for p in fd.peers])
         members = pool.subset(rng.permutation(len(pool))[: cfg.mia_examples])
         nonmembers = fd.nonmembers.subset(np.arange(min(len(members), len(fd.nonmembers))))
-        return Dataset(fd.peers, fd.test, members, nonmembers, ModelConfig(**model_kw),
+        return Dataset(fd.peers, fd.test, members, nonmembers,
+                       ModelConfig(**model_kw, towers=TOWERS[cfg.dataset]),
                        schema_hash(None) if cfg.dataset == "synthetic" else bytes(32), False)
     from coordinator import ConfigError
 
@@ -250,7 +276,8 @@ def load_dataset(cfg: CompareConfig, seed: int) -> Dataset:
 def _train_config(ctx: Context, **kw: Any) -> Any:
     from nodes._train import TrainConfig
 
-    return TrainConfig(lr=ctx.cfg.lr, delta=ctx.cfg.delta, max_grad_norm=ctx.cfg.max_grad_norm, **kw)
+    return TrainConfig(lr=ctx.cfg.lr, delta=ctx.cfg.delta, max_grad_norm=ctx.cfg.max_grad_norm,
+                       optimizer=ctx.cfg.optimizer, **kw)
 
 
 @register_arm("fedledger", label="the full system, local DP mode: each peer's own DP-SGD, "
@@ -263,11 +290,12 @@ def _fedledger_arm(ctx: Context) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), _cpu()
     res = run_demo(DemoConfig(dataset=cfg.dataset, peers=cfg.peers, threshold=cfg.threshold,
                               rounds=cfg.rounds, encoder=cfg.encoder, lora_r=cfg.lora_r,
-                              max_len=cfg.max_len, hidden=cfg.hidden,
-                              max_grad_norm=cfg.max_grad_norm,
+                              max_len=cfg.max_len, hidden=cfg.hidden, head=cfg.head,
+                              optimizer=cfg.optimizer, max_grad_norm=cfg.max_grad_norm,
                               examples_per_peer=cfg.examples_per_peer, q=cfg.q, sigma=cfg.sigma,
                               steps=cfg.steps, lr=cfg.lr, epsilon_cap=cfg.epsilon_cap,
-                              delta=cfg.delta, dropouts=False, seed=seed), on_final=finals.append,
+                              delta=cfg.delta, dropouts=False, record_rounds=0, seed=seed),
+                   on_final=finals.append,
                    data=OwnData(ctx.parts, ctx.data.model, ctx.data.schema_hash)
                    if ctx.data is not None and ctx.data.own else None)
     wall, cpu = time.perf_counter() - t0, _cpu() - c0
@@ -286,58 +314,88 @@ def _central_arm(ctx: Context) -> dict[str, Any]:
     from coordinator.protocol._central import CentralFedAvg
     from nodes._peer import ModelLearner
 
+    from coordinator.privacy._privacy import dp_config
+
     cfg, seed = ctx.cfg, ctx.seed
     base = _train_config(ctx)
     learners = [ModelLearner(ctx.model, p.train, base) for p in ctx.parts]
 
-    def client(i: int) -> Callable[[np.ndarray, int], tuple[np.ndarray, int]]:
-        def run(glob: np.ndarray, r: int) -> tuple[np.ndarray, int]:
-            delta, _ = learners[i].update(glob, ctx.dpc, seed=seed * 1000 + r * 100 + i)
-            return delta, learners[i].examples
-        return run
+    def train(dpc: Any) -> tuple[np.ndarray, CentralFedAvg]:
+        def client(i: int) -> Callable[[np.ndarray, int], tuple[np.ndarray, int]]:
+            def run(glob: np.ndarray, r: int) -> tuple[np.ndarray, int]:
+                delta, _ = learners[i].update(glob, dpc, seed=seed * 1000 + r * 100 + i)
+                return delta, learners[i].examples
+            return run
 
-    server = CentralFedAvg([client(i) for i in range(cfg.peers)])
-    flat, c0 = ctx.start.copy(), _cpu()
-    for r in range(1, cfg.rounds + 1):
-        flat = server.round(flat, r)
+        server = CentralFedAvg([client(i) for i in range(cfg.peers)])
+        flat = ctx.start.copy()
+        for r in range(1, cfg.rounds + 1):
+            flat = server.round(flat, r)
+        return flat, server
+
+    c0 = _cpu()
+    flat, server = train(ctx.dpc)
     cpu = _cpu() - c0
     m = _evaluate(ctx.model, flat, ctx)
-    return {**m, "epsilon": opacus_epsilon([ctx.dpc] * cfg.rounds, cfg.delta),
-            "seconds_per_round": float(np.mean(server.seconds)), "cpu_seconds": cpu,
-            "bytes_per_peer_per_round": float(np.mean(server.bytes_per_client)),
-            "gas_per_round": 0.0}
+    out = {**m, "epsilon": opacus_epsilon([ctx.dpc] * cfg.rounds, cfg.delta),
+           "seconds_per_round": float(np.mean(server.seconds)), "cpu_seconds": cpu,
+           "bytes_per_peer_per_round": float(np.mean(server.bytes_per_client)),
+           "gas_per_round": 0.0}
+    for sigma in cfg.local_frontier:  # the local mode's training at other σ
+        dpc = dp_config(config_id=1, q=cfg.q, sigma=sigma, steps=cfg.steps)
+        other, _ = train(dpc)
+        row = _evaluate(ctx.model, other, ctx)
+        out.setdefault("frontier", []).append(
+            {"sigma": sigma, "epsilon": opacus_epsilon([dpc] * cfg.rounds, cfg.delta),
+             "macro_f1": row["macro_f1"], "accuracy": row["accuracy"], "auc": row["auc"]})
+    return out
 
 
 @register_arm("flower-dp", label=FLOWER_LABEL, external=True)
 def _flower(ctx: Context) -> dict[str, Any]:
-    return _flower_arm(ctx.cfg, ctx.seed, ctx.parts, ctx.test, ctx.members, ctx.nonmembers)
+    from nodes._model import build_model
+
+    enc = build_model(ctx.model_config()) if ctx.cfg.lora_r else ctx.model  # a frozen copy
+    return _flower_arm(ctx.cfg, ctx.seed, ctx.parts, ctx.test, ctx.members, ctx.nonmembers,
+                       embed=enc.text_embeddings)
 
 
 def _pooled(ctx: Context, dp: bool) -> dict[str, Any]:
-    """All peers' data in one place, the project's model, trained for as many
-    epochs as there are rounds at batch q·n/peers: DP-SGD at the round's σ
-    (its own ε, from Opacus), or without DP."""
+    """All peers' data in one place, the project's model. With DP: DP-SGD on
+    the pooled data at the distributed record-level configuration (Poisson
+    rate record_q, σ = record_sigma, record_rounds steps, SGD at record_lr,
+    clip max_grad_norm), the same mechanism with a trusted curator, its ε
+    from Opacus. Without DP: as many epochs as rounds at batch q·n/peers."""
     from nodes._model import get_flat, set_flat
     from nodes._train import train_local
 
     cfg = ctx.cfg
     set_flat(ctx.model, ctx.start)
     t0, c0 = time.perf_counter(), _cpu()
-    batch = max(8, int(cfg.q * len(ctx.pool) / cfg.peers))
-    tc = _train_config(ctx, epochs=cfg.rounds, batch_size=batch, dp=dp,
-                       noise_multiplier=cfg.sigma if dp else None, seed=ctx.seed)
+    if dp:
+        tc = _train_config(ctx, dp=True, noise_multiplier=cfg.record_sigma,
+                           sample_rate=cfg.record_q, steps=cfg.record_rounds, seed=ctx.seed)
+        tc = replace(tc, lr=cfg.record_lr, optimizer="sgd")
+        rounds = cfg.record_rounds
+    else:
+        batch = max(8, int(cfg.q * len(ctx.pool) / cfg.peers))
+        tc = replace(_train_config(ctx, epochs=cfg.rounds, batch_size=batch, dp=False,
+                                   noise_multiplier=None, seed=ctx.seed),
+                     lr=cfg.pooled_lr, optimizer=cfg.pooled_optimizer)
+        rounds = cfg.rounds
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res_t = train_local(ctx.model, ctx.pool, cfg=tc)
     wall, cpu = time.perf_counter() - t0, _cpu() - c0
     m = _evaluate(ctx.model, get_flat(ctx.model), ctx)
     return {**m, "epsilon": res_t.epsilon_rdp if dp else math.inf,
-            "seconds_per_round": wall / cfg.rounds, "cpu_seconds": cpu,
+            "seconds_per_round": wall / rounds, "cpu_seconds": cpu,
             "bytes_per_peer_per_round": 0.0, "gas_per_round": 0.0,
             "raw_data_centralized": True}
 
 
-@register_arm("pooled-dp", label="all peers' data in one place, the project's model, DP-SGD")
+@register_arm("pooled-dp", label="all peers' data in one place, the project's model, DP-SGD at "
+              "the distributed record-level configuration (a trusted curator)")
 def _pooled_dp_arm(ctx: Context) -> dict[str, Any]:
     return _pooled(ctx, True)
 
@@ -345,6 +403,63 @@ def _pooled_dp_arm(ctx: Context) -> dict[str, Any]:
 @register_arm("pooled", label="all peers' data in one place, the project's model, no DP")
 def _pooled_arm(ctx: Context) -> dict[str, Any]:
     return _pooled(ctx, False)
+
+
+def _distributed(ctx: Context, mode: str, k: int, sigma: float | None = None) -> dict[str, Any]:
+    """A whole federation in a distributed DP mode (embedded chain and store,
+    real peers, secure aggregation, Skellam shares, the ledger charging from
+    |U3| and k): nodes._inprocess.run_distributed."""
+    from coordinator.privacy import _noise as nz
+
+    from nodes._inprocess import run_distributed
+
+    cfg = ctx.cfg
+    record = mode == "record"
+    rounds = cfg.record_rounds if record else cfg.rounds
+    t0, c0 = time.perf_counter(), _cpu()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = run_distributed(
+            mode=nz.DPMode.DISTRIBUTED_RECORD if record else nz.DPMode.DISTRIBUTED_USER,
+            model=ctx.model, parts=ctx.parts, rounds=rounds, threshold=cfg.threshold,
+            lr=cfg.record_lr if record else cfg.lr,
+            clip=cfg.record_lr * cfg.max_grad_norm if record else cfg.user_clip,
+            sigma=sigma or (cfg.record_sigma if record else cfg.user_sigma), k=k,
+            floor_m=max(1, cfg.peers - k), q=cfg.record_q if record else 1.0, delta=cfg.delta,
+            epsilon_cap=max(50.0, cfg.epsilon_cap), optimizer=cfg.optimizer)
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    m = _evaluate(ctx.model, res["final"], ctx)
+    return {**m, "epsilon": res["epsilon"], "epsilon_dp_accounting": res["epsilon_dp_accounting"],
+            "seconds_per_round": wall / rounds, "cpu_seconds": cpu,
+            "bytes_per_peer_per_round": math.nan,  # not measured by run_distributed
+            "gas_per_round": res["gas_per_round"],
+            # the noise multiplier of the released sum: all survivors' shares
+            "sigma_released": math.sqrt(2 * min(res["survivors"]) * res["config"].mu)
+            / res["config"].delta2, "k": k,
+            "survivors_min": int(min(res["survivors"]))}
+
+
+@register_arm("fedledger-distributed-record", label="the full system, distributed record-level "
+              "DP: one DP-SGD step per round over the union of the peers' data, each peer adds "
+              "a Skellam noise share under secure aggregation, ε charged on-chain from |U3| and k")
+def _record_arm(ctx: Context) -> dict[str, Any]:
+    out = _distributed(ctx, "record", ctx.cfg.k)
+    for k in ctx.cfg.k_ablation:  # the price of assuming k colluders, same σ at the floor
+        row = _distributed(ctx, "record", k)
+        out.setdefault("k_ablation", {})[str(k)] = {
+            key: row[key] for key in ("macro_f1", "accuracy", "auc", "epsilon", "sigma_released")}
+    for sigma in ctx.cfg.record_frontier:
+        row = _distributed(ctx, "record", ctx.cfg.k, sigma)
+        out.setdefault("frontier", []).append(
+            {"sigma": sigma, **{key: row[key] for key in ("macro_f1", "accuracy", "auc", "epsilon")}})
+    return out
+
+
+@register_arm("fedledger-distributed-user", label="the full system, distributed user-level DP "
+              "(DP-FedAvg): each peer's update clipped as a whole, Skellam shares under secure "
+              "aggregation, ε charged on-chain from |U3| and k")
+def _user_arm(ctx: Context) -> dict[str, Any]:
+    return _distributed(ctx, "user", ctx.cfg.k)
 
 
 def _reference(ctx: Context, proba: Callable[[Any], np.ndarray], t0: float, c0: float) -> dict[str, Any]:
@@ -450,13 +565,20 @@ def run_seed(cfg: CompareConfig, seed: int, log: Callable[[str], None]) -> dict[
     return out
 
 
-def _linear_features(ex: Any) -> tuple[np.ndarray, np.ndarray]:
-    x = np.c_[ex.features, ex.images.mean(axis=(2, 3))].astype(np.float32)
+def _linear_features(ex: Any, embed: Callable[[Any], np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    cols = [ex.features, ex.images.mean(axis=(2, 3))]
+    if embed is not None:  # the frozen text embedding, layer-normalised per example
+        e = embed(ex).astype(np.float64)
+        e = (e - e.mean(1, keepdims=True)) / np.sqrt(e.var(1, keepdims=True) + 1e-5)
+        cols.insert(0, e * ex.has_text[:, None])
+    x = np.concatenate(cols, axis=1).astype(np.float32)
     return x, ex.labels.astype(np.int64)
 
 
 def _flower_arm(cfg: CompareConfig, seed: int, parts: list[Any], test: Any, members: Any,
-                nonmembers: Any) -> dict[str, Any]:
+                nonmembers: Any, embed: Callable[[Any], np.ndarray] | None = None
+                ) -> dict[str, Any]:
     import tempfile
 
     from coordinator.privacy._privacy import dp_config, opacus_epsilon
@@ -467,7 +589,7 @@ def _flower_arm(cfg: CompareConfig, seed: int, parts: list[Any], test: Any, memb
     clip = 1.0
     with tempfile.TemporaryDirectory(prefix="fedledger-flower-data-") as tmp:
         for i, p in enumerate(parts):
-            x, y = _linear_features(p.train)
+            x, y = _linear_features(p.train, embed)
             np.savez(f"{tmp}/peer{i}.npz", x=x, y=y)
         d = x.shape[1] + 1
         res = flower_run(cfg.peers, {"task": "dp-linear", "num-clients": cfg.peers,
@@ -478,7 +600,7 @@ def _flower_arm(cfg: CompareConfig, seed: int, parts: list[Any], test: Any, memb
     w = np.array(res["weights"], np.float64)
 
     def proba(ex: Any) -> np.ndarray:
-        x, _ = _linear_features(ex)
+        x, _ = _linear_features(ex, embed)
         return 1 / (1 + np.exp(-(np.c_[x, np.ones(len(x))] @ w)))
 
     def loss(ex: Any) -> np.ndarray:
@@ -535,6 +657,32 @@ def summarize(per_seed: list[dict[str, Any]], arms: tuple[str, ...]) -> dict[str
     return out
 
 
+def extras(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Frontier points (mode, σ) and the k ablation, mean ± CI over seeds."""
+    def stat(vals: list[float]) -> dict[str, Any]:
+        a = np.array(vals, float)
+        sd = float(a.std(ddof=1)) if len(a) > 1 else 0.0
+        return {"mean": float(a.mean()), "std": sd, "n": len(a), "ci95": ci95_half_width(sd, len(a))}
+
+    frontier: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    kab: dict[int, list[dict[str, Any]]] = {}
+    for seed in per_seed:
+        for arm, m in seed.items():
+            for row in m.get("frontier", []):
+                frontier.setdefault((arm, row["sigma"]), []).append(row)
+        for k, row in seed.get("fedledger-distributed-record", {}).get("k_ablation", {}).items():
+            kab.setdefault(int(k), []).append(row)
+        if "fedledger-distributed-record" in seed:
+            m = seed["fedledger-distributed-record"]
+            kab.setdefault(int(m["k"]), []).append(m)
+    return {"frontier": [{"arm": arm, "sigma": sig,
+                          **{key: stat([r[key] for r in rows]) for key in ("epsilon", "macro_f1")}}
+                         for (arm, sig), rows in sorted(frontier.items())],
+            "k_ablation": [{"k": k, **{key: stat([r[key] for r in rows])
+                                       for key in ("epsilon", "macro_f1", "sigma_released")}}
+                           for k, rows in sorted(kab.items()) if len(kab) > 1]}
+
+
 #: The same function under its short name (tests and callers use both).
 ci95 = ci95_half_width
 
@@ -557,6 +705,19 @@ def targets(summary: dict[str, Any], cfg: CompareConfig) -> list[dict[str, Any]]
         rows.append({"target": "fedledger (local DP, ε ≤ 8) macro-F1 within 0.03 of pooled",
                      "value": round(fed - pooled, 4),
                      "met": fed >= pooled - 0.03 and eps is not None and eps <= 8.0})
+    rec, pdp = mean("fedledger-distributed-record"), mean("pooled-dp")
+    if rec is not None and pdp is not None:
+        e_rec, e_pdp = mean("fedledger-distributed-record", "epsilon"), mean("pooled-dp", "epsilon")
+        rows.append({"target": "fedledger distributed record-level at ε ≤ 2 within 0.02 of "
+                               "pooled DP-SGD at the same ε",
+                     "value": round(rec - pdp, 4),
+                     "met": rec >= pdp - 0.02 and e_rec is not None and e_rec <= 2.0
+                     and e_pdp is not None and e_pdp <= 2.0})
+    if rec is not None and pooled is not None:
+        e_rec = mean("fedledger-distributed-record", "epsilon")
+        rows.append({"target": "fedledger distributed record-level (ε ≤ 8) within 0.03 of pooled",
+                     "value": round(rec - pooled, 4),
+                     "met": rec >= pooled - 0.03 and e_rec is not None and e_rec <= 8.0})
     maj = mean("majority")
     if maj is not None:
         for arm in summary:
@@ -570,10 +731,11 @@ def targets(summary: dict[str, Any], cfg: CompareConfig) -> list[dict[str, Any]]
     return rows
 
 
-def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str) -> str:
-    def fmt(c: dict[str, Any], digits: int = 3) -> str:
+def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str,
+             more: dict[str, Any] | None = None) -> str:
+    def fmt(c: dict[str, Any], digits: int = 3, none: str = "∞") -> str:
         if c["mean"] is None:
-            return "∞"
+            return none
         return f"{c['mean']:.{digits}f} ± {c['ci95']:.{digits}f}"
 
     if cfg.data:
@@ -592,7 +754,11 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str) -> str:
              f"{cfg.peers} peers, {cfg.rounds} rounds, encoder "
              f"{cfg.encoder} (LoRA r={cfg.lora_r}, {cfg.max_len} tokens, head {cfg.hidden}), "
              f"DP (q={cfg.q}, σ={cfg.sigma}, T={cfg.steps}, C={cfg.max_grad_norm}) per round, "
-             f"δ={cfg.delta}; seeds {list(cfg.seeds)}; mean ± 95 % CI over seeds (Student's t).",
+             f"δ={cfg.delta}; seeds {list(cfg.seeds)}; mean ± 95 % CI over seeds (Student's t). "
+             f"Head {cfg.head}, optimizer {cfg.optimizer}, lr {cfg.lr}. Distributed record level "
+             f"(and pooled-dp): q={cfg.record_q}, σ={cfg.record_sigma}, {cfg.record_rounds} "
+             f"rounds of one SGD step at lr {cfg.record_lr}; user level: σ={cfg.user_sigma}, "
+             f"clip {cfg.user_clip}, {cfg.rounds} rounds; collusion bound k={cfg.k}.",
              "",
              "| arm | accuracy | macro-F1 | AUC | local acc. | ε | MIA AUC | MIA TPR@0.1%FPR "
              "| s/round | bytes/peer/round | gas/round |",
@@ -601,7 +767,7 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str) -> str:
         lines.append(f"| {arm} | {fmt(m['accuracy'])} | {fmt(m['macro_f1'])} | {fmt(m['auc'])} | "
                      f"{fmt(m['local_accuracy_mean'])} | {fmt(m['epsilon'], 2)} | "
                      f"{fmt(m['mia_auc'])} | {fmt(m['mia_tpr_at_0_1_fpr'])} | "
-                     f"{fmt(m['seconds_per_round'], 2)} | {fmt(m['bytes_per_peer_per_round'], 0)} | "
+                     f"{fmt(m['seconds_per_round'], 2)} | {fmt(m['bytes_per_peer_per_round'], 0, '—')} | "
                      f"{fmt(m['gas_per_round'], 0)} |")
     lines += ["", "`pooled` and `pooled-dp` move raw data to one place; `central` shows the "
               "server every update in the clear; `fedledger` shows no one an individual update "
@@ -612,6 +778,18 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str) -> str:
     refs = [a for a in summary if a in ARM_REGISTRY and ARM_REGISTRY[a].reference]
     if refs:
         lines += [""] + [f"`{a}` is {ARM_REGISTRY[a].label}." for a in refs]
+    more = more or {}
+    if more.get("k_ablation"):
+        lines += ["", "Collusion bound k (record level, the same σ at the floor of peers − k noisy "
+                  "shares, so each peer adds more noise as k grows):", "",
+                  "| k | σ of the released sum (all survivors) | ε (ledger) | macro-F1 |", "|---|---|---|---|"]
+        lines += [f"| {r['k']} | {fmt(r['sigma_released'], 2)} | {fmt(r['epsilon'], 2)} | "
+                  f"{fmt(r['macro_f1'])} |" for r in more["k_ablation"]]
+    if more.get("frontier"):
+        lines += ["", "Other points of the frontier (plotted in `frontier.png`):", "",
+                  "| arm | σ | ε | macro-F1 |", "|---|---|---|---|"]
+        lines += [f"| {r['arm']} | {r['sigma']} | {fmt(r['epsilon'], 2)} | {fmt(r['macro_f1'])} |"
+                  for r in more["frontier"]]
     rows = targets(summary, cfg)
     if rows:
         lines += ["", "| target | measured | met |", "|---|---|---|"]
@@ -621,7 +799,8 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str) -> str:
     return "\n".join(lines)
 
 
-def plots(per_seed: list[dict[str, Any]], summary: dict[str, Any], out: Path) -> list[str]:
+def plots(per_seed: list[dict[str, Any]], summary: dict[str, Any], out: Path,
+          more: dict[str, Any] | None = None) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -634,6 +813,18 @@ def plots(per_seed: list[dict[str, Any]], summary: dict[str, Any], out: Path) ->
         x = eps if eps is not None else max((s["epsilon"]["mean"] or 0) for s in summary.values()) * 1.3 + 1
         ax.errorbar([x], [m["macro_f1"]["mean"]], yerr=[m["macro_f1"]["ci95"]], fmt="o", capsize=3,
                     label=arm)
+    mode_of = {"central": "local mode", "fedledger": "local mode",
+               "fedledger-distributed-record": "distributed record level"}
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for arm, m in summary.items():
+        if arm in mode_of and m["epsilon"]["mean"] is not None:
+            curves.setdefault(mode_of[arm], []).append((m["epsilon"]["mean"], m["macro_f1"]["mean"]))
+    for r in (more or {}).get("frontier", []):
+        curves.setdefault(mode_of.get(r["arm"], r["arm"]), []).append(
+            (r["epsilon"]["mean"], r["macro_f1"]["mean"]))
+    for mode, pts in curves.items():
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "--", linewidth=1, label=f"{mode} (frontier)")
     ax.set(xlabel="ε (∞ plotted at the right edge)", ylabel="test macro-F1",
            title="utility vs privacy")
     ax.legend()
@@ -693,13 +884,14 @@ def run(cfg: CompareConfig, out: Path, *, command: str,
         cfg = replace(cfg, arms=tuple(a for a in cfg.arms if a != "ref-features-lr"))
     per_seed = [run_seed(cfg, s, log) for s in cfg.seeds]
     summary = summarize(per_seed, cfg.arms)
-    files = plots(per_seed, summary, out)
+    more = extras(per_seed)
+    files = plots(per_seed, summary, out, more)
     checks = targets(summary, cfg)
-    md = markdown(summary, cfg, command)
+    md = markdown(summary, cfg, command, more)
     (out / "results.md").write_text(md)
     data = {"machine": machine(), "config": asdict(cfg), "command": command,
             "seconds": round(time.perf_counter() - t0, 1), "summary": summary,
-            "targets": checks,
+            "targets": checks, "frontier": more["frontier"], "k_ablation": more["k_ablation"],
             "arm_labels": {a: {"label": ARM_REGISTRY[a].label,
                                "reference": ARM_REGISTRY[a].reference,
                                "external": ARM_REGISTRY[a].external} for a in cfg.arms},

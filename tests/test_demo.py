@@ -45,13 +45,24 @@ def test_demo_runs_five_verified_rounds_with_dropouts_ends_at_eps_8_and_prints_o
     # The defaults end every peer at ε ≤ 8 (δ = 1e-5 ≤ 1/records), and say so.
     assert max(spent.values()) <= 8.0 and cfg["epsilon_cap"] == 8.0
     assert all(p["epsilon"] <= p["cap"] for p in res["peers"])
+    # Then the distributed record level on a fresh deployment: every round
+    # verified, ε on the ledger ≤ 2 and never below dp-accounting's for the
+    # same survivors; the model learned; the better mode is the one released.
+    modes = {m["mode"]: m for m in res["modes"]}
+    rec = modes["distributed-record"]
+    assert rec["rounds"] == cfg["record_rounds"] == rec["verified_rounds"] == 20
+    assert rec["epsilon"] <= 2.0 and rec["epsilon"] >= rec["epsilon_dp_accounting"] - 1e-6
+    assert rec["auc"] > res["initial"]["auc"] + 0.05
+    assert modes["local"]["epsilon"] == max(spent.values())
+    assert res["released"] == max(res["modes"], key=lambda m: m["macro_f1"])["mode"]
+    assert "released model: the" in proc.stderr
 
 
 @pytest.mark.integration
 def test_demo_with_a_dishonest_aggregator_slashes_it_and_recovers() -> None:
     proc = subprocess.run([sys.executable, "-m", "coordinator.cli", "demo", "--encoder", "tiny",
                            "--rounds", "2", "--peers", "4", "--threshold", "3", "--no-dropouts",
-                           "--dishonest-aggregator", "--json"],
+                           "--dishonest-aggregator", "--record-rounds", "0", "--json"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout)

@@ -307,13 +307,13 @@ def test_federation_in_distributed_mode_end_to_end(tmp_path, mode: nz.DPMode) ->
     """Tiny encoder, 4 peers, 2 rounds, one peer drops out of round 2: real
     peers train, add Skellam shares at commit, secure aggregation unmasks, the
     ledger charges every survivor from |U3| and k."""
-    from benchmarks.distributed import run_federation
+    from nodes._inprocess import run_distributed
     from nodes._data import partition
     from nodes._model import ModelConfig, build_model
 
     model = build_model(ModelConfig(encoder="tiny", seed=0))
     parts = partition(4, examples_per_peer=20, seed=1)
-    res = run_federation(mode=mode, model=model, parts=parts, rounds=2, threshold=3, lr=1e-2,
+    res = run_distributed(mode=mode, model=model, parts=parts, rounds=2, threshold=3, lr=1e-2,
                          clip=0.05, sigma=1.0, k=1, floor_m=2,
                          q=0.5 if mode == nz.DPMode.DISTRIBUTED_RECORD else 1.0,
                          drop_last_peer_from_round=2, workdir=tmp_path)

@@ -362,7 +362,7 @@ def test_k5_png_schema_runs_a_three_round_embedded_federation(tmp_path: Path) ->
         parts.append(holdout(load_with_schema(write_dataset(d, n=40, seed=i), schema),
                              fraction=0.25, seed=i))
     cfg = DemoConfig(peers=3, threshold=2, rounds=3, dropouts=False, steps=4, q=0.3,
-                     epsilon_cap=50.0)
+                     epsilon_cap=50.0, record_rounds=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = run_demo(cfg, data=OwnData(parts, config_for_schema(schema), schema.hash()))

@@ -1,0 +1,121 @@
+"""A whole federation in a distributed DP mode, in one process: the embedded
+chain and content store, the peers' real :class:`nodes._peer.PeerNode` code
+with the model, secure aggregation with Skellam noise shares, and the
+on-chain ledger charging every survivor from |U3| and k. The demo's
+distributed phase and `bench compare`'s distributed arms run it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from coordinator.chain._contracts import Phase
+from coordinator.privacy import _noise as nz
+
+
+def _gas(chain: Any, lo: int, hi: int) -> int:
+    return sum(int(chain.w3.eth.get_block(b)["gasUsed"]) for b in range(lo, hi + 1))
+
+
+def run_distributed(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: int, threshold: int,
+                   lr: float, clip: float, sigma: float, k: int, floor_m: int, q: float = 1.0,
+                   delta: float = 1e-5, epsilon_cap: float = 50.0, frac_bits: int = 16,
+                   epochs: int = 1, optimizer: str = "adam",
+                   drop_last_peer_from_round: int | None = None,
+                   workdir: Any = None,
+                   progress: Callable[[int, np.ndarray], None] | None = None,
+                   verify_rounds: bool = False) -> dict[str, Any]:
+    """A whole federation in a distributed DP mode, in process (embedded
+    chain and store, real peers with the model, secure aggregation, the
+    on-chain ledger): returns the final adapter, the ledger's ε, and cost.
+    ``parts`` are the peers' data partitions (``.train``), as in compare.py.
+    Record level: each round is one DP-SGD step (sampling rate ``q``);
+    user level: ``q`` must be 1 and each round is one local training pass.
+    ``progress(r, adapter)`` sees each finalized round's global adapter;
+    ``verify_rounds`` runs the auditors' verify on each posted result."""
+    import secrets
+    import tempfile
+    from pathlib import Path
+
+    from coordinator import connect
+    from coordinator.chain._contracts import LedgerPolicy, Policy, deploy_federation
+    from coordinator import FedLedgerError
+    from coordinator.protocol._aggregate import load_adapter, verify
+    from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter_args
+    from coordinator.store._store import EmbeddedStore
+    from nodes._model import get_flat
+    from nodes._peer import ModelLearner, PeerNode
+    from nodes._state import PeerState
+    from nodes._train import TrainConfig
+
+    n, stake = len(parts), 10**17
+    start = get_flat(model)
+    chain = connect("embedded")
+    chain.ensure_accounts(n + 2)
+    store = EmbeddedStore()
+    pol = Policy(participants=n, threshold=threshold, keys_blocks=8, shares_blocks=8,
+                 commit_blocks=8, reveal_blocks=8, aggregate_blocks=8, challenge_blocks=1,
+                 bond=stake)
+    with chain, tempfile.TemporaryDirectory(prefix="fedledger-dist-") as tmp:
+        work = Path(workdir or tmp)
+        fed, _ = deploy_federation(chain, policy=pol,
+                                   ledger_policy=LedgerPolicy(epsilon_cap=epsilon_cap, delta=delta),
+                                   **initial_adapter_args(store, start, frac_bits=frac_bits))
+        cfg = nz.distributed_config(config_id=2, mode=mode, q=q, clip=clip, frac_bits=frac_bits,
+                                    dim=len(start), sigma=sigma, k=k, floor_m=floor_m,
+                                    max_m=max(floor_m, n))
+        fed.register_distributed_config(cfg)
+        for i in range(1, n + 1):
+            fed.register(sender=i, stake=stake)
+        nodes = [PeerNode(fed, store, chain.account(i + 1).address,
+                          PeerState(work / f"p{i}.sqlite", secrets.token_bytes(32),
+                                    deployment=(chain.chain_id, fed.rounds.address)),
+                          ModelLearner(model, parts[i].train,
+                                       TrainConfig(lr=lr, epochs=epochs, optimizer=optimizer)))
+                 for i in range(n)]
+        driver = RoundDriver(fed, store, aggregator=chain.account(1).address, dp_config=2,
+                             vector_length=len(start), frac_bits=frac_bits, rounds=rounds)
+        survivors, seconds, gas = [], [], []
+        verified = 0
+        for _ in range(rounds):
+            t0, lo = time.perf_counter(), chain.block_number + 1
+            r = int(str(driver.tick()).split()[-1])
+            active = nodes[:-1] if (drop_last_peer_from_round is not None
+                                    and r >= drop_last_peer_from_round) else nodes
+            while fed.round_info(r).phase in WAITING:
+                phase = fed.round_info(r).phase
+                for nd in active:
+                    nd.step(r)
+                if fed.round_info(r).phase == phase:
+                    info = fed.round_info(r)
+                    chain.mine(max(1, info.deadline - chain.block_number + 1))
+                    driver.tick()
+            info = fed.round_info(r)
+            if info.phase == Phase.AGGREGATE:
+                driver.tick()
+                if verify_rounds:
+                    bad = [f"{c.name}: {c.detail}" for c in verify(fed, store, r) if not c.ok]
+                    if bad:
+                        raise FedLedgerError(f"round {r} does not verify: {'; '.join(bad)}")
+                    verified += 1
+                chain.mine(pol.challenge_blocks + 1)
+                driver.tick()
+            survivors.append(fed.round_info(r).n_commits)
+            seconds.append(time.perf_counter() - t0)
+            gas.append(_gas(chain, lo, chain.block_number))
+            if progress is not None:
+                progress(r, load_adapter(store, fed.global_adapter_cid()))
+        final = load_adapter(store, fed.global_adapter_cid())
+        eps = max(fed.epsilon(nd.address) for nd in nodes)
+        phases = [fed.round_info(r).phase.name for r in range(1, rounds + 1)]
+        return {"final": final, "start": start, "config": cfg, "epsilon": eps,
+                "verified_rounds": verified,
+                "epsilon_per_peer": [fed.epsilon(nd.address) for nd in nodes],
+                "survivors": survivors,
+                "phases": phases, "seconds_per_round": float(np.mean(seconds)),
+                "gas_per_round": float(np.mean(gas)),
+                "epsilon_dp_accounting": nz.dp_accounting_epsilon(cfg, survivors, delta),
+                "epsilon_opacus_gaussian": nz.opacus_gaussian_epsilon(cfg, survivors, delta)}
