@@ -64,6 +64,14 @@ class FederationSpec:
     q: float = 0.25
     sigma: float = 1.5
     steps: int = 10
+    # "local" (each peer's own DP-SGD at (q, σ, T)), or a distributed mode:
+    # "distributed-record" (one DP-SGD step per round over the union, records
+    # Poisson-sampled at q, per-record clip ``clip``) or "distributed-user"
+    # (DP-FedAvg, each update clipped to ``clip``; q must be 1). σ is then the
+    # noise multiplier of the sum at the floor of threshold − k noisy shares.
+    mode: str = "local"
+    k: int = 0
+    clip: float = 1.0
     lr: float = 1e-2
     epsilon_cap: float = 8.0
     phase_blocks: int = 0  # > 0: every window this many blocks; 0: fit them to training
@@ -97,9 +105,33 @@ class FederationSpec:
                   ("rounds", self.rounds >= 0, "0 (no limit) or more"),
                   ("interval", self.interval > 0, "positive"),
                   ("synthetic_parameters", self.synthetic_parameters >= 0, "0 or more")]
+        checks += [("mode", self.mode in MODES, "one of " + ", ".join(MODES)),
+                   ("k", 0 <= self.k < self.threshold, f"in 0..threshold − 1 = {self.threshold - 1}"),
+                   ("clip", self.clip > 0, "positive")]
         for name, ok, want in checks:
             if not ok:
                 raise ConfigError(f"{name} = {getattr(self, name)!r} must be {want}")
+        if self.mode == "distributed-user" and self.q != 1:
+            raise ConfigError(f"q = {self.q!r}: the distributed user level takes q = 1 (who "
+                              "takes part is public on-chain, so selection amplifies nothing)")
+
+    def register(self, fed: Any, dim: int) -> None:
+        """Register the federation's DP configuration (id 1) on the ledger."""
+        if self.mode == "local":
+            fed.register_config(dp_config(config_id=1, q=self.q, sigma=self.sigma,
+                                          steps=self.steps))
+            return
+        from coordinator.privacy import _noise as nz
+
+        record = self.mode == "distributed-record"
+        floor = max(1, self.threshold - self.k)
+        fed.register_distributed_config(nz.distributed_config(
+            config_id=1, mode=nz.DPMode.DISTRIBUTED_RECORD if record else nz.DPMode.DISTRIBUTED_USER,
+            q=self.q, clip=self.lr * self.clip if record else self.clip, frac_bits=16, dim=dim,
+            sigma=self.sigma, k=self.k, floor_m=floor, max_m=max(floor, self.peers - self.k)))
+
+
+MODES = ("local", "distributed-record", "distributed-user")
 
 
 COLD_START = 2.0  # a peer's first training in a fresh, contended process against the governor's
@@ -186,7 +218,10 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
                                      ledger_policy=LedgerPolicy(epsilon_cap=spec.epsilon_cap),
                                      data_schema=schema_hash(None),  # the peers' synthetic data
                                      **initial_adapter_args(gov_store, start))
-        fed.register_config(dp_config(config_id=1, q=spec.q, sigma=spec.sigma, steps=spec.steps))
+        spec.register(fed, len(start))
+        if spec.mode != "local":
+            log(f"DP mode {spec.mode}: σ {spec.sigma} at the floor of "
+                f"{max(1, spec.threshold - spec.k)} noisy shares (k = {spec.k})")
         DeploymentRecord(**rec).save(root / "deployment.json")
         passfile = root / "passphrase"
         atomic_write(passfile, secrets.token_hex(16).encode() + b"\n")

@@ -31,7 +31,7 @@ SPEC_KEYS: dict[str, dict[str, str]] = {
     "federation": {"peers": "peers", "threshold": "threshold", "chain": "chain",
                    "rounds": "rounds"},
     "policy": {"phase_blocks": "phase_blocks", "epsilon_cap": "epsilon_cap"},
-    "dp": {"q": "q", "sigma": "sigma", "steps": "steps"},
+    "dp": {"q": "q", "sigma": "sigma", "steps": "steps", "mode": "mode", "k": "k", "clip": "clip"},
     "peers": {"encoder": "encoder", "examples_per_peer": "examples_per_peer", "lr": "lr",
               "seed": "seed"},
 }
@@ -72,6 +72,16 @@ epsilon_cap = {epsilon_cap}
 q = {q}
 sigma = {sigma}
 steps = {steps}
+# DP mode: "local" (each peer adds all of its own noise; trusts no one), or
+# "distributed-record" (each round is one DP-SGD step over the union of the
+# peers' data; each survivor adds a Skellam share under the masks) or
+# "distributed-user" (DP-FedAvg; q must be 1). In the distributed modes sigma
+# is the noise multiplier of the released sum at the floor of threshold − k
+# noisy shares (steps is unused), k the survivors whose noise is assumed known,
+# and clip the per-record (record level) or per-update (user level) L2 bound.
+mode = "{mode}"
+k = {k}
+clip = {clip}
 
 [peers]
 # Every peer's model and data (the local demo uses synthetic non-IID shards;

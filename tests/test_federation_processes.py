@@ -145,3 +145,38 @@ def test_a_peer_killed_with_sigkill_resumes_the_round_without_new_secrets(tmp_pa
         chain.close()
     finally:
         down(root)
+
+
+def test_a_federation_in_distributed_record_mode_charges_from_u3_and_verifies(
+        tmp_path: Path) -> None:
+    """`federation up` with [dp] mode = "distributed-record": the governor
+    registers a distributed configuration, the peer daemons add Skellam
+    shares under the masks, and the ledger charges every survivor from |U3|
+    and k — what an auditor's `verify --all` recomputes with its accountants."""
+    from coordinator.privacy import _noise as nz
+
+    root = tmp_path / "fed"
+    spec = FederationSpec(peers=3, threshold=2, rounds=2, mode="distributed-record", k=1,
+                          q=0.5, sigma=2.0)
+    info = up(spec, root, log=lambda s: None)
+    try:
+        chain, fed, store = _open(info)
+        _wait(lambda: _ended(fed, 2), timeout=400, what="round 2 to end", root=root)
+        cfg = fed.distributed_config(1)
+        assert cfg.mode == nz.DPMode.DISTRIBUTED_RECORD and cfg.k == 1 and cfg.floor_m == 1
+        survivors = []
+        for r in (1, 2):
+            assert fed.round_info(r).phase == Phase.FINAL
+            survivors.append(len(collect(fed, r).u3))
+            assert all(c.ok for c in verify(fed, store, r))
+        want = nz.ledger_epsilon(cfg, survivors, 1e-5)
+        for peer in fed.participants(1):
+            assert fed.epsilon(peer) == pytest.approx(want, abs=1e-6)
+        audit = subprocess.run(
+            [sys.executable, "-m", "coordinator.cli", "audit", "verify", "--all", "--rpc-url",
+             info["rpc_url"], "--deployment", info["deployment"], "--ipfs-api", info["peer_apis"][0],
+             "--json"], capture_output=True, text=True, timeout=180)
+        assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-2000:]
+        chain.close()
+    finally:
+        down(root)

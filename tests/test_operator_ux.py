@@ -499,6 +499,8 @@ def test_report_round_axes_have_whole_numbers_only(tmp_path, monkeypatch) -> Non
     ("[training]\nq = 1.5\n", "q = 1.5 must be in (0, 1]"),
     ("[training]\nlr = 0.0\n", "lr = 0.0 must be positive"),
     ("[peers]\nexamples_per_peer = 1\n", "examples_per_peer = 1 must be at least 2"),
+    ("[dp]\nmode = \"central\"\n", "mode = 'central' must be one of local, distributed-record"),
+    ("[dp]\nmode = \"distributed-user\"\n", "q = 0.25: the distributed user level takes q = 1"),
 ])
 def test_federation_values_are_checked_before_anything_starts(tmp_path, line, says) -> None:
     from nodes._scaffold import SPEC_KEYS
