@@ -827,7 +827,7 @@ def plots(per_seed: list[dict[str, Any]], summary: dict[str, Any], out: Path,
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "--", linewidth=1, label=f"{mode} (frontier)")
     ax.set(xlabel="ε (∞ plotted at the right edge)", ylabel="test macro-F1",
            title="utility vs privacy")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)  # beside, not over, the points
     fig.savefig(out / "frontier.png", dpi=110, bbox_inches="tight")
     made.append("frontier.png")
     plt.close(fig)
