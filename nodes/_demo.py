@@ -11,6 +11,7 @@ function auditors run. A peer drops out by no longer being stepped.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import tempfile
 import time
@@ -95,8 +96,11 @@ class DemoConfig:
             raise ConfigError(f"rounds={self.rounds} must be at least 1")
         if self.record_rounds < 0:
             raise ConfigError(f"record_rounds={self.record_rounds} must be ≥ 0 (0: local mode only)")
-        if not 0 <= self.k < self.peers:
-            raise ConfigError(f"collusion bound k={self.k} must be in 0..peers − 1")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or not 0 <= self.k < self.peers:
+            raise ConfigError(f"collusion bound k={self.k!r} must be an integer in 0..peers − 1")
+        for name in ("record_sigma", "record_lr"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be positive and finite")
 
 
 @dataclass(frozen=True)

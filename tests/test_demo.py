@@ -4,6 +4,7 @@ aggregation with dropouts, verification, privacy accounting."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -105,3 +106,16 @@ def test_demo_charges_each_peer_for_both_modes_on_the_same_records(tmp_path) -> 
     assert res["epsilon_total"] > local and res["delta_total"] == 2 * cfg.delta
     released = next(s for s in lines if s.startswith("released model"))
     assert f"ε {res['epsilon_total']:.2f}" in released and "same records" in released
+
+
+@pytest.mark.parametrize("kw, says", [(dict(k=1.5), "k=1.5"), (dict(k=True), "k=True"),
+                                      (dict(record_sigma=0.0), "record_sigma=0.0"),
+                                      (dict(record_lr=float("inf")), "record_lr=inf")])
+def test_demo_refuses_a_bad_distributed_phase_before_the_local_rounds(kw, says) -> None:
+    """The distributed phase's settings are checked with the rest, not
+    after the local rounds have run (a fractional k made a fractional floor)."""
+    from coordinator import ConfigError
+    from nodes._demo import DemoConfig
+
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        DemoConfig(**kw)
