@@ -106,6 +106,13 @@ class CompareConfig:
             raise ConfigError(f"unknown arms {bad}; choose from {', '.join(ARMS)}")
         if len(self.seeds) < 1:
             raise ConfigError("give at least one seed (three or more for a confidence interval)")
+        # The distributed arms' floor is peers − k noisy shares: k ≥ peers leaves none
+        # (the ledger refuses the round, after every arm before it has run).
+        for k in (self.k, *self.k_ablation):
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < self.peers:
+                raise ConfigError(f"k = {k!r} must be in 0..peers − 1 = {self.peers - 1}")
+        if self.record_rounds < 1:
+            raise ConfigError(f"record_rounds = {self.record_rounds} must be at least 1")
 
 
 def _cpu() -> float:

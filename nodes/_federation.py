@@ -96,8 +96,11 @@ class FederationSpec:
             raise ConfigError(f"chain {self.chain!r} must be one of {', '.join(LocalNode.KINDS)}")
         if self.encoder not in ("tiny", "minilm"):
             raise ConfigError(f"encoder {self.encoder!r} must be tiny or minilm")
-        checks = [("q", 0 < self.q <= 1, "in (0, 1]"), ("sigma", self.sigma > 0, "positive"),
-                  ("steps", self.steps >= 1, "at least 1"), ("lr", self.lr > 0, "positive"),
+        # TOML has inf: an unbounded σ, lr or clip has no μ or Δ2 to register
+        checks = [("q", 0 < self.q <= 1, "in (0, 1]"),
+                  ("sigma", 0 < self.sigma < math.inf, "positive and finite"),
+                  ("steps", self.steps >= 1, "at least 1"),
+                  ("lr", 0 < self.lr < math.inf, "positive and finite"),
                   ("examples_per_peer", self.examples_per_peer >= 2, "at least 2"),
                   ("epsilon_cap", self.epsilon_cap > 0, "positive"),
                   ("phase_blocks", self.phase_blocks >= 0, "0 (fitted) or more"),
@@ -107,7 +110,7 @@ class FederationSpec:
                   ("synthetic_parameters", self.synthetic_parameters >= 0, "0 or more")]
         checks += [("mode", self.mode in MODES, "one of " + ", ".join(MODES)),
                    ("k", 0 <= self.k < self.threshold, f"in 0..threshold − 1 = {self.threshold - 1}"),
-                   ("clip", self.clip > 0, "positive")]
+                   ("clip", 0 < self.clip < math.inf, "positive and finite")]
         for name, ok, want in checks:
             if not ok:
                 raise ConfigError(f"{name} = {getattr(self, name)!r} must be {want}")

@@ -458,12 +458,17 @@ def demo(ctx: click.Context, encoder: str, peers: int, threshold: int, rounds: i
                   f"{row['heldout_accuracy']:.3f}", f"{row['heldout_macro_f1']:.3f}",
                   f"{row['epsilon']:.3f}", f"{row['cap']:.1f}")
     stdout.print(p)
-    worst = max(row["epsilon"] for row in res["peers"])
+    # Both modes trained on the same records: the total is the two ledgers' sum.
+    worst, delta, both = res["epsilon_total"], res["delta_total"], len(res["modes"]) > 1
     records = min(row["examples"] for row in res["peers"])
-    ok = worst <= 8.0 and cfg.delta <= 1 / records
+    ok = worst <= 8.0 and delta <= 1 / records
     stdout.print(f"{'[green]' if ok else '[yellow]'}privacy: every peer ends at ε ≤ {worst:.2f} "
-                 f"(local DP, record-level) at δ = {cfg.delta:g} ≤ 1/{records} records"
-                 f"{'' if ok else ' — above the ε ≤ 8 target: lower --rounds'}[/]")
+                 + ("over both modes (record-level; the same records paid for the local rounds "
+                    "and the distributed phase: the two ledgers' sum)" if both else
+                    "(local DP, record-level)")
+                 + f" at δ = {delta:g} ≤ 1/{records} records"
+                 f"{'' if ok else ' — above the ε ≤ 8 target: lower --rounds'}"
+                 f"{' or --record-rounds' if both and not ok else ''}[/]")
     m = Table(title="the two DP modes on the same peers and start (ε: the on-chain ledger's, "
                     "largest over peers)")
     for col in ("mode", "rounds", "ε", "acc", "F1", "AUC", "released"):
@@ -476,8 +481,9 @@ def demo(ctx: click.Context, encoder: str, peers: int, threshold: int, rounds: i
     if len(res["modes"]) > 1:
         stdout.print("local: each peer adds its own DP noise and trusts no one; distributed "
                      "record level: the noise of the survivors' shares, trusting that at most "
-                     "k survivors collude. Two fresh deployments: a federation runs one mode "
-                     "(a peer in both would spend the sum).")
+                     "k survivors collude. Two fresh deployments (a federation registers one "
+                     "mode), but the same peers' records: each ledger charges its own mode, "
+                     "and each peer has spent the sum.")
     stdout.print("U1/U2/U3: peers that posted keys / shares / a masked update; verify: the "
                  "auditors' checks that passed; held-out: the final global model on each "
                  "peer's own held-out split")

@@ -4,6 +4,7 @@ summary has confidence intervals, and the same seed gives the same numbers."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -210,6 +211,22 @@ def test_unknown_dataset_and_arm_are_refused() -> None:
         CompareConfig(dataset="imdb")
     with pytest.raises(ConfigError, match="unknown arms"):
         CompareConfig(arms=("nope",))
+
+
+@pytest.mark.parametrize("kw, says", [
+    (dict(k=3), "k = 3 must be in 0..peers − 1 = 2"),
+    (dict(k_ablation=(0, 3)), "k = 3 must be in 0..peers − 1 = 2"),
+    (dict(k=-1), "k = -1 must be in 0..peers − 1 = 2"),
+    (dict(record_rounds=0), "record_rounds = 0 must be at least 1"),
+])
+def test_distributed_arm_settings_are_refused_before_any_arm_runs(kw, says) -> None:
+    """k ≥ peers leaves no noisy share at the floor of peers − k (the ledger
+    refused the first round, deep in the run after the other arms); no
+    record rounds divided by zero."""
+    from coordinator import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        CompareConfig(peers=3, threshold=2, **kw)
 
 
 def test_results_md_keeps_one_section_per_dataset_and_the_ablation() -> None:

@@ -4,6 +4,7 @@ aggregation with dropouts, verification, privacy accounting."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -54,6 +55,8 @@ def test_demo_runs_five_verified_rounds_with_dropouts_ends_at_eps_8_and_prints_o
     assert rec["epsilon"] <= 2.0 and rec["epsilon"] >= rec["epsilon_dp_accounting"] - 1e-6
     assert rec["auc"] > res["initial"]["auc"] + 0.05
     assert modes["local"]["epsilon"] == max(spent.values())
+    # The same records paid for both modes: the demo reports the sum.
+    assert res["epsilon_total"] == pytest.approx(max(spent.values()) + rec["epsilon"], abs=1e-3)
     assert res["released"] == max(res["modes"], key=lambda m: m["macro_f1"])["mode"]
     assert "released model: the" in proc.stderr
 
@@ -77,3 +80,42 @@ def test_demo_with_a_dishonest_aggregator_slashes_it_and_recovers() -> None:
     assert wrong_adapter["fraud"]["kind"] == "chunk" and wrong_adapter["poster_quarantined"]
     assert wrong_adapter["slashed_wei"] == 10**17
     assert [r["verified"].split()[0] for r in res["rounds"]] == ["8/8", "8/8"]  # checks, not peers
+
+
+def test_demo_charges_each_peer_for_both_modes_on_the_same_records(tmp_path) -> None:
+    """The distributed phase runs on a fresh deployment but on the same
+    peers' records as the local rounds: what each peer's data has spent is
+    the sum of the two ledgers' ε (basic composition, δ doubled), whichever
+    model the demo releases; the local ledger alone under-reports it."""
+    import warnings
+
+    from nodes._demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(peers=3, threshold=2, rounds=1, record_rounds=1, dropouts=False,
+                     examples_per_peer=24, steps=2, test_examples=64)
+    lines: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = run_demo(cfg, progress=lines.append, workdir=tmp_path)
+    modes = {m["mode"]: m for m in res["modes"]}
+    local, record = modes["local"]["epsilon"], modes["distributed-record"]["epsilon"]
+    assert local > 0 and record > 0
+    for p in res["peers"]:
+        assert p["epsilon_total"] == pytest.approx(p["epsilon"] + p["epsilon_record"], abs=1e-4)
+    assert res["epsilon_total"] == pytest.approx(max(p["epsilon_total"] for p in res["peers"]))
+    assert res["epsilon_total"] > local and res["delta_total"] == 2 * cfg.delta
+    released = next(s for s in lines if s.startswith("released model"))
+    assert f"ε {res['epsilon_total']:.2f}" in released and "same records" in released
+
+
+@pytest.mark.parametrize("kw, says", [(dict(k=1.5), "k=1.5"), (dict(k=True), "k=True"),
+                                      (dict(record_sigma=0.0), "record_sigma=0.0"),
+                                      (dict(record_lr=float("inf")), "record_lr=inf")])
+def test_demo_refuses_a_bad_distributed_phase_before_the_local_rounds(kw, says) -> None:
+    """The distributed phase's settings are checked with the rest, not
+    after the local rounds have run (a fractional k made a fractional floor)."""
+    from coordinator import ConfigError
+    from nodes._demo import DemoConfig
+
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        DemoConfig(**kw)

@@ -501,6 +501,12 @@ def test_report_round_axes_have_whole_numbers_only(tmp_path, monkeypatch) -> Non
     ("[peers]\nexamples_per_peer = 1\n", "examples_per_peer = 1 must be at least 2"),
     ("[dp]\nmode = \"central\"\n", "mode = 'central' must be one of local, distributed-record"),
     ("[dp]\nmode = \"distributed-user\"\n", "q = 0.25: the distributed user level takes q = 1"),
+    # TOML has inf: an unbounded clip or σ has no Δ2 or μ (was an OverflowError
+    # traceback, after the chain and Kubo had started)
+    ("[dp]\nclip = inf\nmode = \"distributed-record\"\n", "clip = inf must be positive and finite"),
+    ("[dp]\nsigma = inf\nmode = \"distributed-user\"\nq = 1\n",
+     "sigma = inf must be positive and finite"),
+    ("[peers]\nlr = inf\n", "lr = inf must be positive and finite"),
 ])
 def test_federation_values_are_checked_before_anything_starts(tmp_path, line, says) -> None:
     from nodes._scaffold import SPEC_KEYS
