@@ -114,6 +114,7 @@ def run_distributed(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: in
         return {"final": final, "start": start, "config": cfg, "epsilon": eps,
                 "verified_rounds": verified,
                 "epsilon_per_peer": [fed.epsilon(nd.address) for nd in nodes],
+                "rdp_micro_per_peer": [fed.rdp_micro(nd.address) for nd in nodes],
                 "survivors": survivors,
                 "phases": phases, "seconds_per_round": float(np.mean(seconds)),
                 "gas_per_round": float(np.mean(gas)),

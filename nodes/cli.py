@@ -458,13 +458,13 @@ def demo(ctx: click.Context, encoder: str, peers: int, threshold: int, rounds: i
                   f"{row['heldout_accuracy']:.3f}", f"{row['heldout_macro_f1']:.3f}",
                   f"{row['epsilon']:.3f}", f"{row['cap']:.1f}")
     stdout.print(p)
-    # Both modes trained on the same records: the total is the two ledgers' sum.
+    # Both modes trained on the same records: the total composes the two ledgers' RDP.
     worst, delta, both = res["epsilon_total"], res["delta_total"], len(res["modes"]) > 1
     records = min(row["examples"] for row in res["peers"])
     ok = worst <= 8.0 and delta <= 1 / records
     stdout.print(f"{'[green]' if ok else '[yellow]'}privacy: every peer ends at ε ≤ {worst:.2f} "
                  + ("over both modes (record-level; the same records paid for the local rounds "
-                    "and the distributed phase: the two ledgers' sum)" if both else
+                    "and the distributed phase: the two ledgers' RDP added)" if both else
                     "(local DP, record-level)")
                  + f" at δ = {delta:g} ≤ 1/{records} records"
                  f"{'' if ok else ' — above the ε ≤ 8 target: lower --rounds'}"
