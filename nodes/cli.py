@@ -580,24 +580,27 @@ def federation_up(ctx: click.Context, config_path: Path | None, peers: int, thre
     given = {field: value for field, name, value in (
         ("peers", "peers", peers), ("threshold", "threshold", threshold),
         ("chain", "chain_kind", chain_kind), ("encoder", "encoder", encoder),
-        ("rounds", "rounds", rounds)) if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
+        ("rounds", "rounds", rounds), ("phase_blocks", "phase_blocks", phase_blocks))
+        if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
     if config_path is not None:
-        spec = spec_from_file(config_path, **given)
+        spec = spec_from_file(config_path, **given)  # [policy] phase_blocks unless --phase-blocks
     else:
         spec = FederationSpec(**({"peers": peers, "chain": chain_kind, "encoder": encoder,
-                                  "rounds": rounds} | given))
+                                  "rounds": rounds, "phase_blocks": phase_blocks} | given))
     import dataclasses
 
-    spec = dataclasses.replace(spec, shared_kubo=shared_kubo, phase_blocks=phase_blocks,
-                               train_seconds=train_seconds)
+    spec = dataclasses.replace(spec, shared_kubo=shared_kubo, train_seconds=train_seconds)
     info = up(spec, root, log=lambda line: stderr.print(line, highlight=False))
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
+    at = f"--rpc-url {info['rpc_url']} --deployment {info['deployment']}"
     stdout.print(f"[green]federation up[/] in {info['dir']}: chain {info['rpc_url']}, "
-                 f"{spec.peers} peers. Watch it with:\n  fedledger round status --rpc-url "
-                 f"{info['rpc_url']} --deployment {info['deployment']}\nStop it with:\n"
-                 f"  fedledger federation down --dir {info['dir']}")
+                 f"{spec.peers} peers. Watch it with:\n  fedledger round status {at}\n"
+                 f"Audit it with (verify reads the updates from the governor's Kubo):\n"
+                 f"  fedledger audit inspect {at}\n"
+                 f"  fedledger audit verify --all {at} --ipfs-api {info['ipfs_api']}\n"
+                 f"Stop it with:\n  fedledger federation down --dir {info['dir']}")
 
 
 @federation.command("down")

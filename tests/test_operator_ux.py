@@ -521,3 +521,33 @@ def test_federation_values_are_checked_before_anything_starts(tmp_path, line, sa
     one_line_error(proc, 2, f"error: {tmp_path / 'f.toml'}: {says}")
     assert not (tmp_path / "run" / "federation.json").exists()
     assert not (tmp_path / "run" / "logs").exists()  # no chain or Kubo was started
+
+
+@pytest.mark.parametrize("flags, blocks", [([], 30), (["--phase-blocks", "12"], 12)])
+def test_federation_up_keeps_the_files_phase_blocks_and_says_how_to_audit(
+        tmp_path, monkeypatch, flags, blocks) -> None:
+    """`[policy] phase_blocks` in federation.toml was always replaced by the
+    --phase-blocks default 0 (fitted windows), though a flag wins only when
+    given; and the printed commands gave no way to find the Kubo API that
+    `audit verify --all` needs (its error suggested 127.0.0.1:5001)."""
+    from click.testing import CliRunner
+
+    import nodes._federation
+    from nodes.cli import federation
+
+    seen = []
+
+    def fake_up(spec, root, log):
+        seen.append(spec)
+        return {"dir": str(root), "rpc_url": "http://127.0.0.1:1111",
+                "deployment": str(root / "deployment.json"), "ipfs_api": "http://127.0.0.1:2222"}
+
+    monkeypatch.setattr(nodes._federation, "up", fake_up)
+    (tmp_path / "f.toml").write_text("[policy]\nphase_blocks = 30\n")
+    res = CliRunner().invoke(federation, ["up", "--config", str(tmp_path / "f.toml"),
+                                          "--dir", str(tmp_path / "run"), *flags])
+    assert res.exit_code == 0, res.output
+    assert seen[0].phase_blocks == blocks
+    at = f"--rpc-url http://127.0.0.1:1111 --deployment {tmp_path / 'run' / 'deployment.json'}"
+    assert f"fedledger audit inspect {at}" in res.output
+    assert f"fedledger audit verify --all {at} --ipfs-api http://127.0.0.1:2222" in res.output
