@@ -551,3 +551,23 @@ def test_federation_up_keeps_the_files_phase_blocks_and_says_how_to_audit(
     at = f"--rpc-url http://127.0.0.1:1111 --deployment {tmp_path / 'run' / 'deployment.json'}"
     assert f"fedledger audit inspect {at}" in res.output
     assert f"fedledger audit verify --all {at} --ipfs-api http://127.0.0.1:2222" in res.output
+
+
+def test_init_template_and_threshold_errors_give_the_real_range(tmp_path) -> None:
+    """federation.toml said "threshold t (1..peers)" though t = 1 is refused,
+    and a threshold of 1 was told to "pass --threshold 3 or less"; the [dp]
+    comments did not say what q is in the record level, nor k's range."""
+    from coordinator import ConfigError
+    from nodes._federation import FederationSpec
+    from nodes._scaffold import write_templates
+
+    write_templates(tmp_path)
+    text = (tmp_path / "federation.toml").read_text()
+    assert "threshold t (2..peers)" in text and "1..peers" not in text
+    assert "records Poisson-sampled at q" in text and "k (0..threshold − 1)" in text
+    with pytest.raises(ConfigError) as low:
+        FederationSpec(peers=3, threshold=1)
+    assert low.value.hint == "set a threshold of 2 or more"
+    with pytest.raises(ConfigError) as high:
+        FederationSpec(peers=3, threshold=4)
+    assert high.value.hint == "pass --threshold 3 or less, or more --peers"
