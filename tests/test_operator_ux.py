@@ -282,6 +282,7 @@ def test_inspect_shows_real_peer_status_in_an_unwrapped_table(stalled_federation
     assert set(rows) == set(peers)  # every address whole, on one line
     assert all("at cap" in rows[p] for p in peers[:3]) and rows[peers[3]].rstrip(" │").endswith("left")
     assert "no round can open" in proc.stdout
+    assert "DP config 1: local (q " in proc.stdout  # which mode the federation runs in
     log = json.loads(run("audit", "inspect", "--rpc-url", node.url, "--deployment", str(rec),
                          "--json").stdout)
     assert [p["status"] for p in log["peers"]].count("at cap") == 3
@@ -571,3 +572,16 @@ def test_init_template_and_threshold_errors_give_the_real_range(tmp_path) -> Non
     with pytest.raises(ConfigError) as high:
         FederationSpec(peers=3, threshold=4)
     assert high.value.hint == "pass --threshold 3 or less, or more --peers"
+
+
+def test_inspect_names_each_dp_configurations_mode() -> None:
+    """`audit inspect` printed the ε cap but not the DP mode: an operator who
+    had set mode = "distributed-record" could not see it without --json."""
+    from ledger_tools.cli import dp_config_lines
+
+    log = {"dp_configs": {2: {"id": 2, "q": 0.25, "sigma": 1.5, "steps": 10}},
+           "distributed_configs": {1: {"id": 1, "mode": "DISTRIBUTED_RECORD", "q": 0.25, "k": 0,
+                                       "floor_m": 2}}}
+    assert dp_config_lines(log) == [
+        "DP config 1: distributed record level (q 0.25, k 0, floor 2 noisy shares)",
+        "DP config 2: local (q 0.25, σ 1.5, T 10 per round)"]
