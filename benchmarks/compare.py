@@ -782,9 +782,16 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str,
     lines += ["", "`pooled` and `pooled-dp` move raw data to one place; `central` shows the "
               "server every update in the clear; `fedledger` shows no one an individual update "
               "and accounts ε on-chain (record-level, per peer)."]
+    dist = [a for a in summary if a.startswith("fedledger-distributed-") and a in ARM_REGISTRY]
+    if dist:
+        lines += [""] + [f"`{a}` is {ARM_REGISTRY[a].label}." for a in dist]
     if "flower-dp" in summary:
-        lines += ["", f"`flower-dp` is {FLOWER_LABEL}; its ε is user-level (q = 1, the server's "
-                  "noise per round), not comparable record for record with the others."]
+        text_only = ("; on this text-only data set the behaviour features and image means are "
+                     "constant placeholders, so in effect it sees the text embedding alone"
+                     if cfg.dataset == "rotten-tomatoes" and not cfg.data else "")
+        lines += ["", f"`flower-dp` is {FLOWER_LABEL}{text_only}; its ε is user-level (q = 1, "
+                  "the server's noise per round), not comparable record for record with the "
+                  "others."]
     refs = [a for a in summary if a in ARM_REGISTRY and ARM_REGISTRY[a].reference]
     if refs:
         lines += [""] + [f"`{a}` is {ARM_REGISTRY[a].label}." for a in refs]
@@ -802,7 +809,11 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str,
                   for r in more["frontier"]]
     rows = targets(summary, cfg)
     if rows:
-        lines += ["", "| target | measured | met |", "|---|---|---|"]
+        lines += ["", "Targets: \"measured\" is a difference of mean macro-F1, the arm named "
+                  "first minus what it is compared with (ε bounds are checked too); "
+                  "\"beats the majority class\" is met when that margin exceeds the arm's own "
+                  "95 % CI (its macro-F1 ± above), so never with one seed.",
+                  "", "| target | measured | met |", "|---|---|---|"]
         lines += [f"| {r['target']} | {r['value']:+.3f} | {'yes' if r['met'] else '**no**'} |"
                   for r in rows]
     lines.append("")

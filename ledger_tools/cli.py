@@ -71,6 +71,8 @@ def inspect_cmd(rpc_url: str, deployment: Path | None, round_id: int | None, pee
         stdout.print(f"chain {d['chain_id']}, deployed at block {d['block']}; FedRounds "
                      f"{d['contracts']['FedRounds']}; ε cap {log['ledger']['cap']} at δ "
                      f"{log['ledger']['delta']}; {log['events']} events")
+        for line in dp_config_lines(log):
+            stdout.print(line, highlight=False)
         t = Table(title="rounds")
         for col in ("round", "phase", "n", "U1", "U2", "U3", "revealed", "results", "voided"):
             t.add_column(col, justify="right")
@@ -91,6 +93,18 @@ def inspect_cmd(rpc_url: str, deployment: Path | None, round_id: int | None, pee
             stdout.print(f"[yellow]no round can open[/]: {log['stalled']}")
 
     emit(as_json, log, human)
+
+
+def dp_config_lines(log: dict[str, Any]) -> list[str]:
+    """One line per registered DP configuration: which mode the federation
+    runs in is the first thing an operator of a distributed mode looks for."""
+    mode = {"DISTRIBUTED_RECORD": "distributed record level",
+            "DISTRIBUTED_USER": "distributed user level"}
+    lines = [(c["id"], f"local (q {c['q']:g}, σ {c['sigma']:g}, T {c['steps']} per round)")
+             for c in log["dp_configs"].values()]
+    lines += [(c["id"], f"{mode.get(c['mode'], c['mode'])} (q {c['q']:g}, k {c['k']}, floor "
+                        f"{c['floor_m']} noisy shares)") for c in log["distributed_configs"].values()]
+    return [f"DP config {i}: {text}" for i, text in sorted(lines)]
 
 
 @audit.command("verify")

@@ -281,7 +281,7 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
         total = max(p["epsilon_total"] for p in peers)
     best = max(modes, key=lambda m: m["macro_f1"])
     progress(f"released model: the {best['mode']} mode's (macro-F1 {best['macro_f1']:.3f}); "
-             + (f"both modes trained on the same records: each peer has spent ε {total:.2f} "
+             + (f"both modes trained on the same records: every peer has spent at most ε {total:.2f} "
                 f"at δ = {delta_total:g} (the two ledgers' RDP added)" if len(modes) > 1
                 else f"ε {total:.2f} at δ = {delta_total:g}"))
     out = {"ok": True, "config": asdict(cfg), "deployment": rec["contracts"],

@@ -91,7 +91,8 @@ class FederationSpec:
             raise ConfigError(f"threshold {self.threshold} must be between 2 and peers "
                               f"{self.peers}: a round needs at least t ≥ 2 survivors among the "
                               "peers (peers refuse t = 1: one holder could unmask anyone)",
-                              hint=f"pass --threshold {self.peers} or less, or more --peers")
+                              hint="set a threshold of 2 or more" if self.threshold < 2 else
+                              f"pass --threshold {self.peers} or less, or more --peers")
         if self.chain not in LocalNode.KINDS:
             raise ConfigError(f"chain {self.chain!r} must be one of {', '.join(LocalNode.KINDS)}")
         if self.encoder not in ("tiny", "minilm"):

@@ -46,7 +46,7 @@ FEDERATION_TOML = """\
 [federation]
 # Peer daemons to start (2..50). Each gets its own account, Kubo and state.
 peers = {peers}
-# Secret-sharing threshold t (1..peers): a round completes only if at least t
+# Secret-sharing threshold t (2..peers): a round completes only if at least t
 # peers commit a masked update, and any t-1 shares reveal nothing.
 threshold = {threshold}
 # Local chain node: "anvil" or "hardhat".
@@ -74,11 +74,13 @@ sigma = {sigma}
 steps = {steps}
 # DP mode: "local" (each peer adds all of its own noise; trusts no one), or
 # "distributed-record" (each round is one DP-SGD step over the union of the
-# peers' data; each survivor adds a Skellam share under the masks) or
-# "distributed-user" (DP-FedAvg; q must be 1). In the distributed modes sigma
-# is the noise multiplier of the released sum at the floor of threshold − k
-# noisy shares (steps is unused), k the survivors whose noise is assumed known,
-# and clip the per-record (record level) or per-update (user level) L2 bound.
+# peers' data, records Poisson-sampled at q; each survivor adds a Skellam share
+# under the masks) or "distributed-user" (DP-FedAvg; q must be 1). In the
+# distributed modes sigma is the noise multiplier of the released sum at the
+# floor of threshold − k noisy shares (steps is unused), k (0..threshold − 1)
+# the survivors whose noise is assumed known, and clip the per-record (record
+# level) or per-update (user level) L2 bound ("local" checks k and clip but
+# uses neither).
 mode = "{mode}"
 k = {k}
 clip = {clip}

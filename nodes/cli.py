@@ -450,16 +450,24 @@ def demo(ctx: click.Context, encoder: str, peers: int, threshold: int, rounds: i
                   r["verified"].split()[0],
                   f"{r['seconds']:.1f}")
     stdout.print(t)
-    p = Table(title="privacy spent per peer (on-chain ledger, δ = 1e-5)")
-    for col in ("peer", "address", "examples", "held-out acc", "held-out F1", "ε spent", "ε cap"):
+    both = len(res["modes"]) > 1
+    # With both modes, the local ledger's ε alone under-reports what a peer's
+    # records have spent: show each ledger's and their composition side by side.
+    p = Table(title="privacy spent per peer (" + ("each mode's on-chain ledger and both "
+                                                 "composed, " if both else "on-chain ledger, ")
+                    + f"δ = {res['delta_total']:g})")
+    eps_cols = ("ε local", "ε distributed", "ε both") if both else ("ε spent",)
+    for col in ("peer", "address", "examples", "held-out acc", "held-out F1", *eps_cols, "ε cap"):
         p.add_column(col, justify="right")
     for row in res["peers"]:
+        eps = ((row["epsilon"], row["epsilon_record"], row["epsilon_total"]) if both
+               else (row["epsilon"],))
         p.add_row(str(row["peer"]), row["address"][:10] + "…", str(row["examples"]),
                   f"{row['heldout_accuracy']:.3f}", f"{row['heldout_macro_f1']:.3f}",
-                  f"{row['epsilon']:.3f}", f"{row['cap']:.1f}")
+                  *(f"{e:.3f}" for e in eps), f"{row['cap']:.1f}")
     stdout.print(p)
     # Both modes trained on the same records: the total composes the two ledgers' RDP.
-    worst, delta, both = res["epsilon_total"], res["delta_total"], len(res["modes"]) > 1
+    worst, delta = res["epsilon_total"], res["delta_total"]
     records = min(row["examples"] for row in res["peers"])
     ok = worst <= 8.0 and delta <= 1 / records
     stdout.print(f"{'[green]' if ok else '[yellow]'}privacy: every peer ends at ε ≤ {worst:.2f} "
@@ -469,8 +477,10 @@ def demo(ctx: click.Context, encoder: str, peers: int, threshold: int, rounds: i
                  + f" at δ = {delta:g} ≤ 1/{records} records"
                  f"{'' if ok else ' — above the ε ≤ 8 target: lower --rounds'}"
                  f"{' or --record-rounds' if both and not ok else ''}[/]")
-    m = Table(title="the two DP modes on the same peers and start (ε: the on-chain ledger's, "
-                    "largest over peers)")
+    m = Table(title="the two DP modes on the same peers and start (ε: each mode's own on-chain "
+                    "ledger, largest over peers)" if both else
+                    "the DP mode (local only: --record-rounds 0 skips the distributed record "
+                    "level; ε: the on-chain ledger's, largest over peers)")
     for col in ("mode", "rounds", "ε", "acc", "F1", "AUC", "released"):
         m.add_column(col, justify="right")
     for row in res["modes"]:
@@ -478,15 +488,16 @@ def demo(ctx: click.Context, encoder: str, peers: int, threshold: int, rounds: i
                   f"{row['accuracy']:.3f}", f"{row['macro_f1']:.3f}", f"{row['auc']:.3f}",
                   "yes" if row["mode"] == res["released"] else "")
     stdout.print(m)
-    if len(res["modes"]) > 1:
+    if both:
         stdout.print("local: each peer adds its own DP noise and trusts no one; distributed "
                      "record level: the noise of the survivors' shares, trusting that at most "
                      "k survivors collude. Two fresh deployments (a federation registers one "
                      "mode), but the same peers' records: each ledger charges its own mode, "
-                     "and each peer has spent the sum.")
+                     "and each peer has spent both (ε both: the two ledgers' RDP composed, "
+                     "below the sum of their ε).")
     stdout.print("U1/U2/U3: peers that posted keys / shares / a masked update; verify: the "
-                 "auditors' checks that passed; held-out: the final global model on each "
-                 "peer's own held-out split")
+                 "auditors' checks that passed; held-out: the local mode's final global model "
+                 "on each peer's own held-out split")
     stdout.print(f"[green]demo ok[/] in {res['seconds']} s")
 
 
@@ -569,24 +580,27 @@ def federation_up(ctx: click.Context, config_path: Path | None, peers: int, thre
     given = {field: value for field, name, value in (
         ("peers", "peers", peers), ("threshold", "threshold", threshold),
         ("chain", "chain_kind", chain_kind), ("encoder", "encoder", encoder),
-        ("rounds", "rounds", rounds)) if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
+        ("rounds", "rounds", rounds), ("phase_blocks", "phase_blocks", phase_blocks))
+        if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
     if config_path is not None:
-        spec = spec_from_file(config_path, **given)
+        spec = spec_from_file(config_path, **given)  # [policy] phase_blocks unless --phase-blocks
     else:
         spec = FederationSpec(**({"peers": peers, "chain": chain_kind, "encoder": encoder,
-                                  "rounds": rounds} | given))
+                                  "rounds": rounds, "phase_blocks": phase_blocks} | given))
     import dataclasses
 
-    spec = dataclasses.replace(spec, shared_kubo=shared_kubo, phase_blocks=phase_blocks,
-                               train_seconds=train_seconds)
+    spec = dataclasses.replace(spec, shared_kubo=shared_kubo, train_seconds=train_seconds)
     info = up(spec, root, log=lambda line: stderr.print(line, highlight=False))
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
+    at = f"--rpc-url {info['rpc_url']} --deployment {info['deployment']}"
     stdout.print(f"[green]federation up[/] in {info['dir']}: chain {info['rpc_url']}, "
-                 f"{spec.peers} peers. Watch it with:\n  fedledger round status --rpc-url "
-                 f"{info['rpc_url']} --deployment {info['deployment']}\nStop it with:\n"
-                 f"  fedledger federation down --dir {info['dir']}")
+                 f"{spec.peers} peers. Watch it with:\n  fedledger round status {at}\n"
+                 f"Audit it with (verify reads the updates from the governor's Kubo):\n"
+                 f"  fedledger audit inspect {at}\n"
+                 f"  fedledger audit verify --all {at} --ipfs-api {info['ipfs_api']}\n"
+                 f"Stop it with:\n  fedledger federation down --dir {info['dir']}")
 
 
 @federation.command("down")

@@ -238,3 +238,26 @@ def test_results_md_keeps_one_section_per_dataset_and_the_ablation() -> None:
     c = merge_results(b, "## Results real v2", "rotten-tomatoes")
     assert c.index("synthetic v2") < c.index("real v2") < c.index(ABLATION_MARK)
     assert "v1" not in c and c.count(ABLATION_MARK) == 1 and c.endswith("## Ablation\n")
+
+
+def test_the_report_explains_every_arm_and_the_targets_table() -> None:
+    """A real-data run's Markdown named `fedledger-distributed-record` and
+    `-user` in its table without a word on what they are, gave the targets'
+    "measured" column no meaning (a macro-F1 difference; the majority rows
+    compare it with the CI), and described flower-dp's behaviour features and
+    image means on text-only reviews, where both are constant placeholders."""
+    from benchmarks.compare import markdown
+
+    cell = {"mean": 0.5, "ci95": 0.1, "n": 2}
+    keys = ("accuracy", "macro_f1", "auc", "local_accuracy_mean", "epsilon", "mia_auc",
+            "mia_tpr_at_0_1_fpr", "seconds_per_round", "bytes_per_peer_per_round", "gas_per_round")
+    arms = ("fedledger", "pooled", "fedledger-distributed-record", "fedledger-distributed-user",
+            "flower-dp", "majority")
+    summary = {a: {k: dict(cell) for k in keys} for a in arms}
+    md = markdown(summary, CompareConfig(dataset="rotten-tomatoes"), "cmd")
+    for arm in ("fedledger-distributed-record", "fedledger-distributed-user"):
+        assert f"`{arm}` is the full system, distributed" in md
+    assert "text-only data set the behaviour features and image means are constant" in md
+    assert "\"measured\" is a difference of mean macro-F1" in md
+    assert md.index("\"measured\"") < md.index("| target | measured | met |")
+    assert "constant placeholders" not in markdown(summary, CompareConfig(), "cmd")

@@ -349,3 +349,24 @@ def test_peer_refuses_a_configuration_that_understates_its_privacy_cost() -> Non
                                     cfg.floor_m, cfg.rdp_by_m)
     with pytest.raises(ConfigError, match="Δ1"):
         check_config(small_l1, dim=300)
+
+
+def test_verify_dp_accounting_check_logs_no_absl_warnings(caplog) -> None:
+    """`audit verify --all` on a record-level federation (q 0.25, σ 1.5, 3
+    peers, 2 rounds) printed 42 absl 'failed to converge' warnings from
+    dp-accounting's fractional orders; leaving those orders out only raises
+    its ε, so they are silenced."""
+    import logging
+
+    from ledger_tools._verify import _dp_accounting
+
+    cfg = nz.distributed_config(config_id=1, mode=nz.DPMode.DISTRIBUTED_RECORD, q=0.25,
+                                clip=0.01, frac_bits=16, dim=7936, sigma=1.5, k=0,
+                                floor_m=2, max_m=3)
+    before = logging.getLogger("absl").level
+    with caplog.at_level(logging.WARNING):
+        eps = _dp_accounting([(cfg, 3), (cfg, 3)], 1e-5)
+    assert not [r for r in caplog.records if r.name == "absl"], caplog.text[:500]
+    assert logging.getLogger("absl").level == before
+    # Its default orders include the ledger's: never above dp-accounting on those alone.
+    assert math.isfinite(eps) and 0 < eps <= nz.dp_accounting_epsilon(cfg, [3, 3], 1e-5) + 1e-9

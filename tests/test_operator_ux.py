@@ -282,6 +282,7 @@ def test_inspect_shows_real_peer_status_in_an_unwrapped_table(stalled_federation
     assert set(rows) == set(peers)  # every address whole, on one line
     assert all("at cap" in rows[p] for p in peers[:3]) and rows[peers[3]].rstrip(" │").endswith("left")
     assert "no round can open" in proc.stdout
+    assert "DP config 1: local (q " in proc.stdout  # which mode the federation runs in
     log = json.loads(run("audit", "inspect", "--rpc-url", node.url, "--deployment", str(rec),
                          "--json").stdout)
     assert [p["status"] for p in log["peers"]].count("at cap") == 3
@@ -521,3 +522,66 @@ def test_federation_values_are_checked_before_anything_starts(tmp_path, line, sa
     one_line_error(proc, 2, f"error: {tmp_path / 'f.toml'}: {says}")
     assert not (tmp_path / "run" / "federation.json").exists()
     assert not (tmp_path / "run" / "logs").exists()  # no chain or Kubo was started
+
+
+@pytest.mark.parametrize("flags, blocks", [([], 30), (["--phase-blocks", "12"], 12)])
+def test_federation_up_keeps_the_files_phase_blocks_and_says_how_to_audit(
+        tmp_path, monkeypatch, flags, blocks) -> None:
+    """`[policy] phase_blocks` in federation.toml was always replaced by the
+    --phase-blocks default 0 (fitted windows), though a flag wins only when
+    given; and the printed commands gave no way to find the Kubo API that
+    `audit verify --all` needs (its error suggested 127.0.0.1:5001)."""
+    from click.testing import CliRunner
+
+    import nodes._federation
+    from nodes.cli import federation
+
+    seen = []
+
+    def fake_up(spec, root, log):
+        seen.append(spec)
+        return {"dir": str(root), "rpc_url": "http://127.0.0.1:1111",
+                "deployment": str(root / "deployment.json"), "ipfs_api": "http://127.0.0.1:2222"}
+
+    monkeypatch.setattr(nodes._federation, "up", fake_up)
+    (tmp_path / "f.toml").write_text("[policy]\nphase_blocks = 30\n")
+    res = CliRunner().invoke(federation, ["up", "--config", str(tmp_path / "f.toml"),
+                                          "--dir", str(tmp_path / "run"), *flags])
+    assert res.exit_code == 0, res.output
+    assert seen[0].phase_blocks == blocks
+    at = f"--rpc-url http://127.0.0.1:1111 --deployment {tmp_path / 'run' / 'deployment.json'}"
+    assert f"fedledger audit inspect {at}" in res.output
+    assert f"fedledger audit verify --all {at} --ipfs-api http://127.0.0.1:2222" in res.output
+
+
+def test_init_template_and_threshold_errors_give_the_real_range(tmp_path) -> None:
+    """federation.toml said "threshold t (1..peers)" though t = 1 is refused,
+    and a threshold of 1 was told to "pass --threshold 3 or less"; the [dp]
+    comments did not say what q is in the record level, nor k's range."""
+    from coordinator import ConfigError
+    from nodes._federation import FederationSpec
+    from nodes._scaffold import write_templates
+
+    write_templates(tmp_path)
+    text = (tmp_path / "federation.toml").read_text()
+    assert "threshold t (2..peers)" in text and "1..peers" not in text
+    assert "records Poisson-sampled at q" in text and "k (0..threshold − 1)" in text
+    with pytest.raises(ConfigError) as low:
+        FederationSpec(peers=3, threshold=1)
+    assert low.value.hint == "set a threshold of 2 or more"
+    with pytest.raises(ConfigError) as high:
+        FederationSpec(peers=3, threshold=4)
+    assert high.value.hint == "pass --threshold 3 or less, or more --peers"
+
+
+def test_inspect_names_each_dp_configurations_mode() -> None:
+    """`audit inspect` printed the ε cap but not the DP mode: an operator who
+    had set mode = "distributed-record" could not see it without --json."""
+    from ledger_tools.cli import dp_config_lines
+
+    log = {"dp_configs": {2: {"id": 2, "q": 0.25, "sigma": 1.5, "steps": 10}},
+           "distributed_configs": {1: {"id": 1, "mode": "DISTRIBUTED_RECORD", "q": 0.25, "k": 0,
+                                       "floor_m": 2}}}
+    assert dp_config_lines(log) == [
+        "DP config 1: distributed record level (q 0.25, k 0, floor 2 noisy shares)",
+        "DP config 2: local (q 0.25, σ 1.5, T 10 per round)"]
