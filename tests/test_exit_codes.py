@@ -183,8 +183,12 @@ def test_exit_3_when_a_component_is_missing(tmp_path) -> None:
 def test_exit_130_when_interrupted(tmp_path) -> None:
     """Ctrl-C (SIGINT) to `chain up`: the node is stopped and the exit is 130."""
     env = os.environ | {"FEDLEDGER_STATE": str(tmp_path / "state")}
+    # SIGINT as a terminal's Ctrl-C finds it: a job started in the background
+    # by a non-interactive shell inherits SIGINT ignored, and Python then
+    # never raises KeyboardInterrupt (two full-suite runs here hung on it).
     proc = subprocess.Popen([*FEDLEDGER, "chain", "up", "--kind", "anvil", "--no-deploy", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = ""
         deadline = time.monotonic() + 120
@@ -200,6 +204,9 @@ def test_exit_130_when_interrupted(tmp_path) -> None:
         else:
             pytest.fail(f"chain up did not report ready: {buf}")
         assert len(info["accounts"]) == len(set(info["accounts"])) >= 20  # every funded account
+        ignored = int(next(line for line in open(f"/proc/{proc.pid}/status")
+                           if line.startswith("SigIgn:")).split()[1], 16)
+        assert not ignored & (1 << (signal.SIGINT - 1)), "chain up ignores SIGINT"
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
         err = proc.stderr.read() if proc.stderr else ""
