@@ -361,11 +361,17 @@ def _central_arm(ctx: Context) -> dict[str, Any]:
     return out
 
 
-@register_arm("flower-dp", label=FLOWER_LABEL, external=True)
-def _flower(ctx: Context) -> dict[str, Any]:
+def _frozen_encoder(ctx: Context) -> Any:
+    """The seed's model as a fixed text encoder: itself when its encoder is
+    frozen (lora_r = 0), else a fresh copy that no arm trains."""
     from nodes._model import build_model
 
-    enc = build_model(ctx.model_config()) if ctx.cfg.lora_r else ctx.model  # a frozen copy
+    return build_model(ctx.model_config()) if ctx.cfg.lora_r else ctx.model
+
+
+@register_arm("flower-dp", label=FLOWER_LABEL, external=True)
+def _flower(ctx: Context) -> dict[str, Any]:
+    enc = _frozen_encoder(ctx)
     return _flower_arm(ctx.cfg, ctx.seed, ctx.parts, ctx.test, ctx.members, ctx.nonmembers,
                        embed=enc.text_embeddings)
 
@@ -505,10 +511,8 @@ def _probe_arm(ctx: Context) -> dict[str, Any]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from nodes._model import build_model
-
     t0, c0 = time.perf_counter(), _cpu()
-    enc = build_model(ctx.model_config()) if ctx.cfg.lora_r else ctx.model  # a frozen copy
+    enc = _frozen_encoder(ctx)
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=3000,
                                                                class_weight="balanced"))
     probe.fit(enc.text_embeddings(ctx.pool), ctx.pool.labels)
@@ -650,30 +654,28 @@ def ci95_half_width(sd: float, n: int) -> float:
     return float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
 
 
+def mean_ci(values: list[float]) -> dict[str, Any]:
+    """Mean, std, n and Student's-t 95 % half-width over the finite values
+    (all None when there are none: ε = ∞)."""
+    vals = np.array(values, float)
+    finite = vals[np.isfinite(vals)]
+    if len(finite) == 0:
+        return {"mean": None, "std": None, "ci95": None}
+    sd = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
+    return {"mean": float(finite.mean()), "std": sd, "n": int(len(finite)),
+            "ci95": ci95_half_width(sd, len(finite))}
+
+
 def summarize(per_seed: list[dict[str, Any]], arms: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for arm in arms:
         rows = [s[arm] for s in per_seed if arm in s]
-        out[arm] = {}
-        for k in METRICS:
-            vals = np.array([r[k] for r in rows], float)
-            finite = vals[np.isfinite(vals)]
-            if len(finite) == 0:
-                out[arm][k] = {"mean": None, "std": None, "ci95": None}
-                continue
-            sd = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
-            out[arm][k] = {"mean": float(finite.mean()), "std": sd, "n": int(len(finite)),
-                           "ci95": ci95_half_width(sd, len(finite))}
+        out[arm] = {k: mean_ci([r[k] for r in rows]) for k in METRICS}
     return out
 
 
 def extras(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     """Frontier points (mode, σ) and the k ablation, mean ± CI over seeds."""
-    def stat(vals: list[float]) -> dict[str, Any]:
-        a = np.array(vals, float)
-        sd = float(a.std(ddof=1)) if len(a) > 1 else 0.0
-        return {"mean": float(a.mean()), "std": sd, "n": len(a), "ci95": ci95_half_width(sd, len(a))}
-
     frontier: dict[tuple[str, float], list[dict[str, Any]]] = {}
     kab: dict[int, list[dict[str, Any]]] = {}
     for seed in per_seed:
@@ -686,9 +688,9 @@ def extras(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             m = seed["fedledger-distributed-record"]
             kab.setdefault(int(m["k"]), []).append(m)
     return {"frontier": [{"arm": arm, "sigma": sig,
-                          **{key: stat([r[key] for r in rows]) for key in ("epsilon", "macro_f1")}}
+                          **{key: mean_ci([r[key] for r in rows]) for key in ("epsilon", "macro_f1")}}
                          for (arm, sig), rows in sorted(frontier.items())],
-            "k_ablation": [{"k": k, **{key: stat([r[key] for r in rows])
+            "k_ablation": [{"k": k, **{key: mean_ci([r[key] for r in rows])
                                        for key in ("epsilon", "macro_f1", "sigma_released")}}
                            for k, rows in sorted(kab.items()) if len(kab) > 1]}
 

@@ -20,6 +20,22 @@ def _gas(chain: Any, lo: int, hi: int) -> int:
     return sum(int(chain.w3.eth.get_block(b)["gasUsed"]) for b in range(lo, hi + 1))
 
 
+def drive(fed: Any, driver: Any, nodes: list[Any], r: int) -> None:
+    """Step ``nodes`` through round ``r`` until it leaves the waiting phases;
+    when a pass moves nothing (someone is missing), mine to the phase's
+    deadline and let the driver advance it."""
+    from coordinator.protocol._driver import WAITING
+
+    while fed.round_info(r).phase in WAITING:
+        phase = fed.round_info(r).phase
+        for nd in nodes:
+            nd.step(r)
+        if fed.round_info(r).phase == phase:
+            info = fed.round_info(r)
+            fed.chain.mine(max(1, info.deadline - fed.chain.block_number + 1))
+            driver.tick()
+
+
 def run_distributed(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: int, threshold: int,
                    lr: float, clip: float, sigma: float, k: int, floor_m: int, q: float = 1.0,
                    delta: float = 1e-5, epsilon_cap: float = 50.0, frac_bits: int = 16,
@@ -44,7 +60,7 @@ def run_distributed(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: in
     from coordinator.chain._contracts import LedgerPolicy, Policy, deploy_federation
     from coordinator import FedLedgerError
     from coordinator.protocol._aggregate import load_adapter, verify
-    from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter_args
+    from coordinator.protocol._driver import RoundDriver, initial_adapter_args
     from coordinator.store._store import EmbeddedStore
     from nodes._model import get_flat
     from nodes._peer import ModelLearner, PeerNode
@@ -85,14 +101,7 @@ def run_distributed(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: in
             r = int(str(driver.tick()).split()[-1])
             active = nodes[:-1] if (drop_last_peer_from_round is not None
                                     and r >= drop_last_peer_from_round) else nodes
-            while fed.round_info(r).phase in WAITING:
-                phase = fed.round_info(r).phase
-                for nd in active:
-                    nd.step(r)
-                if fed.round_info(r).phase == phase:
-                    info = fed.round_info(r)
-                    chain.mine(max(1, info.deadline - chain.block_number + 1))
-                    driver.tick()
+            drive(fed, driver, active, r)
             info = fed.round_info(r)
             if info.phase == Phase.AGGREGATE:
                 driver.tick()

@@ -16,10 +16,11 @@ import pytest
 from coordinator import connect
 from coordinator.protocol._aggregate import collect, verify
 from coordinator.chain._contracts import LedgerPolicy, Phase, Policy, StatusFlag, deploy_federation
-from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter_args
+from coordinator.protocol._driver import RoundDriver, initial_adapter_args
 from coordinator.privacy._privacy import dp_config
 from coordinator.store._store import EmbeddedStore
 from nodes._data import partition
+from nodes._inprocess import drive
 from nodes._model import ModelConfig, build_model, get_flat
 from nodes._peer import ModelLearner, PeerNode
 from nodes._state import PeerState, StateError
@@ -166,17 +167,6 @@ def _node(fed, store, learners, i: int, path: Path) -> PeerNode:
                     learners[i])
 
 
-def _drive(fed, driver, nodes, r: int) -> None:
-    while fed.round_info(r).phase in WAITING:
-        phase = fed.round_info(r).phase
-        for nd in nodes:
-            nd.step(r)
-        if fed.round_info(r).phase == phase:
-            info = fed.round_info(r)
-            fed.chain.mine(max(1, info.deadline - fed.chain.block_number + 1))
-            driver.tick()
-
-
 @pytest.mark.parametrize("where", ["post_keys", "post_shares", "commit-before", "commit-after",
                                    "reveal-after"])
 def test_peer_resumes_after_a_crash_without_new_secrets_or_a_second_commit(
@@ -201,14 +191,14 @@ def test_peer_resumes_after_a_crash_without_new_secrets_or_a_second_commit(
         monkeypatch.setattr(type(fed), name, crashing)
         before: dict[str, bytes | None] = {}
         try:
-            _drive(fed, driver, nodes, r)
+            drive(fed, driver, nodes, r)
         except Crash:
             for key in ("secrets", "dp_seed", "bundle", "masked"):
                 before[key] = victim.state.get(r, key)
             victim.state.close()
             # Restart: a new process over the same state file.
             nodes[0] = _node(fed, store, learners, 0, tmp_path / "p0.sqlite")
-            _drive(fed, driver, nodes, r)
+            drive(fed, driver, nodes, r)
         assert crashed
         for key, value in before.items():
             if value is not None:  # what was drawn before the crash is what was used
@@ -238,7 +228,7 @@ def test_peer_that_lost_its_state_sits_the_round_out(tmp_path: Path) -> None:
         nodes[0].state.close()
         (tmp_path / "p0.sqlite").unlink()
         nodes[0] = _node(fed, store, learners, 0, tmp_path / "p0.sqlite")
-        _drive(fed, driver, nodes, r)
+        drive(fed, driver, nodes, r)
         assert nodes[0].state.get(r, "secrets") is None  # no fresh keys for a joined round
         assert nodes[0].state.get(r, "abandoned") is not None
         _, flags = fed.status(r, nodes[0].address)
@@ -327,7 +317,7 @@ def test_a_governor_config_whose_accounting_is_not_its_own_is_skipped_not_fatal(
                              vector_length=learners[0].parameters, rounds=1)
         nodes = [_node(fed, store, learners, i, tmp_path / f"p{i}.sqlite") for i in range(4)]
         r = int(driver.tick().split()[-1])
-        _drive(fed, driver, nodes, r)  # raised ConfigError out of step on old main
+        drive(fed, driver, nodes, r)  # raised ConfigError out of step on old main
         for nd in nodes:
             reason = nd.state.get(r, "abandoned")
             assert reason is not None and b"DP configuration 2" in reason, reason
