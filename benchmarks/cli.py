@@ -256,10 +256,14 @@ def prg(mb: float, out: Path | None, as_json: bool) -> None:
               help="Directory for the JSON results and plots.")
 @click.option("--results-md", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the generated Markdown here (e.g. docs/results.md).")
+@click.option("--resume", is_flag=True,
+              help="Reuse the seeds already finished in OUT/seeds/ with this same "
+                   "configuration (each seed is saved there as it ends): continue after a "
+                   "crash, or add seeds to a finished comparison without rerunning it.")
 @json_option
 def compare(config_path: Path | None, seeds: str | None, dataset: str | None, data: Path | None,
             schema: Path | None, partition: str | None, peers: int | None, out: Path,
-            results_md: Path | None, as_json: bool) -> None:
+            results_md: Path | None, resume: bool, as_json: bool) -> None:
     """Decentralized (fedledger) vs a central FedAvg server vs pooled training
     (with and without DP), plus non-private pooled references (TF-IDF +
     logistic regression, a linear probe on the frozen encoder, the majority
@@ -316,7 +320,8 @@ def compare(config_path: Path | None, seeds: str | None, dataset: str | None, da
         raise ConfigError(f"unknown arms {bad}; choose from {', '.join(mod.ARMS)}")
     command = "fedledger " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
         "fedledger bench compare"
-    data = mod.run(cfg, out, command=command, log=lambda s: stderr.print(s, highlight=False))
+    data = mod.run(cfg, out, command=command, log=lambda s: stderr.print(s, highlight=False),
+                   resume=resume)
     if results_md is not None:  # this dataset's own section; the others and the ablation kept
         section = f"data:{Path(cfg.data).name}" if cfg.data else cfg.dataset
         results_md.write_text(merge_results(results_md.read_text() if results_md.exists() else "",

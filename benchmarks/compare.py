@@ -19,6 +19,7 @@ Cost: wall seconds per round, CPU seconds, bytes per peer per round, gas.
 
 from __future__ import annotations
 
+import json
 import math
 import resource
 import time
@@ -450,9 +451,9 @@ def _distributed(ctx: Context, mode: str, k: int, sigma: float | None = None) ->
             "bytes_per_peer_per_round": math.nan,  # not measured by run_distributed
             "gas_per_round": res["gas_per_round"],
             # the noise multiplier of the released sum: all survivors' shares
-            "sigma_released": math.sqrt(2 * min(res["survivors"]) * res["config"].mu)
+            "sigma_released": math.sqrt(2 * min(res["survivors"], default=0) * res["config"].mu)
             / res["config"].delta2, "k": k,
-            "survivors_min": int(min(res["survivors"]))}
+            "survivors_min": int(min(res["survivors"], default=0))}
 
 
 @register_arm("fedledger-distributed-record", label="the full system, distributed record-level "
@@ -823,7 +824,7 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str,
 
 
 def plots(per_seed: list[dict[str, Any]], summary: dict[str, Any], out: Path,
-          more: dict[str, Any] | None = None) -> list[str]:
+          more: dict[str, Any] | None = None, seeds: tuple[int, ...] = ()) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -855,11 +856,16 @@ def plots(per_seed: list[dict[str, Any]], summary: dict[str, Any], out: Path,
     made.append("frontier.png")
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(5, 5))
+    # the first seed that kept its ROC curves (seeds saved before the curves
+    # were kept in the per-seed files have none)
+    first = next((i for i, s in enumerate(per_seed) if all("_roc" in s[a] for a in summary)), 0)
     for arm in summary:
-        fpr, tpr = per_seed[0][arm]["_roc"]
-        ax.plot(fpr, tpr, label=arm)
+        if "_roc" in per_seed[first][arm]:
+            fpr, tpr = per_seed[first][arm]["_roc"]
+            ax.plot(fpr, tpr, label=arm)
     ax.plot([1e-4, 1], [1e-4, 1], "k:", linewidth=0.8)
-    ax.set(xscale="log", yscale="log", xlabel="FPR", ylabel="TPR", title="MIA ROC (seed 0)",
+    ax.set(xscale="log", yscale="log", xlabel="FPR", ylabel="TPR",
+           title=f"MIA ROC (seed {seeds[first] if seeds else first})",
            xlim=(1e-3, 1), ylim=(1e-3, 1))
     ax.legend()
     fig.savefig(out / "mia_roc.png", dpi=110, bbox_inches="tight")
@@ -876,8 +882,49 @@ def plots(per_seed: list[dict[str, Any]], summary: dict[str, Any], out: Path,
     return made
 
 
+def seed_path(out: Path, seed: int) -> Path:
+    return out / "seeds" / f"seed-{seed}.json"
+
+
+def _seed_key(cfg: CompareConfig) -> str:
+    """The configuration a seed's results belong to: everything but the seed list."""
+    return json.dumps({k: v for k, v in asdict(cfg).items() if k != "seeds"}, sort_keys=True)
+
+
+def save_seed(out: Path, cfg: CompareConfig, seed: int, result: dict[str, Any],
+              seconds: float | None) -> None:
+    """One seed's results, written (atomically) as soon as the seed ends: a
+    crash or an interrupt loses at most the seed in progress, and
+    ``--resume`` adds seeds to a finished comparison without rerunning it."""
+    from ._common import write_json
+
+    write_json("compare-seed", {"config": json.loads(_seed_key(cfg)), "seed": seed,
+                                "seconds": None if seconds is None else round(seconds, 1),
+                                "arms": result},
+               seed_path(out, seed))
+
+
+def load_seed(out: Path, cfg: CompareConfig, seed: int) -> dict[str, Any] | None:
+    """A seed's saved results if they were made with this configuration; None
+    (and it is run again) when missing, unreadable or made with another one."""
+    path = seed_path(out, seed)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("seed") != seed or \
+            json.dumps(data.get("config"), sort_keys=True) != _seed_key(cfg):
+        return None
+    arms = data.get("arms")
+    if not isinstance(arms, dict) or any(not isinstance(arms.get(a), dict) for a in cfg.arms):
+        return None
+    return {a: arms[a] for a in cfg.arms}
+
+
 def run(cfg: CompareConfig, out: Path, *, command: str,
-        log: Callable[[str], None] = print) -> dict[str, Any]:
+        log: Callable[[str], None] = print, resume: bool = False) -> dict[str, Any]:
+    """Every arm for every seed; with ``resume``, seeds whose results
+    ``out/seeds/seed-N.json`` holds for this same configuration are reused."""
     from ._common import machine, write_json
 
     out.mkdir(parents=True, exist_ok=True)
@@ -905,15 +952,26 @@ def run(cfg: CompareConfig, out: Path, *, command: str,
 
         log("ref-features-lr arm skipped: rotten-tomatoes is text only")
         cfg = replace(cfg, arms=tuple(a for a in cfg.arms if a != "ref-features-lr"))
-    per_seed = [run_seed(cfg, s, log) for s in cfg.seeds]
+    per_seed, reused = [], []
+    for s in cfg.seeds:
+        done = load_seed(out, cfg, s) if resume else None
+        if done is None:
+            t1 = time.perf_counter()
+            done = run_seed(cfg, s, log)
+            save_seed(out, cfg, s, done, time.perf_counter() - t1)
+        else:
+            reused.append(s)
+            log(f"seed {s}: reused from {seed_path(out, s)} (same configuration)")
+        per_seed.append(done)
     summary = summarize(per_seed, cfg.arms)
     more = extras(per_seed)
-    files = plots(per_seed, summary, out, more)
+    files = plots(per_seed, summary, out, more, cfg.seeds)
     checks = targets(summary, cfg)
     md = markdown(summary, cfg, command, more)
     (out / "results.md").write_text(md)
     data = {"machine": machine(), "config": asdict(cfg), "command": command,
-            "seconds": round(time.perf_counter() - t0, 1), "summary": summary,
+            "seconds": round(time.perf_counter() - t0, 1), "seeds_reused": reused,
+            "summary": summary,
             "targets": checks, "frontier": more["frontier"], "k_ablation": more["k_ablation"],
             "arm_labels": {a: {"label": ARM_REGISTRY[a].label,
                                "reference": ARM_REGISTRY[a].reference,

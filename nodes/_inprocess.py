@@ -72,8 +72,11 @@ def run_distributed(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: in
     chain = connect("embedded")
     chain.ensure_accounts(n + 2)
     store = EmbeddedStore()
-    pol = Policy(participants=n, threshold=threshold, keys_blocks=8, shares_blocks=8,
-                 commit_blocks=8, reveal_blocks=8, aggregate_blocks=8, challenge_blocks=1,
+    # Every peer's transaction of a phase is a block on the embedded chain, so
+    # a window must hold n of them (8 blocks lost every round past 8 peers).
+    w = max(8, n + 4)
+    pol = Policy(participants=n, threshold=threshold, keys_blocks=w, shares_blocks=w,
+                 commit_blocks=w, reveal_blocks=w, aggregate_blocks=w, challenge_blocks=1,
                  bond=stake)
     with chain, tempfile.TemporaryDirectory(prefix="fedledger-dist-") as tmp:
         work = Path(workdir or tmp)
@@ -112,7 +115,8 @@ def run_distributed(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: in
                     verified += 1
                 chain.mine(pol.challenge_blocks + 1)
                 driver.tick()
-            survivors.append(fed.round_info(r).n_commits)
+            if fed.round_info(r).phase == Phase.FINAL:  # a released (charged) sum
+                survivors.append(fed.round_info(r).n_commits)
             seconds.append(time.perf_counter() - t0)
             gas.append(_gas(chain, lo, chain.block_number))
             if progress is not None:

@@ -86,6 +86,35 @@ def test_every_arm_runs_and_the_report_is_generated(tmp_path) -> None:
         assert (tmp_path / "out" / png).stat().st_size > 5_000
 
 
+def test_resume_reuses_only_seeds_of_the_same_configuration(tmp_path) -> None:
+    """Each seed is saved as it ends; --resume reuses it for the same
+    configuration and reruns it for any other, or when its file is damaged."""
+    from benchmarks.compare import run, seed_path
+
+    cheap = dict(TINY, arms=("ref-tfidf-lr", "majority"))
+    logs: list[str] = []
+    first = run(CompareConfig(**cheap, seeds=(0,)), tmp_path, command="t", log=logs.append)
+    assert seed_path(tmp_path, 0).exists() and first["seeds_reused"] == []
+    saved = json.loads(seed_path(tmp_path, 0).read_text())
+    saved["arms"]["majority"]["macro_f1"] = -1.0  # marks the file: a rerun would overwrite it
+    seed_path(tmp_path, 0).write_text(json.dumps(saved))
+    logs.clear()
+    both = run(CompareConfig(**cheap, seeds=(0, 1)), tmp_path, command="t", log=logs.append,
+               resume=True)
+    assert both["seeds_reused"] == [0] and any("seed 0: reused" in m for m in logs)
+    assert both["per_seed"][0]["majority"]["macro_f1"] == -1.0
+    assert seed_path(tmp_path, 1).exists()
+    other = run(CompareConfig(**dict(cheap, holdout=0.3), seeds=(0,)), tmp_path, command="t",
+                log=logs.append, resume=True)  # another configuration: seed 0 is run again
+    assert other["seeds_reused"] == [] and other["per_seed"][0]["majority"]["macro_f1"] > 0
+    seed_path(tmp_path, 1).write_text("{not json")
+    again = run(CompareConfig(**cheap, seeds=(1,)), tmp_path, command="t", log=logs.append,
+                resume=True)
+    assert again["seeds_reused"] == [] and json.loads(seed_path(tmp_path, 1).read_text())
+    fresh = run(CompareConfig(**cheap, seeds=(1,)), tmp_path, command="t", log=logs.append)
+    assert fresh["seeds_reused"] == []  # without --resume nothing is reused
+
+
 def test_same_seed_gives_the_same_numbers() -> None:
     cfg = CompareConfig(**TINY, seeds=(3,), arms=("fedledger", "central"))
     a, b = (run_seed(cfg, 3, lambda s: None) for _ in range(2))
