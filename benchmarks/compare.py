@@ -892,13 +892,14 @@ def _seed_key(cfg: CompareConfig) -> str:
 
 
 def save_seed(out: Path, cfg: CompareConfig, seed: int, result: dict[str, Any],
-              seconds: float | None) -> None:
+              seconds: float | None, command: str) -> None:
     """One seed's results, written (atomically) as soon as the seed ends: a
     crash or an interrupt loses at most the seed in progress, and
     ``--resume`` adds seeds to a finished comparison without rerunning it."""
     from ._common import write_json
 
-    write_json("compare-seed", {"config": json.loads(_seed_key(cfg)), "seed": seed,
+    write_json("compare-seed", {"command": command, "config": json.loads(_seed_key(cfg)),
+                                "seed": seed,
                                 "seconds": None if seconds is None else round(seconds, 1),
                                 "arms": result},
                seed_path(out, seed))
@@ -958,7 +959,7 @@ def run(cfg: CompareConfig, out: Path, *, command: str,
         if done is None:
             t1 = time.perf_counter()
             done = run_seed(cfg, s, log)
-            save_seed(out, cfg, s, done, time.perf_counter() - t1)
+            save_seed(out, cfg, s, done, time.perf_counter() - t1, command)
         else:
             reused.append(s)
             log(f"seed {s}: reused from {seed_path(out, s)} (same configuration)")
