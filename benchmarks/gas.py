@@ -5,7 +5,9 @@ when anvil is missing): registration, open, keys, shares, commit, reveal,
 result, finalize, with one peer dropping after sharing (so pairwise seeds of a
 dropped peer exist), then a wrong result and both fraud proofs against it, and
 a correct Σx with a wrong adapter and the chunk proof (its adapter check)
-against it.
+against it. On a fresh deployment, a round whose dropped dealer dealt shares
+of a key other than its posted mask key, and the dealer-fault proof of it
+(t key shares, holder checks, interpolation, one on-chain X25519).
 Commit gas is also measured at two vector lengths to show it does not depend
 on model size.
 """
@@ -39,8 +41,28 @@ def _stats(values: list[int]) -> dict[str, int]:
     return {"min": min(values), "median": int(statistics.median(values)), "max": max(values)}
 
 
+def _dealer_fault(chain: Any, n: int, *, vector_length: int, chunk_elems: int) -> int:
+    """Gas of proveDealerFault against dropped participant 0, whose key
+    shares do not give its posted mask key."""
+    fed, cfg = setup_federation(chain, peers=n, policy=_policy(n))
+    sim = RoundSim(fed, cfg, vector_length=vector_length, chunk_elems=chunk_elems)
+    sim.keys()
+    cheat = sim.peers[0]
+    real = cheat.mask
+    cheat.mask = sa.X25519Pair.generate()  # deals shares of a key it never posted
+    sim.shares()
+    cheat.mask = real
+    sim.commit(drop={0})
+    sim.run_to(Phase.REVEAL)
+    sim.reveal()
+    rcpt = fed.prove_dealer_fault(sim.round_id, dealer=0, shares=sim.share_proofs(0, 1),
+                                  enc_pk=cheat.enc.public, mask_pk=real.public, sender=n + 2)
+    assert fed.round_info(sim.round_id).phase == Phase.FAILED
+    return int(rcpt.gas_used)
+
+
 def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
-            dropped: int = 1) -> dict[str, Any]:
+            dropped: int = 1, dealer_fault: bool = True) -> dict[str, Any]:
     """One round of ``n`` with ``dropped`` peers leaving after the shares phase."""
     with connect(backend) as chain:
         fed, cfg = setup_federation(chain, peers=n, policy=_policy(n))
@@ -98,6 +120,8 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
         chain.mine(info.deadline - chain.block_number + 1)
         finalize = fed.finalize(sim.round_id).gas_used
         assert np.array_equal(sim.posted_result, sim.true_sum())
+        fault = (_dealer_fault(chain, n, vector_length=vector_length, chunk_elems=chunk_elems)
+                 if dealer_fault else None)
         return {
             "n": n, "t": sim.ctx.t, "survivors": len(sim.u3), "dropped": dropped,
             "seeds": len(sim.posted_seeds), "backend": chain.backend,
@@ -108,6 +132,7 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
             "post_result_wrong": post_wrong, "post_result": post_right, "finalize": finalize,
             "chunk_proof": chunk.gas_used, "seed_proof_self": seed_self.gas_used,
             "seed_proof_pair": seed_pair.gas_used, "chunk_proof_wrong_adapter": adapter.gas_used,
+            "dealer_fault_proof": fault,
         }
 
 
@@ -122,10 +147,12 @@ def run(ns: tuple[int, ...] = (10, 20, 50), *, backend: str = "anvil",
     rows.append(measure(big, backend=backend, vector_length=4 * chunk_elems,
                         chunk_elems=chunk_elems, dropped=big - worst))
     # Commit gas vs model size: same n, 25x longer vector.
-    small = measure(ns[0], backend=backend, vector_length=chunk_elems, chunk_elems=chunk_elems)
-    large = measure(ns[0], backend=backend, vector_length=25 * chunk_elems, chunk_elems=chunk_elems)
+    small = measure(ns[0], backend=backend, vector_length=chunk_elems, chunk_elems=chunk_elems,
+                    dealer_fault=False)
+    large = measure(ns[0], backend=backend, vector_length=25 * chunk_elems, chunk_elems=chunk_elems,
+                    dealer_fault=False)
     worst_proof = max(max(r["chunk_proof"], r["seed_proof_pair"], r["seed_proof_self"],
-                          r["chunk_proof_wrong_adapter"]) for r in rows)
+                          r["chunk_proof_wrong_adapter"], r["dealer_fault_proof"]) for r in rows)
     worst_commit = max(r["commit"]["max"] for r in rows)
     return {
         "bench": "gas", "machine": machine(), "rows": rows,

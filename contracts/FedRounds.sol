@@ -396,6 +396,29 @@ contract FedRounds is IFedRounds {
     }
 
     /// @inheritdoc IFedRounds
+    function dealerFault(uint256 round, address dealer, address challenger) external override {
+        if (msg.sender != fraudProofs) revert RoundsUnauthorized(msg.sender);
+        _sync(round);
+        RoundView storage r = _rounds[round];
+        Phase ph = r.phase;
+        if (ph != Phase.Reveal && ph != Phase.Aggregate && ph != Phase.Challenge) {
+            revert RoundsWrongPhase(round, Phase.Reveal, ph);
+        }
+        // A result computed from the dealer's shares is the dealer's fault,
+        // not the poster's: clear it and give the whole bond back.
+        ResultView memory res = _results[round];
+        if (res.aggregator != address(0)) {
+            delete _results[round];
+            withdrawable[res.aggregator] += res.bond;
+        }
+        emit DealerFaultProven(round, dealer, challenger, res.aggregator, res.bond);
+        _fail(round, r, FailReason.DealerFault);
+        if (res.aggregator != address(0)) registry.setLock(res.aggregator, false);
+        // As in voidResult: the fault stands even if the registry refuses.
+        try registry.quarantine(dealer) {} catch {}
+    }
+
+    /// @inheritdoc IFedRounds
     function sweepSlashed(address to) external override {
         if (msg.sender != governor) revert RoundsUnauthorized(msg.sender);
         uint256 amount = slashedPool;

@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {IFedRounds} from "./interfaces/IFedRounds.sol";
 import {IFraudProofs} from "./interfaces/IFraudProofs.sol";
+import {MaskGraph} from "./lib/MaskGraph.sol";
 import {MaskMath} from "./lib/MaskMath.sol";
 import {ShamirField} from "./lib/ShamirField.sol";
 import {X25519} from "./lib/X25519.sol";
@@ -12,7 +13,11 @@ import {X25519} from "./lib/X25519.sol";
 ///         on a proven fraud, calls its `voidResult`.
 contract FraudProofs is IFraudProofs {
     uint16 private constant SELF = 0xFFFF;
+    uint256 private constant F_KEYS = 1 << 16;
+    uint256 private constant F_SHARES = 1 << 17;
     uint256 private constant F_COMMITTED = 1 << 18;
+    /// @dev The X25519 base point u = 9, little-endian.
+    bytes32 private constant BASE_POINT = bytes32(uint256(9) << 248);
     bytes32 private constant SHARE_DOMAIN = keccak256("fedledger.share.v1");
     bytes32 private constant PAIR_DOMAIN = keccak256("fedledger.pair.v1");
     bytes32 private constant KEYS_DOMAIN = keccak256("fedledger.keys.v1");
@@ -36,7 +41,7 @@ contract FraudProofs is IFraudProofs {
         if (seedIndex >= seeds.length) revert FraudBadIndex(seedIndex);
         if (shares.length < r.t) revert FraudTooFewShares(shares.length, r.t);
         IFedRounds.Seed calldata s = seeds[seedIndex];
-        bytes32 expected = _expectedSeed(round, s, shares, encPk, maskPk);
+        bytes32 expected = _expectedSeed(round, r, s, shares, encPk, maskPk);
         if (expected == s.value) revert FraudNotProven(round);
         emit FraudProven(round, msg.sender, 1, seedIndex);
         rounds.voidResult(round, msg.sender);
@@ -47,6 +52,7 @@ contract FraudProofs is IFraudProofs {
     ///      reconstructed key, survivor u's posted mask key).
     function _expectedSeed(
         uint256 round,
+        IFedRounds.RoundView memory r,
         IFedRounds.Seed calldata s,
         ShareProof[] calldata shares,
         bytes32 encPk,
@@ -56,7 +62,7 @@ contract FraudProofs is IFraudProofs {
         bool isSelf = s.v == SELF;
         uint256 dealerIdx = isSelf ? s.u : s.v;
         if (dealerIdx >= list.length || s.u >= list.length) revert FraudBadIndex(dealerIdx);
-        uint256 secret = _interpolate(round, list[dealerIdx], isSelf ? 0 : 1, shares);
+        uint256 secret = _interpolate(round, r, list, dealerIdx, isSelf ? 0 : 1, shares);
         if (isSelf) return bytes32(secret);
         if (keccak256(abi.encode(KEYS_DOMAIN, encPk, maskPk)) != rounds.keysHashOf(round, list[s.u])) {
             revert FraudBadKeys(s.u);
@@ -69,23 +75,91 @@ contract FraudProofs is IFraudProofs {
         return keccak256(abi.encode(PAIR_DOMAIN, block.chainid, address(rounds), round, lo, hi, shared));
     }
 
-    function _interpolate(uint256 round, address dealer, uint8 kind, ShareProof[] calldata shares)
-        private
-        view
-        returns (uint256)
-    {
-        bytes32 root = rounds.shareRootOf(round, dealer);
-        uint256 k = shares.length;
-        uint256[] memory xs = new uint256[](k);
-        uint256[] memory ys = new uint256[](k);
-        for (uint256 i = 0; i < k; ++i) {
-            ShareProof calldata sp = shares[i];
-            bytes32 leafHash = _shareLeaf(round, dealer, sp.holder, kind, sp.value);
-            if (!MaskMath.verify(root, leafHash, 2 * uint256(sp.holder) + kind, sp.proof)) revert FraudBadShare(i);
-            xs[i] = uint256(sp.holder) + 1;
-            ys[i] = sp.value;
+    /// @dev The dealer's secret of `kind` from `shares`, each verified against
+    ///      the dealer's share root and held by the dealer itself or one of its
+    ///      mask neighbours that posted keys (U1): the only holders an honest
+    ///      dealer deals to, so a leaf for anyone else (beyond n in the tree's
+    ///      padding, outside U1, a non-neighbour) is refused.
+    function _interpolate(
+        uint256 round,
+        IFedRounds.RoundView memory r,
+        address[] memory list,
+        uint256 dealerIdx,
+        uint8 kind,
+        ShareProof[] calldata shares
+    ) private view returns (uint256) {
+        Dealing memory d = Dealing({
+            round: round,
+            dealer: list[dealerIdx],
+            root: rounds.shareRootOf(round, list[dealerIdx]),
+            kind: kind,
+            list: list,
+            near: _neighbourhood(r, list.length, dealerIdx)
+        });
+        uint256[] memory xs = new uint256[](shares.length);
+        uint256[] memory ys = new uint256[](shares.length);
+        for (uint256 i = 0; i < shares.length; ++i) {
+            (xs[i], ys[i]) = _point(d, shares[i], i);
         }
         return ShamirField.interpolateAtZero(xs, ys);
+    }
+
+    /// @dev What a share is checked against: its dealer's root and neighbourhood.
+    struct Dealing {
+        uint256 round;
+        address dealer;
+        bytes32 root;
+        uint8 kind;
+        address[] list;
+        bool[] near;
+    }
+
+    function _point(Dealing memory d, ShareProof calldata sp, uint256 i) private view returns (uint256, uint256) {
+        uint256 h = sp.holder;
+        if (h >= d.near.length || !d.near[h] || rounds.statusOf(d.round, d.list[h]) & F_KEYS == 0) {
+            revert FraudBadHolder(i);
+        }
+        bytes32 leafHash = _shareLeaf(d.round, d.dealer, sp.holder, d.kind, sp.value);
+        if (!MaskMath.verify(d.root, leafHash, 2 * h + d.kind, sp.proof)) revert FraudBadShare(i);
+        return (h + 1, sp.value);
+    }
+
+    /// @dev near[h]: h is the dealer or one of its mask neighbours.
+    function _neighbourhood(IFedRounds.RoundView memory r, uint256 n, uint256 dealerIdx)
+        private
+        pure
+        returns (bool[] memory near)
+    {
+        uint256 deg = MaskGraph.degree(n, r.t);
+        uint256[] memory pos = MaskGraph.positions(r.seed, n, deg);
+        near = new bool[](n);
+        for (uint256 h = 0; h < n; ++h) {
+            near[h] = h == dealerIdx || MaskGraph.adjacent(pos, deg, dealerIdx, h);
+        }
+    }
+
+    /// @inheritdoc IFraudProofs
+    function proveDealerFault(
+        uint256 round,
+        uint16 dealer,
+        ShareProof[] calldata shares,
+        bytes32 encPk,
+        bytes32 maskPk
+    ) external override {
+        IFedRounds.RoundView memory r = rounds.roundInfo(round);
+        address[] memory list = rounds.participantsOf(round);
+        // Key shares are revealed only for a dealer in U2 that is not in U3.
+        if (dealer >= list.length) revert FraudBadIndex(dealer);
+        uint256 st = rounds.statusOf(round, list[dealer]);
+        if (st & F_SHARES == 0 || st & F_COMMITTED != 0) revert FraudBadIndex(dealer);
+        if (shares.length < r.t) revert FraudTooFewShares(shares.length, r.t);
+        if (keccak256(abi.encode(KEYS_DOMAIN, encPk, maskPk)) != rounds.keysHashOf(round, list[dealer])) {
+            revert FraudBadKeys(dealer);
+        }
+        uint256 key = _interpolate(round, r, list, dealer, 1, shares);
+        if (X25519.scalarMult(bytes32(X25519.reverseBytes(key)), BASE_POINT) == maskPk) revert FraudNotProven(round);
+        emit FraudProven(round, msg.sender, 3, dealer);
+        rounds.dealerFault(round, list[dealer], msg.sender);
     }
 
     function _shareLeaf(uint256 round, address dealer, uint16 holder, uint8 kind, uint256 value)

@@ -18,7 +18,10 @@ think in builtins (``except ValueError``) keep working::
     │           └── ContentTooLargeError    content exceeds its size bound
     ├── BuildError(RuntimeError)            Solidity build missing or stale; exit 5
     ├── AggregationError(RuntimeError)      a round cannot, or must not, be
-    │                                       unmasked from public data; exit 7
+    │   │                                   unmasked from public data; exit 7
+    │   └── DealerFaultError                a dealer's shares are provably
+    │                                       wrong (its key shares do not give
+    │                                       its posted mask key): prove it
     └── ChainError(RuntimeError)            a transaction failed; exit 6
         └── ContractRevertError             a contract reverted with a custom
                                             error: carries its name and args
@@ -143,3 +146,16 @@ class AggregationError(FedLedgerError, RuntimeError):
     message names what is missing."""
 
     exit_code = 7
+
+
+class DealerFaultError(AggregationError):
+    """Dealer ``dealer``'s verifying shares of kind ``kind`` (1: mask key)
+    reconstruct a secret that contradicts what it posted: the round cannot be
+    unmasked, the fault is the dealer's, and a dealer-fault proof shows it
+    on-chain (``fedledger.protocol._challenge.prove_dealer_fault``)."""
+
+    def __init__(self, message: str, *, dealer: int, kind: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or "prove it on-chain with a dealer-fault proof; "
+                         "the dealer is quarantined and the round fails without blaming anyone else")
+        self.dealer = dealer
+        self.kind = kind

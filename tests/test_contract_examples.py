@@ -423,6 +423,34 @@ def test_fraud_errors_and_events(hh: Chain) -> None:
     assert ev["ResultVoided"]["aggregator"] == sim.peers[0].address
 
 
+def test_dealer_fault_errors_and_events(hh: Chain) -> None:
+    """Participant 2 deals shares of a key it never posted, then drops: its
+    key shares prove it; a leaf for a holder beyond n is refused."""
+    fed, cfg = setup_federation(hh, peers=5)
+    sim = RoundSim(fed, cfg)
+    sim.keys()
+    cheat = sim.peers[2]
+    real = cheat.mask
+    cheat.mask = type(real).generate()  # deal shares of another key ...
+    sim.shares()
+    cheat.mask = real                   # ... while its posted key stays the real one
+    sim.commit(drop={2})
+    sim.run_to(Phase.REVEAL)
+    sim.reveal()
+    r = sim.round_id
+    good = sim.share_proofs(2, 1)
+    beyond = [ShareProof(7, good[0].value, good[0].proof)] + good[1:]
+    expect("FraudBadHolder", lambda: fed.prove_dealer_fault(
+        r, dealer=2, shares=beyond, enc_pk=cheat.enc.public, mask_pk=real.public, sender=8), i=0)
+    ev = emitted(fed, fed.prove_dealer_fault(r, dealer=2, shares=good, enc_pk=cheat.enc.public,
+                                             mask_pk=real.public, sender=8))
+    assert ev["DealerFaultProven"] == {"round": r, "dealer": cheat.address,
+                                       "challenger": hh.account(8).address,
+                                       "aggregator": "0x" + "0" * 40, "bondReturned": 0}
+    assert ev["FraudProven"]["kind"] == 3 and ev["FraudProven"]["detail"] == 2
+    assert ev["RoundFailed"]["reason"] == 8
+
+
 def test_stake_lock_and_slashed_sweep(hh: Chain) -> None:
     fed, cfg = setup_federation(hh, peers=5)
     expect("RoundsNothingSlashed", lambda: fed.sweep_slashed(hh.account(9).address))

@@ -27,7 +27,10 @@ interface IFedRounds {
         InsufficientReveals,
         NoResult,
         NoiseBelowFloor,
-        TooManyFrauds
+        TooManyFrauds,
+        /// @dev A dropped dealer's key shares were proven not to reconstruct its
+        ///      posted mask key: no one but that dealer can remove its pairwise masks.
+        DealerFault
     }
 
     /// @notice Governance policy. Phase lengths are in blocks.
@@ -191,6 +194,19 @@ interface IFedRounds {
     event ResultVoided(
         uint256 indexed round, address indexed aggregator, address indexed challenger, uint256 slashed, uint256 reward
     );
+    /// @notice Emitted after a dealer-fault proof showed that `dealer` dealt
+    ///         inconsistently in `round`: the dealer is quarantined and the
+    ///         round fails (DealerFault). A result already posted is cleared
+    ///         and its `bondReturned` goes back in full to `aggregator` (zero
+    ///         address and 0 when none was posted): no aggregator is blamed
+    ///         for a dealer's fault.
+    event DealerFaultProven(
+        uint256 indexed round,
+        address indexed dealer,
+        address indexed challenger,
+        address aggregator,
+        uint256 bondReturned
+    );
     /// @notice Emitted after `round` became final; its adapter is the new global adapter.
     event RoundFinalized(uint256 indexed round, bytes32 adapterCid, address indexed aggregator);
     /// @notice Emitted after `account` withdrew `amount` (bonds returned, rewards).
@@ -223,6 +239,10 @@ interface IFedRounds {
     function advance(uint256 round) external;
     /// @notice Void the result of `round` after a proven fraud (fraud-proof contract only).
     function voidResult(uint256 round, address challenger) external;
+    /// @notice Record a proven dealer fault of `dealer` in `round` (fraud-proof
+    ///         contract only, in Reveal, Aggregate or Challenge): quarantine the
+    ///         dealer, return a posted result's bond in full, fail the round.
+    function dealerFault(uint256 round, address dealer, address challenger) external;
     function setFraudProofs(address fraudProofs) external;
     /// @notice Declare the federation's data schema hash, once (governor only).
     function setDataSchema(bytes32 schemaHash) external;

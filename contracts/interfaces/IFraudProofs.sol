@@ -50,6 +50,9 @@ interface IFraudProofs {
     error FraudTooFewShares(uint256 given, uint256 t);
     /// @notice Thrown when share `i` does not verify against its dealer's commitment.
     error FraudBadShare(uint256 i);
+    /// @notice Thrown when share `i` names a holder that is not the dealer or
+    ///         one of its mask neighbours in U1 (no such holder was dealt a share).
+    error FraudBadHolder(uint256 i);
     /// @notice Thrown when the keys given are not the posted keys of participant `index`.
     error FraudBadKeys(uint256 index);
     /// @notice Thrown when `index` is not a valid seed entry or participant.
@@ -66,7 +69,8 @@ interface IFraudProofs {
     error FraudNotProven(uint256 round);
 
     /// @notice Emitted after a fraud was proven in `round` by `challenger`;
-    ///         `kind` 1 = seed proof (detail: seed index), 2 = chunk proof (detail: chunk index).
+    ///         `kind` 1 = seed proof (detail: seed index), 2 = chunk proof (detail: chunk index),
+    ///         3 = dealer-fault proof (detail: the dealer's participant index).
     event FraudProven(uint256 indexed round, address indexed challenger, uint8 kind, uint256 detail);
 
     /// @notice Prove that posted seed `seedIndex` differs from the secret
@@ -76,6 +80,21 @@ interface IFraudProofs {
         uint256 round,
         uint256 seedIndex,
         IFedRounds.Seed[] calldata seeds,
+        ShareProof[] calldata shares,
+        bytes32 encPk,
+        bytes32 maskPk
+    ) external;
+
+    /// @notice Prove that dropped dealer `dealer` (in U2, not in U3) dealt
+    ///         shares of a mask key that is not its posted one: X25519 of the
+    ///         key interpolated on-chain from `shares` (at least t, each under
+    ///         the dealer's share root, holders bounded to its neighbours in U1)
+    ///         differs from `maskPk`. The dealer is quarantined and the round
+    ///         fails (DealerFault); a posted result's bond goes back in full.
+    /// @param encPk,maskPk The dealer's posted keys.
+    function proveDealerFault(
+        uint256 round,
+        uint16 dealer,
         ShareProof[] calldata shares,
         bytes32 encPk,
         bytes32 maskPk

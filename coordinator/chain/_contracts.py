@@ -53,6 +53,7 @@ class FailReason(enum.IntEnum):
     NO_RESULT = 5
     NOISE_BELOW_FLOOR = 6
     TOO_MANY_FRAUDS = 7
+    DEALER_FAULT = 8
 
 
 class StatusFlag(enum.IntFlag):
@@ -519,6 +520,14 @@ class Federation:
                        sender: Sender) -> Receipt:
         fn = self.fraud.functions.challengeSeed(round_id, seed_index, [tuple(s) for s in seeds],
                                                 [s.as_tuple() for s in shares], enc_pk, mask_pk)
+        return self._tx(fn, sender)
+
+    def prove_dealer_fault(self, round_id: int, *, dealer: int, shares: Sequence[ShareProof],
+                           enc_pk: bytes, mask_pk: bytes, sender: Sender) -> Receipt:
+        """FraudProofs.proveDealerFault: ``shares`` are at least t of the dropped
+        ``dealer``'s key shares; ``enc_pk``/``mask_pk`` its posted keys."""
+        fn = self.fraud.functions.proveDealerFault(round_id, dealer,
+                                                   [s.as_tuple() for s in shares], enc_pk, mask_pk)
         return self._tx(fn, sender)
 
     def challenge_chunk(self, round_id: int, *, chunk_index: int,

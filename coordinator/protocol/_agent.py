@@ -134,9 +134,18 @@ class PeerAgent:
                 if box is None:
                     raise InvalidContentError(f"dealer {dealer}'s bundle has no box for peer "
                                               f"{self.index}")
-                self.received[dealer] = sa.open_box(self.ctx, dealer=dealer, holder=self.index,
-                                                    box=box, holder_enc=self.enc,
-                                                    dealer_enc_pk=pub.enc_pk[dealer])
+                got_b, got_k = sa.open_box(self.ctx, dealer=dealer, holder=self.index, box=box,
+                                           holder_enc=self.enc, dealer_enc_pk=pub.enc_pk[dealer])
+                # The shares must be the ones committed under the dealer's
+                # root: a share that does not verify could never be used.
+                for kind, value in ((0, got_b), (1, got_k)):
+                    lf = enc.share_leaf(chain_id=self.ctx.chain_id, rounds=self.ctx.rounds,
+                                        round_id=self.round_id, dealer=pub.participants[dealer],
+                                        holder=self.index, kind=kind, share=value)
+                    if bundle.leaves[2 * self.index + kind] != lf:
+                        raise InvalidContentError(f"dealer {dealer}'s share for peer {self.index} "
+                                                  "does not match its committed leaf")
+                self.received[dealer] = (got_b, got_k)
             except InvalidContentError as exc:  # the dealer is at fault: skip it for good
                 self.faulty[dealer] = str(exc)
                 log.warning("round %d: peer %d skips dealer %d: %s", self.round_id, self.index,

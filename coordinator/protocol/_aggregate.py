@@ -28,7 +28,7 @@ from . import _secagg as sa
 from ..store._cid import CID, DAG_PB, RAW, AddOptions
 from ..chain._contracts import Federation, Phase, RoundInfo
 from .._errors import (AggregationError, ContentMismatchError, ContentTooLargeError,
-                       FedLedgerError, InvalidContentError, IpfsError)
+                       DealerFaultError, FedLedgerError, InvalidContentError, IpfsError)
 from ..store._store import ContentStore
 from ._wire import AdapterBlob, ShareBundle
 
@@ -196,6 +196,18 @@ def fetch_bundle(pub: RoundPublic, store: ContentStore, dealer: int) -> ShareBun
     if enc.merkle_root(bundle.leaves) != pub.share_root[dealer]:
         raise InvalidContentError(f"share bundle of participant {dealer} does not match its "
                                   "on-chain share root")
+    # Holders are bounded to the dealer's neighbours in U1: a leaf for anyone
+    # else could only serve to "prove" a correct seed wrong.
+    allowed = set(sa.holders_of(pub.ctx, dealer, pub.u1))
+    zero = bytes(32)
+    for i, lf in enumerate(bundle.leaves):
+        if lf != zero and i // 2 not in allowed:
+            raise InvalidContentError(f"share bundle of participant {dealer} has a share leaf for "
+                                      f"holder {i // 2}, which is not its neighbour in U1")
+    for h, _ in bundle.boxes:
+        if h not in allowed:
+            raise InvalidContentError(f"share bundle of participant {dealer} has a box for "
+                                      f"holder {h}, which is not its neighbour in U1")
     return bundle
 
 
@@ -230,9 +242,17 @@ def _reconstruct(pub: RoundPublic, store: ContentStore, dealer: int, kind: int,
 
 
 def aggregate(pub: RoundPublic, store: ContentStore,
-              masked: dict[int, np.ndarray] | None = None) -> Aggregate:
+              masked: dict[int, np.ndarray] | None = None, *,
+              check_mask_keys: bool = True) -> Aggregate:
     """Unmask Σ x over U3 exactly, from public data only (``masked``: the
-    vectors of U3 already fetched and checked with :func:`fetch_masked`)."""
+    vectors of U3 already fetched and checked with :func:`fetch_masked`).
+
+    A dropped dealer's reconstructed mask key must be the key behind its
+    posted mask public key; otherwise the survivors' pairwise masks with it
+    cannot be removed and :class:`DealerFaultError` names the dealer (prove it
+    with :func:`coordinator.protocol._challenge.prove_dealer_fault`).
+    ``check_mask_keys=False`` is only for tests that play an aggregator that
+    does not check."""
     u2, u3 = pub.u2, pub.u3
     sa.check_survivors(pub.ctx, u3)
     g = pub.ctx.graph
@@ -241,7 +261,12 @@ def aggregate(pub: RoundPublic, store: ContentStore,
     for u in u3:
         seeds.append((u, sa.SELF, sa.seed_bytes(_reconstruct(pub, store, u, 0, rejected))))
     for v in sorted(set(u2) - set(u3)):
-        sk_v = enc.int_to_scalar(_reconstruct(pub, store, v, 1, rejected))
+        key = _reconstruct(pub, store, v, 1, rejected)
+        if check_mask_keys and not sa.mask_key_matches(key, pub.mask_pk.get(v, b"")):
+            raise DealerFaultError(f"round {pub.ctx.round_id}: dealer {v}'s key shares do not "
+                                   "reconstruct its posted mask public key; its pairwise masks "
+                                   "cannot be removed", dealer=v, kind=1)
+        sk_v = enc.int_to_scalar(key)
         for u in g.neighbours(v, u3):
             try:
                 seeds.append((u, v, sa.pair_seed(pub.ctx, u, v, sk_v, pub.mask_pk[u])))

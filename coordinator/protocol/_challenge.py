@@ -1,7 +1,9 @@
 """Fraud proofs built from public data (DESIGN §3 step 7).
 
 :func:`find_fraud` re-runs the round with the one aggregation function and
-compares with what was posted: the first posted seed that differs (a seed
+compares with what was posted: a dropped dealer whose key shares do not
+give its posted mask key (a dealer-fault proof: the dealer's fault, the
+aggregator is not blamed), the first posted seed that differs (a seed
 proof), or else the first chunk of the posted new adapter that differs from
 f(previous adapter, Σx, Σn) (a chunk proof: it covers a wrong Σx and a wrong
 adapter with a correct Σx alike). :func:`challenge` builds the proof's calldata from chain events and
@@ -19,7 +21,7 @@ from ._aggregate import (RoundPublic, apply_update, aggregate, blob_fixed, bundl
                          load_blob, round_start)
 from ..chain._chain import Receipt
 from ..chain._contracts import Federation, MemberChunk, Phase, ShareProof
-from .._errors import AggregationError
+from .._errors import AggregationError, DealerFaultError
 from ._secagg import SELF
 from ..store._store import ContentStore
 
@@ -28,8 +30,8 @@ Seed = tuple[int, int, bytes]
 
 @dataclass(frozen=True)
 class Fraud:
-    kind: str  # "seed" or "chunk"
-    index: int  # seed position or chunk index
+    kind: str  # "seed", "chunk" or "dealer"
+    index: int  # seed position, chunk index or the faulty dealer's index
     detail: str
 
 
@@ -49,7 +51,10 @@ def find_fraud(fed: Federation, store: ContentStore, round_id: int) -> Fraud | N
     if fed.round_info(round_id).phase != Phase.CHALLENGE:
         raise AggregationError(f"round {round_id} is not in its challenge window")
     pub = collect(fed, round_id)
-    agg = aggregate(pub, store)
+    try:
+        agg = aggregate(pub, store)
+    except DealerFaultError as exc:  # the dealer's fault, never the aggregator's
+        return Fraud("dealer", exc.dealer, str(exc))
     seeds = posted_seeds(fed, round_id)
     for i, (mine, theirs) in enumerate(zip(agg.seeds, seeds, strict=True)):
         if mine != theirs:  # the contract checked the list's shape; a value differs
@@ -77,24 +82,14 @@ def _posted_adapter(fed: Federation, store: ContentStore, round_id: int,
 
 def challenge(fed: Federation, store: ContentStore, round_id: int, fraud: Fraud, *,
               sender: str) -> Receipt:
+    if fraud.kind == "dealer":
+        return prove_dealer_fault(fed, store, round_id, fraud.index, sender=sender)
     pub = collect(fed, round_id)
     seeds = posted_seeds(fed, round_id)
     if fraud.kind == "seed":
         u, v, _ = seeds[fraud.index]
         dealer, kind = (u, 0) if v == SELF else (v, 1)
-        leaves = bundle_leaves(pub, store, dealer)
-        shares: list[ShareProof] = []
-        for holder in sorted(pub.reveals):
-            value = pub.reveals[holder].get(dealer)
-            if value is None:
-                continue
-            leaf = enc.share_leaf(chain_id=pub.ctx.chain_id, rounds=pub.ctx.rounds,
-                                  round_id=round_id, dealer=pub.participants[dealer],
-                                  holder=holder, kind=kind, share=value)
-            if leaves[2 * holder + kind] == leaf:
-                shares.append(ShareProof(holder, value, enc.merkle_proof(leaves, 2 * holder + kind)))
-            if len(shares) == pub.ctx.t:
-                break
+        shares = share_proofs(pub, store, dealer, kind)
         return fed.challenge_seed(round_id, seed_index=fraud.index, seeds=seeds, shares=shares,
                                   enc_pk=pub.enc_pk.get(u, bytes(32)),
                                   mask_pk=pub.mask_pk.get(u, bytes(32)), sender=sender)
@@ -114,6 +109,40 @@ def challenge(fed: Federation, store: ContentStore, round_id: int, fraud: Fraud,
     return fed.challenge_chunk(round_id, chunk_index=k, seeds=seeds, members=members,
                                result_chunk=rchunks[k], result_proof=enc.merkle_proof(rleaves, k),
                                prev_chunk=prev_chunk, prev_proof=prev_proof, sender=sender)
+
+
+def share_proofs(pub: RoundPublic, store: ContentStore, dealer: int, kind: int) -> list[ShareProof]:
+    """The first t revealed shares of ``dealer``'s secret of ``kind`` that
+    verify against its share root, with their Merkle proofs (holder order)."""
+    leaves = bundle_leaves(pub, store, dealer)
+    shares: list[ShareProof] = []
+    for holder in sorted(pub.reveals):
+        value = pub.reveals[holder].get(dealer)
+        if value is None:
+            continue
+        leaf = enc.share_leaf(chain_id=pub.ctx.chain_id, rounds=pub.ctx.rounds,
+                              round_id=pub.ctx.round_id, dealer=pub.participants[dealer],
+                              holder=holder, kind=kind, share=value)
+        if leaves[2 * holder + kind] == leaf:
+            shares.append(ShareProof(holder, value, enc.merkle_proof(leaves, 2 * holder + kind)))
+        if len(shares) == pub.ctx.t:
+            break
+    return shares
+
+
+def prove_dealer_fault(fed: Federation, store: ContentStore, round_id: int, dealer: int, *,
+                       sender: str) -> Receipt:
+    """Prove on-chain that dropped ``dealer``'s key shares do not reconstruct
+    its posted mask public key (what :class:`DealerFaultError` reports): the
+    dealer is quarantined and the round fails; a result already posted is
+    cleared and its bond returned in full. Anyone can send it."""
+    pub = collect(fed, round_id)
+    if dealer not in pub.u2 or dealer in pub.u3:
+        raise AggregationError(f"participant {dealer} is not a dropped dealer of round {round_id}")
+    shares = share_proofs(pub, store, dealer, 1)
+    return fed.prove_dealer_fault(round_id, dealer=dealer, shares=shares,
+                                  enc_pk=pub.enc_pk[dealer], mask_pk=pub.mask_pk[dealer],
+                                  sender=sender)
 
 
 def adapter_chunk_proof(fed: Federation, store: ContentStore, round_id: int,

@@ -19,7 +19,7 @@ from .. import _encoding as enc
 from ._agent import Aggregator
 from ._aggregate import Aggregate
 from ..chain._contracts import Federation, Phase
-from .._errors import AggregationError, ConfigError, ContractRevertError
+from .._errors import AggregationError, ConfigError, ContractRevertError, DealerFaultError
 from ..store._store import ContentStore
 
 log = logging.getLogger("fedledger.driver")
@@ -158,6 +158,17 @@ class RoundDriver:
                 return None
             try:
                 self.aggregate(r)
+            except DealerFaultError as exc:
+                # The dealer's shares are provably wrong: prove it, so the
+                # dealer is quarantined and the round fails now, not at its
+                # deadline, with nobody else blamed.
+                from ._challenge import prove_dealer_fault
+
+                rcpt = prove_dealer_fault(self.fed, self.store, r, exc.dealer,
+                                          sender=self.aggregator)
+                self.gas[r] = self.gas.get(r, 0) + rcpt.gas_used
+                log.warning("round %d: dealer %d proven faulty tx=%s", r, exc.dealer, rcpt.tx_hash)
+                return f"round {r}: dealer {exc.dealer} proven faulty ({exc.message})"
             except AggregationError as exc:
                 # Another party's data makes the round impossible to unmask: let
                 # it fail at its deadline and go on with the next one.

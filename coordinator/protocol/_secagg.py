@@ -185,6 +185,26 @@ def deal(ctx: RoundContext, *, dealer: str, self_seed: int, mask_secret: bytes,
     return DealtShares(shares, tuple(leaves), enc.merkle_root(leaves))
 
 
+def holders_of(ctx: RoundContext, dealer: int, u1: Iterable[int]) -> list[int]:
+    """Who may hold shares of ``dealer``: itself and its mask neighbours that
+    posted keys (U1). The only holders an honest dealer deals to; a share
+    leaf for anyone else is the dealer's forgery (receivers refuse the
+    bundle, the contract refuses the leaf in a proof: ``FraudBadHolder``)."""
+    g = ctx.graph
+    return sorted(h for h in set(u1) if h == dealer or g.adjacent(dealer, h))
+
+
+def mask_key_matches(key: int, public: bytes) -> bool:
+    """Whether a reconstructed mask secret key (a field element, the clamped
+    scalar as an integer) is the key behind the posted mask public key:
+    X25519(key, 9) == public. The check the aggregator and auditors run
+    before using a dropped dealer's key, and the one the dealer-fault proof
+    runs on-chain."""
+    if not 0 <= key < 2**256:
+        return False
+    return crypto_scalarmult_base(enc.int_to_scalar(key)) == public
+
+
 def verify_share(ctx: RoundContext, *, dealer: str, root: bytes, holder: int, kind: int,
                  value: int, proof: Sequence[bytes]) -> bool:
     lf = enc.share_leaf(chain_id=ctx.chain_id, rounds=ctx.rounds, round_id=ctx.round_id,

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {TestBase} from "./TestBase.sol";
+import {FedRounds} from "../FedRounds.sol";
+import {FraudProofs} from "../FraudProofs.sol";
+import {PeerRegistry} from "../PeerRegistry.sol";
+import {PrivacyLedger} from "../PrivacyLedger.sol";
+import {IFedRounds} from "../interfaces/IFedRounds.sol";
+import {IFraudProofs} from "../interfaces/IFraudProofs.sol";
+
+/// @notice Issue 12 item 2: a cheating dealer, decided by the real rounds and
+///         fraud-proof contracts. A share leaf for a holder outside the
+///         dealer's neighbourhood in U1 (here: index 6 of a 5-participant
+///         round, in the padding of the 10-leaf tree) is refused in a proof;
+///         a dealer fault clears a posted result and returns its bond in full;
+///         only the fraud-proof contract can record one, and only from Reveal
+///         to Challenge. The Python tests in tests/test_dealing.py play the
+///         same attacks end to end with real keys and shares.
+contract DealingTest is TestBase {
+    uint96 internal constant STAKE = 1 ether;
+    uint96 internal constant BOND = 1 ether;
+    bytes32 internal constant SHARE_DOMAIN = keccak256("fedledger.share.v1");
+
+    PeerRegistry internal registry;
+    PrivacyLedger internal ledger;
+    FedRounds internal rounds;
+    FraudProofs internal fraud;
+    address[] internal actors;
+
+    receive() external payable {}
+
+    function setUp() public {
+        vm.deal(address(this), 1_000 ether);
+        registry = new PeerRegistry(address(this), STAKE, 2);
+        ledger = new PrivacyLedger(
+            address(this), 1_000_000_000, 10_000_000, [uint32(10126632), 4801692, 2252729, 1214110, 733718, 396981, 227839]
+        );
+        IFedRounds.Policy memory pol = IFedRounds.Policy({
+            participants: 5,
+            threshold: 3,
+            keysBlocks: 8,
+            sharesBlocks: 8,
+            commitBlocks: 8,
+            revealBlocks: 8,
+            aggregateBlocks: 8,
+            challengeBlocks: 4,
+            challengerRewardBps: 3000,
+            bond: BOND,
+            maxWeight: 1000
+        });
+        rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(0), bytes32(0));
+        fraud = new FraudProofs(rounds);
+        rounds.setFraudProofs(address(fraud));
+        ledger.setCharger(address(rounds));
+        registry.setSlasher(address(rounds));
+        ledger.registerConfig(1, 50_000, 1_000, 10, [uint32(9_000), 7_000, 6_000, 5_000, 5_000, 5_000, 5_000]);
+        for (uint256 i = 0; i < 6; ++i) {
+            address a = address(uint160(0xBEEF00 + i));
+            actors.push(a);
+            vm.deal(a, 100 ether);
+            vm.prank(a);
+            registry.register{value: STAKE}(1, 7, bytes32(i));
+        }
+    }
+
+    function _leaf(uint256 r, address dealer, uint16 holder, uint8 kind, uint256 value) internal view returns (bytes32) {
+        return keccak256(abi.encode(SHARE_DOMAIN, block.chainid, address(rounds), r, dealer, holder, kind, value));
+    }
+
+    /// @dev A 16-leaf tree, all zero but `leaves[at]`; its root and the proof of `at`.
+    function _tree(bytes32 leaf, uint256 at) internal pure returns (bytes32 root, bytes32[] memory proof) {
+        bytes32[] memory level = new bytes32[](16);
+        level[at] = leaf;
+        proof = new bytes32[](4);
+        uint256 idx = at;
+        for (uint256 d = 0; d < 4; ++d) {
+            proof[d] = level[idx ^ 1];
+            bytes32[] memory next = new bytes32[](level.length / 2);
+            for (uint256 i = 0; i < next.length; ++i) {
+                next[i] = keccak256(abi.encodePacked(level[2 * i], level[2 * i + 1]));
+            }
+            level = next;
+            idx /= 2;
+        }
+        root = level[0];
+    }
+
+    /// @dev Round 1 to Aggregate; participant 0 posts `root0` as its share
+    ///      root and drops before committing; everyone else acts.
+    function _round(bytes32 root0) internal returns (uint256 r, address[] memory list) {
+        r = rounds.openRound(1, IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
+        list = rounds.participantsOf(r);
+        for (uint256 i = 0; i < list.length; ++i) {
+            vm.prank(list[i]);
+            rounds.postKeys(r, bytes32(i + 1), bytes32(i + 2));
+        }
+        for (uint256 i = 0; i < list.length; ++i) {
+            vm.prank(list[i]);
+            rounds.postShares(r, bytes32(i), i == 0 ? root0 : bytes32(i));
+        }
+        for (uint256 i = 1; i < list.length; ++i) {
+            vm.prank(list[i]);
+            rounds.commit(r, bytes32(i), bytes32(i), 10, 1);
+        }
+        vm.roll(block.number + 9);
+        rounds.advance(r);
+        for (uint256 i = 1; i < list.length; ++i) {
+            vm.prank(list[i]);
+            rounds.reveal(r, new uint16[](0), new uint256[](0));
+        }
+    }
+
+    function test_aShareLeafBeyondTheParticipantsIsRefused() public {
+        // The leaf names the dealer's address, known once the round opens.
+        uint256 r = rounds.openRound(1, IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
+        address[] memory list = rounds.participantsOf(r);
+        (bytes32 root, bytes32[] memory proof) = _tree(_leaf(r, list[0], 6, 1, 42), 2 * 6 + 1);
+        for (uint256 i = 0; i < list.length; ++i) {
+            vm.prank(list[i]);
+            rounds.postKeys(r, bytes32(i + 1), bytes32(i + 2));
+        }
+        for (uint256 i = 0; i < list.length; ++i) {
+            vm.prank(list[i]);
+            rounds.postShares(r, bytes32(i), i == 0 ? root : bytes32(i));
+        }
+        for (uint256 i = 1; i < list.length; ++i) {
+            vm.prank(list[i]);
+            rounds.commit(r, bytes32(i), bytes32(i), 10, 1);
+        }
+        vm.roll(block.number + 9);
+        rounds.advance(r);
+        IFraudProofs.ShareProof[] memory shares = new IFraudProofs.ShareProof[](3);
+        shares[0] = IFraudProofs.ShareProof({holder: 6, value: 42, proof: proof});
+        shares[1] = shares[0];
+        shares[2] = shares[0];
+        vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadHolder.selector, 0));
+        fraud.proveDealerFault(r, 0, shares, bytes32(uint256(1)), bytes32(uint256(2)));
+        // The same leaf under an in-range holder index is simply not in the tree.
+        shares[0] = IFraudProofs.ShareProof({holder: 2, value: 42, proof: proof});
+        vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadShare.selector, 0));
+        fraud.proveDealerFault(r, 0, shares, bytes32(uint256(1)), bytes32(uint256(2)));
+    }
+
+    function test_aDealerFaultClearsAPostedResultAndReturnsTheBond() public {
+        (uint256 r, address[] memory list) = _round(bytes32(0));
+        address agg = list[1];
+        // The canonical list: self seeds of U3 (1..4), then pairs (u, 0).
+        IFedRounds.Seed[] memory seeds = new IFedRounds.Seed[](8);
+        for (uint256 i = 0; i < 4; ++i) {
+            seeds[i] = IFedRounds.Seed({u: uint16(i + 1), v: 0xFFFF, value: bytes32(i)});
+            seeds[4 + i] = IFedRounds.Seed({u: uint16(i + 1), v: 0, value: bytes32(i)});
+        }
+        vm.prank(agg);
+        rounds.postResult{value: BOND}(r, bytes32(0), bytes32(0), bytes32(0), seeds);
+        assertEq(registry.locksOf(agg), 1, "stake held while pending");
+        // Only the fraud-proof contract records a dealer fault.
+        vm.expectRevert(abi.encodeWithSelector(IFedRounds.RoundsUnauthorized.selector, address(this)));
+        rounds.dealerFault(r, list[0], address(this));
+        vm.prank(address(fraud));
+        rounds.dealerFault(r, list[0], address(0xC0FFEE));
+        IFedRounds.RoundView memory v = rounds.roundInfo(r);
+        assertTrue(v.phase == IFedRounds.Phase.Failed, "failed");
+        assertTrue(v.failReason == IFedRounds.FailReason.DealerFault, "reason");
+        assertEq(rounds.withdrawable(agg), BOND, "bond back in full");
+        assertEq(rounds.slashedPool(), 0, "nothing slashed");
+        assertEq(registry.locksOf(agg), 0, "hold released");
+        assertTrue(!registry.peerInfo(agg).quarantined, "aggregator not blamed");
+        assertTrue(registry.peerInfo(list[0]).quarantined, "dealer quarantined");
+        assertTrue(rounds.resultOf(r).aggregator == address(0), "result cleared");
+        // The round is over: no second fault, no finalization.
+        vm.prank(address(fraud));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFedRounds.RoundsWrongPhase.selector, r, IFedRounds.Phase.Reveal, IFedRounds.Phase.Failed
+            )
+        );
+        rounds.dealerFault(r, list[0], address(this));
+    }
+
+    function test_aDealerFaultBeforeRevealIsRefused() public {
+        uint256 r = rounds.openRound(1, IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
+        address[] memory list = rounds.participantsOf(r);
+        vm.prank(address(fraud));
+        vm.expectRevert(
+            abi.encodeWithSelector(IFedRounds.RoundsWrongPhase.selector, r, IFedRounds.Phase.Reveal, IFedRounds.Phase.Keys)
+        );
+        rounds.dealerFault(r, list[0], address(this));
+    }
+
+    function test_aDealerFaultProofNeedsADroppedDealerAndItsPostedKeys() public {
+        (uint256 r,) = _round(bytes32(0));
+        IFraudProofs.ShareProof[] memory shares = new IFraudProofs.ShareProof[](3);
+        vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadIndex.selector, 1));
+        fraud.proveDealerFault(r, 1, shares, bytes32(uint256(2)), bytes32(uint256(3))); // 1 committed
+        vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadIndex.selector, 9));
+        fraud.proveDealerFault(r, 9, shares, bytes32(0), bytes32(0));
+        vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudTooFewShares.selector, 2, 3));
+        fraud.proveDealerFault(r, 0, new IFraudProofs.ShareProof[](2), bytes32(uint256(1)), bytes32(uint256(2)));
+        vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadKeys.selector, 0));
+        fraud.proveDealerFault(r, 0, shares, bytes32(uint256(1)), bytes32(uint256(3)));
+    }
+}
