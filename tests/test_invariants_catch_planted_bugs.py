@@ -30,7 +30,8 @@ BUGS = {
     # The bond is credited when the result is posted, not when the round is FINAL.
     "bond credited before FINAL": (
         [("emit ResultPosted(round,", "withdrawable[msg.sender] += msg.value;\n        emit ResultPosted(round,"),
-         ("            withdrawable[res.aggregator] += res.bond;\n", "")],
+         ("            globalAdapterRoot = res.resultRoot;\n            withdrawable[res.aggregator] += res.bond;\n",
+          "            globalAdapterRoot = res.resultRoot;\n")],
         "invariant_bondsCreditedOnlyWhenFinal"),
     # postResult no longer checks the seed list.
     "seed list not checked": (
