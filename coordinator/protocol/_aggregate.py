@@ -18,7 +18,7 @@ anything else.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -218,10 +218,12 @@ def bundle_leaves(pub: RoundPublic, store: ContentStore, dealer: int) -> tuple[b
         raise AggregationError(f"share bundle of participant {dealer} is unusable: {exc}") from None
 
 
-def _reconstruct(pub: RoundPublic, store: ContentStore, dealer: int, kind: int,
-                 rejected: list[tuple[int, int, int]]) -> int:
+def revealed_shares(pub: RoundPublic, store: ContentStore, dealer: int, kind: int
+                    ) -> Iterator[tuple[int, int, bool, tuple[bytes, ...]]]:
+    """(holder, share, verifies, leaves) for each revealed share of
+    ``dealer``'s secret of ``kind``, in holder order; ``verifies`` is whether
+    it matches the dealer's committed leaf for that holder."""
     leaves = bundle_leaves(pub, store, dealer)
-    points: dict[int, int] = {}
     for holder in sorted(pub.reveals):
         value = pub.reveals[holder].get(dealer)
         if value is None:
@@ -229,7 +231,14 @@ def _reconstruct(pub: RoundPublic, store: ContentStore, dealer: int, kind: int,
         leaf = enc.share_leaf(chain_id=pub.ctx.chain_id, rounds=pub.ctx.rounds,
                               round_id=pub.ctx.round_id, dealer=pub.participants[dealer],
                               holder=holder, kind=kind, share=value)
-        if leaves[2 * holder + kind] != leaf:
+        yield holder, value, leaves[2 * holder + kind] == leaf, leaves
+
+
+def _reconstruct(pub: RoundPublic, store: ContentStore, dealer: int, kind: int,
+                 rejected: list[tuple[int, int, int]]) -> int:
+    points: dict[int, int] = {}
+    for holder, value, ok, _ in revealed_shares(pub, store, dealer, kind):
+        if not ok:
             rejected.append((dealer, holder, kind))
             log.warning("round %d: share of dealer %d revealed by %d does not verify; excluded",
                         pub.ctx.round_id, dealer, holder)

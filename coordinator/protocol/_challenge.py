@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _encoding as enc
-from ._aggregate import (RoundPublic, apply_update, aggregate, blob_fixed, bundle_leaves, collect,
-                         load_blob, round_start)
+from ._aggregate import (RoundPublic, apply_update, aggregate, blob_fixed, collect,
+                         load_blob, revealed_shares, round_start)
 from ..chain._chain import Receipt
 from ..chain._contracts import Federation, MemberChunk, Phase, ShareProof
 from .._errors import AggregationError, DealerFaultError
@@ -114,16 +114,9 @@ def challenge(fed: Federation, store: ContentStore, round_id: int, fraud: Fraud,
 def share_proofs(pub: RoundPublic, store: ContentStore, dealer: int, kind: int) -> list[ShareProof]:
     """The first t revealed shares of ``dealer``'s secret of ``kind`` that
     verify against its share root, with their Merkle proofs (holder order)."""
-    leaves = bundle_leaves(pub, store, dealer)
     shares: list[ShareProof] = []
-    for holder in sorted(pub.reveals):
-        value = pub.reveals[holder].get(dealer)
-        if value is None:
-            continue
-        leaf = enc.share_leaf(chain_id=pub.ctx.chain_id, rounds=pub.ctx.rounds,
-                              round_id=pub.ctx.round_id, dealer=pub.participants[dealer],
-                              holder=holder, kind=kind, share=value)
-        if leaves[2 * holder + kind] == leaf:
+    for holder, value, ok, leaves in revealed_shares(pub, store, dealer, kind):
+        if ok:
             shares.append(ShareProof(holder, value, enc.merkle_proof(leaves, 2 * holder + kind)))
         if len(shares) == pub.ctx.t:
             break
