@@ -21,6 +21,8 @@ The Solidity side is ``contracts/lib/MaskMath.sol``, ``ShamirField.sol`` and
 
 from __future__ import annotations
 
+import importlib
+import os
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -125,11 +127,62 @@ def prg(seed: bytes, n: int, start: int = 0) -> np.ndarray:
         raise ValueError("PRG reads start on a block boundary (multiple of 8)")
     first = start // 8
     blocks = -(-n // 8)
+    if _NATIVE is not None and first + blocks <= 2**64:
+        out = np.empty(n, np.uint32)
+        _NATIVE.prg_apply(out, seed, first, 0)
+        return out
     if _RAW_KECCAK is not None and blocks >= 16:
         buf = _prg_blocks_raw(seed, first, blocks)
     else:
         buf = b"".join(keccak(seed + (first + j).to_bytes(32, "big")) for j in range(blocks))
     return np.frombuffer(buf, dtype="<u4")[:n].astype(np.uint32)
+
+
+def prg_accumulate(acc: np.ndarray, seed: bytes, sign: int, start: int = 0) -> None:
+    """acc += sign · prg(seed, len(acc), start) (mod 2^32), in place; sign is
+    +1 or −1. One pass over ``acc`` with the native PRG (no temporary mask)."""
+    if sign not in (1, -1):
+        raise ValueError("sign is +1 or -1")
+    if acc.dtype != np.uint32 or acc.ndim != 1 or not acc.flags.c_contiguous or not acc.flags.writeable:
+        raise ValueError("the accumulator is a writable, contiguous 1-D uint32 array")
+    if len(seed) != 32:
+        raise ValueError("PRG seeds are 32 bytes")
+    if start % 8:
+        raise ValueError("PRG reads start on a block boundary (multiple of 8)")
+    n = len(acc)
+    if _NATIVE is not None and start // 8 + -(-n // 8) <= 2**64:
+        _NATIVE.prg_apply(acc, seed, start // 8, sign)
+        return
+    if sign > 0:
+        acc += prg(seed, n, start)
+    else:
+        acc -= prg(seed, n, start)
+
+
+def prg_path() -> str:
+    """Which implementation ``prg`` runs here (for `fedledger doctor` and the benchmarks)."""
+    if _NATIVE is not None:
+        return f"native ({_NATIVE.default_kernel()} kernel)"
+    why = ("native PRG off: FEDLEDGER_PRG=python" if os.environ.get("FEDLEDGER_PRG", "") == "python"
+           else "no native PRG built: scripts/setup builds it with cargo")
+    if _RAW_KECCAK is not None:
+        return f"pycryptodome keccak via cffi ({why})"
+    return f"eth_hash keccak ({why})"
+
+
+def _load_native() -> Any:
+    """The Rust keccak-CTR PRG ``coordinator/_prg_native`` that scripts/setup
+    builds from scripts/prg (docs/decisions.md), or None: then the paths below
+    run. FEDLEDGER_PRG=python turns it off (benchmarks compare both)."""
+    if os.environ.get("FEDLEDGER_PRG", "") == "python":
+        return None
+    try:
+        return importlib.import_module("coordinator._prg_native")
+    except ImportError:
+        return None
+
+
+_NATIVE = _load_native()
 
 
 def _load_raw_keccak() -> tuple[Any, Any] | None:

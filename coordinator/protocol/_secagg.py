@@ -248,15 +248,11 @@ def mask(ctx: RoundContext, x: np.ndarray, *, index: int, self_seed: int,
     y = enc.pad(np.asarray(x, dtype=np.uint32), ctx.chunk_elems).copy()
     if len(y) != n:
         raise ValueError(f"update has {len(x)} elements; the round expects {ctx.vector_length}")
-    y += enc.prg(seed_bytes(self_seed), n)
+    enc.prg_accumulate(y, seed_bytes(self_seed), +1)
     for v, s in pair_seeds.items():
         if v == index:
             continue
-        m = enc.prg(s, n)
-        if index < v:
-            y += m
-        else:
-            y -= m
+        enc.prg_accumulate(y, s, +1 if index < v else -1)
     return y
 
 
@@ -265,12 +261,10 @@ def unmask(ctx: RoundContext, masked_sum: np.ndarray,
     """Σ x from Σ y and the posted seeds: (u, SELF, b_u) and (u, v, s_uv)."""
     n = ctx.padded_length
     acc = np.asarray(masked_sum, dtype=np.uint32).copy()
+    if acc.shape != (n,):
+        raise ValueError(f"masked sum has shape {acc.shape}; the round expects ({n},)")
     for u, v, value in seeds:
-        m = enc.prg(value, n)
-        if v != SELF and u > v:
-            acc += m
-        else:
-            acc -= m
+        enc.prg_accumulate(acc, value, +1 if v != SELF and u > v else -1)
     return acc
 
 
