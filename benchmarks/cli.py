@@ -217,8 +217,9 @@ def secure_round(sizes: str, params: int, flower: bool, out: Path | None, as_jso
               help="Where to write the JSON (default: benchmarks/out/<name>.json).")
 @json_option
 def prg(mb: float, out: Path | None, as_json: bool) -> None:
-    """PRG throughput on one core: our keccak256-CTR against its eth_hash
-    baseline (same run), SHAKE256 and AES-128-CTR; writes benchmarks/out/prg.json."""
+    """PRG throughput on one core: our keccak256-CTR (native kernels, the old
+    cffi path) against its eth_hash baseline, SHAKE256 and AES-128-CTR, all in
+    the same run; writes benchmarks/out/prg.json."""
     from ._common import machine, write_json
     from .secure_round import throughput
 
@@ -229,9 +230,17 @@ def prg(mb: float, out: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
     t = data["throughput"]
-    stdout.print(f"keccak-CTR {t['ours_keccak_ctr_mb_s']:.1f} MB/s, {t['ours_over_eth_hash']}× "
-                 f"eth_hash's {t['eth_hash_keccak_ctr_mb_s']:.1f} MB/s; SHAKE256 "
-                 f"{t['shake256_mb_s']:.0f} MB/s, AES-128-CTR {t['aes128_ctr_mb_s']:.0f} MB/s")
+    stdout.print(f"keccak-CTR ({t['prg_path']}) {t['ours_keccak_ctr_mb_s']:.1f} MB/s, "
+                 f"{t['ours_over_eth_hash']}× eth_hash's {t['eth_hash_keccak_ctr_mb_s']:.2f} MB/s; "
+                 f"SHAKE256 {t['shake256_mb_s']:.0f} MB/s, AES-128-CTR {t['aes128_ctr_mb_s']:.0f} MB/s")
+    if t.get("ours_native_mb_s"):
+        kernels = ", ".join(f"{k[7:-5]} {v:.1f}" for k, v in sorted(t.items())
+                            if k.startswith("native_") and k.endswith("_mb_s"))
+        stdout.print(f"native kernels (MB/s): {kernels}; native/AES-128-CTR {t['native_vs_aes']}, "
+                     f"native/old cffi path {t.get('native_over_old_cffi')}×")
+        if "mask_100k_n20_seconds_old_path" in t:
+            stdout.print(f"masking 100k parameters, n = 20: {t['mask_100k_n20_seconds']} s "
+                         f"(old path {t['mask_100k_n20_seconds_old_path']} s)")
     stdout.print(f"written to {path}")
 
 

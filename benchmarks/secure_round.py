@@ -1,8 +1,10 @@
 """`fedledger bench secure-round`: what secure aggregation costs.
 
-1. Masking throughput of our keccak-CTR PRG (MB/s on one core) against
-   baselines measured on the same core in the same run: SHAKE256 (hashlib),
-   AES-128-CTR (pycryptodome), and one keccak256 call over the same bytes.
+1. Masking throughput of our keccak-CTR PRG (MB/s on one core; the native
+   Rust PRG of scripts/prg when built, each of its kernels, and the older
+   cffi path) against baselines measured on the same core in the same run:
+   SHAKE256 (hashlib), AES-128-CTR (pycryptodome), and one keccak256 call
+   over the same bytes.
 2. Protocol overhead of a secure round (open → keys → shares → commit →
    reveal → aggregate → challenge window → finalize; training excluded: the
    peers use the documented SyntheticLearner fake) with n peer *processes*,
@@ -40,41 +42,97 @@ def _rate(fn: Callable[[], Any], nbytes: int, repeat: int = 3) -> float:
     return nbytes / best / 1e6
 
 
+def _rates(fns: dict[str, tuple[Callable[[], Any], int]], repeat: int) -> dict[str, float]:
+    """MB/s of each (fn, bytes), best of ``repeat``, taken in turns: on a
+    shared machine the load changes by the second, so contenders measured
+    interleaved see the same load (the ratios carry; the rates do not)."""
+    best = dict.fromkeys(fns, math.inf)
+    for _ in range(repeat):
+        for name, (fn, _) in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {name: fns[name][1] / best[name] / 1e6 for name in fns}
+
+
+def _mask_seconds(params: int, peers: int) -> float:
+    """One peer's whole masking of a ``params``-element update with peers − 1 pairwise masks."""
+    ctx = sa.RoundContext(1, "0x" + "11" * 20, 1, peers, peers // 2 + 1, params)
+    x = np.zeros(params, np.uint32)
+    pairs = {v: os.urandom(32) for v in range(1, peers)}
+    t0 = time.perf_counter()
+    sa.mask(ctx, x, index=0, self_seed=sa.random_seed(), pair_seeds=pairs)
+    return round(time.perf_counter() - t0, 3)
+
+
 def throughput(mb: float = 4.0) -> dict[str, Any]:
+    """PRG rates on one core, each against baselines from the same run.
+
+    ``ours_keccak_ctr_mb_s`` is ``coordinator._encoding.prg`` as it runs here
+    (the native PRG when scripts/setup built it); ``old_cffi_keccak_ctr_mb_s``
+    is the path it had before (pycryptodome's keccak, one cffi call per
+    block), ``eth_hash_keccak_ctr_mb_s`` the plain-Python reference."""
     seed = os.urandom(32)
     n = int(mb * 2**20) // 4
     nbytes = 4 * n
-    out: dict[str, Any] = {"bytes": nbytes,
-                           "ours_keccak_ctr_mb_s": _rate(lambda: enc.prg(seed, n), nbytes)}
-    out["shake256_mb_s"] = _rate(lambda: hashlib.shake_256(seed).digest(nbytes), nbytes)
-    from eth_hash.auto import keccak
-
-    blob = os.urandom(nbytes)
-    out["keccak256_one_call_mb_s"] = _rate(lambda: keccak(blob), nbytes)
-    # Baseline in the same run: the same keccak-CTR PRG through eth_hash, one
-    # Python call per 32-byte block (the fallback path of coordinator._encoding).
-    m = n // 16
-    out["eth_hash_keccak_ctr_mb_s"] = _rate(
-        lambda: b"".join(keccak(seed + j.to_bytes(32, "big")) for j in range(m // 8)), 4 * m)
-    out["ours_over_eth_hash"] = round(out["ours_keccak_ctr_mb_s"] / out["eth_hash_keccak_ctr_mb_s"], 2)
+    m = n // 16  # the slow paths time less output: their rates do not depend on size
+    native = enc._NATIVE
+    out: dict[str, Any] = {"bytes": nbytes, "prg_path": enc.prg_path()}
+    fns: dict[str, tuple[Callable[[], Any], int]] = {
+        "ours_keccak_ctr_mb_s": (lambda: enc.prg(seed, n), nbytes)}
+    if native is not None:
+        for k in native.kernels():
+            def run(k: str = k) -> None:
+                native.prg_apply(np.empty(n, np.uint32), seed, 0, 0, kernel=k)
+            fns[f"native_{k}_mb_s"] = (run, nbytes)
+    if enc._RAW_KECCAK is not None:
+        fns["old_cffi_keccak_ctr_mb_s"] = (
+            lambda: np.frombuffer(enc._prg_blocks_raw(seed, 0, m // 8), "<u4").astype(np.uint32), 4 * m)
     try:
         from Crypto.Cipher import AES
 
         def aes() -> bytes:
             return AES.new(seed[:16], AES.MODE_CTR, nonce=b"\0" * 8).encrypt(bytes(nbytes))
 
-        out["aes128_ctr_mb_s"] = _rate(aes, nbytes)
+        fns["aes128_ctr_mb_s"] = (aes, nbytes)
     except ImportError:  # pycryptodome comes with eth-hash here; say so if it does not
         out["aes128_ctr_mb_s"] = None
-    out["ours_vs_aes"] = (round(out["ours_keccak_ctr_mb_s"] / out["aes128_ctr_mb_s"], 4)
-                          if out["aes128_ctr_mb_s"] else None)
-    # One peer's whole masking of a 100k-parameter update with 19 pairwise masks.
-    ctx = sa.RoundContext(1, "0x" + "11" * 20, 1, 20, 11, 100_000)
-    x = np.zeros(100_000, np.uint32)
-    pairs = {v: os.urandom(32) for v in range(1, 20)}
-    t0 = time.perf_counter()
-    sa.mask(ctx, x, index=0, self_seed=sa.random_seed(), pair_seeds=pairs)
-    out["mask_100k_n20_seconds"] = round(time.perf_counter() - t0, 3)
+    fns["shake256_mb_s"] = (lambda: hashlib.shake_256(seed).digest(nbytes), nbytes)
+    out.update(_rates(fns, repeat=7))
+    from eth_hash.auto import keccak
+
+    blob = os.urandom(nbytes)
+    out["keccak256_one_call_mb_s"] = _rate(lambda: keccak(blob), nbytes)
+    # Baseline in the same run: the same keccak-CTR PRG through eth_hash, one
+    # Python call per 32-byte block (the last fallback of coordinator._encoding).
+    out["eth_hash_keccak_ctr_mb_s"] = _rate(
+        lambda: b"".join(keccak(seed + j.to_bytes(32, "big")) for j in range(m // 8)), 4 * m)
+    ours = out["ours_keccak_ctr_mb_s"]
+    out["ours_over_eth_hash"] = round(ours / out["eth_hash_keccak_ctr_mb_s"], 2)
+    aes_rate = out["aes128_ctr_mb_s"]
+    out["ours_vs_aes"] = round(ours / aes_rate, 4) if aes_rate else None
+    if native is not None:
+        out["native_kernel"] = native.default_kernel()
+        out["ours_native_mb_s"] = out[f"native_{native.default_kernel()}_mb_s"]
+        out["native_vs_aes"] = round(out["ours_native_mb_s"] / aes_rate, 4) if aes_rate else None
+        out["native_portable_vs_aes"] = (round(out["native_portable_mb_s"] / aes_rate, 4)
+                                         if aes_rate else None)
+        if "old_cffi_keccak_ctr_mb_s" in out:
+            out["native_over_old_cffi"] = round(out["ours_native_mb_s"] / out["old_cffi_keccak_ctr_mb_s"], 2)
+        out["native_over_eth_hash"] = round(out["ours_native_mb_s"] / out["eth_hash_keccak_ctr_mb_s"], 2)
+    else:
+        out["ours_native_mb_s"] = None
+    # One peer's whole masking of a 100k-parameter update with 19 pairwise
+    # masks, as it runs here, and (when the native PRG ran it) on the old path.
+    out["mask_100k_n20_seconds"] = _mask_seconds(100_000, 20)
+    if native is not None and enc._RAW_KECCAK is not None:
+        enc._NATIVE = None
+        try:
+            out["mask_100k_n20_seconds_old_path"] = _mask_seconds(100_000, 20)
+        finally:
+            enc._NATIVE = native
+        out["mask_100k_n20_speedup"] = round(
+            out["mask_100k_n20_seconds_old_path"] / max(out["mask_100k_n20_seconds"], 1e-3), 1)
     return out
 
 

@@ -79,6 +79,14 @@ def _kubo() -> str:
     return out
 
 
+def _prg() -> str:
+    """Which keccak-CTR path masks here; the Python fallbacks are correct, only
+    slower, so this never fails (scripts/setup builds the native one with cargo)."""
+    from . import _encoding
+
+    return _encoding.prg_path()
+
+
 def _build() -> str:
     from .chain._artifacts import check_fresh, load_artifacts
 
@@ -136,6 +144,7 @@ def run_checks(*, rpc_url: str | None = None, ipfs_api: str | None = None) -> li
         _check("go toolchain", "install Go 1.26 (needed only to build Kubo)",
                lambda: shutil.which("go") or _raise("go not on PATH")),
         _check("solidity build", "run `fedledger chain compile`", _build),
+        _check("mask PRG", setup, _prg),
         _check("chain", "check --rpc-url, or run scripts/setup", _chain(rpc_url)),
         _check("ipfs", "check --ipfs-api, or run scripts/setup", _ipfs(ipfs_api)),
     ]

@@ -50,7 +50,8 @@ def test_secure_round_bench_runs_ours_and_flower_on_a_tiny_workload(tmp_path) ->
     # The target is computed from the measurement (here no n = 20 run: not met).
     assert data["targets"]["ratio_at_20"] == {"target": 0.25, "measured": None, "ok": False}
     t = data["throughput"]
-    assert 0 < t["ours_keccak_ctr_mb_s"] < t["aes128_ctr_mb_s"]
+    # (the native PRG can match AES-128-CTR under load: no ordering between them)
+    assert t["ours_keccak_ctr_mb_s"] > 0 and t["aes128_ctr_mb_s"] > 0
 
 
 def test_distributed_bench_prices_a_step_and_ablates_k(tmp_path) -> None:

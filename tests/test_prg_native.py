@@ -146,3 +146,19 @@ def test_fedledger_prg_python_turns_the_native_path_off() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True, timeout=120).stdout
     assert out.startswith("True ") and "FEDLEDGER_PRG=python" in out
+
+
+def test_bench_prg_reports_every_path_and_ratios_from_its_own_rates() -> None:
+    from benchmarks.secure_round import throughput
+
+    t = throughput(0.25)
+    assert t["prg_path"] == enc.prg_path()
+    assert t["native_kernel"] == native.default_kernel()
+    assert t["ours_native_mb_s"] == t[f"native_{native.default_kernel()}_mb_s"]
+    for k in KERNELS:
+        assert t[f"native_{k}_mb_s"] > 0
+    assert t["old_cffi_keccak_ctr_mb_s"] > 0 and t["eth_hash_keccak_ctr_mb_s"] > 0
+    assert t["native_vs_aes"] == round(t["ours_native_mb_s"] / t["aes128_ctr_mb_s"], 4)
+    assert t["native_over_old_cffi"] == round(t["ours_native_mb_s"] / t["old_cffi_keccak_ctr_mb_s"], 2)
+    assert t["mask_100k_n20_seconds"] > 0 and t["mask_100k_n20_seconds_old_path"] > 0
+    assert enc._NATIVE is native  # restored after timing the old path

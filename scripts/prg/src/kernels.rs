@@ -82,7 +82,8 @@ pub const RC: [u64; 24] = [
     0x8000000080008081, 0x8000000000008080, 0x0000000080000001, 0x8000000080008008,
 ];
 
-/// ρ offsets by lane index x + 5y.
+/// ρ offsets by lane index x + 5y (inlined as literals in `permute`).
+#[cfg_attr(not(test), allow(dead_code))]
 pub const RHO: [u32; 25] = [
     0, 1, 62, 28, 27, 36, 44, 6, 55, 20, 3, 10, 43, 25, 39, 41, 45, 15, 21, 8, 18, 2, 61, 56, 14,
 ];
@@ -110,9 +111,10 @@ impl Lanes for u64 {
     unsafe fn chi(a: Self, b: Self, c: Self) -> Self { a ^ (!b & c) }
 }
 
-/// keccak-f[1600] on each lane of `a` (θ ρ π χ ι, 24 rounds).
-#[inline(always)]
-pub unsafe fn permute<T: Lanes>(a: &mut [T; 25]) {
+/// keccak-f[1600] on each lane of `a` (θ ρ π χ ι, 24 rounds), as loops: the
+/// readable form, kept as the tests' check on `permute`.
+#[cfg(test)]
+pub unsafe fn permute_loops<T: Lanes>(a: &mut [T; 25]) {
     for &rc in RC.iter() {
         let c: [T; 5] = core::array::from_fn(|x| {
             T::xor(T::xor3(a[x], a[x + 5], a[x + 10]), T::xor(a[x + 15], a[x + 20]))
@@ -130,6 +132,75 @@ pub unsafe fn permute<T: Lanes>(a: &mut [T; 25]) {
                 a[x + 5 * y] = T::chi(b[x + 5 * y], b[(x + 1) % 5 + 5 * y], b[(x + 2) % 5 + 5 * y]);
             }
         }
+        a[0] = T::xor(a[0], T::splat(rc));
+    }
+}
+
+/// keccak-f[1600] on each lane of `a`: the loops of `permute_loops`, unrolled
+/// by hand so every index and rotation is a constant for every vector width.
+#[inline(always)]
+pub unsafe fn permute<T: Lanes>(a: &mut [T; 25]) {
+    for &rc in RC.iter() {
+        let c0 = T::xor(T::xor3(a[0], a[5], a[10]), T::xor(a[15], a[20]));
+        let c1 = T::xor(T::xor3(a[1], a[6], a[11]), T::xor(a[16], a[21]));
+        let c2 = T::xor(T::xor3(a[2], a[7], a[12]), T::xor(a[17], a[22]));
+        let c3 = T::xor(T::xor3(a[3], a[8], a[13]), T::xor(a[18], a[23]));
+        let c4 = T::xor(T::xor3(a[4], a[9], a[14]), T::xor(a[19], a[24]));
+        let d0 = T::xor(c4, T::rol(c1, 1));
+        let d1 = T::xor(c0, T::rol(c2, 1));
+        let d2 = T::xor(c1, T::rol(c3, 1));
+        let d3 = T::xor(c2, T::rol(c4, 1));
+        let d4 = T::xor(c3, T::rol(c0, 1));
+        let b0 = T::xor(a[0], d0);
+        let b1 = T::rol(T::xor(a[6], d1), 44);
+        let b2 = T::rol(T::xor(a[12], d2), 43);
+        let b3 = T::rol(T::xor(a[18], d3), 21);
+        let b4 = T::rol(T::xor(a[24], d4), 14);
+        let b5 = T::rol(T::xor(a[3], d3), 28);
+        let b6 = T::rol(T::xor(a[9], d4), 20);
+        let b7 = T::rol(T::xor(a[10], d0), 3);
+        let b8 = T::rol(T::xor(a[16], d1), 45);
+        let b9 = T::rol(T::xor(a[22], d2), 61);
+        let b10 = T::rol(T::xor(a[1], d1), 1);
+        let b11 = T::rol(T::xor(a[7], d2), 6);
+        let b12 = T::rol(T::xor(a[13], d3), 25);
+        let b13 = T::rol(T::xor(a[19], d4), 8);
+        let b14 = T::rol(T::xor(a[20], d0), 18);
+        let b15 = T::rol(T::xor(a[4], d4), 27);
+        let b16 = T::rol(T::xor(a[5], d0), 36);
+        let b17 = T::rol(T::xor(a[11], d1), 10);
+        let b18 = T::rol(T::xor(a[17], d2), 15);
+        let b19 = T::rol(T::xor(a[23], d3), 56);
+        let b20 = T::rol(T::xor(a[2], d2), 62);
+        let b21 = T::rol(T::xor(a[8], d3), 55);
+        let b22 = T::rol(T::xor(a[14], d4), 39);
+        let b23 = T::rol(T::xor(a[15], d0), 41);
+        let b24 = T::rol(T::xor(a[21], d1), 2);
+        a[0] = T::chi(b0, b1, b2);
+        a[1] = T::chi(b1, b2, b3);
+        a[2] = T::chi(b2, b3, b4);
+        a[3] = T::chi(b3, b4, b0);
+        a[4] = T::chi(b4, b0, b1);
+        a[5] = T::chi(b5, b6, b7);
+        a[6] = T::chi(b6, b7, b8);
+        a[7] = T::chi(b7, b8, b9);
+        a[8] = T::chi(b8, b9, b5);
+        a[9] = T::chi(b9, b5, b6);
+        a[10] = T::chi(b10, b11, b12);
+        a[11] = T::chi(b11, b12, b13);
+        a[12] = T::chi(b12, b13, b14);
+        a[13] = T::chi(b13, b14, b10);
+        a[14] = T::chi(b14, b10, b11);
+        a[15] = T::chi(b15, b16, b17);
+        a[16] = T::chi(b16, b17, b18);
+        a[17] = T::chi(b17, b18, b19);
+        a[18] = T::chi(b18, b19, b15);
+        a[19] = T::chi(b19, b15, b16);
+        a[20] = T::chi(b20, b21, b22);
+        a[21] = T::chi(b21, b22, b23);
+        a[22] = T::chi(b22, b23, b24);
+        a[23] = T::chi(b23, b24, b20);
+        a[24] = T::chi(b24, b20, b21);
         a[0] = T::xor(a[0], T::splat(rc));
     }
 }
@@ -242,9 +313,12 @@ mod tests {
     fn generic_permutation_equals_rustcrypto() {
         let mut x: [u64; 25] = core::array::from_fn(|i| (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut y = x;
+        let mut z = x;
         keccak::f1600(&mut x);
         unsafe { permute(&mut y) };
+        unsafe { permute_loops(&mut z) };
         assert_eq!(x, y);
+        assert_eq!(x, z);
     }
 
     #[test]
