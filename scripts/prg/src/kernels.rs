@@ -55,7 +55,9 @@ pub fn seed_lanes(seed: &[u8; 32]) -> [u64; 4] {
 }
 
 /// Calls `sink(j, first four lanes of block first + j)` for j in 0..blocks, in order.
-pub fn run(k: Kernel, seed: &[u8; 32], first: u64, blocks: usize, sink: &mut dyn FnMut(usize, &[u64; 4])) {
+/// Generic over the sink so that each use is compiled into the kernels' loops.
+#[inline]
+pub fn run<F: FnMut(usize, &[u64; 4])>(k: Kernel, seed: &[u8; 32], first: u64, blocks: usize, sink: &mut F) {
     let sl = seed_lanes(seed);
     let done = match k {
         Kernel::Portable => 0,
@@ -250,8 +252,8 @@ mod x86 {
 
     /// Whole batches of 4 blocks; returns how many blocks it did.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn avx2_blocks(seed: &[u64; 4], first: u64, blocks: usize,
-                              sink: &mut dyn FnMut(usize, &[u64; 4])) -> usize {
+    pub unsafe fn avx2_blocks<F: FnMut(usize, &[u64; 4])>(seed: &[u64; 4], first: u64, blocks: usize,
+                              sink: &mut F) -> usize {
         const W: usize = 4;
         let mut j = 0;
         while j + W <= blocks {
@@ -278,8 +280,8 @@ mod x86 {
 
     /// Whole batches of 8 blocks; returns how many blocks it did.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn avx512_blocks(seed: &[u64; 4], first: u64, blocks: usize,
-                                sink: &mut dyn FnMut(usize, &[u64; 4])) -> usize {
+    pub unsafe fn avx512_blocks<F: FnMut(usize, &[u64; 4])>(seed: &[u64; 4], first: u64, blocks: usize,
+                                sink: &mut F) -> usize {
         const W: usize = 8;
         let mut j = 0;
         while j + W <= blocks {

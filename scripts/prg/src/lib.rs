@@ -64,20 +64,26 @@ fn self_check(k: Kernel) -> bool {
 pub fn apply(k: Kernel, seed: &[u8; 32], first: u64, out: &mut [u32], op: Op) {
     let blocks = out.len().div_ceil(BLOCK_ELEMS) as u64;
     assert!(blocks == 0 || first.checked_add(blocks - 1).is_some(), "PRG counter overflows 64 bits");
-    let len = out.len();
+    match op {
+        Op::Set => apply_with(k, seed, first, out, |_, w| w),
+        Op::Add => apply_with(k, seed, first, out, u32::wrapping_add),
+        Op::Sub => apply_with(k, seed, first, out, u32::wrapping_sub),
+    }
+}
+
+#[inline(always)]
+fn apply_with(k: Kernel, seed: &[u8; 32], first: u64, out: &mut [u32], f: impl Fn(u32, u32) -> u32) {
+    let blocks = out.len().div_ceil(BLOCK_ELEMS);
+    let whole = out.len() / BLOCK_ELEMS;
+    let (head, tail) = out.split_at_mut(whole * BLOCK_ELEMS);
     let mut sink = |j: usize, lanes: &[u64; 4]| {
-        let base = j * BLOCK_ELEMS;
-        let dst = &mut out[base..(base + BLOCK_ELEMS).min(len)];
+        // lanes are little-endian: element 2i is the low half of lane i
+        let dst: &mut [u32] = if j < whole { &mut head[j * BLOCK_ELEMS..(j + 1) * BLOCK_ELEMS] } else { &mut *tail };
         for (i, d) in dst.iter_mut().enumerate() {
-            let w = (lanes[i / 2] >> (32 * (i % 2))) as u32; // lanes are little-endian
-            *d = match op {
-                Op::Set => w,
-                Op::Add => d.wrapping_add(w),
-                Op::Sub => d.wrapping_sub(w),
-            };
+            *d = f(*d, (lanes[i / 2] >> (32 * (i % 2))) as u32);
         }
     };
-    kernels::run(k, seed, first, blocks as usize, &mut sink);
+    kernels::run(k, seed, first, blocks, &mut sink);
 }
 
 /// The 32·blocks bytes of blocks first … first + blocks − 1.
