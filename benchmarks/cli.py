@@ -236,7 +236,9 @@ def prg(mb: float, out: Path | None, as_json: bool) -> None:
     if t.get("ours_native_mb_s"):
         kernels = ", ".join(f"{k[7:-5]} {v:.1f}" for k, v in sorted(t.items())
                             if k.startswith("native_") and k.endswith("_mb_s"))
-        stdout.print(f"native kernels (MB/s): {kernels}; native/AES-128-CTR {t['native_vs_aes']}, "
+        stdout.print(f"native kernels (MB/s): {kernels}; native/AES-128-CTR {t['native_vs_aes']} "
+                     f"(pycryptodome), {t.get('native_vs_openssl_aes')} (OpenSSL "
+                     f"{t.get('openssl_aes128_ctr_mb_s') or 0:.0f} MB/s); "
                      f"native/old cffi path {t.get('native_over_old_cffi')}×")
         if "mask_100k_n20_seconds_old_path" in t:
             stdout.print(f"masking 100k parameters, n = 20: {t['mask_100k_n20_seconds']} s "

@@ -3,8 +3,8 @@
 1. Masking throughput of our keccak-CTR PRG (MB/s on one core; the native
    Rust PRG of scripts/prg when built, each of its kernels, and the older
    cffi path) against baselines measured on the same core in the same run:
-   SHAKE256 (hashlib), AES-128-CTR (pycryptodome), and one keccak256 call
-   over the same bytes.
+   SHAKE256 (hashlib), AES-128-CTR (pycryptodome, and OpenSSL's AES-NI
+   through libcrypto), and one keccak256 call over the same bytes.
 2. Protocol overhead of a secure round (open → keys → shares → commit →
    reveal → aggregate → challenge window → finalize; training excluded: the
    peers use the documented SyntheticLearner fake) with n peer *processes*,
@@ -65,6 +65,42 @@ def _mask_seconds(params: int, peers: int) -> float:
     return round(time.perf_counter() - t0, 3)
 
 
+def _openssl_aes128_ctr(key: bytes, nbytes: int) -> Callable[[], Any] | None:
+    """AES-128-CTR through OpenSSL's EVP interface (libcrypto via ctypes, the
+    library Python's ssl module links): the AES-NI baseline, several times
+    pycryptodome's CTR mode. None where libcrypto cannot be loaded."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("crypto")
+    if not name:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+        lib.EVP_CIPHER_CTX_new.restype = ctypes.c_void_p
+        lib.EVP_aes_128_ctr.restype = ctypes.c_void_p
+        lib.EVP_EncryptInit_ex.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_char_p] * 2
+        lib.EVP_EncryptUpdate.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int),
+                                          ctypes.c_char_p, ctypes.c_int]
+        lib.EVP_CIPHER_CTX_free.argtypes = [ctypes.c_void_p]
+    except (OSError, AttributeError):
+        return None
+
+    def run() -> Any:
+        ctx = lib.EVP_CIPHER_CTX_new()
+        try:
+            out = ctypes.create_string_buffer(nbytes)
+            got = ctypes.c_int()
+            if (lib.EVP_EncryptInit_ex(ctx, lib.EVP_aes_128_ctr(), None, key, bytes(16)) != 1
+                    or lib.EVP_EncryptUpdate(ctx, out, ctypes.byref(got), bytes(nbytes), nbytes) != 1
+                    or got.value != nbytes):
+                raise RuntimeError("OpenSSL AES-128-CTR failed")
+            return out
+        finally:
+            lib.EVP_CIPHER_CTX_free(ctx)
+    return run
+
+
 def throughput(mb: float = 4.0) -> dict[str, Any]:
     """PRG rates on one core, each against baselines from the same run.
 
@@ -97,6 +133,11 @@ def throughput(mb: float = 4.0) -> dict[str, Any]:
         fns["aes128_ctr_mb_s"] = (aes, nbytes)
     except ImportError:  # pycryptodome comes with eth-hash here; say so if it does not
         out["aes128_ctr_mb_s"] = None
+    openssl = _openssl_aes128_ctr(seed[:16], nbytes)
+    if openssl is not None:
+        fns["openssl_aes128_ctr_mb_s"] = (openssl, nbytes)
+    else:
+        out["openssl_aes128_ctr_mb_s"] = None
     fns["shake256_mb_s"] = (lambda: hashlib.shake_256(seed).digest(nbytes), nbytes)
     out.update(_rates(fns, repeat=7))
     from eth_hash.auto import keccak
@@ -115,6 +156,8 @@ def throughput(mb: float = 4.0) -> dict[str, Any]:
         out["native_kernel"] = native.default_kernel()
         out["ours_native_mb_s"] = out[f"native_{native.default_kernel()}_mb_s"]
         out["native_vs_aes"] = round(out["ours_native_mb_s"] / aes_rate, 4) if aes_rate else None
+        ossl = out["openssl_aes128_ctr_mb_s"]
+        out["native_vs_openssl_aes"] = round(out["ours_native_mb_s"] / ossl, 4) if ossl else None
         out["native_portable_vs_aes"] = (round(out["native_portable_mb_s"] / aes_rate, 4)
                                          if aes_rate else None)
         if "old_cffi_keccak_ctr_mb_s" in out:

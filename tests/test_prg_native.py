@@ -160,5 +160,7 @@ def test_bench_prg_reports_every_path_and_ratios_from_its_own_rates() -> None:
     assert t["old_cffi_keccak_ctr_mb_s"] > 0 and t["eth_hash_keccak_ctr_mb_s"] > 0
     assert t["native_vs_aes"] == round(t["ours_native_mb_s"] / t["aes128_ctr_mb_s"], 4)
     assert t["native_over_old_cffi"] == round(t["ours_native_mb_s"] / t["old_cffi_keccak_ctr_mb_s"], 2)
+    if t["openssl_aes128_ctr_mb_s"] is not None:
+        assert t["native_vs_openssl_aes"] == round(t["ours_native_mb_s"] / t["openssl_aes128_ctr_mb_s"], 4)
     assert t["mask_100k_n20_seconds"] > 0 and t["mask_100k_n20_seconds_old_path"] > 0
     assert enc._NATIVE is native  # restored after timing the old path
