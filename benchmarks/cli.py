@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -213,18 +214,46 @@ def secure_round(sizes: str, params: int, flower: bool, out: Path | None, as_jso
 @bench.command("prg")
 @click.option("--mb", type=click.FloatRange(0.25, 256), default=4.0, show_default=True,
               help="Megabytes of PRG output per timing.")
+@click.option("--runs", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Repeat the whole measurement; the ratios' min/median/max over runs go in "
+                   "'spread' (the first run is 'throughput').")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the JSON (default: benchmarks/out/<name>.json).")
 @json_option
-def prg(mb: float, out: Path | None, as_json: bool) -> None:
+def prg(mb: float, runs: int, out: Path | None, as_json: bool) -> None:
     """PRG throughput on one core: our keccak256-CTR (native kernels, the old
     cffi path) against its eth_hash baseline, SHAKE256 and AES-128-CTR, all in
     the same run; writes benchmarks/out/prg.json."""
     from ._common import machine, write_json
     from .secure_round import throughput
 
-    data = {"bench": "prg", "command": f"fedledger bench prg --mb {mb:g}", "machine": machine(),
-            "throughput": throughput(mb)}
+    import statistics
+
+    results = [throughput(mb) for _ in range(runs)]
+    data: dict[str, Any] = {"bench": "prg", "command": f"fedledger bench prg --mb {mb:g}"
+                            + (f" --runs {runs}" if runs > 1 else ""),
+                            "machine": machine(), "throughput": results[0]}
+    if runs > 1:
+        spread: dict[str, Any] = {"runs": runs}
+        for key in ("native_vs_aes", "native_vs_openssl_aes", "native_over_old_cffi",
+                    "native_portable_vs_aes", "mask_100k_n20_speedup"):
+            vals = [r[key] for r in results if r.get(key) is not None]
+            if vals:
+                spread[key] = {"min": min(vals), "median": round(statistics.median(vals), 4),
+                               "max": max(vals)}
+        data["spread"] = spread
+    # Issue 15: the native PRG at >= 0.5x AES-128-CTR on one core. Checked
+    # against the bench's AES baseline (pycryptodome, as the issue measured)
+    # and, reported beside it, OpenSSL's AES-NI.
+    # (with --runs, the median over runs is what is checked)
+    t = data["throughput"]
+    targets: dict[str, Any] = {}
+    for key in ("native_vs_aes", "native_vs_openssl_aes"):
+        measured = data["spread"][key]["median"] if key in data.get("spread", {}) else t.get(key)
+        targets[key] = {"target": 0.5, "measured": measured,
+                        "ok": measured is not None and measured >= 0.5}
+    targets["ok"] = targets["native_vs_aes"]["ok"]
+    data["targets"] = targets
     path = write_json("prg", data, out)
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True))
@@ -243,6 +272,12 @@ def prg(mb: float, out: Path | None, as_json: bool) -> None:
         if "mask_100k_n20_seconds_old_path" in t:
             stdout.print(f"masking 100k parameters, n = 20: {t['mask_100k_n20_seconds']} s "
                          f"(old path {t['mask_100k_n20_seconds_old_path']} s)")
+    for key, v in data.get("spread", {}).items():
+        if isinstance(v, dict):
+            stdout.print(f"{key} over {runs} runs: min {v['min']}, median {v['median']}, max {v['max']}")
+    stdout.print(f"target native/AES-128-CTR >= 0.5: "
+                 f"{'met' if data['targets']['ok'] else 'not met'} (pycryptodome); OpenSSL: "
+                 f"{'met' if data['targets']['native_vs_openssl_aes']['ok'] else 'not met'}")
     stdout.print(f"written to {path}")
 
 

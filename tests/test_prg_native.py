@@ -164,3 +164,23 @@ def test_bench_prg_reports_every_path_and_ratios_from_its_own_rates() -> None:
         assert t["native_vs_openssl_aes"] == round(t["ours_native_mb_s"] / t["openssl_aes128_ctr_mb_s"], 4)
     assert t["mask_100k_n20_seconds"] > 0 and t["mask_100k_n20_seconds_old_path"] > 0
     assert enc._NATIVE is native  # restored after timing the old path
+
+
+def test_bench_prg_runs_give_a_spread_and_the_target_is_checked_on_its_median(tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from benchmarks.cli import bench
+
+    out = tmp_path / "prg.json"
+    res = CliRunner().invoke(bench, ["prg", "--mb", "0.25", "--runs", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["command"] == "fedledger bench prg --mb 0.25 --runs 2"
+    for key in ("native_vs_aes", "native_over_old_cffi", "mask_100k_n20_speedup"):
+        s = data["spread"][key]
+        assert s["min"] <= s["median"] <= s["max"]
+    median = data["spread"]["native_vs_aes"]["median"]
+    assert data["targets"]["native_vs_aes"] == {"target": 0.5, "measured": median, "ok": median >= 0.5}
+    assert data["targets"]["ok"] is data["targets"]["native_vs_aes"]["ok"]
