@@ -80,6 +80,23 @@ def test_kernels_agree_with_each_other(seed, first, n, op) -> None:
     assert all(o == outs[0] for o in outs)
 
 
+@settings(max_examples=30, deadline=None)
+@given(seed=SEEDS, first=FIRSTS, n=LENGTHS, sign=st.sampled_from([1, -1]))
+def test_the_fallback_paths_give_the_native_bytes(seed, first, n, sign) -> None:
+    """With the module gone, prg() runs eth_hash (< 16 blocks) or the cffi path."""
+    fast = enc.prg(seed, n, start=8 * first)
+    acc_fast = np.arange(n, dtype=np.uint32)
+    enc.prg_accumulate(acc_fast, seed, sign, start=8 * first)
+    saved, enc._NATIVE = enc._NATIVE, None
+    try:
+        slow = enc.prg(seed, n, start=8 * first)
+        acc = np.arange(n, dtype=np.uint32)
+        enc.prg_accumulate(acc, seed, sign, start=8 * first)
+    finally:
+        enc._NATIVE = saved
+    assert slow.tobytes() == fast.tobytes() and acc.tobytes() == acc_fast.tobytes()
+
+
 def test_large_vector_equals_the_cffi_and_eth_hash_paths() -> None:
     seed = os.urandom(32)
     n = 100_003  # a 100k-parameter update, not a whole number of blocks
