@@ -197,19 +197,21 @@ def shamir_split(secret: int, *, threshold: int, xs: Sequence[int],
     return out
 
 
-def shamir_reconstruct(points: dict[int, int]) -> int:
-    """f(0) by Lagrange interpolation (as ShamirField.interpolateAtZero)."""
+def shamir_reconstruct(points: dict[int, int], *, modulus: int = FIELD_P) -> int:
+    """f(0) by Lagrange interpolation (as ShamirField.interpolateAtZero), over
+    the prime field of size ``modulus`` (FIELD_P; BN254's group order for
+    Feldman-committed shares, coordinator/_feldman.py)."""
     xs = list(points)
-    if len(set(xs)) != len(xs) or any(not 0 < x < FIELD_P for x in xs):
+    if len(set(xs)) != len(xs) or any(not 0 < x < modulus for x in xs):
         raise ValueError("share x-coordinates must be distinct and non-zero")
     acc = 0
     for i, xi in enumerate(xs):
         num, den = 1, 1
         for j, xj in enumerate(xs):
             if i != j:
-                num = num * xj % FIELD_P
-                den = den * (xj - xi) % FIELD_P
-        acc = (acc + points[xi] * num * pow(den, FIELD_P - 2, FIELD_P)) % FIELD_P
+                num = num * xj % modulus
+                den = den * (xj - xi) % modulus
+        acc = (acc + points[xi] * num * pow(den, modulus - 2, modulus)) % modulus
     return acc
 
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {Feldman} from "../lib/Feldman.sol";
 import {MaskGraph} from "../lib/MaskGraph.sol";
 import {MaskMath} from "../lib/MaskMath.sol";
 import {ShamirField} from "../lib/ShamirField.sol";
@@ -89,6 +90,28 @@ contract EncodingHarness {
         uint256[] memory acc = new uint256[](words);
         uint256 g = gasleft();
         MaskMath.applyMask(acc, seed, 0, false);
+        used = g - gasleft();
+    }
+
+    /// @notice Feldman.verifyShare and the gas it used (coordinator/_feldman.py).
+    function feldmanShare(bytes calldata commitments, uint256 threshold, uint256 x, uint256 share)
+        external
+        view
+        returns (bool ok, uint256 used)
+    {
+        uint256 g = gasleft();
+        ok = Feldman.verifyShare(commitments, threshold, x, share);
+        used = g - gasleft();
+    }
+
+    /// @notice Feldman.secretMatches and the gas it used.
+    function feldmanSecret(bytes calldata commitments, uint256 threshold, uint256 secret)
+        external
+        view
+        returns (bool ok, uint256 used)
+    {
+        uint256 g = gasleft();
+        ok = Feldman.secretMatches(commitments, threshold, secret);
         used = g - gasleft();
     }
 }
