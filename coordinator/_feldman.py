@@ -19,8 +19,10 @@ the precompiles' encoding: 64 bytes, x ‖ y big-endian, the point at infinity
 as 64 zero bytes. Every decoder refuses a coordinate ≥ Q or a point off the
 curve y² = x³ + 3 (G1 has cofactor 1, so on the curve means in the group).
 
-This module is the building block; the dealing, holders, aggregator and
-fraud-proof contract do not use it yet (docs/decisions.md, Dealing).
+Dealing (``coordinator/protocol/_secagg.deal``) commits to both of a dealer's
+polynomials; holders, the aggregator and auditors check shares and secrets
+against them, and the fraud-proof contract decides seed and dealer-fault
+proofs from them (docs/decisions.md, Dealing).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from collections.abc import Mapping, Sequence
 
 from . import _encoding as enc
 
-#: BN254's scalar field order (the order of G1): shares and secrets live here.
-R: int = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+#: BN254's scalar field order (the order of G1): shares and secrets live here
+#: (the field of every Shamir dealing, :data:`coordinator._encoding.FIELD_P`).
+R: int = enc.FIELD_P
 #: BN254's base field prime: point coordinates live here.
 Q: int = 21888242871839275222246405745257275088696311157297823662689037894645226208583
 POINT_BYTES = 64

@@ -4,7 +4,6 @@ pragma solidity 0.8.30;
 import {Feldman} from "../lib/Feldman.sol";
 import {MaskGraph} from "../lib/MaskGraph.sol";
 import {MaskMath} from "../lib/MaskMath.sol";
-import {ShamirField} from "../lib/ShamirField.sol";
 import {X25519} from "../lib/X25519.sol";
 
 /// @title EncodingHarness
@@ -69,10 +68,6 @@ contract EncodingHarness {
                 mstore(add(add(out, 32), mul(k, 32)), w)
             }
         }
-    }
-
-    function interpolate(uint256[] memory xs, uint256[] memory ys) external view returns (uint256) {
-        return ShamirField.interpolateAtZero(xs, ys);
     }
 
     function x25519(bytes32 k, bytes32 u) external view returns (bytes32) {
