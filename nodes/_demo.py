@@ -212,7 +212,7 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
         mal_round = r if cfg.malicious_dealer and r == (3 if cfg.rounds >= 3 else 1) else None
         while fed.round_info(r).phase in WAITING:
             if mal_round is not None and malicious is None and fed.round_info(r).phase == Phase.SHARES:
-                malicious = _plant_bad_share(nodes[0], r, victim=1, progress=progress)
+                malicious = _plant_bad_share(nodes[-1], nodes[1], r, progress=progress)
             phase = fed.round_info(r).phase
             for i, node in enumerate(nodes):
                 if i in dead:
@@ -234,7 +234,7 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
         else:
             driver.tick()  # aggregate and post the result with the bond
         if mal_round is not None and malicious is not None:
-            _malicious_outcome(fed, store, chain, r, addrs, malicious, actions, progress)
+            _malicious_outcome(fed, store, r, malicious, actions, progress)
         checks = verify(fed, store, r)
         if not all(c.ok for c in checks):
             bad = "; ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
@@ -301,17 +301,18 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
     if malicious is not None:
         malicious["dealer_in_later_rounds"] = [
             row["round"] for row in rows
-            if row["round"] > malicious["round"] and addrs[0] in fed.participants(row["round"])]
+            if row["round"] > malicious["round"]
+            and malicious["dealer_address"] in fed.participants(row["round"])]
         out["malicious_dealer"] = malicious
     return out
 
 
-def _plant_bad_share(node: Any, r: int, *, victim: int,
+def _plant_bad_share(node: Any, victim_node: Any, r: int, *,
                      progress: Callable[[str], None]) -> dict[str, Any]:
-    """Peer 0 turns cheating dealer: its bundle for round ``r`` (stored where
-    its daemon publishes from) deals ``victim`` a self-seed share one off its
-    committed polynomial, in the box and in the leaf alike, so the share is
-    "committed" and only the Feldman commitments show it is wrong."""
+    """The last peer turns cheating dealer: its bundle for round ``r`` (stored
+    where its daemon publishes from) deals ``victim_node`` a self-seed share
+    one off its committed polynomial, in the box and in the leaf alike, so the
+    share is "committed" and only the Feldman commitments show it is wrong."""
     import cbor2
 
     from coordinator import _encoding as enc
@@ -319,6 +320,7 @@ def _plant_bad_share(node: Any, r: int, *, victim: int,
 
     agent = node._agent(r)
     pub = collect(agent.fed, r)
+    victim, _ = agent.fed.status(r, victim_node.address)
     g = agent.ctx.graph
     holders = [h for h in pub.u1 if h == agent.index or g.adjacent(agent.index, h)]
     dealt = sa.deal(agent.ctx, dealer=agent.address, self_seed=agent.seed,
@@ -334,31 +336,33 @@ def _plant_bad_share(node: Any, r: int, *, victim: int,
     bundle = sa.seal_bundle(agent.ctx, dealer=agent.index, dealt=forged, enc=agent.enc,
                             holder_keys={h: pub.enc_pk[h] for h in holders})
     node.state.put_new(r, "bundle", cbor2.dumps([bundle, forged.root]))
-    progress(f"round {r}: peer 0 deals peer {victim} a share off its committed polynomial")
-    return {"round": r, "dealer": 0, "victim": victim}
+    progress(f"round {r}: participant {agent.index} (a dealer) deals participant {victim} a "
+             "share off its committed polynomial")
+    return {"round": r, "dealer": agent.index, "dealer_address": agent.address, "victim": victim}
 
 
-def _malicious_outcome(fed: Any, store: EmbeddedStore, chain: EmbeddedChain, r: int,
-                       addrs: list[str], malicious: dict[str, Any], actions: list[Action],
-                       progress: Callable[[str], None]) -> None:
+def _malicious_outcome(fed: Any, store: EmbeddedStore, r: int, malicious: dict[str, Any],
+                       actions: list[Action], progress: Callable[[str], None]) -> None:
     """What became of the cheating dealer: the victim's complaint, its own
     attempt to frame the honest aggregator, and the round's result."""
     from coordinator import ContractRevertError
-    from coordinator.protocol._challenge import Fraud, challenge, posted_seeds
     from coordinator.protocol import _secagg as sa
+    from coordinator.protocol._challenge import Fraud, challenge, posted_seeds
 
     complaints = [a for a in actions if a.name == "complain"]
-    quarantined = bool(fed.peer_info(addrs[0])["quarantined"])
-    progress(f"round {r}: peer {malicious['victim']} proved the bad share on-chain before "
-             f"Reveal ({sum(a.gas for a in complaints):,} gas); peer 0 quarantined: {quarantined}")
+    cheat, dealer = malicious["dealer_address"], malicious["dealer"]
+    quarantined = bool(fed.peer_info(cheat)["quarantined"])
+    progress(f"round {r}: participant {malicious['victim']} proved the bad share on-chain "
+             f"before Reveal ({sum(a.gas for a in complaints):,} gas); the dealer is "
+             f"quarantined: {quarantined}")
     seeds = posted_seeds(fed, r)
-    i = next(k for k, (u, v, _) in enumerate(seeds) if (u, v) == (0, sa.SELF))
+    i = next(k for k, (u, v, _) in enumerate(seeds) if (u, v) == (dealer, sa.SELF))
     try:
-        challenge(fed, store, r, Fraud("seed", i, "framing"), sender=addrs[0])
+        challenge(fed, store, r, Fraud("seed", i, "framing"), sender=cheat)
         framed = "accepted"
     except ContractRevertError as exc:
         framed = exc.name or "reverted"
-    progress(f"round {r}: peer 0's seed proof against the honest aggregator: {framed}")
+    progress(f"round {r}: the dealer's seed proof against the honest aggregator: {framed}")
     malicious.update({"complaints": len(complaints),
                       "complaint_gas": sum(a.gas for a in complaints),
                       "dealer_quarantined": quarantined, "framing_attempt": framed})
