@@ -55,8 +55,9 @@ def _dealer_fault(chain: Any, n: int, *, vector_length: int, chunk_elems: int) -
     sim.commit(drop={0})
     sim.run_to(Phase.REVEAL)
     sim.reveal()
-    rcpt = fed.prove_dealer_fault(sim.round_id, dealer=0, shares=sim.share_proofs(0, 1),
-                                  enc_pk=cheat.enc.public, mask_pk=real.public, sender=n + 2)
+    rcpt = fed.prove_dealer_fault(sim.round_id, dealer=0, commitments=sim.commitments(0),
+                                  secret=sim.secret(0, 1), enc_pk=cheat.enc.public,
+                                  mask_pk=real.public, sender=n + 2)
     assert fed.round_info(sim.round_id).phase == Phase.FAILED
     return int(rcpt.gas_used)
 
@@ -95,7 +96,8 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
         seeds[pair] = (u, v, bytes(32))
         sim.post_result(sender=sim.peers[1].address, seeds=seeds)
         seed_pair = fed.challenge_seed(sim.round_id, seed_index=pair, seeds=seeds,
-                                       shares=sim.share_proofs(v, 1),
+                                       commitments=sim.commitments(v),
+                                       secret=sim.secret(v, 1),
                                        enc_pk=sim.peers[u].enc.public,
                                        mask_pk=sim.peers[u].mask.public, sender=n + 2)
         seeds = sim.reconstruct_seeds()
@@ -103,7 +105,7 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
         seeds[0] = (u0, sa.SELF, bytes(32))
         sim.post_result(sender=sim.peers[2].address, seeds=seeds)
         seed_self = fed.challenge_seed(sim.round_id, seed_index=0, seeds=seeds,
-                                       shares=sim.share_proofs(u0, 0), sender=n + 2)
+                                       commitments=sim.commitments(u0), sender=n + 2)
         # Three aggregators were slashed (and quarantined) above; an honest one
         # is any registered peer still eligible (a round of n = 3 has no
         # fourth participant; the spare accounts n + 1, n + 2 are registered).

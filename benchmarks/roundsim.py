@@ -20,6 +20,7 @@ from coordinator.chain._contracts import (
     MemberChunk,
     Phase,
     Policy,
+    Commitments,
     ShareProof,
     deploy_federation,
 )
@@ -145,6 +146,17 @@ class RoundSim:
         holders = holders or [h for h in sorted(self.revealed) if dealer in self.revealed[h]]
         return [ShareProof(h, self.revealed[h][dealer], dealt.proof(h, kind))
                 for h in holders[: self.ctx.t]]
+
+    def commitments(self, dealer: int) -> Commitments:
+        """``dealer``'s Feldman commitments and the proof of their leaf (2n)."""
+        dealt = self.peers[dealer].dealt
+        assert dealt is not None
+        return Commitments(dealt.commitments, enc.merkle_proof(dealt.leaves, 2 * self.ctx.n))
+
+    def secret(self, dealer: int, kind: int) -> int:
+        """``dealer``'s secret of ``kind`` from t revealed shares."""
+        return enc.shamir_reconstruct({sp.holder + 1: sp.value
+                                       for sp in self.share_proofs(dealer, kind)})
 
     def reconstruct_seeds(self) -> list[tuple[int, int, bytes]]:
         seeds: list[tuple[int, int, bytes]] = []

@@ -419,6 +419,16 @@ contract FedRounds is IFedRounds {
     }
 
     /// @inheritdoc IFedRounds
+    function badShare(uint256 round, address dealer, address challenger) external override {
+        if (msg.sender != fraudProofs) revert RoundsUnauthorized(msg.sender);
+        _sync(round);
+        Phase ph = _rounds[round].phase;
+        if (ph < Phase.Shares || ph > Phase.Challenge) revert RoundsWrongPhase(round, Phase.Shares, ph);
+        emit BadShareProven(round, dealer, challenger);
+        try registry.quarantine(dealer) {} catch {}
+    }
+
+    /// @inheritdoc IFedRounds
     function sweepSlashed(address to) external override {
         if (msg.sender != governor) revert RoundsUnauthorized(msg.sender);
         uint256 amount = slashedPool;

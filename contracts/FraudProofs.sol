@@ -5,7 +5,7 @@ import {IFedRounds} from "./interfaces/IFedRounds.sol";
 import {IFraudProofs} from "./interfaces/IFraudProofs.sol";
 import {MaskGraph} from "./lib/MaskGraph.sol";
 import {MaskMath} from "./lib/MaskMath.sol";
-import {ShamirField} from "./lib/ShamirField.sol";
+import {Feldman} from "./lib/Feldman.sol";
 import {X25519} from "./lib/X25519.sol";
 
 /// @title FraudProofs
@@ -21,6 +21,7 @@ contract FraudProofs is IFraudProofs {
     bytes32 private constant SHARE_DOMAIN = keccak256("fedledger.share.v1");
     bytes32 private constant PAIR_DOMAIN = keccak256("fedledger.pair.v1");
     bytes32 private constant KEYS_DOMAIN = keccak256("fedledger.keys.v1");
+    bytes32 private constant FELDMAN_DOMAIN = keccak256("fedledger.feldman.v1");
 
     IFedRounds public immutable rounds;
 
@@ -33,41 +34,41 @@ contract FraudProofs is IFraudProofs {
         uint256 round,
         uint256 seedIndex,
         IFedRounds.Seed[] calldata seeds,
-        ShareProof[] calldata shares,
+        Commitments calldata c,
+        uint256 secret,
         bytes32 encPk,
         bytes32 maskPk
     ) external override {
         IFedRounds.RoundView memory r = _checkSeeds(round, seeds);
         if (seedIndex >= seeds.length) revert FraudBadIndex(seedIndex);
-        if (shares.length < r.t) revert FraudTooFewShares(shares.length, r.t);
-        IFedRounds.Seed calldata s = seeds[seedIndex];
-        bytes32 expected = _expectedSeed(round, r, s, shares, encPk, maskPk);
-        if (expected == s.value) revert FraudNotProven(round);
+        if (_seedIsRight(round, r.t, seeds[seedIndex], c, secret, encPk, maskPk)) revert FraudNotProven(round);
         emit FraudProven(round, msg.sender, 1, seedIndex);
         rounds.voidResult(round, msg.sender);
     }
 
-    /// @dev The seed the shares determine: the dealer's secret itself for a
-    ///      self-mask seed; for a pairwise seed, the KDF of X25519(dealer's
-    ///      reconstructed key, survivor u's posted mask key).
-    function _expectedSeed(
+    /// @dev For a self seed (u, SELF): value·G = C_0 of u's self-seed
+    ///      polynomial. No share is involved, so no choice of shares (by a
+    ///      dealer dealing off its polynomial, say) makes a right value look
+    ///      wrong. For a pairwise seed (u, v): `secret` must be v's committed
+    ///      key (secret·G = C_0), and the seed the KDF of X25519(secret, u's key).
+    function _seedIsRight(
         uint256 round,
-        IFedRounds.RoundView memory r,
+        uint256 t,
         IFedRounds.Seed calldata s,
-        ShareProof[] calldata shares,
+        Commitments calldata c,
+        uint256 secret,
         bytes32 encPk,
         bytes32 maskPk
-    ) private view returns (bytes32) {
-        address[] memory list = rounds.participantsOf(round);
-        bool isSelf = s.v == SELF;
-        uint256 dealerIdx = isSelf ? s.u : s.v;
-        if (dealerIdx >= list.length || s.u >= list.length) revert FraudBadIndex(dealerIdx);
-        uint256 secret = _interpolate(round, r, list, dealerIdx, isSelf ? 0 : 1, shares);
-        if (isSelf) return bytes32(secret);
+    ) private view returns (bool) {
+        uint256 dealerIdx = s.v == SELF ? s.u : s.v;
+        if (s.u >= rounds.participantsOf(round).length) revert FraudBadIndex(s.u);
+        (bytes memory points, address[] memory list) = _commitments(round, dealerIdx, c, s.v == SELF ? 0 : 1, t);
+        if (s.v == SELF) return Feldman.secretMatches(points, t, uint256(s.value));
+        if (!Feldman.secretMatches(points, t, secret)) revert FraudBadSecret(dealerIdx);
         if (keccak256(abi.encode(KEYS_DOMAIN, encPk, maskPk)) != rounds.keysHashOf(round, list[s.u])) {
             revert FraudBadKeys(s.u);
         }
-        return _pairSeed(round, s.u, s.v, X25519.scalarMult(bytes32(X25519.reverseBytes(secret)), maskPk));
+        return _pairSeed(round, s.u, s.v, X25519.scalarMult(bytes32(X25519.reverseBytes(secret)), maskPk)) == s.value;
     }
 
     function _pairSeed(uint256 round, uint16 a, uint16 b, bytes32 shared) private view returns (bytes32) {
@@ -75,33 +76,23 @@ contract FraudProofs is IFraudProofs {
         return keccak256(abi.encode(PAIR_DOMAIN, block.chainid, address(rounds), round, lo, hi, shared));
     }
 
-    /// @dev The dealer's secret of `kind` from `shares`, each verified against
-    ///      the dealer's share root and held by the dealer itself or one of its
-    ///      mask neighbours that posted keys (U1): the only holders an honest
-    ///      dealer deals to, so a leaf for anyone else (beyond n in the tree's
-    ///      padding, outside U1, a non-neighbour) is refused.
-    function _interpolate(
-        uint256 round,
-        IFedRounds.RoundView memory r,
-        address[] memory list,
-        uint256 dealerIdx,
-        uint8 kind,
-        ShareProof[] calldata shares
-    ) private view returns (uint256) {
-        Dealing memory d = Dealing({
-            round: round,
-            dealer: list[dealerIdx],
-            root: rounds.shareRootOf(round, list[dealerIdx]),
-            kind: kind,
-            list: list,
-            near: _neighbourhood(r, list.length, dealerIdx)
-        });
-        uint256[] memory xs = new uint256[](shares.length);
-        uint256[] memory ys = new uint256[](shares.length);
-        for (uint256 i = 0; i < shares.length; ++i) {
-            (xs[i], ys[i]) = _point(d, shares[i], i);
+    /// @dev The t commitment points of polynomial `kind` of `dealerIdx`,
+    ///      after checking the 2t points given are leaf 2n under its share root.
+    function _commitments(uint256 round, uint256 dealerIdx, Commitments calldata c, uint8 kind, uint256 t)
+        private
+        view
+        returns (bytes memory points, address[] memory list)
+    {
+        list = rounds.participantsOf(round);
+        if (dealerIdx >= list.length) revert FraudBadIndex(dealerIdx);
+        address dealer = list[dealerIdx];
+        if (c.points.length != 2 * t * 64) revert FraudBadCommitments(dealerIdx);
+        bytes32 leafHash =
+            keccak256(abi.encode(FELDMAN_DOMAIN, block.chainid, address(rounds), round, dealer, keccak256(c.points)));
+        if (!MaskMath.verify(rounds.shareRootOf(round, dealer), leafHash, 2 * list.length, c.proof)) {
+            revert FraudBadCommitments(dealerIdx);
         }
-        return ShamirField.interpolateAtZero(xs, ys);
+        points = c.points[kind * t * 64:(kind + 1) * t * 64];
     }
 
     /// @dev What a share is checked against: its dealer's root and neighbourhood.
@@ -142,7 +133,8 @@ contract FraudProofs is IFraudProofs {
     function proveDealerFault(
         uint256 round,
         uint16 dealer,
-        ShareProof[] calldata shares,
+        Commitments calldata c,
+        uint256 secret,
         bytes32 encPk,
         bytes32 maskPk
     ) external override {
@@ -152,14 +144,38 @@ contract FraudProofs is IFraudProofs {
         if (dealer >= list.length) revert FraudBadIndex(dealer);
         uint256 st = rounds.statusOf(round, list[dealer]);
         if (st & F_SHARES == 0 || st & F_COMMITTED != 0) revert FraudBadIndex(dealer);
-        if (shares.length < r.t) revert FraudTooFewShares(shares.length, r.t);
         if (keccak256(abi.encode(KEYS_DOMAIN, encPk, maskPk)) != rounds.keysHashOf(round, list[dealer])) {
             revert FraudBadKeys(dealer);
         }
-        uint256 key = _interpolate(round, r, list, dealer, 1, shares);
-        if (X25519.scalarMult(bytes32(X25519.reverseBytes(key)), BASE_POINT) == maskPk) revert FraudNotProven(round);
+        (bytes memory points,) = _commitments(round, dealer, c, 1, r.t);
+        if (!Feldman.secretMatches(points, r.t, secret)) revert FraudBadSecret(dealer);
+        if (X25519.scalarMult(bytes32(X25519.reverseBytes(secret)), BASE_POINT) == maskPk) revert FraudNotProven(round);
         emit FraudProven(round, msg.sender, 3, dealer);
         rounds.dealerFault(round, list[dealer], msg.sender);
+    }
+
+    /// @inheritdoc IFraudProofs
+    function proveBadShare(uint256 round, uint16 dealer, uint8 kind, ShareProof calldata share, Commitments calldata c)
+        external
+        override
+    {
+        IFedRounds.RoundView memory r = rounds.roundInfo(round);
+        address[] memory list = rounds.participantsOf(round);
+        if (dealer >= list.length || kind > 1) revert FraudBadIndex(dealer);
+        if (rounds.statusOf(round, list[dealer]) & F_SHARES == 0) revert FraudBadIndex(dealer);
+        Dealing memory d = Dealing({
+            round: round,
+            dealer: list[dealer],
+            root: rounds.shareRootOf(round, list[dealer]),
+            kind: kind,
+            list: list,
+            near: _neighbourhood(r, list.length, dealer)
+        });
+        (uint256 x, uint256 value) = _point(d, share, 0);
+        (bytes memory points,) = _commitments(round, dealer, c, kind, r.t);
+        if (Feldman.verifyShare(points, r.t, x, value)) revert FraudNotProven(round);
+        emit FraudProven(round, msg.sender, 4, dealer);
+        rounds.badShare(round, list[dealer], msg.sender);
     }
 
     function _shareLeaf(uint256 round, address dealer, uint16 holder, uint8 kind, uint256 value)

@@ -13,8 +13,11 @@ The Solidity side is ``contracts/lib/MaskMath.sol``, ``ShamirField.sol`` and
   element g is the little-endian uint32 at bytes [4(g mod 8), +4) of block
   ⌊g/8⌋. Computable on-chain for one chunk; see docs/decisions.md for its
   off-chain throughput.
-* **Shamir** over the prime P = 2^256 − 2^32 − 977; share x-coordinates are
-  participant index + 1.
+* **Shamir** over BN254's group order P (the scalar field of G1, so every
+  dealing carries Feldman commitments the EVM can check:
+  ``coordinator/_feldman.py``, ``contracts/lib/Feldman.sol``); share
+  x-coordinates are participant index + 1. Mask secret keys are dealt as
+  field elements below P, unclamped (X25519 clamps them itself).
 * **Commitments** are keccak256 over ABI-encoded fields, domain-separated by
   a tag, the chain id, the rounds contract and the round.
 """
@@ -31,7 +34,9 @@ import numpy as np
 from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
 
-FIELD_P = 2**256 - 2**32 - 977
+#: BN254's group order: Shamir shares, self-mask seeds and X25519 mask secrets
+#: are below it (Feldman commitments over G1, coordinator/_feldman.py).
+FIELD_P = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 DEFAULT_CHUNK_ELEMS = 256  # 1 KiB; bounds fraud-proof gas, see docs/decisions.md
 SELF_SEED = 0xFFFF  # the `v` of a self-mask seed entry
 
@@ -39,6 +44,7 @@ COMMIT_DOMAIN = keccak(b"fedledger.commit.v1")
 SHARE_DOMAIN = keccak(b"fedledger.share.v1")
 PAIR_DOMAIN = keccak(b"fedledger.pair.v1")
 KEYS_DOMAIN = keccak(b"fedledger.keys.v1")
+FELDMAN_DOMAIN = keccak(b"fedledger.feldman.v1")
 
 
 # -- vectors and chunks --------------------------------------------------------
@@ -250,19 +256,21 @@ def shamir_split(secret: int, *, threshold: int, xs: Sequence[int],
     return out
 
 
-def shamir_reconstruct(points: dict[int, int]) -> int:
-    """f(0) by Lagrange interpolation (as ShamirField.interpolateAtZero)."""
+def shamir_reconstruct(points: dict[int, int], *, modulus: int = FIELD_P) -> int:
+    """f(0) by Lagrange interpolation (as ShamirField.interpolateAtZero), over
+    the prime field of size ``modulus`` (FIELD_P; BN254's group order for
+    Feldman-committed shares, coordinator/_feldman.py)."""
     xs = list(points)
-    if len(set(xs)) != len(xs) or any(not 0 < x < FIELD_P for x in xs):
+    if len(set(xs)) != len(xs) or any(not 0 < x < modulus for x in xs):
         raise ValueError("share x-coordinates must be distinct and non-zero")
     acc = 0
     for i, xi in enumerate(xs):
         num, den = 1, 1
         for j, xj in enumerate(xs):
             if i != j:
-                num = num * xj % FIELD_P
-                den = den * (xj - xi) % FIELD_P
-        acc = (acc + points[xi] * num * pow(den, FIELD_P - 2, FIELD_P)) % FIELD_P
+                num = num * xj % modulus
+                den = den * (xj - xi) % modulus
+        acc = (acc + points[xi] * num * pow(den, modulus - 2, modulus)) % modulus
     return acc
 
 
@@ -282,6 +290,15 @@ def share_leaf(*, chain_id: int, rounds: str, round_id: int, dealer: str, holder
     return keccak(abi_encode(
         ["bytes32", "uint256", "address", "uint256", "address", "uint16", "uint8", "uint256"],
         [SHARE_DOMAIN, chain_id, rounds, round_id, dealer, holder, kind, share]))
+
+
+def commitment_leaf(*, chain_id: int, rounds: str, round_id: int, dealer: str,
+                    commitments: bytes) -> bytes:
+    """The share tree's leaf 2n: the dealer's Feldman commitments (both
+    polynomials, t points each, concatenated), bound to its share root."""
+    return keccak(abi_encode(
+        ["bytes32", "uint256", "address", "uint256", "address", "bytes32"],
+        [FELDMAN_DOMAIN, chain_id, rounds, round_id, dealer, keccak(commitments)]))
 
 
 def keys_hash(enc_pk: bytes, mask_pk: bytes) -> bytes:
@@ -312,6 +329,12 @@ def clamp_scalar(sk: bytes) -> bytes:
 
 def scalar_to_int(sk: bytes) -> int:
     return int.from_bytes(clamp_scalar(sk), "little")
+
+
+def key_to_int(sk: bytes) -> int:
+    """A secret key's bytes as the little-endian integer, unclamped: the value
+    a mask secret is dealt as (a field element; X25519 clamps it itself)."""
+    return int.from_bytes(sk, "little")
 
 
 def int_to_scalar(v: int) -> bytes:

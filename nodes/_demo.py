@@ -82,6 +82,7 @@ class DemoConfig:
     k: int = 1
     dropouts: bool = True  # round 2: one peer drops after sharing keys, one after committing
     dishonest_aggregator: bool = False  # round 2's first result is wrong and gets challenged
+    malicious_dealer: bool = False  # peer 0 deals peer 1 a share off its committed polynomial
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -194,6 +195,7 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
              f"macro-F1 {before['macro_f1']:.3f}")
     rows: list[dict[str, Any]] = []
     dishonest: dict[str, Any] | None = None
+    malicious: dict[str, Any] | None = None
     for _ in range(cfg.rounds):
         t0 = time.perf_counter()
         added, read = store.bytes_added, store.bytes_read
@@ -207,7 +209,10 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
             stop_after = {cfg.peers - 2: "shares", cfg.peers - 1: "commit"}
         actions: list[Action] = []
         dead: set[int] = set()
+        mal_round = r if cfg.malicious_dealer and r == (3 if cfg.rounds >= 3 else 1) else None
         while fed.round_info(r).phase in WAITING:
+            if mal_round is not None and malicious is None and fed.round_info(r).phase == Phase.SHARES:
+                malicious = _plant_bad_share(nodes[-1], nodes[1], r, progress=progress)
             phase = fed.round_info(r).phase
             for i, node in enumerate(nodes):
                 if i in dead:
@@ -228,6 +233,8 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
             dishonest = _dishonest_round(fed, store, chain, driver, r, addrs, cfg, progress)
         else:
             driver.tick()  # aggregate and post the result with the bond
+        if mal_round is not None and malicious is not None:
+            _malicious_outcome(fed, store, r, malicious, actions, progress)
         checks = verify(fed, store, r)
         if not all(c.ok for c in checks):
             bad = "; ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
@@ -291,7 +298,74 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
            "seconds": round(time.perf_counter() - t_start, 1)}
     if dishonest is not None:
         out["dishonest_aggregator"] = dishonest
+    if malicious is not None:
+        malicious["dealer_in_later_rounds"] = [
+            row["round"] for row in rows
+            if row["round"] > malicious["round"]
+            and malicious["dealer_address"] in fed.participants(row["round"])]
+        out["malicious_dealer"] = malicious
     return out
+
+
+def _plant_bad_share(node: Any, victim_node: Any, r: int, *,
+                     progress: Callable[[str], None]) -> dict[str, Any]:
+    """The last peer turns cheating dealer: its bundle for round ``r`` (stored
+    where its daemon publishes from) deals ``victim_node`` a self-seed share
+    one off its committed polynomial, in the box and in the leaf alike, so the
+    share is "committed" and only the Feldman commitments show it is wrong."""
+    import cbor2
+
+    from coordinator import _encoding as enc
+    from coordinator.protocol import _secagg as sa
+
+    agent = node._agent(r)
+    pub = collect(agent.fed, r)
+    victim, _ = agent.fed.status(r, victim_node.address)
+    g = agent.ctx.graph
+    holders = [h for h in pub.u1 if h == agent.index or g.adjacent(agent.index, h)]
+    dealt = sa.deal(agent.ctx, dealer=agent.address, self_seed=agent.seed,
+                    mask_secret=agent.mask.secret, holders=holders)
+    b, k = dealt.shares[victim]
+    bad = (b + 1) % enc.FIELD_P
+    shares = {**dealt.shares, victim: (bad, k)}
+    leaves = list(dealt.leaves)
+    leaves[2 * victim] = enc.share_leaf(chain_id=agent.ctx.chain_id, rounds=agent.ctx.rounds,
+                                        round_id=r, dealer=agent.address, holder=victim, kind=0,
+                                        share=bad)
+    forged = sa.DealtShares(shares, dealt.commitments, tuple(leaves), enc.merkle_root(leaves))
+    bundle = sa.seal_bundle(agent.ctx, dealer=agent.index, dealt=forged, enc=agent.enc,
+                            holder_keys={h: pub.enc_pk[h] for h in holders})
+    node.state.put_new(r, "bundle", cbor2.dumps([bundle, forged.root]))
+    progress(f"round {r}: participant {agent.index} (a dealer) deals participant {victim} a "
+             "share off its committed polynomial")
+    return {"round": r, "dealer": agent.index, "dealer_address": agent.address, "victim": victim}
+
+
+def _malicious_outcome(fed: Any, store: EmbeddedStore, r: int, malicious: dict[str, Any],
+                       actions: list[Action], progress: Callable[[str], None]) -> None:
+    """What became of the cheating dealer: the victim's complaint, its own
+    attempt to frame the honest aggregator, and the round's result."""
+    from coordinator import ContractRevertError
+    from coordinator.protocol import _secagg as sa
+    from coordinator.protocol._challenge import Fraud, challenge, posted_seeds
+
+    complaints = [a for a in actions if a.name == "complain"]
+    cheat, dealer = malicious["dealer_address"], malicious["dealer"]
+    quarantined = bool(fed.peer_info(cheat)["quarantined"])
+    progress(f"round {r}: participant {malicious['victim']} proved the bad share on-chain "
+             f"before Reveal ({sum(a.gas for a in complaints):,} gas); the dealer is "
+             f"quarantined: {quarantined}")
+    seeds = posted_seeds(fed, r)
+    i = next(k for k, (u, v, _) in enumerate(seeds) if (u, v) == (dealer, sa.SELF))
+    try:
+        challenge(fed, store, r, Fraud("seed", i, "framing"), sender=cheat)
+        framed = "accepted"
+    except ContractRevertError as exc:
+        framed = exc.name or "reverted"
+    progress(f"round {r}: the dealer's seed proof against the honest aggregator: {framed}")
+    malicious.update({"complaints": len(complaints),
+                      "complaint_gas": sum(a.gas for a in complaints),
+                      "dealer_quarantined": quarantined, "framing_attempt": framed})
 
 
 def _record_phase(cfg: DemoConfig, model: Any, parts: list[PeerData], test: Any,

@@ -195,6 +195,7 @@ class PeerNode:
     last_round: int = 0
     _agents: dict[int, PeerAgent] = field(default_factory=dict)
     _logged: set[tuple[int, str]] = field(default_factory=set)
+    _complained: set[tuple[int, int]] = field(default_factory=set)  # (round, dealer)
 
     def __repr__(self) -> str:
         return f"PeerNode({self.address})"
@@ -351,6 +352,34 @@ class PeerNode:
         self._logged.add(key)
         log.log(level, msg, *args)
 
+    def _complain(self, round_id: int, agent: PeerAgent) -> list[Action]:
+        """The complaint step, before Reveal: a share this peer decrypted that
+        its dealer committed to but that is off the dealer's committed
+        polynomial is proven on-chain (the dealer is quarantined; the round
+        goes on without that share). Once per dealer; a failure is logged once
+        and does not stop the peer."""
+        from coordinator.protocol._aggregate import BadShare
+        from coordinator.protocol._challenge import prove_bad_share
+
+        out: list[Action] = []
+        for dealer, (kind, value) in sorted(agent.bad_shares.items()):
+            if (round_id, dealer) in self._complained:
+                continue
+            self._complained.add((round_id, dealer))
+            try:
+                rcpt = prove_bad_share(self.fed, self.store, round_id,
+                                       BadShare(dealer, agent.index, kind, value),
+                                       sender=self.address)
+            except FedLedgerError as exc:
+                self._once(round_id, f"complain {dealer}", logging.WARNING,
+                           "round %d: peer %s could not prove dealer %d's bad share: %s",
+                           round_id, self.address, dealer, exc)
+                continue
+            log.warning("round %d: peer %s proved that dealer %d dealt it a share off its "
+                        "committed polynomial tx=%s", round_id, self.address, dealer, rcpt.tx_hash)
+            out.append(Action(round_id, "complain", gas=rcpt.gas_used))
+        return out
+
     def step(self, round_id: int) -> list[Action]:
         """Do every action this peer still owes ``round_id`` in its current phase.
 
@@ -410,6 +439,7 @@ class PeerNode:
                     self.state.put(round_id, "received", cbor2.dumps(
                         {k: list(v) for k, v in agent.received.items()}), secret=True)
                     done.append(Action(round_id, "receive", down=down))
+                done += self._complain(round_id, agent)
             doing = "commit"
             if phase == Phase.COMMIT and flags & StatusFlag.SHARES and not flags & StatusFlag.COMMITTED:
                 upd = self._update(round_id)

@@ -394,13 +394,18 @@ def _threshold(ctx: click.Context, threshold: int, peers: int, *, dropouts: bool
               help="In round 2 the aggregator posts a wrong aggregate; an auditor's verify "
                    "names the wrong chunk, a fraud proof slashes the bond, an honest peer "
                    "re-aggregates and the round verifies.")
+@click.option("--malicious-dealer", is_flag=True,
+              help="In round 3 (round 1 if fewer rounds) peer 0 deals peer 1 a share off its "
+                   "Feldman-committed polynomial: peer 1 proves it on-chain before Reveal, peer 0 "
+                   "is quarantined (no later round selects it), its attempt to frame the honest "
+                   "aggregator fails, and the round completes for everyone.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the synthetic data and model initialisation.")
 @json_option
 @click.pass_context
 def demo(ctx: click.Context, encoder: str, peers: int, threshold: int, rounds: int, dataset: str,
-         record_rounds: int, dropouts: bool,
-         dishonest_aggregator: bool, seed: int, as_json: bool) -> None:
+         record_rounds: int, dropouts: bool, dishonest_aggregator: bool, malicious_dealer: bool,
+         seed: int, as_json: bool) -> None:
     """Run the whole system in one process on embedded defaults.
 
     Deploys the contracts on the embedded chain, registers PEERS peers with
@@ -421,7 +426,8 @@ def demo(ctx: click.Context, encoder: str, peers: int, threshold: int, rounds: i
     warnings.filterwarnings("ignore", message="DP noise comes from a non-cryptographic RNG")
     cfg = DemoConfig(encoder=encoder, peers=peers, threshold=t,
                      rounds=rounds, dataset=dataset, dropouts=dropouts, record_rounds=record_rounds,
-                     dishonest_aggregator=dishonest_aggregator, seed=seed)
+                     dishonest_aggregator=dishonest_aggregator,
+                     malicious_dealer=malicious_dealer, seed=seed)
     stderr.print("[dim]DP noise uses a non-cryptographic RNG in the demo (set [train] "
                  "secure_rng = true for production runs)[/]")
     with stderr.status("starting…", spinner="dots") as status:

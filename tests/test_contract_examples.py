@@ -16,7 +16,8 @@ import pytest
 from benchmarks.roundsim import STAKE, RoundSim, setup_federation
 
 from coordinator import Chain, ContractRevertError, LocalNode, load_artifacts
-from coordinator.chain._contracts import Federation, Phase, Policy, ShareProof, deploy_federation
+from coordinator.chain._contracts import (Commitments, Federation, Phase, Policy, ShareProof,
+                                          deploy_federation)
 from coordinator.privacy._privacy import conversion_constants, dp_config
 
 pytestmark = pytest.mark.integration
@@ -387,24 +388,30 @@ def test_fraud_errors_and_events(hh: Chain) -> None:
     seeds = sim.posted_seeds
     pair = next(i for i, (_, v, _) in enumerate(seeds) if v != 0xFFFF)
     u, v, _ = seeds[pair]
-    good = sim.share_proofs(seeds[0][0], 0)
-    expect("FraudSeedsMismatch", lambda: fed.challenge_seed(r, seed_index=0, seeds=[], shares=good,
-                                                            sender=8))
+    u0 = seeds[0][0]
+    good = sim.commitments(u0)
+    expect("FraudSeedsMismatch", lambda: fed.challenge_seed(r, seed_index=0, seeds=[],
+                                                            commitments=good, sender=8))
     expect("FraudBadIndex", lambda: fed.challenge_seed(r, seed_index=len(seeds), seeds=seeds,
-                                                       shares=good, sender=8))
-    expect("FraudTooFewShares", lambda: fed.challenge_seed(r, seed_index=0, seeds=seeds,
-                                                           shares=good[:1], sender=8))
-    forged = [ShareProof(s.holder, s.value ^ 1, s.proof) for s in good]
-    expect("FraudBadShare", lambda: fed.challenge_seed(r, seed_index=0, seeds=seeds,
-                                                       shares=forged, sender=8), i=0)
-    dup = [good[0], good[0], good[1]]
-    expect("ShamirBadPoints", lambda: fed.challenge_seed(r, seed_index=0, seeds=seeds, shares=dup,
-                                                         sender=8))
+                                                       commitments=good, sender=8))
+    short = Commitments(good.points[:-64], good.proof)
+    expect("FraudBadCommitments", lambda: fed.challenge_seed(r, seed_index=0, seeds=seeds,
+                                                             commitments=short, sender=8), index=u0)
+    other = Commitments(good.points, sim.commitments(v).proof[:-1] + [bytes(32)])
+    expect("FraudBadCommitments", lambda: fed.challenge_seed(r, seed_index=0, seeds=seeds,
+                                                             commitments=other, sender=8), index=u0)
+    key = sim.secret(v, 1)
+    expect("FraudBadSecret", lambda: fed.challenge_seed(
+        r, seed_index=pair, seeds=seeds, commitments=sim.commitments(v), secret=key ^ 1,
+        enc_pk=sim.peers[u].enc.public, mask_pk=sim.peers[u].mask.public, sender=8), index=v)
     expect("FraudBadKeys", lambda: fed.challenge_seed(
-        r, seed_index=pair, seeds=seeds, shares=sim.share_proofs(v, 1), enc_pk=bytes(32),
-        mask_pk=bytes(32), sender=8))
-    expect("FraudNotProven", lambda: fed.challenge_seed(r, seed_index=0, seeds=seeds, shares=good,
-                                                        sender=8), round=r)
+        r, seed_index=pair, seeds=seeds, commitments=sim.commitments(v), secret=key,
+        enc_pk=bytes(32), mask_pk=bytes(32), sender=8))
+    expect("FraudNotProven", lambda: fed.challenge_seed(r, seed_index=0, seeds=seeds,
+                                                        commitments=good, sender=8), round=r)
+    expect("FraudNotProven", lambda: fed.challenge_seed(
+        r, seed_index=pair, seeds=seeds, commitments=sim.commitments(v), secret=key,
+        enc_pk=sim.peers[u].enc.public, mask_pk=sim.peers[u].mask.public, sender=8), round=r)
     args = sim.chunk_proof_args(0)
     expect("FraudBadMembers", lambda: fed.challenge_chunk(r, **{**args, "members": args["members"][1:]},
                                                           sender=8))
@@ -425,7 +432,7 @@ def test_fraud_errors_and_events(hh: Chain) -> None:
 
 def test_dealer_fault_errors_and_events(hh: Chain) -> None:
     """Participant 2 deals shares of a key it never posted, then drops: its
-    key shares prove it; a leaf for a holder beyond n is refused."""
+    committed key proves it; a wrong key or another dealer's commitments prove nothing."""
     fed, cfg = setup_federation(hh, peers=5)
     sim = RoundSim(fed, cfg)
     sim.keys()
@@ -438,17 +445,69 @@ def test_dealer_fault_errors_and_events(hh: Chain) -> None:
     sim.run_to(Phase.REVEAL)
     sim.reveal()
     r = sim.round_id
-    good = sim.share_proofs(2, 1)
-    beyond = [ShareProof(7, good[0].value, good[0].proof)] + good[1:]
-    expect("FraudBadHolder", lambda: fed.prove_dealer_fault(
-        r, dealer=2, shares=beyond, enc_pk=cheat.enc.public, mask_pk=real.public, sender=8), i=0)
-    ev = emitted(fed, fed.prove_dealer_fault(r, dealer=2, shares=good, enc_pk=cheat.enc.public,
-                                             mask_pk=real.public, sender=8))
+    good, key = sim.commitments(2), sim.secret(2, 1)
+    expect("FraudBadSecret", lambda: fed.prove_dealer_fault(
+        r, dealer=2, commitments=good, secret=key ^ 1, enc_pk=cheat.enc.public,
+        mask_pk=real.public, sender=8), index=2)
+    expect("FraudBadCommitments", lambda: fed.prove_dealer_fault(
+        r, dealer=2, commitments=sim.commitments(1), secret=key, enc_pk=cheat.enc.public,
+        mask_pk=real.public, sender=8), index=2)
+    ev = emitted(fed, fed.prove_dealer_fault(r, dealer=2, commitments=good, secret=key,
+                                             enc_pk=cheat.enc.public, mask_pk=real.public,
+                                             sender=8))
     assert ev["DealerFaultProven"] == {"round": r, "dealer": cheat.address,
                                        "challenger": hh.account(8).address,
                                        "aggregator": "0x" + "0" * 40, "bondReturned": 0}
     assert ev["FraudProven"]["kind"] == 3 and ev["FraudProven"]["detail"] == 2
     assert ev["RoundFailed"]["reason"] == 8
+
+
+def test_bad_share_errors_and_events(hh: Chain) -> None:
+    """Dealer 1 commits holder 0 a self-seed share one off its Feldman-committed
+    polynomial: the share itself proves it, from Shares on; another holder or
+    another value proves nothing."""
+    import hashlib
+
+    from coordinator import _encoding as enc
+    from coordinator.protocol import _secagg as sa
+
+    fed, cfg = setup_federation(hh, peers=5)
+    sim = RoundSim(fed, cfg)
+    sim.keys()
+    for i in sim.u1:
+        p = sim.peers[i]
+        holders = [h for h in sim.u1 if h == i or sim.graph.adjacent(i, h)]
+        d = sa.deal(sim.ctx, dealer=p.address, self_seed=p.seed, mask_secret=p.mask.secret,
+                    holders=holders)
+        if i == 1:
+            b, k = d.shares[0]
+            bad = (b + 1) % enc.FIELD_P
+            leaves = list(d.leaves)
+            leaves[0] = enc.share_leaf(chain_id=sim.ctx.chain_id, rounds=sim.ctx.rounds,
+                                       round_id=sim.round_id, dealer=p.address, holder=0, kind=0,
+                                       share=bad)
+            d = sa.DealtShares({**d.shares, 0: (bad, k)}, d.commitments, tuple(leaves),
+                               enc.merkle_root(leaves))
+        p.dealt = d
+        fed.post_shares(sim.round_id, hashlib.sha256(p.address.encode()).digest(), d.root,
+                        sender=p.address)
+        sim.u2.append(i)
+    r = sim.round_id
+    dealt = sim.peers[1].dealt
+    assert dealt is not None
+    share = ShareProof(0, dealt.shares[0][0], dealt.proof(0, 0))
+    c = sim.commitments(1)
+    expect("FraudBadHolder", lambda: fed.prove_bad_share(
+        r, dealer=1, kind=0, share=ShareProof(7, share.value, share.proof), commitments=c,
+        sender=8), i=0)
+    expect("FraudBadShare", lambda: fed.prove_bad_share(
+        r, dealer=1, kind=0, share=ShareProof(0, share.value ^ 1, share.proof), commitments=c,
+        sender=8), i=0)
+    ev = emitted(fed, fed.prove_bad_share(r, dealer=1, kind=0, share=share, commitments=c,
+                                          sender=8))
+    assert ev["BadShareProven"] == {"round": r, "dealer": sim.peers[1].address,
+                                    "challenger": hh.account(8).address}
+    assert ev["FraudProven"]["kind"] == 4 and ev["FraudProven"]["detail"] == 1
 
 
 def test_stake_lock_and_slashed_sweep(hh: Chain) -> None:

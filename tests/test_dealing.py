@@ -2,6 +2,12 @@
 
 Each test plays the attack as the dealer would and checks that it fails:
 
+* (a) shares of one secret that are not on one polynomial (a committed leaf
+  off the dealer's Feldman-committed polynomial) cannot make an honest
+  aggregator's correct seed look wrong: seed proofs are decided from the
+  commitments (value·G = C_0), the aggregator drops the bad share, and the
+  bad share is itself a proof against the dealer, who is quarantined while
+  the round finalizes;
 * (a') a fake-holder leaf — a share for a holder that is not one of the
   dealer's neighbours in U1 (beyond n in the tree's padding, a peer that
   posted no keys, or a non-neighbour in a sparse graph) — cannot be used in a
@@ -58,7 +64,8 @@ def _forged(sim: RoundSim, dealer: int, fake_holder: int) -> sa.DealtShares:
     leaves[2 * fake_holder] = enc.share_leaf(chain_id=sim.ctx.chain_id, rounds=sim.ctx.rounds,
                                              round_id=sim.round_id, dealer=p.address,
                                              holder=fake_holder, kind=0, share=FAKE)
-    return sa.DealtShares(honest.shares, tuple(leaves), enc.merkle_root(leaves))
+    return sa.DealtShares(honest.shares, honest.commitments, tuple(leaves),
+                          enc.merkle_root(leaves))
 
 
 def _shares_with_forgery(sim: RoundSim, *, dealer: int, fake_holder: int) -> None:
@@ -76,8 +83,10 @@ def _shares_with_forgery(sim: RoundSim, *, dealer: int, fake_holder: int) -> Non
 
 
 def _frame(fed: Federation, sim: RoundSim, dealer: int, fake_holder: int) -> None:
-    """Honest reveals and an honest result, then the dealer's seed proof with
-    its fake leaf plus t − 1 real revealed shares: it must be refused."""
+    """Honest reveals and an honest result, then the dealer's attempts: a
+    seed proof (decided from its commitments alone, so its fake leaf cannot
+    enter it) and a bad-share proof with the fake leaf (refused: no such
+    holder). The honest aggregator keeps its bond and the round finalizes."""
     if fed.round_info(sim.round_id).phase == Phase.SHARES:
         sim.run_to(Phase.COMMIT)
     sim.commit()
@@ -88,14 +97,15 @@ def _frame(fed: Federation, sim: RoundSim, dealer: int, fake_holder: int) -> Non
     i = next(k for k, (u, v, _) in enumerate(seeds) if u == dealer and v == sa.SELF)
     dealt = sim.peers[dealer].dealt
     assert dealt is not None
-    real = [h for h in sorted(sim.revealed) if dealer in sim.revealed[h] and h != fake_holder]
-    shares = [ShareProof(fake_holder, FAKE, dealt.proof(fake_holder, 0))]
-    shares += [ShareProof(h, sim.revealed[h][dealer], dealt.proof(h, 0))
-               for h in real[: sim.ctx.t - 1]]
-    shares.sort(key=lambda s: s.holder)
+    cheat = sim.peers[dealer].address
     with pytest.raises(ContractRevertError) as e:
-        fed.challenge_seed(sim.round_id, seed_index=i, seeds=seeds, shares=shares,
-                           sender=sim.peers[dealer].address)
+        fed.challenge_seed(sim.round_id, seed_index=i, seeds=seeds,
+                           commitments=sim.commitments(dealer), sender=cheat)
+    assert e.value.name == "FraudNotProven"
+    with pytest.raises(ContractRevertError) as e:
+        fed.prove_bad_share(sim.round_id, dealer=dealer, kind=0,
+                            share=ShareProof(fake_holder, FAKE, dealt.proof(fake_holder, 0)),
+                            commitments=sim.commitments(dealer), sender=cheat)
     assert e.value.name == "FraudBadHolder"
     assert fed.is_eligible(honest), "the honest aggregator must not be quarantined"
     assert fed.round_info(sim.round_id).phase == Phase.CHALLENGE
@@ -159,7 +169,8 @@ def test_every_receiver_refuses_a_bundle_with_a_leaf_for_a_non_holder() -> None:
         leaves[2 * 4] = enc.share_leaf(chain_id=chain.chain_id, rounds=fed.rounds.address,
                                        round_id=r, dealer=cheat.address, holder=4, kind=0,
                                        share=FAKE)
-        forged = ShareBundle(sb.round_id, sb.dealer, tuple(leaves), sb.boxes).to_bytes()
+        forged = ShareBundle(sb.round_id, sb.dealer, tuple(leaves), sb.boxes,
+                             sb.commitments).to_bytes()
         cheat.post_shares((forged, enc.merkle_root(leaves)))
         for a in agents[1:4]:
             a.post_shares()
@@ -283,12 +294,104 @@ def test_no_dealer_fault_proof_succeeds_against_an_honest_dropout() -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(secret=st.integers(1, 2**255 - 1), other=st.integers(1, 2**255 - 1))
+@given(secret=st.integers(1, enc.FIELD_P - 1), other=st.integers(1, enc.FIELD_P - 1))
 def test_mask_key_check_accepts_exactly_the_posted_key(secret: int, other: int) -> None:
     """Property: X25519(reconstructed key) equals the posted public key iff the
     key is the posted one (up to clamping, which X25519 applies anyway)."""
-    sk = enc.clamp_scalar(secret.to_bytes(32, "little"))
+    sk = enc.int_to_scalar(secret)
     pk = sa.X25519Pair(sk, sa.crypto_scalarmult_base(sk)).public
-    assert sa.mask_key_matches(enc.scalar_to_int(sk), pk)
-    sk2 = enc.clamp_scalar(other.to_bytes(32, "little"))
-    assert sa.mask_key_matches(enc.scalar_to_int(sk2), pk) == (sk2 == sk)
+    assert sa.mask_key_matches(secret, pk)
+    same = enc.clamp_scalar(enc.int_to_scalar(other)) == enc.clamp_scalar(sk)
+    assert sa.mask_key_matches(other, pk) == same
+    assert not sa.mask_key_matches(secret + enc.FIELD_P, pk)  # not a field element
+
+
+# -- (a) shares of one secret that are not on one polynomial -------------------------
+
+def test_an_inconsistent_dealer_cannot_frame_an_honest_aggregator_and_is_quarantined() -> None:
+    """The attack Feldman commitments close. Dealer 0 commits a leaf for its
+    own share that is off its polynomial and reveals it. Before, a seed proof
+    interpolated t committed leaves of the dealer's choice (its bad one among
+    them), "proved" the honest aggregator's correct self seed wrong, slashed
+    it and paid the dealer the challenger's reward. Now the aggregator drops
+    the bad share (its committed secret comes from the others), the seed proof
+    checks value·G = C_0 and refuses, the bad share itself proves the dealer
+    faulty, and the round finalizes with the exact sum."""
+    from coordinator.protocol._aggregate import apply_update, blob_fixed, round_start
+    from coordinator.protocol._challenge import Fraud, challenge, prove_bad_share
+
+    chain, fed, store = _federation()
+    with chain:
+        r, _ = fed.open_round(dp_config=1, vector_length=L, chunk_elems=CE)
+        agents = [PeerAgent(fed, store, a, r) for a in fed.participants(r)]
+        for a in agents:
+            a.post_keys()
+        cheat = agents[0]
+        bundle, _ = cheat.deal_bundle()
+        sb = ShareBundle.from_bytes(bundle)
+        bad = 424242
+        leaves = list(sb.leaves)
+        leaves[0] = enc.share_leaf(chain_id=chain.chain_id, rounds=fed.rounds.address, round_id=r,
+                                   dealer=cheat.address, holder=0, kind=0, share=bad)
+        forged = ShareBundle(sb.round_id, sb.dealer, tuple(leaves), sb.boxes, sb.commitments)
+        cheat.post_shares((forged.to_bytes(), enc.merkle_root(leaves)))
+        for a in agents[1:]:
+            a.post_shares()
+        for a in agents:
+            a.receive_shares()
+        assert all(0 in a.received for a in agents[1:])  # everyone else's shares are honest
+        rng = np.random.default_rng(r)
+        xs = {}
+        for a in agents:
+            xs[a.index] = enc.quantize(rng.normal(0, 0.01, L) * 10, frac_bits=16, clip=1.0)
+            a.commit(xs[a.index], weight=10 + a.index, dp_config=1)
+        assert fed.round_info(r).phase == Phase.REVEAL  # everyone committed
+        b_honest = agents[1].received[0][0]
+        cheat.received[0] = (bad, 0)  # it reveals the off-polynomial value it committed to
+        for a in agents:
+            a.reveal()
+        assert fed.round_info(r).phase == Phase.AGGREGATE
+        honest = agents[1].address
+        agg, _, _ = Aggregator(fed, store, honest).run(r)
+        assert [(b.dealer, b.holder, b.kind, b.value) for b in agg.bad_shares] == [(0, 0, 0, bad)]
+        want = np.zeros(len(agg.total), dtype=np.uint32)
+        for x in xs.values():
+            want[:L] += x
+        assert np.array_equal(agg.total, want), "the sum is exact despite the bad share"
+        assert b_honest != bad
+        # The frame: the dealer challenges its own (correct) self seed.
+        seeds = [(u, v, val) for u, v, val in agg.seeds]
+        i = next(k for k, (u, v, _) in enumerate(seeds) if (u, v) == (0, sa.SELF))
+        with pytest.raises(ContractRevertError) as e:
+            challenge(fed, store, r, Fraud("seed", i, "framing"), sender=cheat.address)
+        assert e.value.name == "FraudNotProven"
+        assert find_fraud(fed, store, r) is None
+        # The evidence against the dealer, from public data.
+        rcpt = prove_bad_share(fed, store, r, agg.bad_shares[0],
+                               sender=chain.account(OUTSIDER).address)
+        assert "BadShareProven" in [e.name for e in fed.receipt_events(rcpt)]
+        assert fed.peer_info(cheat.address)["quarantined"]
+        assert fed.is_eligible(honest)
+        assert fed.round_info(r).phase == Phase.CHALLENGE
+        chain.mine(fed.round_info(r).deadline - chain.block_number + 1)
+        fed.finalize(r)
+        assert fed.round_info(r).phase == Phase.FINAL
+        assert fed.withdrawable(honest) == fed.policy().bond
+        new = apply_update(blob_fixed(round_start(fed, store, r)), agg)
+        assert new is not None
+
+
+def test_no_bad_share_proof_succeeds_against_an_honest_dealer() -> None:
+    from coordinator.protocol._aggregate import BadShare
+    from coordinator.protocol._challenge import prove_bad_share
+
+    chain, fed, store = _federation()
+    with chain:
+        r, agents = _round_with_wrong_key_dropout(fed, store, honest=True)
+        for holder, kind in ((1, 1), (0, 1)):
+            value = agents[holder].received[2][kind]
+            with pytest.raises(ContractRevertError) as e:
+                prove_bad_share(fed, store, r, BadShare(2, holder, kind, value),
+                                sender=chain.account(OUTSIDER).address)
+            assert e.value.name == "FraudNotProven"
+        assert fed.is_eligible(agents[2].address)

@@ -84,6 +84,25 @@ def test_demo_with_a_dishonest_aggregator_slashes_it_and_recovers() -> None:
     assert [r["verified"].split()[0] for r in res["rounds"]] == ["8/8", "8/8"]  # checks, not peers
 
 
+@pytest.mark.integration
+def test_demo_with_a_malicious_dealer_quarantines_it_and_the_round_completes() -> None:
+    """Issue 12 item 2: a dealer deals a share off its Feldman-committed
+    polynomial; the holder proves it before Reveal, the dealer's framing seed
+    proof is refused, the round verifies and no later round selects it."""
+    proc = subprocess.run([sys.executable, "-m", "coordinator.cli", "demo", "--encoder", "tiny",
+                           "--rounds", "2", "--peers", "5", "--threshold", "3", "--no-dropouts",
+                           "--malicious-dealer", "--record-rounds", "0", "--json"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout)
+    m = res["malicious_dealer"]
+    assert m["round"] == 1 and m["complaints"] == 1 and m["complaint_gas"] > 0
+    assert m["dealer_quarantined"] and m["framing_attempt"] == "FraudNotProven"
+    assert m["dealer_in_later_rounds"] == []
+    assert [r["survivors"] for r in res["rounds"]] == [5, 4]  # the round completed for everyone
+    assert all(r["verified"].split()[0] == "8/8" for r in res["rounds"])
+
+
 def test_demo_charges_each_peer_for_both_modes_on_the_same_records(tmp_path) -> None:
     """The distributed phase runs on a fresh deployment but on the same
     peers' records as the local rounds: what each peer's data has spent is

@@ -229,24 +229,27 @@ def test_seed_proofs_self_and_pairwise(embedded_chain: Chain) -> None:
     u, v, _ = seeds[pair_i]
     with pytest.raises(ContractRevertError) as e:
         fed.challenge_seed(sim.round_id, seed_index=self_i, seeds=seeds,
-                           shares=sim.share_proofs(seeds[self_i][0], 0), sender=8)
+                           commitments=sim.commitments(seeds[self_i][0]), sender=8)
     assert e.value.name == "FraudNotProven"
+    key = sim.secret(v, 1)
     with pytest.raises(ContractRevertError) as e:
         fed.challenge_seed(sim.round_id, seed_index=pair_i, seeds=seeds,
-                           shares=sim.share_proofs(v, 1), enc_pk=sim.peers[u].enc.public,
-                           mask_pk=sim.peers[u].mask.public, sender=8)
+                           commitments=sim.commitments(v), secret=key,
+                           enc_pk=sim.peers[u].enc.public, mask_pk=sim.peers[u].mask.public,
+                           sender=8)
     assert e.value.name == "FraudNotProven"
-    # A wrong share is detected against the dealer's commitment.
-    bad = sim.share_proofs(seeds[self_i][0], 0)
-    bad[0] = type(bad[0])(bad[0].holder, bad[0].value + 1, bad[0].proof)
+    # A key that is not the dealer's committed one proves nothing.
     with pytest.raises(ContractRevertError) as e:
-        fed.challenge_seed(sim.round_id, seed_index=self_i, seeds=seeds, shares=bad, sender=8)
-    assert e.value.name == "FraudBadShare"
-    # Too few shares.
+        fed.challenge_seed(sim.round_id, seed_index=pair_i, seeds=seeds,
+                           commitments=sim.commitments(v), secret=(key + 1) % enc.FIELD_P,
+                           enc_pk=sim.peers[u].enc.public, mask_pk=sim.peers[u].mask.public,
+                           sender=8)
+    assert e.value.name == "FraudBadSecret"
+    # Another dealer's commitments are not under this dealer's root.
     with pytest.raises(ContractRevertError) as e:
         fed.challenge_seed(sim.round_id, seed_index=self_i, seeds=seeds,
-                           shares=sim.share_proofs(seeds[self_i][0], 0)[:2], sender=8)
-    assert e.value.name == "FraudTooFewShares"
+                           commitments=sim.commitments(v), sender=8)
+    assert e.value.name == "FraudBadCommitments"
     sim.run_to(Phase.FINAL)
 
 
@@ -261,7 +264,8 @@ def test_seed_proof_slashes_a_wrong_posted_seed(embedded_chain: Chain, kind: str
     sim.post_result(sender=sim.peers[0].address, seeds=seeds)
     dealer, k = (u, 0) if kind == "self" else (v, 1)
     rcpt = fed.challenge_seed(sim.round_id, seed_index=i, seeds=seeds,
-                              shares=sim.share_proofs(dealer, k),
+                              commitments=sim.commitments(dealer),
+                              secret=sim.secret(dealer, k) if k else 0,
                               enc_pk=sim.peers[u].enc.public, mask_pk=sim.peers[u].mask.public,
                               sender=8)
     assert "ResultVoided" in [ev.name for ev in fed.receipt_events(rcpt)]

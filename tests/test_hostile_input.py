@@ -19,7 +19,7 @@ from coordinator import _encoding as enc
 from coordinator.chain._contracts import LedgerPolicy, Phase, Policy, deploy_federation
 from coordinator.privacy._privacy import dp_config
 from coordinator.protocol import _secagg as sa
-from coordinator.protocol._aggregate import (RoundPublic, _reconstruct, _take, aggregate,
+from coordinator.protocol._aggregate import (RoundPublic, _take, aggregate, reconstruct,
                                              collect, verify)
 from coordinator.protocol._driver import WAITING, RoundDriver, initial_adapter_args
 from coordinator.protocol._wire import AdapterBlob, ShareBundle
@@ -161,8 +161,8 @@ def test_a_one_leaf_share_tree_is_refused_not_an_index_error() -> None:
     pub = RoundPublic(None, ctx, ["0x" + f"{i:040x}" for i in range(4)])  # type: ignore[arg-type]
     pub.share_root[0], pub.bundle_digest[0] = enc.merkle_root([leaf]), digest
     pub.reveals = {3: {0: 5}, 2: {0: 7}}
-    with pytest.raises(AggregationError, match="1 share leaves; a round of 4 has 8"):
-        _reconstruct(pub, store, 0, 0, [])
+    with pytest.raises(AggregationError, match="1 leaves; a round of 4 has 9"):
+        reconstruct(pub, store, 0, 0, [])
 
 
 def test_a_small_order_mask_key_makes_honest_peers_sit_out_not_crash(tmp_path: Path) -> None:

@@ -207,6 +207,11 @@ interface IFedRounds {
         address aggregator,
         uint256 bondReturned
     );
+    /// @notice Emitted after a bad-share proof showed that `dealer` committed
+    ///         to a share off its committed polynomial in `round`: the dealer
+    ///         is quarantined; the round goes on (its secrets are the
+    ///         committed ones, recovered from other shares, or it ends NoResult).
+    event BadShareProven(uint256 indexed round, address indexed dealer, address indexed challenger);
     /// @notice Emitted after `round` became final; its adapter is the new global adapter.
     event RoundFinalized(uint256 indexed round, bytes32 adapterCid, address indexed aggregator);
     /// @notice Emitted after `account` withdrew `amount` (bonds returned, rewards).
@@ -243,6 +248,9 @@ interface IFedRounds {
     ///         contract only, in Reveal, Aggregate or Challenge): quarantine the
     ///         dealer, return a posted result's bond in full, fail the round.
     function dealerFault(uint256 round, address dealer, address challenger) external;
+    /// @notice Record a proven bad share of `dealer` in `round` (fraud-proof
+    ///         contract only, from Shares to Challenge): quarantine the dealer.
+    function badShare(uint256 round, address dealer, address challenger) external;
     function setFraudProofs(address fraudProofs) external;
     /// @notice Declare the federation's data schema hash, once (governor only).
     function setDataSchema(bytes32 schemaHash) external;

@@ -17,6 +17,14 @@ interface IFraudProofs {
         bytes32[] proof;
     }
 
+    /// @notice A dealer's Feldman commitments: its two polynomials' t points
+    ///         each (self seed first, 64 bytes per point, coordinator/_feldman.py)
+    ///         and the Merkle proof of their leaf, index 2n of its share tree.
+    struct Commitments {
+        bytes points;
+        bytes32[] proof;
+    }
+
     /// @notice One survivor's chunk: its commitment fields, the chunk bytes of
     ///         its masked vector, and the chunk's Merkle proof.
     struct MemberChunk {
@@ -46,9 +54,7 @@ interface IFraudProofs {
 
     /// @notice Thrown when the seeds given are not the posted seeds.
     error FraudSeedsMismatch(bytes32 given, bytes32 posted);
-    /// @notice Thrown when fewer than `t` shares are given.
-    error FraudTooFewShares(uint256 given, uint256 t);
-    /// @notice Thrown when share `i` does not verify against its dealer's commitment.
+    /// @notice Thrown when share `i` does not verify against its dealer's share root.
     error FraudBadShare(uint256 i);
     /// @notice Thrown when share `i` names a holder that is not the dealer or
     ///         one of its mask neighbours in U1 (no such holder was dealt a share).
@@ -65,40 +71,61 @@ interface IFraudProofs {
     error FraudBadResultChunk();
     /// @notice Thrown when the previous adapter's chunk does not verify against the round's adapter root.
     error FraudBadAdapterChunk();
+    /// @notice Thrown when the commitments given are not dealer `index`'s (length or leaf).
+    error FraudBadCommitments(uint256 index);
+    /// @notice Thrown when the secret given is not dealer `index`'s committed one (secret·G ≠ C_0).
+    error FraudBadSecret(uint256 index);
     /// @notice Thrown when the evidence shows the posted value is right.
     error FraudNotProven(uint256 round);
 
     /// @notice Emitted after a fraud was proven in `round` by `challenger`;
     ///         `kind` 1 = seed proof (detail: seed index), 2 = chunk proof (detail: chunk index),
-    ///         3 = dealer-fault proof (detail: the dealer's participant index).
+    ///         3 = dealer-fault proof (detail: the dealer's participant index),
+    ///         4 = bad-share proof (detail: the dealer's participant index).
     event FraudProven(uint256 indexed round, address indexed challenger, uint8 kind, uint256 detail);
 
-    /// @notice Prove that posted seed `seedIndex` differs from the secret
-    ///         interpolated (on-chain) from `shares`.
+    /// @notice Prove that posted seed `seedIndex` is not the committed one:
+    ///         for a self seed (u, SELF), value·G ≠ C_0 of u's self-seed
+    ///         commitments; for a pairwise seed (u, v), the KDF of
+    ///         X25519(`secret`, u's posted mask key) differs from it, where
+    ///         `secret` must be v's committed mask key (secret·G = C_0).
+    /// @param c The dealer's commitments and their leaf's proof.
+    /// @param secret The dealer's mask key (only for a pairwise seed).
     /// @param encPk,maskPk The posted keys of survivor `u` (only for a pairwise seed).
     function challengeSeed(
         uint256 round,
         uint256 seedIndex,
         IFedRounds.Seed[] calldata seeds,
-        ShareProof[] calldata shares,
+        Commitments calldata c,
+        uint256 secret,
         bytes32 encPk,
         bytes32 maskPk
     ) external;
 
-    /// @notice Prove that dropped dealer `dealer` (in U2, not in U3) dealt
-    ///         shares of a mask key that is not its posted one: X25519 of the
-    ///         key interpolated on-chain from `shares` (at least t, each under
-    ///         the dealer's share root, holders bounded to its neighbours in U1)
-    ///         differs from `maskPk`. The dealer is quarantined and the round
-    ///         fails (DealerFault); a posted result's bond goes back in full.
+    /// @notice Prove that dropped dealer `dealer` (in U2, not in U3) committed
+    ///         to a mask key that is not its posted one: `secret` is its
+    ///         committed key (secret·G = C_0 of its key commitments) and
+    ///         X25519(secret, 9) differs from `maskPk`. The dealer is
+    ///         quarantined and the round fails (DealerFault); a posted
+    ///         result's bond goes back in full.
     /// @param encPk,maskPk The dealer's posted keys.
     function proveDealerFault(
         uint256 round,
         uint16 dealer,
-        ShareProof[] calldata shares,
+        Commitments calldata c,
+        uint256 secret,
         bytes32 encPk,
         bytes32 maskPk
     ) external;
+
+    /// @notice Prove that `dealer` committed (share leaf 2·holder + kind under
+    ///         its share root, the holder bounded to its neighbours in U1) to a
+    ///         share that is not on its committed polynomial `kind`. Any time
+    ///         from Shares to Challenge, by the holder (who decrypted it) or
+    ///         anyone once it is revealed. The dealer is quarantined; the round
+    ///         goes on (its secret is the committed one, from other shares).
+    function proveBadShare(uint256 round, uint16 dealer, uint8 kind, ShareProof calldata share, Commitments calldata c)
+        external;
 
     /// @notice Prove that chunk `chunkIndex` of the posted new adapter differs
     ///         from f(previous adapter, Σx, Σn), where Σx is Σ y_u over U3

@@ -3,7 +3,7 @@ pragma solidity 0.8.30;
 
 /// @title ModExp
 /// @notice base^exponent mod modulus through the modexp precompile (EIP-198),
-///         shared by ShamirField (inverses mod P) and X25519 (the final inversion).
+///         used by X25519 (the final inversion).
 library ModExp {
     function modexp(uint256 base, uint256 exponent, uint256 modulus) internal view returns (uint256 r) {
         bool ok;

@@ -21,6 +21,7 @@ contract DealingTest is TestBase {
     uint96 internal constant STAKE = 1 ether;
     uint96 internal constant BOND = 1 ether;
     bytes32 internal constant SHARE_DOMAIN = keccak256("fedledger.share.v1");
+    bytes32 internal constant FELDMAN_DOMAIN = keccak256("fedledger.feldman.v1");
 
     PeerRegistry internal registry;
     PrivacyLedger internal ledger;
@@ -70,8 +71,13 @@ contract DealingTest is TestBase {
 
     /// @dev A 16-leaf tree, all zero but `leaves[at]`; its root and the proof of `at`.
     function _tree(bytes32 leaf, uint256 at) internal pure returns (bytes32 root, bytes32[] memory proof) {
-        bytes32[] memory level = new bytes32[](16);
-        level[at] = leaf;
+        bytes32[] memory leaves = new bytes32[](16);
+        leaves[at] = leaf;
+        return _treeOf(leaves, at);
+    }
+
+    function _treeOf(bytes32[] memory leaves, uint256 at) internal pure returns (bytes32 root, bytes32[] memory proof) {
+        bytes32[] memory level = leaves;
         proof = new bytes32[](4);
         uint256 idx = at;
         for (uint256 d = 0; d < 4; ++d) {
@@ -86,11 +92,40 @@ contract DealingTest is TestBase {
         root = level[0];
     }
 
+    /// @dev k·G on BN254 through the ecMul precompile (64 bytes, x ‖ y).
+    function _g1(uint256 k) internal view returns (bytes memory out) {
+        (bool ok, bytes memory ret) = address(7).staticcall(abi.encode(uint256(1), uint256(2), k));
+        require(ok && ret.length == 64, "ecMul");
+        out = ret;
+    }
+
+    /// @dev Feldman commitments of the self-seed polynomial 5 + 7x + 11x² and
+    ///      the key polynomial 13 + 17x + 19x² (t = 3), self seed first.
+    function _commitments() internal view returns (bytes memory) {
+        return bytes.concat(_g1(5), _g1(7), _g1(11), _g1(13), _g1(17), _g1(19));
+    }
+
+    function _commitLeaf(uint256 r, address dealer, bytes memory points) internal view returns (bytes32) {
+        return keccak256(abi.encode(FELDMAN_DOMAIN, block.chainid, address(rounds), r, dealer, keccak256(points)));
+    }
+
+    function _noCommitments() internal pure returns (IFraudProofs.Commitments memory c) {
+        c.proof = new bytes32[](0);
+    }
+
     /// @dev Round 1 to Aggregate; participant 0 posts `root0` as its share
     ///      root and drops before committing; everyone else acts.
     function _round(bytes32 root0) internal returns (uint256 r, address[] memory list) {
+        (r, list) = _open();
+        _play(r, list, root0);
+    }
+
+    function _open() internal returns (uint256 r, address[] memory list) {
         r = rounds.openRound(1, IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
         list = rounds.participantsOf(r);
+    }
+
+    function _play(uint256 r, address[] memory list, bytes32 root0) internal {
         for (uint256 i = 0; i < list.length; ++i) {
             vm.prank(list[i]);
             rounds.postKeys(r, bytes32(i + 1), bytes32(i + 2));
@@ -130,16 +165,30 @@ contract DealingTest is TestBase {
         }
         vm.roll(block.number + 9);
         rounds.advance(r);
-        IFraudProofs.ShareProof[] memory shares = new IFraudProofs.ShareProof[](3);
-        shares[0] = IFraudProofs.ShareProof({holder: 6, value: 42, proof: proof});
-        shares[1] = shares[0];
-        shares[2] = shares[0];
+        IFraudProofs.ShareProof memory share = IFraudProofs.ShareProof({holder: 6, value: 42, proof: proof});
         vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadHolder.selector, 0));
-        fraud.proveDealerFault(r, 0, shares, bytes32(uint256(1)), bytes32(uint256(2)));
+        fraud.proveBadShare(r, 0, 1, share, _noCommitments());
         // The same leaf under an in-range holder index is simply not in the tree.
-        shares[0] = IFraudProofs.ShareProof({holder: 2, value: 42, proof: proof});
+        share = IFraudProofs.ShareProof({holder: 2, value: 42, proof: proof});
         vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadShare.selector, 0));
-        fraud.proveDealerFault(r, 0, shares, bytes32(uint256(1)), bytes32(uint256(2)));
+        fraud.proveBadShare(r, 0, 1, share, _noCommitments());
+    }
+
+    /// @dev Round to Reveal with participant 0's share root over its
+    ///      commitments (leaf 2n = 10) and `share` as holder 2's self-seed leaf (4).
+    function _badShareRound(uint256 share)
+        internal
+        returns (uint256 r, address[] memory list, IFraudProofs.ShareProof memory sp, IFraudProofs.Commitments memory c)
+    {
+        (r, list) = _open();
+        bytes32[] memory leaves = new bytes32[](16);
+        leaves[4] = _leaf(r, list[0], 2, 0, share);
+        leaves[10] = _commitLeaf(r, list[0], _commitments());
+        (bytes32 root, bytes32[] memory shareProof) = _treeOf(leaves, 4);
+        (, bytes32[] memory commitProof) = _treeOf(leaves, 10);
+        _play(r, list, root);
+        sp = IFraudProofs.ShareProof({holder: 2, value: share, proof: shareProof});
+        c = IFraudProofs.Commitments({points: _commitments(), proof: commitProof});
     }
 
     function test_aDealerFaultClearsAPostedResultAndReturnsTheBond() public {
@@ -188,16 +237,46 @@ contract DealingTest is TestBase {
         rounds.dealerFault(r, list[0], address(this));
     }
 
-    function test_aDealerFaultProofNeedsADroppedDealerAndItsPostedKeys() public {
+    function test_aDealerFaultProofNeedsADroppedDealerItsPostedKeysAndItsCommitments() public {
         (uint256 r,) = _round(bytes32(0));
-        IFraudProofs.ShareProof[] memory shares = new IFraudProofs.ShareProof[](3);
+        IFraudProofs.Commitments memory none = _noCommitments();
         vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadIndex.selector, 1));
-        fraud.proveDealerFault(r, 1, shares, bytes32(uint256(2)), bytes32(uint256(3))); // 1 committed
+        fraud.proveDealerFault(r, 1, none, 0, bytes32(uint256(2)), bytes32(uint256(3))); // 1 committed
         vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadIndex.selector, 9));
-        fraud.proveDealerFault(r, 9, shares, bytes32(0), bytes32(0));
-        vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudTooFewShares.selector, 2, 3));
-        fraud.proveDealerFault(r, 0, new IFraudProofs.ShareProof[](2), bytes32(uint256(1)), bytes32(uint256(2)));
+        fraud.proveDealerFault(r, 9, none, 0, bytes32(0), bytes32(0));
         vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadKeys.selector, 0));
-        fraud.proveDealerFault(r, 0, shares, bytes32(uint256(1)), bytes32(uint256(3)));
+        fraud.proveDealerFault(r, 0, none, 0, bytes32(uint256(1)), bytes32(uint256(3)));
+        vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadCommitments.selector, 0));
+        fraud.proveDealerFault(r, 0, none, 0, bytes32(uint256(1)), bytes32(uint256(2)));
+    }
+
+    function test_aBadShareQuarantinesItsDealerAndTheRoundGoesOn() public {
+        // f(3) = 5 + 7·3 + 11·9 = 125 is holder 2's self-seed share; 126 is off the polynomial.
+        (uint256 r, address[] memory list, IFraudProofs.ShareProof memory sp, IFraudProofs.Commitments memory c) =
+            _badShareRound(126);
+        IFedRounds.Phase before = rounds.roundInfo(r).phase;
+        vm.expectRevert(abi.encodeWithSelector(IFedRounds.RoundsUnauthorized.selector, address(this)));
+        rounds.badShare(r, list[0], address(this));
+        vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadIndex.selector, 0));
+        fraud.proveBadShare(r, 0, 2, sp, c); // no third polynomial
+        fraud.proveBadShare(r, 0, 0, sp, c);
+        assertTrue(registry.peerInfo(list[0]).quarantined, "dealer quarantined");
+        assertTrue(rounds.roundInfo(r).phase == before, "the round goes on");
+        assertTrue(before != IFedRounds.Phase.Failed, "not failed");
+    }
+
+    function test_aShareOnTheCommittedPolynomialIsNoBadShare() public {
+        (uint256 r, address[] memory list, IFraudProofs.ShareProof memory sp, IFraudProofs.Commitments memory c) =
+            _badShareRound(125);
+        vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudNotProven.selector, r));
+        fraud.proveBadShare(r, 0, 0, sp, c);
+        // Nor against the key polynomial's commitments with the seed's leaf.
+        vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadShare.selector, 0));
+        fraud.proveBadShare(r, 0, 1, sp, c);
+        // Commitments that are not under the dealer's root prove nothing.
+        c.points = bytes.concat(_g1(6), _g1(7), _g1(11), _g1(13), _g1(17), _g1(19));
+        vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadCommitments.selector, 0));
+        fraud.proveBadShare(r, 0, 0, sp, c);
+        assertTrue(!registry.peerInfo(list[0]).quarantined, "honest dealer not quarantined");
     }
 }

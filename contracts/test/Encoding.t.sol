@@ -3,7 +3,6 @@ pragma solidity 0.8.30;
 
 import {TestBase} from "./TestBase.sol";
 import {MaskMath} from "../lib/MaskMath.sol";
-import {ShamirField} from "../lib/ShamirField.sol";
 import {X25519} from "../lib/X25519.sol";
 
 /// @notice Fuzz tests of the encoding libraries' algebra.
@@ -26,23 +25,6 @@ contract EncodingTest is TestBase {
     function testFuzz_toLanesIsAnInvolution(uint256 w) public pure {
         assertEq(MaskMath.toLanes(MaskMath.toLanes(w)), w, "involution");
         assertEq(X25519.reverseBytes(X25519.reverseBytes(w)), w, "reverse involution");
-    }
-
-    /// @dev A degree-2 polynomial through 3 points interpolates back to f(0).
-    function testFuzz_interpolationRecoversConstantTerm(uint256 c0, uint256 c1, uint256 c2, uint8 x1, uint8 x2, uint8 x3)
-        public
-        view
-    {
-        vm.assume(x1 != 0 && x2 != 0 && x3 != 0 && x1 != x2 && x1 != x3 && x2 != x3);
-        uint256 p = ShamirField.P;
-        c0 %= p;
-        uint256[] memory xs = new uint256[](3);
-        uint256[] memory ys = new uint256[](3);
-        (xs[0], xs[1], xs[2]) = (x1, x2, x3);
-        for (uint256 i = 0; i < 3; ++i) {
-            ys[i] = addmod(addmod(c0, mulmod(c1, xs[i], p), p), mulmod(c2, mulmod(xs[i], xs[i], p), p), p);
-        }
-        assertEq(ShamirField.interpolateAtZero(xs, ys), c0, "f(0)");
     }
 
     /// @dev X25519 is a group action: k1·(k2·B) == k2·(k1·B).

@@ -3,7 +3,6 @@ pragma solidity 0.8.30;
 
 import {TestBase} from "./TestBase.sol";
 import {MaskMath} from "../lib/MaskMath.sol";
-import {ShamirField} from "../lib/ShamirField.sol";
 import {X25519} from "../lib/X25519.sol";
 
 /// @notice Checks the vectors Python generated (coordinator/protocol/_vectors.py,
@@ -53,15 +52,6 @@ contract VectorsTest is TestBase {
 
     function verify(bytes32 root, bytes32 leaf, uint256 index, bytes32[] calldata proof) external pure returns (bool) {
         return MaskMath.verify(root, leaf, index, proof);
-    }
-
-    function test_shamirVectors() public view {
-        for (uint256 i = 0; i < COUNT; ++i) {
-            uint256[] memory xs = vm.parseJsonUintArray(json, _k("shamir", i, "xs"));
-            uint256[] memory ys = vm.parseJsonUintArray(json, _k("shamir", i, "ys"));
-            uint256 secret = vm.parseJsonUint(json, _k("shamir", i, "secret"));
-            assertEq(ShamirField.interpolateAtZero(xs, ys), secret, "secret");
-        }
     }
 
     function test_x25519Vectors() public view {

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {Feldman} from "../lib/Feldman.sol";
 import {MaskGraph} from "../lib/MaskGraph.sol";
 import {MaskMath} from "../lib/MaskMath.sol";
-import {ShamirField} from "../lib/ShamirField.sol";
 import {X25519} from "../lib/X25519.sol";
 
 /// @title EncodingHarness
@@ -70,10 +70,6 @@ contract EncodingHarness {
         }
     }
 
-    function interpolate(uint256[] memory xs, uint256[] memory ys) external view returns (uint256) {
-        return ShamirField.interpolateAtZero(xs, ys);
-    }
-
     function x25519(bytes32 k, bytes32 u) external view returns (bytes32) {
         return X25519.scalarMult(k, u);
     }
@@ -89,6 +85,28 @@ contract EncodingHarness {
         uint256[] memory acc = new uint256[](words);
         uint256 g = gasleft();
         MaskMath.applyMask(acc, seed, 0, false);
+        used = g - gasleft();
+    }
+
+    /// @notice Feldman.verifyShare and the gas it used (coordinator/_feldman.py).
+    function feldmanShare(bytes calldata commitments, uint256 threshold, uint256 x, uint256 share)
+        external
+        view
+        returns (bool ok, uint256 used)
+    {
+        uint256 g = gasleft();
+        ok = Feldman.verifyShare(commitments, threshold, x, share);
+        used = g - gasleft();
+    }
+
+    /// @notice Feldman.secretMatches and the gas it used.
+    function feldmanSecret(bytes calldata commitments, uint256 threshold, uint256 secret)
+        external
+        view
+        returns (bool ok, uint256 used)
+    {
+        uint256 g = gasleft();
+        ok = Feldman.secretMatches(commitments, threshold, secret);
         used = g - gasleft();
     }
 }

@@ -216,6 +216,18 @@ class ShareProof:
         return (self.holder, self.value, list(self.proof))
 
 
+@dataclass(frozen=True)
+class Commitments:
+    """A dealer's Feldman commitments (2t points, self seed first) and the
+    Merkle proof of their leaf (index 2n) under its share root."""
+
+    points: bytes
+    proof: Sequence[bytes]
+
+    def as_tuple(self) -> tuple[bytes, list[bytes]]:
+        return (self.points, list(self.proof))
+
+
 @dataclass(frozen=True, slots=True)
 class MemberChunk:
     index: int
@@ -515,19 +527,30 @@ class Federation:
 
     # -- fraud proofs --------------------------------------------------------------
     def challenge_seed(self, round_id: int, *, seed_index: int,
-                       seeds: Sequence[tuple[int, int, bytes]], shares: Sequence[ShareProof],
-                       enc_pk: bytes = bytes(32), mask_pk: bytes = bytes(32),
+                       seeds: Sequence[tuple[int, int, bytes]], commitments: Commitments,
+                       secret: int = 0, enc_pk: bytes = bytes(32), mask_pk: bytes = bytes(32),
                        sender: Sender) -> Receipt:
+        """FraudProofs.challengeSeed: ``commitments`` are the seed's dealer's;
+        for a pairwise seed ``secret`` is the dealer's committed mask key and
+        ``enc_pk``/``mask_pk`` survivor u's posted keys."""
         fn = self.fraud.functions.challengeSeed(round_id, seed_index, [tuple(s) for s in seeds],
-                                                [s.as_tuple() for s in shares], enc_pk, mask_pk)
+                                                commitments.as_tuple(), secret, enc_pk, mask_pk)
         return self._tx(fn, sender)
 
-    def prove_dealer_fault(self, round_id: int, *, dealer: int, shares: Sequence[ShareProof],
-                           enc_pk: bytes, mask_pk: bytes, sender: Sender) -> Receipt:
-        """FraudProofs.proveDealerFault: ``shares`` are at least t of the dropped
-        ``dealer``'s key shares; ``enc_pk``/``mask_pk`` its posted keys."""
-        fn = self.fraud.functions.proveDealerFault(round_id, dealer,
-                                                   [s.as_tuple() for s in shares], enc_pk, mask_pk)
+    def prove_dealer_fault(self, round_id: int, *, dealer: int, commitments: Commitments,
+                           secret: int, enc_pk: bytes, mask_pk: bytes, sender: Sender) -> Receipt:
+        """FraudProofs.proveDealerFault: ``secret`` is the dropped ``dealer``'s
+        committed mask key; ``enc_pk``/``mask_pk`` its posted keys."""
+        fn = self.fraud.functions.proveDealerFault(round_id, dealer, commitments.as_tuple(),
+                                                   secret, enc_pk, mask_pk)
+        return self._tx(fn, sender)
+
+    def prove_bad_share(self, round_id: int, *, dealer: int, kind: int, share: ShareProof,
+                        commitments: Commitments, sender: Sender) -> Receipt:
+        """FraudProofs.proveBadShare: ``share`` is a share ``dealer`` committed
+        to (its leaf) that is off its committed polynomial ``kind``."""
+        fn = self.fraud.functions.proveBadShare(round_id, dealer, kind, share.as_tuple(),
+                                                commitments.as_tuple())
         return self._tx(fn, sender)
 
     def challenge_chunk(self, round_id: int, *, chunk_index: int,

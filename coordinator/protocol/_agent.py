@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _encoding as enc
+from .. import _feldman as fd
 from . import _secagg as sa
 from ._aggregate import (Aggregate, adapter_bytes, aggregate, apply_update, blob_fixed, collect,
                          fetch_bundle, round_start)
@@ -44,6 +45,9 @@ class PeerAgent:
     seed: int = field(default_factory=sa.random_seed)
     received: dict[int, tuple[int, int]] = field(default_factory=dict)  # dealer -> (b, k)
     faulty: dict[int, str] = field(default_factory=dict)  # dealer -> why its shares are skipped
+    # dealer -> (kind, value): a committed share off the dealer's committed
+    # polynomial, the evidence of a bad-share proof (FraudProofs.proveBadShare)
+    bad_shares: dict[int, tuple[int, int]] = field(default_factory=dict)
     index: int = -1
     ctx: sa.RoundContext | None = None
 
@@ -145,6 +149,13 @@ class PeerAgent:
                     if bundle.leaves[2 * self.index + kind] != lf:
                         raise InvalidContentError(f"dealer {dealer}'s share for peer {self.index} "
                                                   "does not match its committed leaf")
+                    # ...and on the dealer's committed polynomial (Feldman):
+                    # otherwise it is evidence against the dealer, never a share.
+                    if not fd.verify_share(sa.commitments_of(self.ctx, bundle.commitments, kind),
+                                           self.index + 1, value, threshold=self.ctx.t):
+                        self.bad_shares[dealer] = (kind, value)
+                        raise InvalidContentError(f"dealer {dealer}'s share for peer {self.index} "
+                                                  "is not on its committed polynomial")
                 self.received[dealer] = (got_b, got_k)
             except InvalidContentError as exc:  # the dealer is at fault: skip it for good
                 self.faulty[dealer] = str(exc)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _encoding as enc
+from .. import _feldman as fd
 from . import _secagg as sa
 from ..store._cid import CID, DAG_PB, RAW, AddOptions
 from ..chain._contracts import Federation, Phase, RoundInfo
@@ -164,6 +165,7 @@ class Aggregate:
     weight_sum: int
     rejected_shares: list[tuple[int, int, int]]  # (dealer, holder, kind)
     masked: dict[int, np.ndarray]
+    bad_shares: list[BadShare] = field(default_factory=list)  # provable dealer faults
 
 
 def fetch_masked(pub: RoundPublic, store: ContentStore, u: int) -> np.ndarray:
@@ -192,15 +194,30 @@ def fetch_bundle(pub: RoundPublic, store: ContentStore, dealer: int) -> ShareBun
     when it cannot be fetched) otherwise."""
     data = cat_digest(store, pub.bundle_digest[dealer], max_bytes=ShareBundle.max_bytes(pub.ctx.n))
     bundle = ShareBundle.from_bytes(data)
-    bundle.check(round_id=pub.ctx.round_id, dealer=dealer, n=pub.ctx.n)
+    ctx = pub.ctx
+    bundle.check(round_id=ctx.round_id, dealer=dealer, n=ctx.n, t=ctx.t)
     if enc.merkle_root(bundle.leaves) != pub.share_root[dealer]:
         raise InvalidContentError(f"share bundle of participant {dealer} does not match its "
                                   "on-chain share root")
+    # The commitments are the ones under the root (leaf 2n), and G1 points:
+    # otherwise no share or secret of this dealer can ever be checked.
+    if bundle.leaves[2 * ctx.n] != enc.commitment_leaf(
+            chain_id=ctx.chain_id, rounds=ctx.rounds, round_id=ctx.round_id,
+            dealer=pub.participants[dealer], commitments=bundle.commitments):
+        raise InvalidContentError(f"share bundle of participant {dealer} has commitments that "
+                                  "are not the ones under its share root")
+    try:
+        for kind in (0, 1):
+            for c in sa.commitments_of(ctx, bundle.commitments, kind):
+                fd.decode_point(c)
+    except fd.CommitmentError as exc:
+        raise InvalidContentError(f"share bundle of participant {dealer} has a commitment that "
+                                  f"is not a G1 point: {exc}") from None
     # Holders are bounded to the dealer's neighbours in U1: a leaf for anyone
     # else could only serve to "prove" a correct seed wrong.
-    allowed = set(sa.holders_of(pub.ctx, dealer, pub.u1))
+    allowed = set(sa.holders_of(ctx, dealer, pub.u1))
     zero = bytes(32)
-    for i, lf in enumerate(bundle.leaves):
+    for i, lf in enumerate(bundle.leaves[:2 * ctx.n]):
         if lf != zero and i // 2 not in allowed:
             raise InvalidContentError(f"share bundle of participant {dealer} has a share leaf for "
                                       f"holder {i // 2}, which is not its neighbour in U1")
@@ -211,19 +228,21 @@ def fetch_bundle(pub: RoundPublic, store: ContentStore, dealer: int) -> ShareBun
     return bundle
 
 
-def bundle_leaves(pub: RoundPublic, store: ContentStore, dealer: int) -> tuple[bytes, ...]:
+def bundle_of(pub: RoundPublic, store: ContentStore, dealer: int) -> ShareBundle:
     try:
-        return fetch_bundle(pub, store, dealer).leaves
+        return fetch_bundle(pub, store, dealer)
     except FedLedgerError as exc:
         raise AggregationError(f"share bundle of participant {dealer} is unusable: {exc}") from None
 
 
 def revealed_shares(pub: RoundPublic, store: ContentStore, dealer: int, kind: int
-                    ) -> Iterator[tuple[int, int, bool, tuple[bytes, ...]]]:
-    """(holder, share, verifies, leaves) for each revealed share of
-    ``dealer``'s secret of ``kind``, in holder order; ``verifies`` is whether
-    it matches the dealer's committed leaf for that holder."""
-    leaves = bundle_leaves(pub, store, dealer)
+                    ) -> Iterator[tuple[int, int, bool, ShareBundle]]:
+    """(holder, share, matches its leaf, bundle) for each revealed share of
+    ``dealer``'s secret of ``kind``, in holder order; the third field says
+    whether it is the share the dealer committed to for that holder (whether
+    it lies on the committed polynomial is a separate check)."""
+    bundle = bundle_of(pub, store, dealer)
+    leaves = bundle.leaves
     for holder in sorted(pub.reveals):
         value = pub.reveals[holder].get(dealer)
         if value is None:
@@ -231,21 +250,55 @@ def revealed_shares(pub: RoundPublic, store: ContentStore, dealer: int, kind: in
         leaf = enc.share_leaf(chain_id=pub.ctx.chain_id, rounds=pub.ctx.rounds,
                               round_id=pub.ctx.round_id, dealer=pub.participants[dealer],
                               holder=holder, kind=kind, share=value)
-        yield holder, value, leaves[2 * holder + kind] == leaf, leaves
+        yield holder, value, leaves[2 * holder + kind] == leaf, bundle
 
 
-def _reconstruct(pub: RoundPublic, store: ContentStore, dealer: int, kind: int,
-                 rejected: list[tuple[int, int, int]]) -> int:
+@dataclass(frozen=True)
+class BadShare:
+    """A share the dealer committed to (its leaf) that is not on its committed
+    polynomial: public evidence against the dealer (``proveBadShare``)."""
+
+    dealer: int
+    holder: int
+    kind: int
+    value: int
+
+
+def reconstruct(pub: RoundPublic, store: ContentStore, dealer: int, kind: int,
+                rejected: list[tuple[int, int, int]] | None = None,
+                bad: list[BadShare] | None = None) -> int:
+    """The committed secret of ``kind`` of ``dealer`` from revealed shares.
+
+    Fast path: t shares that match their leaves are interpolated and the
+    result checked against C_0 (one multiplication). If it is not the
+    committed secret, the dealer dealt a share off its polynomial: each share
+    is then checked on its own, those off the polynomial are dropped (and
+    reported in ``bad``), and more are taken. The result always equals the
+    dealer's commitment; no choice of shares by anyone changes it."""
+    rejected = [] if rejected is None else rejected
     points: dict[int, int] = {}
-    for holder, value, ok, _ in revealed_shares(pub, store, dealer, kind):
+    commitments: tuple[bytes, ...] = ()
+    for holder, value, ok, bundle in revealed_shares(pub, store, dealer, kind):
+        commitments = sa.commitments_of(pub.ctx, bundle.commitments, kind)
         if not ok:
             rejected.append((dealer, holder, kind))
-            log.warning("round %d: share of dealer %d revealed by %d does not verify; excluded",
-                        pub.ctx.round_id, dealer, holder)
+            log.warning("round %d: share of dealer %d revealed by %d does not match its leaf; "
+                        "excluded", pub.ctx.round_id, dealer, holder)
             continue
         points[holder + 1] = value
-        if len(points) == pub.ctx.t:
-            return enc.shamir_reconstruct(points)
+        if len(points) < pub.ctx.t:
+            continue
+        secret = enc.shamir_reconstruct(points)
+        if fd.secret_matches(commitments, secret, threshold=pub.ctx.t):
+            return secret
+        for x in sorted(points):
+            if not fd.verify_share(commitments, x, points[x], threshold=pub.ctx.t):
+                rejected.append((dealer, x - 1, kind))
+                if bad is not None:
+                    bad.append(BadShare(dealer, x - 1, kind, points[x]))
+                log.warning("round %d: dealer %d's committed share for %d is off its committed "
+                            "polynomial; excluded (provable)", pub.ctx.round_id, dealer, x - 1)
+                del points[x]
     raise AggregationError(f"only {len(points)} verifying shares of participant {dealer}'s "
                            f"{'self-mask seed' if kind == 0 else 'mask key'}; {pub.ctx.t} needed")
 
@@ -266,11 +319,12 @@ def aggregate(pub: RoundPublic, store: ContentStore,
     sa.check_survivors(pub.ctx, u3)
     g = pub.ctx.graph
     rejected: list[tuple[int, int, int]] = []
+    bad: list[BadShare] = []
     seeds: list[tuple[int, int, bytes]] = []
     for u in u3:
-        seeds.append((u, sa.SELF, sa.seed_bytes(_reconstruct(pub, store, u, 0, rejected))))
+        seeds.append((u, sa.SELF, sa.seed_bytes(reconstruct(pub, store, u, 0, rejected, bad))))
     for v in sorted(set(u2) - set(u3)):
-        key = _reconstruct(pub, store, v, 1, rejected)
+        key = reconstruct(pub, store, v, 1, rejected, bad)
         if check_mask_keys and not sa.mask_key_matches(key, pub.mask_pk.get(v, b"")):
             raise DealerFaultError(f"round {pub.ctx.round_id}: dealer {v}'s key shares do not "
                                    "reconstruct its posted mask public key; its pairwise masks "
@@ -286,7 +340,7 @@ def aggregate(pub: RoundPublic, store: ContentStore,
     ysum = sa.sum_vectors(masked.values())
     total = sa.unmask(pub.ctx, ysum, seeds)
     weight = sum(w for _, _, w in pub.commits.values())
-    return Aggregate(seeds, ysum, total, weight, rejected, masked)
+    return Aggregate(seeds, ysum, total, weight, rejected, masked, bad)
 
 
 def apply_update(prev_fixed: np.ndarray, agg: Aggregate) -> np.ndarray:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _encoding as enc
-from ._aggregate import (RoundPublic, apply_update, aggregate, blob_fixed, collect,
-                         load_blob, revealed_shares, round_start)
+from ._aggregate import (BadShare, RoundPublic, apply_update, aggregate, blob_fixed, bundle_of,
+                         collect, load_blob, reconstruct, round_start)
 from ..chain._chain import Receipt
-from ..chain._contracts import Federation, MemberChunk, Phase, ShareProof
+from ..chain._contracts import Commitments, Federation, MemberChunk, Phase, ShareProof
 from .._errors import AggregationError, DealerFaultError
 from ._secagg import SELF
 from ..store._store import ContentStore
@@ -88,9 +88,13 @@ def challenge(fed: Federation, store: ContentStore, round_id: int, fraud: Fraud,
     seeds = posted_seeds(fed, round_id)
     if fraud.kind == "seed":
         u, v, _ = seeds[fraud.index]
-        dealer, kind = (u, 0) if v == SELF else (v, 1)
-        shares = share_proofs(pub, store, dealer, kind)
-        return fed.challenge_seed(round_id, seed_index=fraud.index, seeds=seeds, shares=shares,
+        if v == SELF:  # value·G against C_0: no secret needed
+            return fed.challenge_seed(round_id, seed_index=fraud.index, seeds=seeds,
+                                      commitments=commitments_proof(pub, store, u),
+                                      sender=sender)
+        return fed.challenge_seed(round_id, seed_index=fraud.index, seeds=seeds,
+                                  commitments=commitments_proof(pub, store, v),
+                                  secret=reconstruct(pub, store, v, 1),
                                   enc_pk=pub.enc_pk.get(u, bytes(32)),
                                   mask_pk=pub.mask_pk.get(u, bytes(32)), sender=sender)
     ce = pub.ctx.chunk_elems
@@ -111,31 +115,40 @@ def challenge(fed: Federation, store: ContentStore, round_id: int, fraud: Fraud,
                                prev_chunk=prev_chunk, prev_proof=prev_proof, sender=sender)
 
 
-def share_proofs(pub: RoundPublic, store: ContentStore, dealer: int, kind: int) -> list[ShareProof]:
-    """The first t revealed shares of ``dealer``'s secret of ``kind`` that
-    verify against its share root, with their Merkle proofs (holder order)."""
-    shares: list[ShareProof] = []
-    for holder, value, ok, leaves in revealed_shares(pub, store, dealer, kind):
-        if ok:
-            shares.append(ShareProof(holder, value, enc.merkle_proof(leaves, 2 * holder + kind)))
-        if len(shares) == pub.ctx.t:
-            break
-    return shares
+def commitments_proof(pub: RoundPublic, store: ContentStore, dealer: int) -> Commitments:
+    """``dealer``'s Feldman commitments with the proof of their leaf (2n)."""
+    bundle = bundle_of(pub, store, dealer)
+    return Commitments(bundle.commitments, enc.merkle_proof(bundle.leaves, 2 * pub.ctx.n))
 
 
 def prove_dealer_fault(fed: Federation, store: ContentStore, round_id: int, dealer: int, *,
                        sender: str) -> Receipt:
-    """Prove on-chain that dropped ``dealer``'s key shares do not reconstruct
-    its posted mask public key (what :class:`DealerFaultError` reports): the
-    dealer is quarantined and the round fails; a result already posted is
-    cleared and its bond returned in full. Anyone can send it."""
+    """Prove on-chain that dropped ``dealer`` committed to a mask key that is
+    not its posted one (what :class:`DealerFaultError` reports): the dealer is
+    quarantined and the round fails; a result already posted is cleared and
+    its bond returned in full. Anyone can send it."""
     pub = collect(fed, round_id)
     if dealer not in pub.u2 or dealer in pub.u3:
         raise AggregationError(f"participant {dealer} is not a dropped dealer of round {round_id}")
-    shares = share_proofs(pub, store, dealer, 1)
-    return fed.prove_dealer_fault(round_id, dealer=dealer, shares=shares,
+    return fed.prove_dealer_fault(round_id, dealer=dealer,
+                                  commitments=commitments_proof(pub, store, dealer),
+                                  secret=reconstruct(pub, store, dealer, 1),
                                   enc_pk=pub.enc_pk[dealer], mask_pk=pub.mask_pk[dealer],
                                   sender=sender)
+
+
+def prove_bad_share(fed: Federation, store: ContentStore, round_id: int, bad: BadShare, *,
+                    sender: str) -> Receipt:
+    """Prove on-chain that ``bad.dealer`` committed to a share off its
+    committed polynomial (a :class:`BadShare` from :func:`aggregate`, or one a
+    holder decrypted): the dealer is quarantined and the round goes on."""
+    pub = collect(fed, round_id)
+    bundle = bundle_of(pub, store, bad.dealer)
+    share = ShareProof(bad.holder, bad.value,
+                       enc.merkle_proof(bundle.leaves, 2 * bad.holder + bad.kind))
+    return fed.prove_bad_share(round_id, dealer=bad.dealer, kind=bad.kind, share=share,
+                               commitments=commitments_proof(pub, store, bad.dealer),
+                               sender=sender)
 
 
 def adapter_chunk_proof(fed: Federation, store: ContentStore, round_id: int,

@@ -19,7 +19,8 @@ from .. import _encoding as enc
 from ._agent import Aggregator
 from ._aggregate import Aggregate
 from ..chain._contracts import Federation, Phase
-from .._errors import AggregationError, ConfigError, ContractRevertError, DealerFaultError
+from .._errors import (AggregationError, ConfigError, ContractRevertError, DealerFaultError,
+                       FedLedgerError)
 from ..store._store import ContentStore
 
 log = logging.getLogger("fedledger.driver")
@@ -113,6 +114,21 @@ class RoundDriver:
         agg, _, gas = Aggregator(self.fed, self.store, self.aggregator).run(round_id)
         self.results[round_id] = agg
         self.gas[round_id] = self.gas.get(round_id, 0) + gas
+        # A committed share off its dealer's committed polynomial did not stop
+        # the round (the secret is the committed one, from other shares), but
+        # it is provable: quarantine its dealer, once per dealer.
+        from ._challenge import prove_bad_share
+
+        for dealer in sorted({b.dealer for b in agg.bad_shares}):
+            bad = next(b for b in agg.bad_shares if b.dealer == dealer)
+            try:
+                rcpt = prove_bad_share(self.fed, self.store, round_id, bad, sender=self.aggregator)
+            except FedLedgerError as exc:
+                log.warning("round %d: bad share of dealer %d not proven: %s", round_id, dealer, exc)
+                continue
+            self.gas[round_id] += rcpt.gas_used
+            log.warning("round %d: dealer %d proven to have dealt a bad share tx=%s", round_id,
+                        dealer, rcpt.tx_hash)
         return agg
 
     def tick(self) -> str | None:

@@ -26,6 +26,7 @@ from eth_hash.auto import keccak
 from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
 
 from .. import _encoding as enc
+from .. import _feldman as fd
 
 SELF = enc.SELF_SEED
 
@@ -112,17 +113,18 @@ class Graph:
 
 @dataclass(frozen=True, slots=True)
 class X25519Pair:
-    """A per-round X25519 key pair. ``secret`` is clamped, so it is < 2^255."""
+    """A per-round X25519 key pair. ``secret`` is a field element below
+    :data:`enc.FIELD_P` (little-endian, unclamped): the value a mask secret is
+    Shamir-shared and Feldman-committed as. X25519 clamps it itself, so the
+    effective key keeps about 250 random bits."""
 
     secret: bytes
     public: bytes
 
     @classmethod
     def generate(cls) -> X25519Pair:
-        while True:
-            sk = enc.clamp_scalar(secrets.token_bytes(32))
-            if enc.scalar_to_int(sk) < enc.FIELD_P:
-                return cls(sk, crypto_scalarmult_base(sk))
+        sk = enc.int_to_scalar(secrets.randbelow(enc.FIELD_P))
+        return cls(sk, crypto_scalarmult_base(sk))
 
     def __repr__(self) -> str:  # never show key material
         return f"X25519Pair(public={self.public.hex()[:16]}…)"
@@ -157,11 +159,13 @@ def seed_bytes(seed: int) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class DealtShares:
-    """Shares of one dealer's two secrets for every holder in U1, and the
-    Merkle commitment to them (leaf 2·holder + kind; kind 0 = self seed,
-    kind 1 = mask secret key)."""
+    """Shares of one dealer's two secrets for every holder in U1, the Feldman
+    commitments of both polynomials (t points each, self seed first) and the
+    Merkle commitment to all of it: leaf 2·holder + kind (kind 0 = self seed,
+    kind 1 = mask secret key) for i < 2n, leaf 2n the commitments."""
 
     shares: dict[int, tuple[int, int]]
+    commitments: bytes
     leaves: tuple[bytes, ...]
     root: bytes
 
@@ -171,18 +175,33 @@ class DealtShares:
 
 def deal(ctx: RoundContext, *, dealer: str, self_seed: int, mask_secret: bytes,
          holders: Sequence[int]) -> DealtShares:
-    """Shamir-share b_u and the mask secret key t-of-|holders| (x = index + 1)."""
+    """Shamir-share b_u and the mask secret key t-of-|holders| (x = index + 1)
+    with Feldman commitments to both polynomials."""
     xs = [h + 1 for h in holders]
-    b_sh = enc.shamir_split(self_seed, threshold=ctx.t, xs=xs)
-    k_sh = enc.shamir_split(enc.scalar_to_int(mask_secret), threshold=ctx.t, xs=xs)
+    b_sh, b_c = fd.split(self_seed, threshold=ctx.t, xs=xs)
+    k_sh, k_c = fd.split(enc.key_to_int(mask_secret), threshold=ctx.t, xs=xs)
+    commitments = b"".join(b_c) + b"".join(k_c)
     shares = {h: (b_sh[h + 1], k_sh[h + 1]) for h in holders}
-    leaves = [bytes(32)] * (2 * ctx.n)
+    leaves = [bytes(32)] * (2 * ctx.n + 1)
     for h, (sb, sk) in shares.items():
         for kind, value in ((0, sb), (1, sk)):
             leaves[2 * h + kind] = enc.share_leaf(chain_id=ctx.chain_id, rounds=ctx.rounds,
                                                   round_id=ctx.round_id, dealer=dealer, holder=h,
                                                   kind=kind, share=value)
-    return DealtShares(shares, tuple(leaves), enc.merkle_root(leaves))
+    leaves[2 * ctx.n] = enc.commitment_leaf(chain_id=ctx.chain_id, rounds=ctx.rounds,
+                                            round_id=ctx.round_id, dealer=dealer,
+                                            commitments=commitments)
+    return DealtShares(shares, commitments, tuple(leaves), enc.merkle_root(leaves))
+
+
+def commitments_of(ctx: RoundContext, commitments: bytes, kind: int) -> tuple[bytes, ...]:
+    """The t points of polynomial ``kind`` in a dealer's commitments."""
+    t, w = ctx.t, fd.POINT_BYTES
+    if len(commitments) != 2 * t * w or kind not in (0, 1):
+        raise ValueError(f"commitments are {len(commitments)} bytes; a round of threshold {t} "
+                         f"has {2 * t * w}")
+    base = kind * t * w
+    return tuple(commitments[base + j * w: base + (j + 1) * w] for j in range(t))
 
 
 def holders_of(ctx: RoundContext, dealer: int, u1: Iterable[int]) -> list[int]:
@@ -195,12 +214,12 @@ def holders_of(ctx: RoundContext, dealer: int, u1: Iterable[int]) -> list[int]:
 
 
 def mask_key_matches(key: int, public: bytes) -> bool:
-    """Whether a reconstructed mask secret key (a field element, the clamped
-    scalar as an integer) is the key behind the posted mask public key:
+    """Whether a reconstructed mask secret key (a field element, the
+    unclamped little-endian value) is the key behind the posted mask public key:
     X25519(key, 9) == public. The check the aggregator and auditors run
     before using a dropped dealer's key, and the one the dealer-fault proof
     runs on-chain."""
-    if not 0 <= key < 2**256:
+    if not 0 <= key < enc.FIELD_P:
         return False
     return crypto_scalarmult_base(enc.int_to_scalar(key)) == public
 
@@ -298,7 +317,8 @@ def seal_bundle(ctx: RoundContext, *, dealer: int, dealt: DealtShares, enc: X255
         b_share, k_share = dealt.shares[h]
         box = Box(sk, PublicKey(holder_keys[h]))
         boxes.append((h, bytes(box.encrypt(_box_plaintext(ctx.round_id, dealer, h, b_share, k_share)))))
-    return ShareBundle(ctx.round_id, dealer, dealt.leaves, tuple(boxes)).to_bytes()
+    return ShareBundle(ctx.round_id, dealer, dealt.leaves, tuple(boxes),
+                       dealt.commitments).to_bytes()
 
 
 def open_box(ctx: RoundContext, *, dealer: int, holder: int, box: bytes, holder_enc: X25519Pair,

@@ -39,26 +39,10 @@ def generate() -> dict[str, Any]:
         out[f"merkle_{i}"] = {"index": j, "chunk": _hex(chunks[j]), "leaf": _hex(leaves[j]),
                               "root": _hex(enc.merkle_root(leaves)),
                               "proof": [_hex(p) for p in enc.merkle_proof(leaves, j)]}
-        t = 1 + rng.randrange(5)
-        secret = rng.randrange(enc.FIELD_P)
-        shares = enc.shamir_split(secret, threshold=t, xs=list(range(1, t + 3)),
-                                  rng=_SysRandomFrom(rng))
-        xs = sorted(rng.sample(sorted(shares), t))
-        out[f"shamir_{i}"] = {"xs": xs, "ys": [str(shares[x]) for x in xs], "secret": str(secret)}
         k, u_sk = rng.randbytes(32), rng.randbytes(32)
         u = crypto_scalarmult(u_sk, (9).to_bytes(32, "little"))
         out[f"x25519_{i}"] = {"k": _hex(k), "u": _hex(u), "out": _hex(crypto_scalarmult(k, u))}
     return out
-
-
-class _SysRandomFrom(random.SystemRandom):
-    """A deterministic stand-in for SystemRandom (vectors must be reproducible)."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self._rng = rng
-
-    def randrange(self, *args: Any, **kwargs: Any) -> int:
-        return self._rng.randrange(*args, **kwargs)
 
 
 def path() -> Path:

@@ -42,23 +42,28 @@ def _map(data: bytes, magic: str) -> dict[Any, Any]:
 @dataclass(frozen=True, slots=True)
 class ShareBundle:
     """A dealer's shares for one round: the share-commitment leaves in clear
-    (hashes, which hide the shares) so anyone can build Merkle proofs, and one
-    NaCl Box per holder with that holder's two shares."""
+    (hashes, which hide the shares) so anyone can build Merkle proofs, the
+    Feldman commitments of its two polynomials (2t G1 points, bound to the
+    share root by the last leaf), and one NaCl Box per holder with that
+    holder's two shares."""
 
     round_id: int
     dealer: int
     leaves: tuple[bytes, ...]
     boxes: tuple[tuple[int, bytes], ...]  # (holder index, box)
+    commitments: bytes = b""
 
     def to_bytes(self) -> bytes:
         return cbor2.dumps({"magic": MAGIC_BUNDLE, "round": self.round_id, "dealer": self.dealer,
                             "leaves": list(self.leaves),
-                            "boxes": [[h, b] for h, b in self.boxes]}, canonical=True)
+                            "boxes": [[h, b] for h, b in self.boxes],
+                            "commitments": self.commitments}, canonical=True)
 
     @staticmethod
     def max_bytes(n: int) -> int:
-        """The largest encoding of a bundle in a round of ``n`` participants."""
-        return 256 + 2 * n * 35 + n * (BOX_BYTES + 16)
+        """The largest encoding of a bundle in a round of ``n`` participants
+        (threshold ≤ n: at most 2n commitment points)."""
+        return 256 + (2 * n + 1) * 35 + n * (BOX_BYTES + 16) + 2 * n * 64 + 16
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ShareBundle:
@@ -76,23 +81,27 @@ class ShareBundle:
                     raise ValueError("a box entry must be [holder, box]")
                 bx.append((_uint(item[0], "a holder", 2**16), _bytes(item[1], "a box")))
             return cls(_uint(d["round"], "round"), _uint(d["dealer"], "dealer", 2**16), lv,
-                       tuple(bx))
+                       tuple(bx), _bytes(d["commitments"], "the commitments"))
         except InvalidContentError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure to decode hostile bytes
             raise InvalidContentError(f"not a share bundle: {type(exc).__name__}: "
                                       f"{str(exc)[:120]}") from None
 
-    def check(self, *, round_id: int, dealer: int, n: int) -> None:
+    def check(self, *, round_id: int, dealer: int, n: int, t: int) -> None:
         """Refuse a bundle that is not this round's dealing by ``dealer``:
-        one 32-byte leaf per (holder, kind) of the round's ``n`` participants,
-        at most one box of the right size per holder index below ``n``."""
+        one 32-byte leaf per (holder, kind) of the round's ``n`` participants
+        and one for the commitments, 2t commitment points of 64 bytes, at
+        most one box of the right size per holder index below ``n``."""
         if self.round_id != round_id or self.dealer != dealer:
             raise InvalidContentError(f"bundle says round {self.round_id}, dealer {self.dealer}; "
                                       f"expected round {round_id}, dealer {dealer}")
-        if len(self.leaves) != 2 * n:
-            raise InvalidContentError(f"bundle of dealer {dealer} has {len(self.leaves)} share "
-                                      f"leaves; a round of {n} has {2 * n}")
+        if len(self.leaves) != 2 * n + 1:
+            raise InvalidContentError(f"bundle of dealer {dealer} has {len(self.leaves)} "
+                                      f"leaves; a round of {n} has {2 * n + 1}")
+        if len(self.commitments) != 2 * t * 64:
+            raise InvalidContentError(f"bundle of dealer {dealer} has {len(self.commitments)} "
+                                      f"bytes of commitments; threshold {t} needs {2 * t * 64}")
         holders = [h for h, _ in self.boxes]
         if len(set(holders)) != len(holders) or any(h >= n for h in holders):
             raise InvalidContentError(f"bundle of dealer {dealer} has repeated or out-of-range "
