@@ -59,6 +59,7 @@ def test_user_lr_left_unset_is_not_part_of_the_seed_key() -> None:
 
 @pytest.mark.parametrize("toml,out,drop", [
     ("compare-rotten-tomatoes.toml", "compare-rotten-tomatoes", ("ref-features-lr",)),
+    ("compare-synthetic-user.toml", "compare-synthetic-user", ()),
 ])
 def test_committed_seeds_load_under_resume_with_their_config(toml: str, out: str,
                                                               drop: tuple[str, ...]) -> None:
