@@ -81,6 +81,11 @@ class CompareConfig:
     record_lr: float = 1.0
     user_sigma: float = 3.07
     user_clip: float = 1.0
+    # The user level's local training (plain SGD, one epoch, no clipping or
+    # noise before the whole update is clipped): None trains at ``lr``, the
+    # DP arms' step, which on the MLP head diverges without per-example
+    # clipping (docs/decisions.md "User level: its own local step").
+    user_lr: float | None = None
     k: int = 1
     k_ablation: tuple[int, ...] = ()  # extra record-level runs at these k (same σ at the floor)
     # Extra points of the privacy–utility frontier: record-level runs at these
@@ -422,6 +427,11 @@ def _pooled_arm(ctx: Context) -> dict[str, Any]:
     return _pooled(ctx, False)
 
 
+def user_lr(cfg: CompareConfig) -> float:
+    """The user level's local (non-private) SGD learning rate."""
+    return cfg.lr if cfg.user_lr is None else cfg.user_lr
+
+
 def _distributed(ctx: Context, mode: str, k: int, sigma: float | None = None) -> dict[str, Any]:
     """A whole federation in a distributed DP mode (embedded chain and store,
     real peers, secure aggregation, Skellam shares, the ledger charging from
@@ -429,9 +439,14 @@ def _distributed(ctx: Context, mode: str, k: int, sigma: float | None = None) ->
     from coordinator.privacy import _noise as nz
 
     from nodes._inprocess import run_distributed
+    from nodes._model import set_flat
 
     cfg = ctx.cfg
     record = mode == "record"
+    # run_distributed starts the federation from the model's weights: the
+    # seed's start, not what the arm before left there (the pooled arm's
+    # non-private model, until this was reset here).
+    set_flat(ctx.model, ctx.start)
     rounds = cfg.record_rounds if record else cfg.rounds
     t0, c0 = time.perf_counter(), _cpu()
     with warnings.catch_warnings():
@@ -439,7 +454,7 @@ def _distributed(ctx: Context, mode: str, k: int, sigma: float | None = None) ->
         res = run_distributed(
             mode=nz.DPMode.DISTRIBUTED_RECORD if record else nz.DPMode.DISTRIBUTED_USER,
             model=ctx.model, parts=ctx.parts, rounds=rounds, threshold=cfg.threshold,
-            lr=cfg.record_lr if record else cfg.lr,
+            lr=cfg.record_lr if record else user_lr(cfg),
             clip=cfg.record_lr * cfg.max_grad_norm if record else cfg.user_clip,
             sigma=sigma or (cfg.record_sigma if record else cfg.user_sigma), k=k,
             floor_m=max(1, cfg.peers - k), q=cfg.record_q if record else 1.0, delta=cfg.delta,
@@ -771,7 +786,8 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str,
              f"Head {cfg.head}, optimizer {cfg.optimizer}, lr {cfg.lr}. Distributed record level "
              f"(and pooled-dp): q={cfg.record_q}, σ={cfg.record_sigma}, {cfg.record_rounds} "
              f"rounds of one SGD step at lr {cfg.record_lr}; user level: σ={cfg.user_sigma}, "
-             f"clip {cfg.user_clip}, {cfg.rounds} rounds; collusion bound k={cfg.k}.",
+             f"clip {cfg.user_clip}, {cfg.rounds} rounds, local SGD lr {user_lr(cfg)}; "
+             f"collusion bound k={cfg.k}.",
              "",
              "| arm | accuracy | macro-F1 | AUC | local acc. | ε | MIA AUC | MIA TPR@0.1%FPR "
              "| s/round | bytes/peer/round | gas/round |",
@@ -886,9 +902,17 @@ def seed_path(out: Path, seed: int) -> Path:
     return out / "seeds" / f"seed-{seed}.json"
 
 
+#: Fields added after seeds were committed, with the default that means what
+#: the configuration did before they existed: left at it, a field is not part
+#: of the seed key, so those seeds still load under ``--resume``.
+ADDED_FIELDS: dict[str, Any] = {"user_lr": None}
+
+
 def _seed_key(cfg: CompareConfig) -> str:
-    """The configuration a seed's results belong to: everything but the seed list."""
-    return json.dumps({k: v for k, v in asdict(cfg).items() if k != "seeds"}, sort_keys=True)
+    """The configuration a seed's results belong to: everything but the seed
+    list (and the :data:`ADDED_FIELDS` left at their old meaning)."""
+    return json.dumps({k: v for k, v in asdict(cfg).items() if k != "seeds" and not (
+        k in ADDED_FIELDS and v == ADDED_FIELDS[k])}, sort_keys=True)
 
 
 def save_seed(out: Path, cfg: CompareConfig, seed: int, result: dict[str, Any],

@@ -13,7 +13,9 @@ mechanism the ledger accounts for.
   expected batch size. One record moves the vector by at most lr·C = ``clip``.
 * user level (DP-FedAvg): the peer trains locally without noise, clips its
   whole adapter delta to L2 norm ``clip`` and contributes it with weight 1, so
-  the aggregate is the mean of clipped deltas.
+  the aggregate is the mean of clipped deltas. A delta that is not finite
+  (local training diverged) is contributed as zeros: within the clip, so the
+  accounting holds, and no NaN reaches the fixed-point encoding.
 
 ``clip`` comes from the on-chain configuration: a peer uses
 clip = (Δ2 − √d)/2^f, the largest clip whose sensitivity clip·2^f + √d is
@@ -80,8 +82,12 @@ def contribution(model: MultimodalModel, data: Examples, global_flat: np.ndarray
         res = train_local(model, data, cfg=tc)
         delta = get_flat(model).astype(np.float64) - global_flat.astype(np.float64)
         norm = float(np.linalg.norm(delta))
+        diverged = not math.isfinite(norm)
+        if diverged:  # local training blew up: contribute nothing (norm 0 ≤ clip), not NaN
+            delta = np.zeros_like(delta)
         return clip_l2(delta, clip), 1, {"loss": float(res.loss), "steps": float(res.steps),
-                                         "update_norm": norm, "sampled": float(len(data))}
+                                         "update_norm": norm, "sampled": float(len(data)),
+                                         "diverged": float(diverged)}
     if cfg.mode != DPMode.DISTRIBUTED_RECORD:
         raise ConfigError(f"configuration {cfg.config_id} is not a distributed mode")
     rng = np.random.default_rng(int.from_bytes(sample_seed or secrets.token_bytes(32), "little"))

@@ -92,10 +92,10 @@ def cited_values(section: str, outputs: dict[str, dict]) -> list[float]:
     """The numbers of every committed output the section cites, by file name
     or by its command (`bench gas`, `fedledger bench soak`)."""
     values: list[float] = []
-    for name, data in outputs.items():
+    for name, data in outputs.items():  # name: the file's path under benchmarks/out, or its name
         command = data.get("command", "") if isinstance(data, dict) else ""
         bench = " ".join(command.split()[1:3]) if command.startswith("fedledger bench") else None
-        if name in section or (bench and bench in section):
+        if name in section or Path(name).name in section or (bench and bench in section):
             _numbers(data, values)
     return values
 
@@ -177,7 +177,8 @@ def test_the_gas_table_in_the_threat_model_is_gas_json() -> None:
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_every_figure_with_a_unit_is_in_committed_benchmark_output(doc: Path) -> None:
-    outputs = {p.name: json.loads(p.read_text()) for p in committed_json()}
+    # keyed by path: several outputs share a file name (every compare.json)
+    outputs = {str(p.relative_to(OUT)): json.loads(p.read_text()) for p in committed_json()}
     unbacked = [(i, num, unit, line) for i, num, unit, line, section in _figures_in_sections(doc)
                 if not _backed(num, unit, cited_values(section, outputs))
                 and (doc.name, num, unit) not in SETTINGS]
