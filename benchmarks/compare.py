@@ -908,11 +908,20 @@ def seed_path(out: Path, seed: int) -> Path:
 ADDED_FIELDS: dict[str, Any] = {"user_lr": None}
 
 
+#: The version of what an arm measures, part of every seed key: seeds saved
+#: by an older mechanism never load under ``--resume``. 2: the distributed arms
+#: start from the seed's initial model (before, from whatever the arm before
+#: them left in the shared model object: the pooled arm's non-private model).
+MECHANISM = 2
+
+
 def _seed_key(cfg: CompareConfig) -> str:
     """The configuration a seed's results belong to: everything but the seed
-    list (and the :data:`ADDED_FIELDS` left at their old meaning)."""
-    return json.dumps({k: v for k, v in asdict(cfg).items() if k != "seeds" and not (
-        k in ADDED_FIELDS and v == ADDED_FIELDS[k])}, sort_keys=True)
+    list (and the :data:`ADDED_FIELDS` left at their old meaning), and the
+    :data:`MECHANISM` that produced them."""
+    key = {k: v for k, v in asdict(cfg).items() if k != "seeds" and not (
+        k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
+    return json.dumps({**key, "mechanism": MECHANISM}, sort_keys=True)
 
 
 def save_seed(out: Path, cfg: CompareConfig, seed: int, result: dict[str, Any],
