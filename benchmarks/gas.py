@@ -7,7 +7,9 @@ dropped peer exist), then a wrong result and both fraud proofs against it, and
 a correct Σx with a wrong adapter and the chunk proof (its adapter check)
 against it. On a fresh deployment, a round whose dropped dealer dealt shares
 of a key other than its posted mask key, and the dealer-fault proof of it
-(t key shares, holder checks, interpolation, one on-chain X25519).
+(the dealer's committed key checked against its Feldman commitment, one
+on-chain X25519); and a dealer that committed a share off its polynomial,
+and the bad-share proof of it (the complaint step).
 Commit gas is also measured at two vector lengths to show it does not depend
 on model size.
 """
@@ -59,6 +61,24 @@ def _dealer_fault(chain: Any, n: int, *, vector_length: int, chunk_elems: int) -
                                   secret=sim.secret(0, 1), enc_pk=cheat.enc.public,
                                   mask_pk=real.public, sender=n + 2)
     assert fed.round_info(sim.round_id).phase == Phase.FAILED
+    return int(rcpt.gas_used)
+
+
+def _bad_share(chain: Any, n: int, *, vector_length: int, chunk_elems: int) -> int:
+    """Gas of proveBadShare (the complaint a holder files before Reveal):
+    dealer 0 committed holder 1 a share off its Feldman-committed polynomial."""
+    from coordinator.chain._contracts import ShareProof
+
+    fed, cfg = setup_federation(chain, peers=n, policy=_policy(n))
+    sim = RoundSim(fed, cfg, vector_length=vector_length, chunk_elems=chunk_elems)
+    sim.keys()
+    sim.shares(off_polynomial=(0, 1))
+    dealt = sim.peers[0].dealt
+    assert dealt is not None
+    share = ShareProof(1, dealt.shares[1][0], dealt.proof(1, 0))
+    rcpt = fed.prove_bad_share(sim.round_id, dealer=0, kind=0, share=share,
+                               commitments=sim.commitments(0), sender=n + 2)
+    assert fed.peer_info(sim.peers[0].address)["quarantined"]
     return int(rcpt.gas_used)
 
 
@@ -124,6 +144,8 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
         assert np.array_equal(sim.posted_result, sim.true_sum())
         fault = (_dealer_fault(chain, n, vector_length=vector_length, chunk_elems=chunk_elems)
                  if dealer_fault else None)
+        bad_share = (_bad_share(chain, n, vector_length=vector_length, chunk_elems=chunk_elems)
+                     if dealer_fault else None)
         return {
             "n": n, "t": sim.ctx.t, "survivors": len(sim.u3), "dropped": dropped,
             "seeds": len(sim.posted_seeds), "backend": chain.backend,
@@ -134,7 +156,7 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
             "post_result_wrong": post_wrong, "post_result": post_right, "finalize": finalize,
             "chunk_proof": chunk.gas_used, "seed_proof_self": seed_self.gas_used,
             "seed_proof_pair": seed_pair.gas_used, "chunk_proof_wrong_adapter": adapter.gas_used,
-            "dealer_fault_proof": fault,
+            "dealer_fault_proof": fault, "bad_share_proof": bad_share,
         }
 
 
@@ -154,7 +176,8 @@ def run(ns: tuple[int, ...] = (10, 20, 50), *, backend: str = "anvil",
     large = measure(ns[0], backend=backend, vector_length=25 * chunk_elems, chunk_elems=chunk_elems,
                     dealer_fault=False)
     worst_proof = max(max(r["chunk_proof"], r["seed_proof_pair"], r["seed_proof_self"],
-                          r["chunk_proof_wrong_adapter"], r["dealer_fault_proof"]) for r in rows)
+                          r["chunk_proof_wrong_adapter"], r["dealer_fault_proof"],
+                          r["bad_share_proof"]) for r in rows)
     worst_commit = max(r["commit"]["max"] for r in rows)
     return {
         "bench": "gas", "machine": machine(), "rows": rows,

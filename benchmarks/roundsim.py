@@ -91,7 +91,11 @@ class RoundSim:
             self.fed.post_keys(self.round_id, p.enc.public, p.mask.public, sender=p.address)
             self.u1.append(p.index)
 
-    def shares(self, drop: set[int] = frozenset()) -> None:
+    def shares(self, drop: set[int] = frozenset(),
+               off_polynomial: tuple[int, int] | None = None) -> None:
+        """``off_polynomial`` = (dealer, holder): that dealer commits (leaf and
+        share alike) a self-seed share for that holder one off its
+        Feldman-committed polynomial: a bad share a holder can prove."""
         for i in self.u1:
             if i in drop:
                 continue
@@ -99,6 +103,16 @@ class RoundSim:
             holders = [h for h in self.u1 if h == i or self.graph.adjacent(i, h)]
             p.dealt = sa.deal(self.ctx, dealer=p.address, self_seed=p.seed,
                               mask_secret=p.mask.secret, holders=holders)
+            if off_polynomial is not None and off_polynomial[0] == i:
+                h = off_polynomial[1]
+                b, k = p.dealt.shares[h]
+                bad = (b + 1) % enc.FIELD_P
+                leaves = list(p.dealt.leaves)
+                leaves[2 * h] = enc.share_leaf(chain_id=self.ctx.chain_id, rounds=self.ctx.rounds,
+                                               round_id=self.round_id, dealer=p.address,
+                                               holder=h, kind=0, share=bad)
+                p.dealt = sa.DealtShares({**p.dealt.shares, h: (bad, k)}, p.dealt.commitments,
+                                         tuple(leaves), enc.merkle_root(leaves))
             bundle = hashlib.sha256(b"bundle" + p.address.encode()).digest()
             self.fed.post_shares(self.round_id, bundle, p.dealt.root, sender=p.address)
             self.u2.append(i)

@@ -466,32 +466,10 @@ def test_bad_share_errors_and_events(hh: Chain) -> None:
     """Dealer 1 commits holder 0 a self-seed share one off its Feldman-committed
     polynomial: the share itself proves it, from Shares on; another holder or
     another value proves nothing."""
-    import hashlib
-
-    from coordinator import _encoding as enc
-    from coordinator.protocol import _secagg as sa
-
     fed, cfg = setup_federation(hh, peers=5)
     sim = RoundSim(fed, cfg)
     sim.keys()
-    for i in sim.u1:
-        p = sim.peers[i]
-        holders = [h for h in sim.u1 if h == i or sim.graph.adjacent(i, h)]
-        d = sa.deal(sim.ctx, dealer=p.address, self_seed=p.seed, mask_secret=p.mask.secret,
-                    holders=holders)
-        if i == 1:
-            b, k = d.shares[0]
-            bad = (b + 1) % enc.FIELD_P
-            leaves = list(d.leaves)
-            leaves[0] = enc.share_leaf(chain_id=sim.ctx.chain_id, rounds=sim.ctx.rounds,
-                                       round_id=sim.round_id, dealer=p.address, holder=0, kind=0,
-                                       share=bad)
-            d = sa.DealtShares({**d.shares, 0: (bad, k)}, d.commitments, tuple(leaves),
-                               enc.merkle_root(leaves))
-        p.dealt = d
-        fed.post_shares(sim.round_id, hashlib.sha256(p.address.encode()).digest(), d.root,
-                        sender=p.address)
-        sim.u2.append(i)
+    sim.shares(off_polynomial=(1, 0))
     r = sim.round_id
     dealt = sim.peers[1].dealt
     assert dealt is not None
