@@ -366,6 +366,10 @@ def test_an_inconsistent_dealer_cannot_frame_an_honest_aggregator_and_is_quarant
             challenge(fed, store, r, Fraud("seed", i, "framing"), sender=cheat.address)
         assert e.value.name == "FraudNotProven"
         assert find_fraud(fed, store, r) is None
+        checks = verify(fed, store, r)  # the dealer's fault is reported, the round is not failed
+        assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+        assert "dealer 0 for holder 0" in next(c.detail for c in checks
+                                               if c.name == "revealed shares verify")
         # The evidence against the dealer, from public data.
         rcpt = prove_bad_share(fed, store, r, agg.bad_shares[0],
                                sender=chain.account(OUTSIDER).address)

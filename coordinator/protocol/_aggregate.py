@@ -458,8 +458,17 @@ def verify(fed: Federation, store: ContentStore, round_id: int) -> list[Check]:
         agg = aggregate(pub, store, vectors)
     except FedLedgerError as exc:
         return checks + [Check("aggregate recomputes", False, str(exc))]
-    checks.append(Check("revealed shares verify", not agg.rejected_shares,
-                        f"{len(agg.rejected_shares)} rejected" if agg.rejected_shares else "all verify"))
+    # A share off its dealer's committed polynomial is the dealer's fault, not
+    # the result's: the secret used is the committed one. It is reported (and
+    # provable with proveBadShare) but fails nothing; a revealed share that
+    # does not match its leaf is a holder's and fails this check as before.
+    off = {(b.dealer, b.holder, b.kind) for b in agg.bad_shares}
+    mismatched = [r for r in agg.rejected_shares if r not in off]
+    detail = f"{len(mismatched)} rejected" if mismatched else "all verify"
+    if off:
+        detail += ("; off their dealers' committed polynomials (provable, the dealer's fault): "
+                   + ", ".join(f"dealer {d} for holder {h}" for d, h, _ in sorted(off)))
+    checks.append(Check("revealed shares verify", not mismatched, detail))
     checks.append(Check("posted seeds", enc.seeds_hash(agg.seeds) == res.seeds_hash,
                         f"{len(agg.seeds)} seeds"))
     ce = pub.ctx.chunk_elems
