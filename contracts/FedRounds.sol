@@ -258,6 +258,7 @@ contract FedRounds is IFedRounds {
         emit UpdateCommitted(round, msg.sender, cidDigest, chunksRoot, weight, dpConfig, c);
         bool local = ledger.modeOf(dpConfig) == IPrivacyLedger.DPMode.Local;
         if (++r.nCommits == r.nShares) _advance(round, r);
+        else if (r.nCommits == r.t) _quorumGrace(round, r);
         // Interaction last: reverts the whole commit if the budget is exhausted.
         // Distributed modes charge every survivor once U3 is fixed (_advance).
         if (local) ledger.charge(msg.sender, round, dpConfig);
@@ -522,6 +523,20 @@ contract FedRounds is IFedRounds {
             if (_status[round][list[i]] & F_COMMITTED != 0) ledger.chargeSurvivor(list[i], round, cfg, survivors);
         }
         return true;
+    }
+
+    /// @dev The threshold-th commit: the others have `quorumGraceBps` of the
+    ///      time the quorum took (plus one block per participant), never more
+    ///      than the commit window itself left.
+    function _quorumGrace(uint256 round, RoundView storage r) private {
+        uint256 bps = _policy.quorumGraceBps;
+        if (bps == 0) return;
+        uint256 took = block.number - r.openedBlock;
+        uint256 soft = block.number + (took * bps) / 10_000 + r.n;
+        if (soft < r.deadline) {
+            r.deadline = uint64(soft);
+            emit CommitDeadlineShortened(round, uint64(soft));
+        }
     }
 
     function _enterPhase(uint256 round, RoundView storage r, Phase next, uint32 blocks) private {

@@ -75,6 +75,9 @@ class FederationSpec:
     lr: float = 1e-2
     epsilon_cap: float = 8.0
     phase_blocks: int = 0  # > 0: every window this many blocks; 0: fit them to training
+    # > 0: once threshold peers committed, the rest get this share (basis points)
+    # of the round's time so far (Policy.quorum_grace_bps); 0: wait for everyone
+    quorum_grace_bps: int = 0
     train_seconds: float = 0.0  # slowest expected local training; 0: measure one here
     shared_kubo: bool = False  # one Kubo daemon for every process on this host
     rounds: int = 0  # 0 = the driver keeps going
@@ -105,6 +108,8 @@ class FederationSpec:
                   ("examples_per_peer", self.examples_per_peer >= 2, "at least 2"),
                   ("epsilon_cap", self.epsilon_cap > 0, "positive"),
                   ("phase_blocks", self.phase_blocks >= 0, "0 (fitted) or more"),
+                  ("quorum_grace_bps", 0 <= self.quorum_grace_bps < 2**16,
+                   "0 (off) to 65535 basis points"),
                   ("train_seconds", self.train_seconds >= 0, "0 (measured) or more"),
                   ("rounds", self.rounds >= 0, "0 (no limit) or more"),
                   ("interval", self.interval > 0, "positive"),
@@ -214,7 +219,7 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
             log(f"phase windows fit a training of {train_s:.1f} s × {slowdown:.1f} "
                 f"(peers per core) × {COLD_START:.0f} (cold start): {windows}")
         policy = Policy(participants=spec.peers, threshold=spec.threshold, **windows,
-                        challenge_blocks=2, bond=10**17)
+                        challenge_blocks=2, bond=10**17, quorum_grace_bps=spec.quorum_grace_bps)
         chain.ensure_accounts(spec.peers + 1)
         from ._schema import schema_hash
 

@@ -47,6 +47,15 @@ interface IFedRounds {
         uint96 bond;
         /// @dev The largest weight n_u a commit may claim (>= 1).
         uint32 maxWeight;
+        /// @dev Quorum grace of the commit window, in basis points: when the
+        ///      threshold-th commit lands, the commit deadline is pulled in to
+        ///      at most `block + took * quorumGraceBps / 10_000 + n`, where
+        ///      `took` is the blocks since the round opened (how long the
+        ///      quorum took) and n the participants (one block each on an
+        ///      automining chain). 0: every participant is waited for until
+        ///      the commit deadline. A dead peer then stalls a round only for
+        ///      that fraction of it, not for the whole window.
+        uint16 quorumGraceBps;
     }
 
     /// @notice How a round's update vector is encoded (DESIGN §4).
@@ -176,6 +185,8 @@ interface IFedRounds {
     event SharesRevealed(uint256 indexed round, address indexed peer, uint16[] dealers, uint256[] shares);
     /// @notice Emitted after `round` entered `phase` with `deadline` (a block number).
     event PhaseAdvanced(uint256 indexed round, Phase phase, uint64 deadline);
+    /// @notice The threshold-th commit pulled the commit deadline in (quorum grace).
+    event CommitDeadlineShortened(uint256 indexed round, uint64 deadline);
     /// @notice Emitted after `round` failed for `reason`.
     event RoundFailed(uint256 indexed round, FailReason reason);
     /// @notice Emitted after `aggregator` posted a result (attempt `attempt`) with a bond.
