@@ -464,10 +464,11 @@ def distributed(rounds: int, peers: int, dim: int, steps: int, out: Path | None,
               "training) with this many parameters, for large N.")
 @click.option("--shared-kubo", is_flag=True, default=False,
               help="One Kubo daemon for all processes instead of one per peer.")
-@click.option("--quorum-grace-bps", type=click.IntRange(0, 65535), default=2500,
-              show_default=True, help="Policy quorum_grace_bps: once threshold peers "
-              "committed, the others get this share (basis points) of the round's time so far; "
-              "0 waits for every peer until the commit deadline.")
+@click.option("--quorum-grace-bps", type=click.IntRange(0, 65535), default=5000,
+              show_default=True, help="Policy quorum_grace_bps: once a quorum committed "
+              "(halfway from the threshold to every dealer), the others get this share (basis "
+              "points) of the round's time so far; 0 waits for every peer until the commit "
+              "deadline.")
 @click.option("--epsilon-cap", type=click.FloatRange(0, min_open=True), default=100.0,
               show_default=True, help="Per-peer ε cap on the ledger (the default cap of 8 stops "
               "every peer after 5 rounds, long before 10 minutes).")

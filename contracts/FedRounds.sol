@@ -258,7 +258,7 @@ contract FedRounds is IFedRounds {
         emit UpdateCommitted(round, msg.sender, cidDigest, chunksRoot, weight, dpConfig, c);
         bool local = ledger.modeOf(dpConfig) == IPrivacyLedger.DPMode.Local;
         if (++r.nCommits == r.nShares) _advance(round, r);
-        else if (r.nCommits == r.t) _quorumGrace(round, r);
+        else if (r.nCommits == _graceQuorum(r)) _quorumGrace(round, r);
         // Interaction last: reverts the whole commit if the budget is exhausted.
         // Distributed modes charge every survivor once U3 is fixed (_advance).
         if (local) ledger.charge(msg.sender, round, dpConfig);
@@ -525,7 +525,17 @@ contract FedRounds is IFedRounds {
         return true;
     }
 
-    /// @dev The threshold-th commit: the others have `quorumGraceBps` of the
+    /// @dev The commit that starts the quorum grace: halfway from the threshold
+    ///      to every dealer (t + ceil((|U2| - t) / 2)), so that U3 keeps a
+    ///      margin over t for the reveals (a round with exactly t committers
+    ///      fails if one of them dies before revealing).
+    function _graceQuorum(RoundView storage r) private view returns (uint256) {
+        uint256 t = r.t;
+        uint256 s = r.nShares;
+        return s > t ? t + (s - t + 1) / 2 : t;
+    }
+
+    /// @dev The quorum's commit: the others have `quorumGraceBps` of the
     ///      time the quorum took (plus one block per participant), never more
     ///      than the commit window itself left.
     function _quorumGrace(uint256 round, RoundView storage r) private {

@@ -75,8 +75,9 @@ class FederationSpec:
     lr: float = 1e-2
     epsilon_cap: float = 8.0
     phase_blocks: int = 0  # > 0: every window this many blocks; 0: fit them to training
-    # > 0: once threshold peers committed, the rest get this share (basis points)
-    # of the round's time so far (Policy.quorum_grace_bps); 0: wait for everyone
+    # > 0: once a quorum committed (halfway from t to every dealer), the rest get
+    # this share (basis points) of the round's time so far
+    # (Policy.quorum_grace_bps); 0: wait for everyone until the deadline
     quorum_grace_bps: int = 0
     train_seconds: float = 0.0  # slowest expected local training; 0: measure one here
     shared_kubo: bool = False  # one Kubo daemon for every process on this host

@@ -48,7 +48,8 @@ interface IFedRounds {
         /// @dev The largest weight n_u a commit may claim (>= 1).
         uint32 maxWeight;
         /// @dev Quorum grace of the commit window, in basis points: when the
-        ///      threshold-th commit lands, the commit deadline is pulled in to
+        ///      quorum's commit lands (t + ceil((|U2| - t) / 2), halfway from
+        ///      the threshold t to every dealer), the commit deadline is pulled in to
         ///      at most `block + took * quorumGraceBps / 10_000 + n`, where
         ///      `took` is the blocks since the round opened (how long the
         ///      quorum took) and n the participants (one block each on an
@@ -185,7 +186,7 @@ interface IFedRounds {
     event SharesRevealed(uint256 indexed round, address indexed peer, uint16[] dealers, uint256[] shares);
     /// @notice Emitted after `round` entered `phase` with `deadline` (a block number).
     event PhaseAdvanced(uint256 indexed round, Phase phase, uint64 deadline);
-    /// @notice The threshold-th commit pulled the commit deadline in (quorum grace).
+    /// @notice The quorum's commit pulled the commit deadline in (quorum grace).
     event CommitDeadlineShortened(uint256 indexed round, uint64 deadline);
     /// @notice Emitted after `round` failed for `reason`.
     event RoundFailed(uint256 indexed round, FailReason reason);

@@ -80,9 +80,10 @@ class Policy:
     challenger_reward_bps: int = 5000
     bond: int = 10**17
     max_weight: int = 1_000_000  # cap on a commit's self-reported n_u
-    # > 0: the threshold-th commit pulls the commit deadline in to this share
-    # (basis points) of the blocks the round took so far, plus one block per
-    # participant (FedRounds._quorumGrace); 0: wait for everyone until the deadline
+    # > 0: the quorum's commit (t + ceil((|U2| - t) / 2)) pulls the commit
+    # deadline in to this share (basis points) of the blocks the round took so
+    # far, plus one block per participant (FedRounds._quorumGrace); 0: wait for
+    # everyone until the deadline
     quorum_grace_bps: int = 0
 
     def __post_init__(self) -> None:
