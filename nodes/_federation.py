@@ -146,6 +146,9 @@ MODES = ("local", "distributed-record", "distributed-user")
 
 COLD_START = 2.0  # a peer's first training in a fresh, contended process against the governor's
 MIN_COMMIT_SECONDS = 60.0  # the fitted commit window's floor
+# keys and reveal windows' floor with a quorum grace: a peer killed at random
+# is back (restart after 5-25 s in `bench soak`, then the daemon's start)
+MIN_REJOIN_SECONDS = 45.0
 
 
 def _cli(*args: str) -> list[str]:
@@ -217,6 +220,13 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
             # one measurement shows, and a window that closes early costs nothing
             windows["commit_blocks"] = max(windows["commit_blocks"],
                                            math.ceil(MIN_COMMIT_SECONDS / spec.interval))
+            if spec.quorum_grace_bps:
+                # With a quorum grace a long window costs nothing once the quorum
+                # is in, and lets a restarted peer still post its keys or reveal:
+                # a round that opens while peers restart, or whose committer dies
+                # before revealing, then stays above t instead of failing.
+                for k in ("keys_blocks", "reveal_blocks"):
+                    windows[k] = max(windows[k], math.ceil(MIN_REJOIN_SECONDS / spec.interval))
             log(f"phase windows fit a training of {train_s:.1f} s × {slowdown:.1f} "
                 f"(peers per core) × {COLD_START:.0f} (cold start): {windows}")
         policy = Policy(participants=spec.peers, threshold=spec.threshold, **windows,

@@ -1,7 +1,7 @@
-"""Quorum grace of the commit window (Policy.quorum_grace_bps, FedRounds._quorumGrace):
-once a quorum committed (halfway from the threshold t to every dealer), a dead
-peer stalls the round only for a share of the time the round took, not for the
-whole commit window (issue 19)."""
+"""Quorum grace of the keys, commit and reveal windows (Policy.quorum_grace_bps,
+FedRounds._quorumGrace): once a quorum acted (halfway from the threshold t to
+everyone who can act), a dead peer stalls the round only for a share of the
+time the quorum took, not for the whole window (issue 19)."""
 
 from __future__ import annotations
 
@@ -50,8 +50,9 @@ def test_quorum_commit_pulls_the_deadline_in_and_the_round_unmasks(
     info = fed.round_info(sim.round_id)
     assert info.phase == Phase.COMMIT
     assert info.deadline == want < full
-    ev = fed.events("FedRounds", "CommitDeadlineShortened", at, at)
-    assert [(e.args["round"], e.args["deadline"]) for e in ev] == [(sim.round_id, want)]
+    ev = fed.events("FedRounds", "DeadlineShortened", at, at)
+    assert [(e.args["round"], e.args["phase"], e.args["deadline"]) for e in ev] == [
+        (sim.round_id, Phase.COMMIT, want)]
     sim.run_to(Phase.REVEAL)  # the straggler is not waited for
     with pytest.raises(ContractRevertError) as e:
         fed.commit(sim.round_id, cid_digest=bytes(32), chunks_root=bytes(32), weight=1,
@@ -76,7 +77,7 @@ def test_without_grace_the_threshold_commit_changes_nothing(embedded_chain: Chai
     info = fed.round_info(sim.round_id)
     assert (info.phase, info.deadline) == (Phase.COMMIT, full)
     at = embedded_chain.block_number
-    assert fed.events("FedRounds", "CommitDeadlineShortened", sim.info.opened_block, at) == []
+    assert fed.events("FedRounds", "DeadlineShortened", sim.info.opened_block, at) == []
     assert fed.policy().quorum_grace_bps == 0
 
 
@@ -106,6 +107,48 @@ def test_quorum_with_a_dealer_missing_is_halfway_to_the_dealers(embedded_chain: 
     assert fed.round_info(sim.round_id).deadline == full
     sim.commit(drop={1, 2, 3})
     assert fed.round_info(sim.round_id).phase == Phase.REVEAL
+
+
+def test_keys_and_reveal_quorums_shorten_their_windows_too(embedded_chain: Chain) -> None:
+    fed, cfg = setup_federation(embedded_chain, policy=_policy(5000))
+    sim = RoundSim(fed, cfg)
+    opened = sim.info.opened_block
+    sim.keys(drop={3, 4})
+    assert fed.round_info(sim.round_id).deadline == opened + 20  # t = 3 is not the quorum 4
+    sim.keys(drop={0, 1, 2, 4})
+    at = embedded_chain.block_number
+    assert fed.round_info(sim.round_id).deadline == at + (at - opened) * 5000 // 10_000 + 5
+    sim.run_to(Phase.SHARES)  # peer 4 (dead) is not waited for
+    sim.shares()
+    assert fed.round_info(sim.round_id).phase == Phase.COMMIT
+    sim.commit()
+    info = fed.round_info(sim.round_id)
+    assert info.phase == Phase.REVEAL and info.n_commits == 4
+    start = info.deadline - 20
+    sim.reveal(drop={3})  # 3 reveals: t, but not the quorum 3 + ceil(1 / 2) = 4
+    assert fed.round_info(sim.round_id).deadline == start + 20
+    sim.reveal(drop={0, 1, 2})
+    assert fed.round_info(sim.round_id).phase == Phase.AGGREGATE  # all of U3: early advance
+    seeds = sim.reconstruct_seeds()
+    assert np.array_equal(sa.unmask(sim.ctx, sim.masked_sum(), seeds), sim.true_sum())
+
+
+def test_reveal_quorum_pulls_the_reveal_deadline_in(embedded_chain: Chain) -> None:
+    fed, cfg = setup_federation(embedded_chain, policy=_policy(5000))
+    sim = RoundSim(fed, cfg)
+    sim.keys()
+    sim.shares()
+    sim.commit()
+    start = fed.round_info(sim.round_id).deadline - 20
+    sim.reveal(drop={3, 4})
+    sim.reveal(drop={0, 1, 2, 4})  # the quorum 3 + ceil(2 / 2) = 4 of U3 = 5
+    at = embedded_chain.block_number
+    info = fed.round_info(sim.round_id)
+    assert info.phase == Phase.REVEAL
+    assert info.deadline == at + (at - start) * 5000 // 10_000 + 5 < start + 20
+    sim.run_to(Phase.AGGREGATE)
+    seeds = sim.reconstruct_seeds()
+    assert np.array_equal(sa.unmask(sim.ctx, sim.masked_sum(), seeds), sim.true_sum())
 
 
 def test_policy_refuses_a_grace_outside_uint16() -> None:
