@@ -327,7 +327,7 @@ def run(*, peers: int, minutes: float, faults: tuple[str, ...], every: float = 3
         threshold: int | None = None, quorum_grace_bps: int = QUORUM_GRACE_BPS,
         epsilon_cap: float = EPSILON_CAP, workdir: Path, log: Any = print) -> dict[str, Any]:
     from coordinator import ConfigError
-    from nodes._federation import FederationSpec, down
+    from nodes._federation import MIN_REJOIN_SECONDS, FederationSpec, down
 
     from ._common import machine
 
@@ -372,6 +372,7 @@ def run(*, peers: int, minutes: float, faults: tuple[str, ...], every: float = 3
                  "learner": ("synthetic (a fake, no training)" if synthetic_parameters
                              else f"DP-SGD, {spec.encoder} encoder"),
                  "shared_kubo": shared_kubo, "quorum_grace_bps": quorum_grace_bps,
+                 "keys_reveal_window_floor_seconds": MIN_REJOIN_SECONDS if quorum_grace_bps else 0,
                  "epsilon_cap": epsilon_cap},
         "arms": arms,
         "throughput_ratio": ratio,
