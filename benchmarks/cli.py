@@ -510,14 +510,22 @@ def distributed(rounds: int, peers: int, dim: int, steps: int, out: Path | None,
               "training) with this many parameters, for large N.")
 @click.option("--shared-kubo", is_flag=True, default=False,
               help="One Kubo daemon for all processes instead of one per peer.")
+@click.option("--quorum-grace-bps", type=click.IntRange(0, 65535), default=5000,
+              show_default=True, help="Policy quorum_grace_bps: once a quorum committed "
+              "(halfway from the threshold to every dealer), the others get this share (basis "
+              "points) of the round's time so far; 0 waits for every peer until the commit "
+              "deadline.")
+@click.option("--epsilon-cap", type=click.FloatRange(0, min_open=True), default=100.0,
+              show_default=True, help="Per-peer ε cap on the ledger (the default cap of 8 stops "
+              "every peer after 5 rounds, long before 10 minutes).")
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Where the federations run (default: a temporary directory).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the JSON (default: benchmarks/out/<name>.json).")
 @json_option
 def soak(peers: int, minutes: float, faults: str, every: float, seed: int,
-         synthetic_parameters: int, shared_kubo: bool, workdir: Path | None, out: Path | None,
-         as_json: bool) -> None:
+         synthetic_parameters: int, shared_kubo: bool, quorum_grace_bps: int, epsilon_cap: float,
+         workdir: Path | None, out: Path | None, as_json: bool) -> None:
     """A federation as processes for MINUTES without faults, then as long with
     faults at random times: rounds finalized per minute (and their ratio),
     rounds lost, peers that exited on their own, double commits, reused seeds,
@@ -532,6 +540,7 @@ def soak(peers: int, minutes: float, faults: str, every: float, seed: int,
     with tempfile.TemporaryDirectory(prefix="fedledger-soak-") as tmp:
         data = mod.run(peers=peers, minutes=minutes, faults=fs, every=every, seed=seed,
                        synthetic_parameters=synthetic_parameters, shared_kubo=shared_kubo,
+                       quorum_grace_bps=quorum_grace_bps, epsilon_cap=epsilon_cap,
                        workdir=workdir or Path(tmp),
                        log=lambda line: stderr.print(line, highlight=False))
     path = write_json(f"soak_n{peers}", data, out)

@@ -31,6 +31,15 @@ from pathlib import Path
 from typing import Any
 
 FAULTS = ("kill9", "restart", "kubo-restart", "chain-pause")
+# Once a quorum committed (halfway from t to every dealer), the others get half
+# the round's time so far (FedRounds._quorumGrace): a killed peer stalls a round
+# by that much, not by the whole commit window. A quarter dropped honest peers
+# whose training was slow on the loaded host (docs/decisions.md "The soak benchmark").
+QUORUM_GRACE_BPS = 5000
+# The soak measures liveness, not privacy: at the default cap of 8 every peer
+# is at cap after 5 rounds (ε 7.35; a sixth is 8.06) and no round can open for
+# the rest of a 10-minute arm. Every round is still charged on the ledger.
+EPSILON_CAP = 100.0
 
 
 def _rss_mb(pid: int) -> float:
@@ -315,9 +324,10 @@ def _chain_counts(fed: Any) -> dict[str, Any]:
 
 def run(*, peers: int, minutes: float, faults: tuple[str, ...], every: float = 30.0,
         seed: int = 0, synthetic_parameters: int = 0, shared_kubo: bool = False,
-        threshold: int | None = None, workdir: Path, log: Any = print) -> dict[str, Any]:
+        threshold: int | None = None, quorum_grace_bps: int = QUORUM_GRACE_BPS,
+        epsilon_cap: float = EPSILON_CAP, workdir: Path, log: Any = print) -> dict[str, Any]:
     from coordinator import ConfigError
-    from nodes._federation import FederationSpec, down
+    from nodes._federation import MIN_REJOIN_SECONDS, FederationSpec, down
 
     from ._common import machine
 
@@ -326,7 +336,8 @@ def run(*, peers: int, minutes: float, faults: tuple[str, ...], every: float = 3
         raise ConfigError(f"unknown fault(s) {', '.join(bad)}; known: {', '.join(FAULTS)}")
     t = threshold or max(2, peers // 2 + 1)
     spec = FederationSpec(peers=peers, threshold=min(t, peers), synthetic_parameters=synthetic_parameters,
-                          shared_kubo=shared_kubo, seed=seed)
+                          shared_kubo=shared_kubo, seed=seed, quorum_grace_bps=quorum_grace_bps,
+                          epsilon_cap=epsilon_cap)
     arms: dict[str, Any] = {}
     for name, fs in (("without_faults", ()), ("with_faults", faults)):
         root = workdir / name
@@ -351,7 +362,8 @@ def run(*, peers: int, minutes: float, faults: tuple[str, ...], every: float = 3
         "command": (f"fedledger bench soak --peers {peers} --minutes {minutes} --every {every} "
                     f"--faults {','.join(faults)}"
                     + (f" --synthetic {synthetic_parameters}" if synthetic_parameters else "")
-                    + (" --shared-kubo" if shared_kubo else "")),
+                    + (" --shared-kubo" if shared_kubo else "")
+                    + f" --quorum-grace-bps {quorum_grace_bps} --epsilon-cap {epsilon_cap}"),
         "targets": {"throughput_ratio_min": 0.7, "must_be_zero": True, "audit_passes": True,
                     "ok": bool(ratio is not None and ratio >= 0.7
                                and not any(must_be_zero.values()) and audit_passed)},
@@ -359,7 +371,9 @@ def run(*, peers: int, minutes: float, faults: tuple[str, ...], every: float = 3
                  "faults": list(faults), "mean_seconds_between_faults": every, "seed": seed,
                  "learner": ("synthetic (a fake, no training)" if synthetic_parameters
                              else f"DP-SGD, {spec.encoder} encoder"),
-                 "shared_kubo": shared_kubo},
+                 "shared_kubo": shared_kubo, "quorum_grace_bps": quorum_grace_bps,
+                 "keys_reveal_window_floor_seconds": MIN_REJOIN_SECONDS if quorum_grace_bps else 0,
+                 "epsilon_cap": epsilon_cap},
         "arms": arms,
         "throughput_ratio": ratio,
         "must_be_zero": must_be_zero,

@@ -220,6 +220,7 @@ contract FedRounds is IFedRounds {
         _keys[round][msg.sender] = keccak256(abi.encode(KEYS_DOMAIN, encPk, maskPk));
         emit KeysPosted(round, msg.sender, encPk, maskPk);
         if (++r.nKeys == r.n) _advance(round, r);
+        else if (r.nKeys == _graceQuorum(r.t, r.n)) _quorumGrace(round, r, r.openedBlock);
     }
 
     /// @inheritdoc IFedRounds
@@ -258,6 +259,7 @@ contract FedRounds is IFedRounds {
         emit UpdateCommitted(round, msg.sender, cidDigest, chunksRoot, weight, dpConfig, c);
         bool local = ledger.modeOf(dpConfig) == IPrivacyLedger.DPMode.Local;
         if (++r.nCommits == r.nShares) _advance(round, r);
+        else if (r.nCommits == _graceQuorum(r.t, r.nShares)) _quorumGrace(round, r, r.openedBlock);
         // Interaction last: reverts the whole commit if the budget is exhausted.
         // Distributed modes charge every survivor once U3 is fixed (_advance).
         if (local) ledger.charge(msg.sender, round, dpConfig);
@@ -284,6 +286,9 @@ contract FedRounds is IFedRounds {
         _status[round][msg.sender] = st | F_REVEALED;
         emit SharesRevealed(round, msg.sender, dealers, shares);
         if (++r.nReveals == r.nCommits) _advance(round, r);
+        else if (r.nReveals == _graceQuorum(r.t, r.nCommits)) {
+            _quorumGrace(round, r, r.deadline - _policy.revealBlocks);
+        }
     }
 
     /// @inheritdoc IFedRounds
@@ -532,6 +537,29 @@ contract FedRounds is IFedRounds {
             if (_status[round][list[i]] & F_COMMITTED != 0) ledger.chargeSurvivor(list[i], round, cfg, survivors);
         }
         return true;
+    }
+
+    /// @dev The action that starts a phase's quorum grace: halfway from the
+    ///      threshold t to everyone who can act in the phase (t + ceil((m - t) / 2)),
+    ///      so that the next set keeps a margin over t (a round cut to exactly t
+    ///      committers fails if one of them dies before revealing).
+    function _graceQuorum(uint256 t, uint256 m) private pure returns (uint256) {
+        return m > t ? t + (m - t + 1) / 2 : t;
+    }
+
+    /// @dev The quorum of keys, commits or reveals is in: the others have
+    ///      `quorumGraceBps` of the blocks the quorum took since `since` (the
+    ///      round's opening for keys and commits, since peers train from the
+    ///      shares on; the phase's start for reveals), plus one block per
+    ///      participant, never more than the window itself left.
+    function _quorumGrace(uint256 round, RoundView storage r, uint256 since) private {
+        uint256 bps = _policy.quorumGraceBps;
+        if (bps == 0) return;
+        uint256 soft = block.number + ((block.number - since) * bps) / 10_000 + r.n;
+        if (soft < r.deadline) {
+            r.deadline = uint64(soft);
+            emit DeadlineShortened(round, r.phase, uint64(soft));
+        }
     }
 
     function _enterPhase(uint256 round, RoundView storage r, Phase next, uint32 blocks) private {

@@ -75,6 +75,10 @@ class FederationSpec:
     lr: float = 1e-2
     epsilon_cap: float = 8.0
     phase_blocks: int = 0  # > 0: every window this many blocks; 0: fit them to training
+    # > 0: once a quorum committed (halfway from t to every dealer), the rest get
+    # this share (basis points) of the round's time so far
+    # (Policy.quorum_grace_bps); 0: wait for everyone until the deadline
+    quorum_grace_bps: int = 0
     train_seconds: float = 0.0  # slowest expected local training; 0: measure one here
     shared_kubo: bool = False  # one Kubo daemon for every process on this host
     rounds: int = 0  # 0 = the driver keeps going
@@ -105,6 +109,8 @@ class FederationSpec:
                   ("examples_per_peer", self.examples_per_peer >= 2, "at least 2"),
                   ("epsilon_cap", self.epsilon_cap > 0, "positive"),
                   ("phase_blocks", self.phase_blocks >= 0, "0 (fitted) or more"),
+                  ("quorum_grace_bps", 0 <= self.quorum_grace_bps < 2**16,
+                   "0 (off) to 65535 basis points"),
                   ("train_seconds", self.train_seconds >= 0, "0 (measured) or more"),
                   ("rounds", self.rounds >= 0, "0 (no limit) or more"),
                   ("interval", self.interval > 0, "positive"),
@@ -140,6 +146,9 @@ MODES = ("local", "distributed-record", "distributed-user")
 
 COLD_START = 2.0  # a peer's first training in a fresh, contended process against the governor's
 MIN_COMMIT_SECONDS = 60.0  # the fitted commit window's floor
+# keys and reveal windows' floor with a quorum grace: a peer killed at random
+# is back (restart after 5-25 s in `bench soak`, then the daemon's start)
+MIN_REJOIN_SECONDS = 45.0
 
 
 def _cli(*args: str) -> list[str]:
@@ -211,10 +220,17 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
             # one measurement shows, and a window that closes early costs nothing
             windows["commit_blocks"] = max(windows["commit_blocks"],
                                            math.ceil(MIN_COMMIT_SECONDS / spec.interval))
+            if spec.quorum_grace_bps:
+                # With a quorum grace a long window costs nothing once the quorum
+                # is in, and lets a restarted peer still post its keys or reveal:
+                # a round that opens while peers restart, or whose committer dies
+                # before revealing, then stays above t instead of failing.
+                for k in ("keys_blocks", "reveal_blocks"):
+                    windows[k] = max(windows[k], math.ceil(MIN_REJOIN_SECONDS / spec.interval))
             log(f"phase windows fit a training of {train_s:.1f} s × {slowdown:.1f} "
                 f"(peers per core) × {COLD_START:.0f} (cold start): {windows}")
         policy = Policy(participants=spec.peers, threshold=spec.threshold, **windows,
-                        challenge_blocks=2, bond=10**17)
+                        challenge_blocks=2, bond=10**17, quorum_grace_bps=spec.quorum_grace_bps)
         chain.ensure_accounts(spec.peers + 1)
         from ._schema import schema_hash
 

@@ -417,7 +417,17 @@ class PeerNode:
                 done.append(Action(round_id, "shares", gas=gas, up=up))
                 flags |= StatusFlag.SHARES
             doing = "training"
-            if (phase in (Phase.SHARES, Phase.COMMIT) and flags & StatusFlag.SHARES
+            # Phases move lazily: past its deadline the round still reads
+            # COMMIT until someone advances it, and a commit reverts then. A
+            # peer restarted late (or dropped by the quorum grace) must not
+            # spend a whole training on it while the next round opens.
+            closed = phase == Phase.COMMIT and self.fed.chain.block_number > info.deadline
+            if closed and not flags & StatusFlag.COMMITTED and flags & StatusFlag.SHARES:
+                self._once(round_id, "commit closed", logging.WARNING,
+                           "round %d: peer %s: the commit window closed at block %d before "
+                           "this peer committed; it sits this round out", round_id,
+                           self.address, info.deadline)
+            if (phase in (Phase.SHARES, Phase.COMMIT) and flags & StatusFlag.SHARES and not closed
                     and not flags & StatusFlag.COMMITTED and self._update(round_id) is None):
                 done.append(self._train(round_id))
                 info = self.fed.round_info(round_id)
@@ -441,7 +451,8 @@ class PeerNode:
                     done.append(Action(round_id, "receive", down=down))
                 done += self._complain(round_id, agent)
             doing = "commit"
-            if phase == Phase.COMMIT and flags & StatusFlag.SHARES and not flags & StatusFlag.COMMITTED:
+            if (phase == Phase.COMMIT and flags & StatusFlag.SHARES and not closed
+                    and not flags & StatusFlag.COMMITTED):
                 upd = self._update(round_id)
                 if upd is None:
                     done.append(self._train(round_id))

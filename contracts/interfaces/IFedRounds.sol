@@ -47,6 +47,17 @@ interface IFedRounds {
         uint96 bond;
         /// @dev The largest weight n_u a commit may claim (>= 1).
         uint32 maxWeight;
+        /// @dev Quorum grace of the keys, commit and reveal windows, in basis
+        ///      points: when the quorum's action lands (t + ceil((m - t) / 2),
+        ///      halfway from the threshold t to the m who can act: participants,
+        ///      dealers, committers), the deadline is pulled in to at most
+        ///      `block + took * quorumGraceBps / 10_000 + n`, where `took` is the
+        ///      blocks since the round opened (keys, commits: peers train from
+        ///      their shares on) or since the reveal window opened, and n the
+        ///      participants (one block each on an automining chain). 0: every
+        ///      one is waited for until the deadline. A dead peer then stalls a
+        ///      round only for that fraction of it, not for the whole window.
+        uint16 quorumGraceBps;
     }
 
     /// @notice How a round's update vector is encoded (DESIGN §4).
@@ -176,6 +187,8 @@ interface IFedRounds {
     event SharesRevealed(uint256 indexed round, address indexed peer, uint16[] dealers, uint256[] shares);
     /// @notice Emitted after `round` entered `phase` with `deadline` (a block number).
     event PhaseAdvanced(uint256 indexed round, Phase phase, uint64 deadline);
+    /// @notice The quorum's action pulled the phase's deadline in (quorum grace).
+    event DeadlineShortened(uint256 indexed round, Phase phase, uint64 deadline);
     /// @notice Emitted after `round` failed for `reason`.
     event RoundFailed(uint256 indexed round, FailReason reason);
     /// @notice Emitted after `aggregator` posted a result (attempt `attempt`) with a bond.

@@ -42,7 +42,8 @@ contract AdversarialTest is TestBase {
             challengeBlocks: 4,
             challengerRewardBps: 3000,
             bond: BOND,
-            maxWeight: MAX_WEIGHT
+            maxWeight: MAX_WEIGHT,
+            quorumGraceBps: 0
         });
         rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(0), bytes32(0));
         rounds.setFraudProofs(address(this));

@@ -48,7 +48,8 @@ contract DealingTest is TestBase {
             challengeBlocks: 4,
             challengerRewardBps: 3000,
             bond: BOND,
-            maxWeight: 1000
+            maxWeight: 1000,
+            quorumGraceBps: 0
         });
         rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(0), bytes32(0));
         fraud = new FraudProofs(rounds);

@@ -66,7 +66,8 @@ contract FederationHandler is TestBase {
             challengeBlocks: 4,
             challengerRewardBps: 3000,
             bond: BOND,
-            maxWeight: 1_000_000
+            maxWeight: 1_000_000,
+            quorumGraceBps: 0
         });
         rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(uint256(1)), bytes32(0));
         rounds.setFraudProofs(address(this));

@@ -80,6 +80,11 @@ class Policy:
     challenger_reward_bps: int = 5000
     bond: int = 10**17
     max_weight: int = 1_000_000  # cap on a commit's self-reported n_u
+    # > 0: the quorum's commit (t + ceil((|U2| - t) / 2)) pulls the commit
+    # deadline in to this share (basis points) of the blocks the round took so
+    # far, plus one block per participant (FedRounds._quorumGrace); 0: wait for
+    # everyone until the deadline
+    quorum_grace_bps: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.threshold <= self.participants:
@@ -87,11 +92,15 @@ class Policy:
                               f"{self.participants}")
         if not 1 <= self.max_weight < 2**32:
             raise ConfigError(f"max_weight {self.max_weight} must be between 1 and 2^32 - 1")
+        if not 0 <= self.quorum_grace_bps < 2**16:
+            raise ConfigError(f"quorum_grace_bps {self.quorum_grace_bps} must be between 0 and "
+                              "65535")
 
     def as_tuple(self) -> tuple[int, ...]:
         return (self.participants, self.threshold, self.keys_blocks, self.shares_blocks,
                 self.commit_blocks, self.reveal_blocks, self.aggregate_blocks,
-                self.challenge_blocks, self.challenger_reward_bps, self.bond, self.max_weight)
+                self.challenge_blocks, self.challenger_reward_bps, self.bond, self.max_weight,
+                self.quorum_grace_bps)
 
 
 MIN_THRESHOLD = 2  # t = 1: every single share is the secret itself
