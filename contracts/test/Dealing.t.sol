@@ -87,9 +87,16 @@ contract DealingTest is TestBase {
     }
 
     /// @dev Round 1 to Aggregate; participant 0 posts `root0` as its share
+    /// @dev openRound, then the selection from the next block's hash.
+    function _open(IFedRounds.Quant memory q) internal returns (uint256 r) {
+        r = rounds.openRound(1, q);
+        vm.roll(block.number + 2);
+        rounds.selectParticipants(r);
+    }
+
     ///      root and drops before committing; everyone else acts.
     function _round(bytes32 root0) internal returns (uint256 r, address[] memory list) {
-        r = rounds.openRound(1, IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
+        r = _open(IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
         list = rounds.participantsOf(r);
         for (uint256 i = 0; i < list.length; ++i) {
             vm.prank(list[i]);
@@ -113,7 +120,7 @@ contract DealingTest is TestBase {
 
     function test_aShareLeafBeyondTheParticipantsIsRefused() public {
         // The leaf names the dealer's address, known once the round opens.
-        uint256 r = rounds.openRound(1, IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
+        uint256 r = _open(IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
         address[] memory list = rounds.participantsOf(r);
         (bytes32 root, bytes32[] memory proof) = _tree(_leaf(r, list[0], 6, 1, 42), 2 * 6 + 1);
         for (uint256 i = 0; i < list.length; ++i) {
@@ -179,7 +186,7 @@ contract DealingTest is TestBase {
     }
 
     function test_aDealerFaultBeforeRevealIsRefused() public {
-        uint256 r = rounds.openRound(1, IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
+        uint256 r = _open(IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
         address[] memory list = rounds.participantsOf(r);
         vm.prank(address(fraud));
         vm.expectRevert(

@@ -444,7 +444,7 @@ class Federation:
         """(target block, pool size, selection block or 0) of ``round_id``."""
         return tuple(int(x) for x in self._call(self.rounds.functions.selectionOf(round_id)))  # type: ignore[return-value]
 
-    def select_participants(self, round_id: int, *, sender: Sender = 0,
+    def select_participants(self, round_id: int, *, sender: Sender | None = None,
                             timeout: float = 120.0) -> Receipt:
         """Draw round ``round_id``'s participants once its target block is
         mined: a development chain mines up to it, another chain is polled
@@ -454,16 +454,19 @@ class Federation:
         while True:
             target = self.selection_of(round_id)[0]
             head = self.chain.block_number
-            if head < target:  # the transaction lands in head + 1, which must be > target
+            # The transaction must run in a block > target; some nodes (anvil)
+            # check it with a call at the head's own number, so wait for the
+            # head itself to pass the target.
+            if head <= target:
                 if is_development(self.chain):
-                    self.chain.mine(target - head)
+                    self.chain.mine(target + 1 - head)
                     continue
                 if time.monotonic() > deadline:
                     raise ChainError(f"block {target} (round {round_id}'s selection block) "
                                      f"not mined within {timeout:.0f} s")
                 time.sleep(1.0)
                 continue
-            rcpt = self._tx(self.rounds.functions.selectParticipants(round_id), sender)
+            rcpt = self._tx(self.rounds.functions.selectParticipants(round_id), sender or self.governor)
             if self.round_info(round_id).phase != Phase.SELECTION:
                 return rcpt
 
