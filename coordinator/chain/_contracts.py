@@ -20,8 +20,8 @@ from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 
 from ._artifacts import source_hash
-from ._chain import Chain, ChainError, Receipt
-from .._errors import ConfigError
+from ._chain import Chain, Receipt
+from .._errors import ChainError, ConfigError
 from .. import _encoding as enc
 from ..privacy._noise import DistributedConfig, DPMode
 from ..privacy._privacy import DPConfig, conversion_constants
