@@ -124,7 +124,7 @@ def gas(sizes: str, backend: str, out: Path | None, as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title=f"gas per function ({backend})")
-    cols = ["register", "open", "keys", "shares", "commit", "reveal", "post_result", "finalize",
+    cols = ["register", "open", "select", "keys", "shares", "commit", "reveal", "post_result", "finalize",
             "seed_proof_self", "seed_proof_pair", "chunk_proof", "chunk_proof_wrong_adapter",
             "dealer_fault_proof", "bad_share_proof"]
     table.add_column("n")

@@ -44,6 +44,18 @@ contract FedRounds is IFedRounds {
     /// @dev Proven frauds a round tolerates before it fails (TooManyFrauds):
     ///      each costs its poster a bond, and the round cannot be held open forever.
     uint8 private constant MAX_ATTEMPTS = 5;
+    /// @dev The selection seed is the hash of block openedBlock + 1 (or of the
+    ///      block after a re-target), usable for the 256 blocks blockhash serves.
+    uint64 private constant SELECTION_DELAY = 1;
+    uint64 private constant BLOCKHASH_WINDOW = 256;
+
+    /// @dev Per round: the block whose hash seeds the selection, the pool
+    ///      size snapshotted at openRound, and the block it was selected in.
+    struct Draw {
+        uint64 targetBlock;
+        uint64 poolSize;
+        uint64 selectedBlock;
+    }
 
     address public immutable governor;
     IPeerRegistry public immutable registry;
@@ -59,6 +71,7 @@ contract FedRounds is IFedRounds {
 
     mapping(uint256 round => RoundView) private _rounds;
     mapping(uint256 round => ResultView) private _results;
+    mapping(uint256 round => Draw) private _draws;
     mapping(uint256 round => address[]) private _participants;
     mapping(uint256 round => mapping(address peer => uint256 status)) private _status;
     mapping(uint256 round => mapping(address peer => bytes32 keysHash)) private _keys;
@@ -111,33 +124,73 @@ contract FedRounds is IFedRounds {
             _quant = quant;
             emit QuantFixed(quant.vectorLength, quant.chunkElems, quant.fracBits);
         }
-        // dpConfig: selection calls ledger.canAfford, which reverts with
-        // LedgerUnknownConfig for a configuration the governor never registered.
+        // Reverts LedgerUnknownConfig for a configuration the governor never registered.
+        ledger.canAfford(msg.sender, dpConfig);
         round = prev + 1;
         currentRound = round;
-        bytes32 seed = keccak256(abi.encode(block.prevrandao, round, address(this)));
-        address[] memory chosen = _select(seed, dpConfig);
-
+        // Snapshot: the selection draws from the first `count` registry
+        // entries, which stay put (leaves and withdrawals are frozen until the
+        // selection). A small pool is checked for enough eligible peers now,
+        // so a hopeless round reverts instead of freezing the registry.
+        uint256 count = registry.peerCount();
+        uint16 threshold = _policy.threshold;
+        if (count <= 2 * uint256(_policy.participants)) {
+            (, uint256 m) = _eligiblePool(count, dpConfig, block.number);
+            if (m < threshold) revert RoundsNotEnoughEligible(m, threshold);
+        } else if (count < threshold) {
+            revert RoundsNotEnoughEligible(count, threshold);
+        }
         RoundView storage r = _rounds[round];
-        r.phase = Phase.Keys;
-        r.n = uint16(chosen.length);
-        r.t = _policy.threshold;
+        r.phase = Phase.Selection;
+        r.t = threshold;
         r.dpConfig = dpConfig;
-        r.deadline = uint64(block.number) + _policy.keysBlocks;
         r.vectorLength = quant.vectorLength;
         r.chunkElems = quant.chunkElems;
         r.fracBits = quant.fracBits;
         r.openedBlock = uint64(block.number);
         r.adapterCid = globalAdapterCid;
-        r.seed = seed;
         r.adapterRoot = globalAdapterRoot;
+        _draws[round].poolSize = uint64(count);
+        registry.setFrozen(true);
+        _schedule(round, r);
+    }
+
+    /// @dev Name the next block as the one whose hash seeds the selection:
+    ///      nobody knows it while the pool can still change (it is frozen
+    ///      from now on), and blockhash serves it for 256 blocks.
+    function _schedule(uint256 round, RoundView storage r) private {
+        uint64 target = uint64(block.number) + SELECTION_DELAY;
+        _draws[round].targetBlock = target;
+        r.deadline = target + BLOCKHASH_WINDOW;
+        emit SelectionScheduled(round, target, _draws[round].poolSize);
+        emit PhaseAdvanced(round, Phase.Selection, r.deadline);
+    }
+
+    /// @inheritdoc IFedRounds
+    function selectParticipants(uint256 round) external override {
+        RoundView storage r = _rounds[round];
+        if (r.phase != Phase.Selection) revert RoundsWrongPhase(round, Phase.Selection, r.phase);
+        Draw storage dr = _draws[round];
+        uint64 target = dr.targetBlock;
+        if (block.number <= target) revert RoundsSelectionNotDue(round, target);
+        if (block.number > r.deadline) return _schedule(round, r); // blockhash(target) is gone
+        bytes32 seed = keccak256(abi.encode(blockhash(target), round, address(this)));
+        uint32 dpConfig = r.dpConfig;
+        address[] memory chosen = _select(seed, dpConfig, dr.poolSize, r.openedBlock);
+        dr.selectedBlock = uint64(block.number);
+        r.seed = seed;
+        r.n = uint16(chosen.length);
+        registry.setFrozen(false);
+        if (chosen.length < r.t) return _fail(round, r, FailReason.NotEnoughEligible);
+        r.phase = Phase.Keys;
+        r.deadline = uint64(block.number) + _policy.keysBlocks;
         address[] storage list = _participants[round];
         for (uint256 i = 0; i < chosen.length; ++i) {
             list.push(chosen[i]);
             _status[round][chosen[i]] = i + 1;
         }
         emit RoundOpened(
-            round, r.adapterCid, dpConfig, seed, r.n, r.t, quant.vectorLength, quant.chunkElems, quant.fracBits
+            round, r.adapterCid, dpConfig, seed, r.n, r.t, r.vectorLength, r.chunkElems, r.fracBits
         );
         emit ParticipantsSelected(round, chosen);
         emit PhaseAdvanced(round, Phase.Keys, r.deadline);
@@ -162,25 +215,38 @@ contract FedRounds is IFedRounds {
         ) revert RoundsBadQuant();
     }
 
-    /// @dev O(participants), not O(registered). A small pool (at most twice
-    ///      the participants) is filtered for eligibility (registered, not
-    ///      quarantined or leaving, budget left for `dpConfig`) and then
-    ///      partially Fisher–Yates shuffled by keccak256(seed, i). A large pool
-    ///      is sampled: draw d picks peerAt(keccak256(seed, d) mod count) and
-    ///      keeps it if eligible and not yet chosen, for at most
-    ///      4 × participants draws. Everyone can recompute the selection.
-    function _select(bytes32 seed, uint32 dpConfig) private view returns (address[] memory chosen) {
-        uint256 count = registry.peerCount();
+    /// @dev The first `count` registry entries that were eligible for a round
+    ///      opened at `openedBlock` and can afford `dpConfig`, in registry order.
+    function _eligiblePool(uint256 count, uint32 dpConfig, uint256 openedBlock)
+        private
+        view
+        returns (address[] memory pool, uint256 m)
+    {
+        pool = new address[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            address a = registry.peerAt(i);
+            if (registry.isEligibleAt(a, openedBlock) && ledger.canAfford(a, dpConfig)) pool[m++] = a;
+        }
+    }
+
+    /// @dev O(participants), not O(registered). The pool is the first `count`
+    ///      registry entries (the snapshot openRound took); a peer is eligible
+    ///      if it was registered long enough before `openedBlock`, is not
+    ///      quarantined or leaving, and has budget left for `dpConfig`. A small
+    ///      pool (at most twice the participants) is filtered for eligibility
+    ///      and then partially Fisher–Yates shuffled by keccak256(seed, i). A
+    ///      large pool is sampled: draw d picks peerAt(keccak256(seed, d) mod
+    ///      count) and keeps it if eligible and not yet chosen, for at most
+    ///      4 × participants draws. Everyone can recompute the selection
+    ///      (coordinator/chain/_selection.py). May return fewer than t.
+    function _select(bytes32 seed, uint32 dpConfig, uint256 count, uint256 openedBlock)
+        private
+        view
+        returns (address[] memory chosen)
+    {
         uint256 want = _policy.participants;
-        uint16 threshold = _policy.threshold;
         if (count <= 2 * want) {
-            address[] memory pool = new address[](count);
-            uint256 m = 0;
-            for (uint256 i = 0; i < count; ++i) {
-                address a = registry.peerAt(i);
-                if (registry.isEligible(a) && ledger.canAfford(a, dpConfig)) pool[m++] = a;
-            }
-            if (m < threshold) revert RoundsNotEnoughEligible(m, threshold);
+            (address[] memory pool, uint256 m) = _eligiblePool(count, dpConfig, openedBlock);
             uint256 n = m < want ? m : want;
             chosen = new address[](n);
             for (uint256 i = 0; i < n; ++i) {
@@ -201,9 +267,8 @@ contract FedRounds is IFedRounds {
             if (seen[j >> 8] & bit != 0) continue;
             seen[j >> 8] |= bit;
             address a = registry.peerAt(j);
-            if (registry.isEligible(a) && ledger.canAfford(a, dpConfig)) chosen[got++] = a;
+            if (registry.isEligibleAt(a, openedBlock) && ledger.canAfford(a, dpConfig)) chosen[got++] = a;
         }
-        if (got < threshold) revert RoundsNotEnoughEligible(got, threshold);
         assembly ("memory-safe") {
             mstore(chosen, got) // shrink to the peers found (got <= want)
         }
@@ -494,7 +559,9 @@ contract FedRounds is IFedRounds {
     function _advance(uint256 round, RoundView storage r) private {
         Phase ph = r.phase;
         uint16 t = r.t;
-        if (ph == Phase.Keys) {
+        if (ph == Phase.Selection) {
+            _schedule(round, r); // nobody selected within the window: name a new block
+        } else if (ph == Phase.Keys) {
             if (r.nKeys < t) return _fail(round, r, FailReason.InsufficientKeys);
             _enterPhase(round, r, Phase.Shares, _policy.sharesBlocks);
         } else if (ph == Phase.Shares) {
@@ -619,6 +686,17 @@ contract FedRounds is IFedRounds {
     /// @inheritdoc IFedRounds
     function resultOf(uint256 round) external view override returns (ResultView memory) {
         return _results[round];
+    }
+
+    /// @inheritdoc IFedRounds
+    function selectionOf(uint256 round)
+        external
+        view
+        override
+        returns (uint64 targetBlock, uint64 poolSize, uint64 selectedBlock)
+    {
+        Draw memory dr = _draws[round];
+        return (dr.targetBlock, dr.poolSize, dr.selectedBlock);
     }
 
     /// @inheritdoc IFedRounds

@@ -15,11 +15,16 @@ contract PeerRegistry is IPeerRegistry {
 
     address public slasher;
     uint256 public override totalStaked;
+    /// @notice Blocks between registering and being eligible (governor-set).
+    uint64 public eligibilityDelay;
+    /// @notice True while a round's selection is pending (set by the slasher).
+    bool public frozen;
 
     mapping(address peer => Peer) private _peers;
     address[] private _list;
     mapping(address peer => uint256 indexPlusOne) private _position;
     mapping(address peer => uint256 count) private _locks;
+    mapping(address peer => uint64 blockNumber) public override registeredBlock;
 
     constructor(address governor_, uint96 minStake_, uint64 leaveDelay_) {
         governor = governor_;
@@ -42,6 +47,7 @@ contract PeerRegistry is IPeerRegistry {
         });
         _list.push(msg.sender);
         _position[msg.sender] = _list.length;
+        registeredBlock[msg.sender] = uint64(block.number);
         totalStaked += msg.value;
         emit PeerRegistered(msg.sender, msg.value, region, modalities, key);
     }
@@ -51,6 +57,7 @@ contract PeerRegistry is IPeerRegistry {
         Peer storage p = _peers[msg.sender];
         if (!p.registered) revert RegistryNotRegistered(msg.sender);
         if (p.leaveBlock != 0) revert RegistryAlreadyRegistered(msg.sender);
+        if (frozen) revert RegistryFrozen();
         uint64 due = uint64(block.number) + leaveDelay;
         p.leaveBlock = due;
         emit PeerLeaveRequested(msg.sender, due);
@@ -63,6 +70,7 @@ contract PeerRegistry is IPeerRegistry {
         if (p.leaveBlock == 0) revert RegistryNotLeaving(msg.sender);
         if (block.number < p.leaveBlock) revert RegistryLeaveNotDue(block.number, p.leaveBlock);
         if (_locks[msg.sender] != 0) revert RegistryStakeLocked(msg.sender);
+        if (frozen) revert RegistryFrozen();
         // Effects: remove from the list (swap and pop), then pay.
         uint256 pos = _position[msg.sender] - 1;
         address last = _list[_list.length - 1];
@@ -71,6 +79,7 @@ contract PeerRegistry is IPeerRegistry {
         _list.pop();
         delete _position[msg.sender];
         delete _peers[msg.sender];
+        delete registeredBlock[msg.sender];
         totalStaked -= p.stake;
         emit PeerWithdrawn(msg.sender, p.stake);
         (bool ok,) = msg.sender.call{value: p.stake}("");
@@ -110,9 +119,30 @@ contract PeerRegistry is IPeerRegistry {
     }
 
     /// @inheritdoc IPeerRegistry
-    function isEligible(address peer) external view override returns (bool) {
+    function setFrozen(bool frozen_) external override {
+        if (msg.sender != slasher) revert RegistryUnauthorized(msg.sender);
+        frozen = frozen_;
+        emit PoolFrozen(frozen_);
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function setEligibilityDelay(uint64 delay) external override {
+        if (msg.sender != governor) revert RegistryUnauthorized(msg.sender);
+        if (frozen) revert RegistryFrozen();
+        eligibilityDelay = delay;
+        emit EligibilityDelaySet(delay);
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function isEligibleAt(address peer, uint256 blockNumber) public view override returns (bool) {
         Peer memory p = _peers[peer];
-        return p.registered && !p.quarantined && p.leaveBlock == 0;
+        return p.registered && !p.quarantined && p.leaveBlock == 0
+            && uint256(registeredBlock[peer]) + eligibilityDelay <= blockNumber;
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function isEligible(address peer) external view override returns (bool) {
+        return isEligibleAt(peer, block.number);
     }
 
     /// @inheritdoc IPeerRegistry

@@ -22,7 +22,8 @@ from coordinator.ops._procs import atomic_write
 from ._inspect import event_rows
 from ._templates import templates
 
-GAS_GROUPS = {"RoundOpened": "open", "KeysPosted": "keys", "SharesPosted": "shares",
+GAS_GROUPS = {"SelectionScheduled": "open", "RoundOpened": "select", "KeysPosted": "keys",
+              "SharesPosted": "shares",
               "UpdateCommitted": "commit", "SharesRevealed": "reveal",
               "ResultPosted": "result", "RoundFinalized": "finalize", "FraudProven": "challenge"}
 

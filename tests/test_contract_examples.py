@@ -181,6 +181,24 @@ def decode(chain: Chain, contract: Any, event: str, rcpt: Any) -> Any:
 
 # -- rounds ----------------------------------------------------------------------
 
+def test_selection_errors_and_events(hh: Chain) -> None:
+    """openRound freezes the pool and names the seed's block; selection
+    before it is mined, and leaving while frozen, revert (issue 12 item 3)."""
+    fed, cfg = setup_federation(hh, peers=5)
+    got = emitted(fed, fed.set_eligibility_delay(0))
+    assert got["EligibilityDelaySet"]["delay"] == 0
+    r, rcpt = fed.open_round(dp_config=cfg.config_id, vector_length=64, chunk_elems=64, select=False)
+    got = emitted(fed, rcpt)
+    assert got["PoolFrozen"]["frozen"] is True and got["SelectionScheduled"]["poolSize"] == 5
+    target = got["SelectionScheduled"]["targetBlock"]
+    assert target == rcpt.block_number + 1
+    expect("RoundsSelectionNotDue", lambda: hh.transact(fed.rounds.functions.selectParticipants(r)),
+           round=r, targetBlock=target)
+    expect("RegistryFrozen", lambda: fed.request_leave(sender=1))
+    got = emitted(fed, fed.select_participants(r))
+    assert got["PoolFrozen"]["frozen"] is False and len(got["ParticipantsSelected"]["participants"]) == 5
+
+
 def test_round_events_in_a_full_round(hh: Chain) -> None:
     fed, cfg = setup_federation(hh, peers=5)
     start = hh.block_number

@@ -9,6 +9,9 @@ pragma solidity 0.8.30;
 interface IFedRounds {
     enum Phase {
         None,
+        /// @dev Opened: the pool is frozen and the seed waits for the hash of
+        ///      a block not yet made when the round opened.
+        Selection,
         Keys,
         Shares,
         Commit,
@@ -30,7 +33,9 @@ interface IFedRounds {
         TooManyFrauds,
         /// @dev A dropped dealer's key shares were proven not to reconstruct its
         ///      posted mask key: no one but that dealer can remove its pairwise masks.
-        DealerFault
+        DealerFault,
+        /// @dev The draw from the frozen pool found fewer than t eligible peers.
+        NotEnoughEligible
     }
 
     /// @notice Governance policy. Phase lengths are in blocks.
@@ -110,6 +115,8 @@ interface IFedRounds {
 
     /// @notice Thrown when `caller` may not call this function.
     error RoundsUnauthorized(address caller);
+    /// @notice Thrown when selecting `round` before its target block `targetBlock` is mined.
+    error RoundsSelectionNotDue(uint256 round, uint256 targetBlock);
     /// @notice Thrown when round `round` is in `actual`, not `expected`.
     error RoundsWrongPhase(uint256 round, Phase expected, Phase actual);
     /// @notice Thrown when opening while round `active` is still running.
@@ -166,6 +173,11 @@ interface IFedRounds {
         uint16 chunkElems,
         uint8 fracBits
     );
+    /// @notice Emitted after `round` opened (or its selection window passed
+    ///         unused): the participants are drawn from the first `poolSize`
+    ///         registry entries with the hash of block `targetBlock`, by
+    ///         selectParticipants in blocks targetBlock + 1 .. targetBlock + 256.
+    event SelectionScheduled(uint256 indexed round, uint64 targetBlock, uint64 poolSize);
     /// @notice Emitted after the participants of `round` were selected, in index order.
     event ParticipantsSelected(uint256 indexed round, address[] participants);
     /// @notice Emitted after `peer` posted its per-round X25519 keys (it joins U1).
@@ -240,7 +252,20 @@ interface IFedRounds {
     ///         schema hashes differently refuse to join.
     event DataSchemaSet(bytes32 schemaHash);
 
+    /// @notice Open the next round: freezes the pool and names the block whose
+    ///         hash seeds the selection (the round is in Selection).
     function openRound(uint32 dpConfig, Quant calldata quant) external returns (uint256 round);
+    /// @notice Draw the participants of `round` (anyone) once its target block
+    ///         is mined; the round enters Keys (or fails NotEnoughEligible) and
+    ///         the pool thaws. Past the 256-block window it names a new target
+    ///         block instead.
+    function selectParticipants(uint256 round) external;
+    /// @notice The target block, pool size and selection block (0 until
+    ///         selected) of `round`.
+    function selectionOf(uint256 round)
+        external
+        view
+        returns (uint64 targetBlock, uint64 poolSize, uint64 selectedBlock);
     function postKeys(uint256 round, bytes32 encPk, bytes32 maskPk) external;
     function postShares(uint256 round, bytes32 bundleCid, bytes32 shareRoot) external;
     function commit(uint256 round, bytes32 cidDigest, bytes32 chunksRoot, uint64 weight, uint32 dpConfig) external;

@@ -35,6 +35,9 @@ interface IPeerRegistry {
     error RegistryBadModalities(uint8 modalities);
     /// @notice Thrown when the slasher is set twice.
     error RegistrySlasherAlreadySet(address slasher);
+    /// @notice Thrown when leaving, withdrawing or changing the eligibility
+    ///         delay while a round's selection is pending (the pool is frozen).
+    error RegistryFrozen();
 
     /// @notice Emitted after `peer` registered.
     event PeerRegistered(address indexed peer, uint256 stake, uint16 region, uint8 modalities, bytes32 key);
@@ -48,6 +51,10 @@ interface IPeerRegistry {
     event SlasherSet(address indexed slasher);
     /// @notice Emitted after the holds on `peer`'s stake changed to `locks`.
     event StakeLockChanged(address indexed peer, uint256 locks);
+    /// @notice Emitted after the slasher (the rounds contract) froze or thawed the pool.
+    event PoolFrozen(bool frozen);
+    /// @notice Emitted after the governor set the eligibility delay (blocks).
+    event EligibilityDelaySet(uint64 delay);
 
     /// @notice Register the caller with `msg.value` as stake.
     /// @param region Operator-declared region code.
@@ -75,7 +82,27 @@ interface IPeerRegistry {
     /// @notice Set the slasher once (governor).
     function setSlasher(address slasher) external;
 
-    /// @notice Registered, not quarantined and not leaving.
+    /// @notice Freeze (or thaw) the pool: while frozen, requestLeave and
+    ///         withdraw revert RegistryFrozen, so the registry order and the
+    ///         eligibility of the peers a pending selection draws from cannot
+    ///         change (slasher only). Registration stays open: new peers are
+    ///         appended after the snapshot the selection draws from.
+    function setFrozen(bool frozen) external;
+
+    /// @notice A peer registered at block b is eligible from b + delay on
+    ///         (governor only; refused while frozen).
+    function setEligibilityDelay(uint64 delay) external;
+
+    /// @notice Whether `peer` counts for a round opened at `blockNumber`:
+    ///         registered at least the eligibility delay before it, not
+    ///         quarantined and not leaving (current state).
+    function isEligibleAt(address peer, uint256 blockNumber) external view returns (bool);
+
+    /// @notice The block `peer` registered in (0 if not registered).
+    function registeredBlock(address peer) external view returns (uint64);
+
+    /// @notice isEligibleAt(peer, block.number): registered long enough, not
+    ///         quarantined and not leaving.
     function isEligible(address peer) external view returns (bool);
 
     /// @notice Registered (possibly quarantined or leaving).

@@ -65,7 +65,7 @@ contract AdversarialTest is TestBase {
 
     /// @dev Opens round 1 and brings it to Aggregate with every participant acting.
     function _toAggregate() internal returns (uint256 r, address[] memory list) {
-        r = rounds.openRound(1, _quant(64, 16));
+        r = _open(_quant(64, 16));
         list = rounds.participantsOf(r);
         for (uint256 i = 0; i < list.length; ++i) {
             vm.prank(list[i]);
@@ -89,6 +89,13 @@ contract AdversarialTest is TestBase {
         }
     }
 
+    /// @dev openRound, then the selection from the next block's hash.
+    function _open(IFedRounds.Quant memory q) internal returns (uint256 r) {
+        r = rounds.openRound(1, q);
+        vm.roll(block.number + 2);
+        rounds.selectParticipants(r);
+    }
+
     function _seeds(uint256 n) internal pure returns (IFedRounds.Seed[] memory seeds) {
         seeds = new IFedRounds.Seed[](n);
         for (uint256 i = 0; i < n; ++i) {
@@ -108,7 +115,7 @@ contract AdversarialTest is TestBase {
     }
 
     function test_outsiderCannotOpenAndPeersCannotChangeQuant() public {
-        uint256 r = rounds.openRound(1, _quant(64, 16));
+        uint256 r = _open(_quant(64, 16));
         vm.roll(block.number + 9);
         rounds.advance(r); // nobody posted keys: the round fails
         address outsider = address(0xD00D);
@@ -119,12 +126,12 @@ contract AdversarialTest is TestBase {
         vm.expectRevert(IFedRounds.RoundsBadQuant.selector);
         rounds.openRound(1, _quant(64, 31));
         vm.prank(actors[0]);
-        assertEq(rounds.openRound(1, _quant(64, 16)), 2, "a registered peer opens with the fixed quant");
+        assertEq(_open(_quant(64, 16)), 2, "a registered peer opens with the fixed quant");
     }
 
     function testFuzz_weightAboveCapRejected(uint64 weight) public {
         vm.assume(weight > MAX_WEIGHT);
-        uint256 r = rounds.openRound(1, _quant(64, 16));
+        uint256 r = _open(_quant(64, 16));
         address[] memory list = rounds.participantsOf(r);
         for (uint256 i = 0; i < list.length; ++i) {
             vm.prank(list[i]);

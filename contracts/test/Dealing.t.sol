@@ -115,14 +115,21 @@ contract DealingTest is TestBase {
     }
 
     /// @dev Round 1 to Aggregate; participant 0 posts `root0` as its share
+    /// @dev openRound, then the selection from the next block's hash.
+    function _open(IFedRounds.Quant memory q) internal returns (uint256 r) {
+        r = rounds.openRound(1, q);
+        vm.roll(block.number + 2);
+        rounds.selectParticipants(r);
+    }
+
     ///      root and drops before committing; everyone else acts.
     function _round(bytes32 root0) internal returns (uint256 r, address[] memory list) {
-        (r, list) = _open();
+        (r, list) = _openDefault();
         _play(r, list, root0);
     }
 
-    function _open() internal returns (uint256 r, address[] memory list) {
-        r = rounds.openRound(1, IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
+    function _openDefault() internal returns (uint256 r, address[] memory list) {
+        r = _open(IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
         list = rounds.participantsOf(r);
     }
 
@@ -149,7 +156,7 @@ contract DealingTest is TestBase {
 
     function test_aShareLeafBeyondTheParticipantsIsRefused() public {
         // The leaf names the dealer's address, known once the round opens.
-        uint256 r = rounds.openRound(1, IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
+        uint256 r = _open(IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
         address[] memory list = rounds.participantsOf(r);
         (bytes32 root, bytes32[] memory proof) = _tree(_leaf(r, list[0], 6, 1, 42), 2 * 6 + 1);
         for (uint256 i = 0; i < list.length; ++i) {
@@ -181,7 +188,7 @@ contract DealingTest is TestBase {
         internal
         returns (uint256 r, address[] memory list, IFraudProofs.ShareProof memory sp, IFraudProofs.Commitments memory c)
     {
-        (r, list) = _open();
+        (r, list) = _openDefault();
         bytes32[] memory leaves = new bytes32[](16);
         leaves[4] = _leaf(r, list[0], 2, 0, share);
         leaves[10] = _commitLeaf(r, list[0], _commitments());
@@ -229,7 +236,7 @@ contract DealingTest is TestBase {
     }
 
     function test_aDealerFaultBeforeRevealIsRefused() public {
-        uint256 r = rounds.openRound(1, IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
+        uint256 r = _open(IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
         address[] memory list = rounds.participantsOf(r);
         vm.prank(address(fraud));
         vm.expectRevert(

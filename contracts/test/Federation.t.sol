@@ -186,6 +186,14 @@ contract FederationHandler is TestBase {
         _track();
     }
 
+    /// @dev The selection step: anyone, once the target block is mined.
+    function select(uint256 wait) external {
+        uint256 r = _round();
+        vm.roll(block.number + 2 + wait % 2); // past the target block (openRound's + 1)
+        try rounds.selectParticipants(r) {} catch {}
+        _track();
+    }
+
     function keys(uint256 a) external {
         uint256 r = _round(); // before the prank: it applies to the next call
         vm.prank(_actor(a));
@@ -323,7 +331,10 @@ contract FederationHandler is TestBase {
         // Mostly act as a participant (productive steps); sometimes as anyone.
         if (a % 8 != 0 && list.length > 0) who = _actorIndex[list[(a >> 16) % list.length]];
         a = who;
-        if (uint256(keccak256(abi.encode(a, r, ph))) % 10 == 0) this.roll(uint8(a >> 8)); // deadlines pass too
+        // (Phases numbered as before Selection existed, so the walk stays the one tuned for reach.)
+        uint256 phOld = ph == IFedRounds.Phase.None ? 0 : uint256(ph) - 1;
+        if (uint256(keccak256(abi.encode(a, r, phOld))) % 10 == 0) this.roll(uint8(a >> 8)); // deadlines pass too
+        else if (ph == IFedRounds.Phase.Selection) this.select(a);
         else if (ph == IFedRounds.Phase.Keys) this.keys(a);
         else if (ph == IFedRounds.Phase.Shares) this.shares(a);
         else if (ph == IFedRounds.Phase.Commit) this.commit(a, weight);
@@ -400,6 +411,13 @@ contract FederationInvariants is TestBase {
         assertTrue(!h.badSeedsAccepted(), "a wrong seed list was accepted");
     }
 
+    /// @notice The registry is frozen exactly while the current round waits for its selection.
+    function invariant_poolFrozenOnlyDuringSelection() public view {
+        uint256 r = h.rounds().currentRound();
+        bool selecting = r != 0 && h.rounds().roundInfo(r).phase == IFedRounds.Phase.Selection;
+        assertTrue(h.registry().frozen() == selecting, "frozen iff selecting");
+    }
+
     /// @notice Stakes and bonds are conserved: what went in is held or was paid out.
     function invariant_valueConserved() public view {
         PeerRegistry reg = h.registry();
@@ -449,6 +467,7 @@ contract FederationBudgetAtCommit is TestBase {
         FederationHandler h = new FederationHandler();
         for (uint256 i = 0; i < h.ACTORS(); ++i) h.register(i);
         h.open();
+        h.select(0);
         FedRounds rounds = h.rounds();
         uint256 r = rounds.currentRound();
         address[] memory list = rounds.participantsOf(r);
@@ -496,7 +515,7 @@ contract FederationBudgetAtCommit is TestBase {
 contract FederationHandlerReach is TestBase {
     function test_progressReachesBudgetExhaustion() public {
         FederationHandler h = new FederationHandler();
-        for (uint256 i = 0; i < 50; ++i) {
+        for (uint256 i = 0; i < 80; ++i) { // each round also takes a selection step
             h.progress(i * 7 + 3, uint64(i));
         }
         assertTrue(h.rounds().currentRound() >= 3, "several rounds");
@@ -514,8 +533,10 @@ contract FederationHandlerReach is TestBase {
     ///      seed lists refused, rewards withdrawn.
     function test_progressReachesBondAndSlashPaths() public {
         FederationHandler h = new FederationHandler();
+        // Walk 1 (i * 7 + 1): since the selection step, walk 3 no longer
+        // posts two results in 50 steps; reach is seed-dependent.
         for (uint256 i = 0; i < 50; ++i) {
-            h.progress(i * 7 + 3, uint64(i));
+            h.progress(i * 7 + 1, uint64(i));
         }
         assertTrue(h.ghostResultsPosted() >= 2, "results posted");
         assertTrue(h.ghostRoundsFinal() >= 1, "rounds finalized");

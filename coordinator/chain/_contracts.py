@@ -10,6 +10,7 @@ error's name and arguments (see :mod:`coordinator.chain._chain`). Events decode 
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,7 @@ from web3.contract import Contract
 
 from ._artifacts import source_hash
 from ._chain import Chain, Receipt
-from .._errors import ConfigError
+from .._errors import ChainError, ConfigError
 from .. import _encoding as enc
 from ..privacy._noise import DistributedConfig, DPMode
 from ..privacy._privacy import DPConfig, conversion_constants
@@ -32,14 +33,15 @@ class Phase(enum.IntEnum):
     """Mirrors IFedRounds.Phase."""
 
     NONE = 0
-    KEYS = 1
-    SHARES = 2
-    COMMIT = 3
-    REVEAL = 4
-    AGGREGATE = 5
-    CHALLENGE = 6
-    FINAL = 7
-    FAILED = 8
+    SELECTION = 1  # opened; the pool is frozen until the seed's block is mined
+    KEYS = 2
+    SHARES = 3
+    COMMIT = 4
+    REVEAL = 5
+    AGGREGATE = 6
+    CHALLENGE = 7
+    FINAL = 8
+    FAILED = 9
 
 
 class FailReason(enum.IntEnum):
@@ -54,6 +56,7 @@ class FailReason(enum.IntEnum):
     NOISE_BELOW_FLOOR = 6
     TOO_MANY_FRAUDS = 7
     DEALER_FAULT = 8
+    NOT_ENOUGH_ELIGIBLE = 9
 
 
 class StatusFlag(enum.IntFlag):
@@ -324,6 +327,25 @@ class Federation:
     def is_eligible(self, peer: str) -> bool:
         return bool(self._call(self.registry.functions.isEligible(peer)))
 
+    def is_eligible_at(self, peer: str, block: int) -> bool:
+        """Whether ``peer`` counts for a round opened at ``block``."""
+        return bool(self._call(self.registry.functions.isEligibleAt(peer, block)))
+
+    def registered_block(self, peer: str) -> int:
+        return int(self._call(self.registry.functions.registeredBlock(peer)))
+
+    def peer_at(self, i: int) -> str:
+        return str(self._call(self.registry.functions.peerAt(i)))
+
+    def eligibility_delay(self) -> int:
+        return int(self._call(self.registry.functions.eligibilityDelay()))
+
+    def set_eligibility_delay(self, blocks: int, *, sender: Sender | None = None) -> Receipt:
+        return self._tx(self.registry.functions.setEligibilityDelay(blocks), sender or self.governor)
+
+    def pool_frozen(self) -> bool:
+        return bool(self._call(self.registry.functions.frozen()))
+
     def peers(self) -> list[str]:
         return list(self._call(self.registry.functions.peers()))
 
@@ -421,12 +443,53 @@ class Federation:
 
     # -- rounds ------------------------------------------------------------------
     def open_round(self, *, dp_config: int, vector_length: int, chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS,
-                   frac_bits: int = 16, sender: Sender | None = None) -> tuple[int, Receipt]:
+                   frac_bits: int = 16, sender: Sender | None = None,
+                   select: bool = True) -> tuple[int, Receipt]:
         """Open the next round. Round 1 (governor only) fixes the quantization;
-        later rounds must repeat it (the contract reverts RoundsBadQuant)."""
+        later rounds must repeat it (the contract reverts RoundsBadQuant).
+
+        openRound freezes the pool and names the next block as the seed's;
+        with ``select`` (the default) this waits for that block and draws the
+        participants (:meth:`select_participants`), and the receipt returned
+        is the selection's with the gas and logs of both transactions."""
         fn = self.rounds.functions.openRound(dp_config, (vector_length, chunk_elems, frac_bits))
-        rcpt = self._tx(fn, sender or self.governor)
-        return self.current_round(), rcpt
+        opened = self._tx(fn, sender or self.governor)
+        r = self.current_round()
+        if not select:
+            return r, opened
+        chosen = self.select_participants(r, sender=sender or self.governor)
+        return r, Receipt(chosen.tx_hash, chosen.block_number, opened.gas_used + chosen.gas_used,
+                          None, opened.logs + chosen.logs)
+
+    def selection_of(self, round_id: int) -> tuple[int, int, int]:
+        """(target block, pool size, selection block or 0) of ``round_id``."""
+        return tuple(int(x) for x in self._call(self.rounds.functions.selectionOf(round_id)))  # type: ignore[return-value]
+
+    def select_participants(self, round_id: int, *, sender: Sender | None = None,
+                            timeout: float = 120.0) -> Receipt:
+        """Draw round ``round_id``'s participants once its target block is
+        mined: a development chain mines up to it, another chain is polled
+        for at most ``timeout`` seconds. Past the 256-block window the
+        contract names a new target and this waits for that one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            target = self.selection_of(round_id)[0]
+            head = self.chain.block_number
+            # The transaction must run in a block > target; some nodes (anvil)
+            # check it with a call at the head's own number, so wait for the
+            # head itself to pass the target.
+            if head <= target:
+                if is_development(self.chain):
+                    self.chain.mine(target + 1 - head)
+                    continue
+                if time.monotonic() > deadline:
+                    raise ChainError(f"block {target} (round {round_id}'s selection block) "
+                                     f"not mined within {timeout:.0f} s")
+                time.sleep(1.0)
+                continue
+            rcpt = self._tx(self.rounds.functions.selectParticipants(round_id), sender or self.governor)
+            if self.round_info(round_id).phase != Phase.SELECTION:
+                return rcpt
 
     def post_keys(self, round_id: int, enc_pk: bytes, mask_pk: bytes, *, sender: Sender) -> Receipt:
         return self._tx(self.rounds.functions.postKeys(round_id, enc_pk, mask_pk), sender)

@@ -157,6 +157,10 @@ class RoundDriver:
                 log.info("rounds resume: %s", opened)
             self.stalled = None
             return opened
+        if info.phase == Phase.SELECTION:  # opened elsewhere (or the 256-block window passed)
+            rcpt = self.fed.select_participants(r)
+            self.gas[r] = self.gas.get(r, 0) + rcpt.gas_used
+            return f"round {r}: participants selected"
         if info.phase in WAITING:
             if block > info.deadline:
                 self.gas[r] = self.gas.get(r, 0) + self.fed.advance(r).gas_used
