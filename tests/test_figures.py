@@ -169,7 +169,8 @@ def test_the_gas_table_in_the_threat_model_is_gas_json() -> None:
     for r in data["rows"]:
         label = f"{r['n']}" if r["dropped"] == 1 else f"{r['n']} ({r['dropped']} dropped, {r['seeds']} seeds)"
         cells = [r["open"], r["select"], r["commit"]["max"], r["post_result"], r["finalize"], r["chunk_proof"],
-                 r["chunk_proof_wrong_adapter"], r["seed_proof_pair"], r["dealer_fault_proof"]]
+                 r["chunk_proof_wrong_adapter"], r["seed_proof_pair"], r["dealer_fault_proof"],
+                 r["bad_share_proof"]]
         want.append("| " + " | ".join([label, *(f"{c:,}" for c in cells)]) + " |")
     assert rows == want
     assert data["targets"]["ok"] is True and data["targets"]["commit_max"] <= 80_000
