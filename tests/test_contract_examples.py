@@ -304,7 +304,7 @@ def test_round_errors(hh: Chain) -> None:
     # A policy with threshold above participants cannot be deployed.
     expect("RoundsBadPolicy", lambda: hh.deploy(
         "FedRounds", hh.account(0).address, fed.registry.address, fed.ledger.address,
-        (3, 4, 1, 1, 1, 1, 1, 1, 0, 0, 1), bytes(32), bytes(32)))
+        (3, 4, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0), bytes(32), bytes(32)))
     # Fewer eligible peers than the threshold.
     fed2, cfg2 = setup_federation(hh, peers=2, policy=Policy(participants=5, threshold=3))
     expect("RoundsNotEnoughEligible", lambda: RoundSim(fed2, cfg2), eligible=2, needed=3)
@@ -478,6 +478,21 @@ def test_dealer_fault_errors_and_events(hh: Chain) -> None:
                                        "aggregator": "0x" + "0" * 40, "bondReturned": 0}
     assert ev["FraudProven"]["kind"] == 3 and ev["FraudProven"]["detail"] == 2
     assert ev["RoundFailed"]["reason"] == 8
+
+
+def test_quorum_grace_event(hh: Chain) -> None:
+    """With a quorum grace, the quorum's key post pulls the keys deadline in."""
+    pol = Policy(participants=5, threshold=3, keys_blocks=40, shares_blocks=40, commit_blocks=40,
+                 reveal_blocks=40, aggregate_blocks=40, challenge_blocks=3, bond=STAKE,
+                 quorum_grace_bps=5000)
+    fed, cfg = setup_federation(hh, peers=5, policy=pol)
+    sim = RoundSim(fed, cfg)
+    start = hh.block_number
+    full = fed.round_info(sim.round_id).deadline
+    sim.keys(drop={4})  # 4 of 5: the quorum t + ceil((5 - t) / 2)
+    got = events(fed, "FedRounds", "DeadlineShortened", start)
+    assert [(e.args["round"], e.args["phase"]) for e in got] == [(sim.round_id, Phase.KEYS)]
+    assert got[0].args["deadline"] == fed.round_info(sim.round_id).deadline < full
 
 
 def test_bad_share_errors_and_events(hh: Chain) -> None:
