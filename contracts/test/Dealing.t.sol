@@ -37,20 +37,7 @@ contract DealingTest is TestBase {
         ledger = new PrivacyLedger(
             address(this), 1_000_000_000, 10_000_000, [uint32(10126632), 4801692, 2252729, 1214110, 733718, 396981, 227839]
         );
-        IFedRounds.Policy memory pol = IFedRounds.Policy({
-            participants: 5,
-            threshold: 3,
-            keysBlocks: 8,
-            sharesBlocks: 8,
-            commitBlocks: 8,
-            revealBlocks: 8,
-            aggregateBlocks: 8,
-            challengeBlocks: 4,
-            challengerRewardBps: 3000,
-            bond: BOND,
-            maxWeight: 1000,
-            quorumGraceBps: 0
-        });
+        IFedRounds.Policy memory pol = _policy(BOND, 1000);
         rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(0), bytes32(0));
         fraud = new FraudProofs(rounds);
         rounds.setFraudProofs(address(fraud));

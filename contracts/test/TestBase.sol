@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {IFedRounds} from "../interfaces/IFedRounds.sol";
+
 /// @notice The cheatcodes our Solidity tests use (Hardhat 3 / EDR implements
 ///         Foundry's cheatcode interface at the well-known address).
 interface Vm {
@@ -39,6 +41,26 @@ abstract contract TestBase {
     /// @dev Read by the invariant runner to pick which contracts to call.
     function targetContracts() public view returns (address[] memory) {
         return _targets;
+    }
+
+    /// @dev The rounds policy every contract test deploys: 5 participants,
+    ///      t = 3, 8-block phases, a 4-block challenge window, 30 % reward, no
+    ///      quorum grace; only the bond and the weight cap differ.
+    function _policy(uint96 bond, uint32 maxWeight) internal pure returns (IFedRounds.Policy memory) {
+        return IFedRounds.Policy({
+            participants: 5,
+            threshold: 3,
+            keysBlocks: 8,
+            sharesBlocks: 8,
+            commitBlocks: 8,
+            revealBlocks: 8,
+            aggregateBlocks: 8,
+            challengeBlocks: 4,
+            challengerRewardBps: 3000,
+            bond: bond,
+            maxWeight: maxWeight,
+            quorumGraceBps: 0
+        });
     }
 
     function assertEq(uint256 a, uint256 b, string memory why) internal pure {
