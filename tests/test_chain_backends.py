@@ -49,6 +49,24 @@ def test_revert_is_typed_error_on_call_too(embedded_chain: Chain) -> None:
     assert info.value.name == "ProbeValueTooLarge"
 
 
+def test_embedded_view_cache_never_answers_from_an_older_head(embedded_chain: Chain) -> None:
+    """Views at the head are cached per head block: every state change (a
+    transaction, a mined block, another sender's write) must be seen."""
+    probe, _ = embedded_chain.deploy("Probe")
+    for v in (3, 4, 4, 9):
+        assert embedded_chain.call(probe.functions.value()) != v or v == 4
+        embedded_chain.transact(probe.functions.set(v), sender=1 + v % 2)
+        assert embedded_chain.call(probe.functions.value()) == v
+        assert embedded_chain.call(probe.functions.value(), sender=2) == v
+    head = embedded_chain.block_number
+    embedded_chain.mine(2)
+    assert embedded_chain.call(probe.functions.value()) == 9
+    # A pinned read still goes to the old block, not to the cache.
+    embedded_chain.transact(probe.functions.set(11), sender=1)
+    assert embedded_chain.call(probe.functions.value(), block=head) == 9
+    assert embedded_chain.call(probe.functions.value()) == 11
+
+
 def test_error_decoder_handles_error_string_panic_and_unknown() -> None:
     from eth_abi import encode
     from eth_utils import function_signature_to_4byte_selector as sel
