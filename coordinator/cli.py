@@ -573,6 +573,7 @@ def round_open(dp_config: int, rpc_url: str, deployment: Path | None, ipfs_api: 
                as_json: bool) -> None:
     """Open the next round (governor, or anyone once the last one ended)."""
     from .protocol._aggregate import load_adapter
+    from .protocol._secagg import chunk_elems_for
 
     store = open_store(ipfs_api)
     chain, fed, signer = open_federation(rpc_url, deployment, keystores, passphrase_file, account)
@@ -580,7 +581,9 @@ def round_open(dp_config: int, rpc_url: str, deployment: Path | None, ipfs_api: 
         fixed = fed.quantization()  # round 1 fixed it; later rounds repeat it
         if fixed is None:
             length = len(load_adapter(store, fed.global_adapter_cid()))
-            r, rcpt = fed.open_round(dp_config=dp_config, vector_length=length, sender=signer)
+            pol = fed.policy()
+            r, rcpt = fed.open_round(dp_config=dp_config, vector_length=length, sender=signer,
+                                     chunk_elems=chunk_elems_for(pol.participants, pol.threshold))
         else:
             length, ce, fb = fixed
             r, rcpt = fed.open_round(dp_config=dp_config, vector_length=length, chunk_elems=ce,

@@ -166,7 +166,8 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
                                  ledger_policy=LedgerPolicy(epsilon_cap=cfg.epsilon_cap,
                                                             delta=cfg.delta),
                                  data_schema=declared,
-                                 **initial_adapter_args(store, start))
+                                 **initial_adapter_args(store, start,
+                                                        policy=(cfg.peers, cfg.threshold)))
     dpc = dp_config(config_id=1, q=cfg.q, sigma=cfg.sigma, steps=cfg.steps)
     fed.register_config(dpc)
     addrs = [chain.account(i + 1).address for i in range(cfg.peers)]

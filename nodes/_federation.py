@@ -237,7 +237,8 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
         fed, rec = deploy_federation(chain, policy=policy,
                                      ledger_policy=LedgerPolicy(epsilon_cap=spec.epsilon_cap),
                                      data_schema=schema_hash(None),  # the peers' synthetic data
-                                     **initial_adapter_args(gov_store, start))
+                                     **initial_adapter_args(gov_store, start,
+                                                            policy=(spec.peers, spec.threshold)))
         spec.register(fed, len(start))
         if spec.mode != "local":
             log(f"DP mode {spec.mode}: σ {spec.sigma} at the floor of "

@@ -82,7 +82,8 @@ def run_distributed(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: in
         work = Path(workdir or tmp)
         fed, _ = deploy_federation(chain, policy=pol,
                                    ledger_policy=LedgerPolicy(epsilon_cap=epsilon_cap, delta=delta),
-                                   **initial_adapter_args(store, start, frac_bits=frac_bits))
+                                   **initial_adapter_args(store, start, frac_bits=frac_bits,
+                                                          policy=(n, threshold)))
         cfg = nz.distributed_config(config_id=2, mode=mode, q=q, clip=clip, frac_bits=frac_bits,
                                     dim=len(start), sigma=sigma, k=k, floor_m=floor_m,
                                     max_m=max(floor_m, n))

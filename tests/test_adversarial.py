@@ -193,6 +193,31 @@ def test_the_chunk_cap_keeps_the_worst_case_proof_bounded_at_n50() -> None:
             assert e.value.name == why, ce
 
 
+@pytest.mark.parametrize("n,t", [(50, 26), (50, 34), (36, 19), (12, 7)])
+def test_the_drivers_chunk_size_is_the_largest_the_contract_accepts(n: int, t: int) -> None:
+    """A federation of 50 at t = 26 used to open with the default 256 and
+    revert RoundsBadQuant: the driver now picks ``chunk_elems_for(n, t)``,
+    which the contract accepts while 8 more elements it refuses."""
+    from coordinator.protocol._secagg import chunk_elems_for
+
+    ce = chunk_elems_for(n, t)
+    chain, fed, _ = _federation(participants=n, threshold=t)
+    with chain:
+        bigger = [ce + 8] if ce < enc.DEFAULT_CHUNK_ELEMS else []
+        for size, why in [(ce, "RoundsNotEnoughEligible")] + [(b, "RoundsBadQuant") for b in bigger]:
+            with pytest.raises(ContractRevertError) as e:
+                chain.transact(fed.rounds.functions.openRound(1, (L, size, 16)), sender=0)
+            assert e.value.name == why, size
+        # The driver opens with that size (before: 256, RoundsBadQuant at n = 50).
+        from coordinator.protocol._driver import RoundDriver
+
+        with pytest.raises(ContractRevertError) as e:
+            RoundDriver(fed, EmbeddedStore(), aggregator=chain.account(1).address, dp_config=1,
+                        vector_length=L).open()
+        assert e.value.name == "RoundsNotEnoughEligible"
+    assert (n, t) != (50, 26) or ce == 240
+
+
 def test_after_round_one_outsiders_cannot_open_and_peers_cannot_change_quantization() -> None:
     chain, fed, store = _federation()
     with chain:

@@ -18,6 +18,7 @@ import numpy as np
 from .. import _encoding as enc
 from ._agent import Aggregator
 from ._aggregate import Aggregate
+from ._secagg import chunk_elems_for
 from ..chain._contracts import Federation, Phase
 from .._errors import (AggregationError, ConfigError, ContractRevertError, DealerFaultError,
                        FedLedgerError)
@@ -77,7 +78,7 @@ class RoundDriver:
     aggregator: str
     dp_config: int
     vector_length: int
-    chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS
+    chunk_elems: int | None = None  # None: the largest the policy's proofs allow (≤ 256)
     frac_bits: int = 16
     rounds: int | None = None  # how many to open; None = forever
     mine: bool = False
@@ -101,8 +102,12 @@ class RoundDriver:
 
     def open(self) -> int:
         # After round 1 the federation's quantization is fixed on-chain.
-        vl, ce, fb = self.fed.quantization() or (self.vector_length, self.chunk_elems,
-                                                 self.frac_bits)
+        fixed = self.fed.quantization()
+        if fixed is None:
+            pol = self.fed.policy()
+            ce = self.chunk_elems or chunk_elems_for(pol.participants, pol.threshold)
+            fixed = (self.vector_length, ce, self.frac_bits)
+        vl, ce, fb = fixed
         r, rcpt = self.fed.open_round(dp_config=self.dp_config, vector_length=vl, chunk_elems=ce,
                                       frac_bits=fb)
         self.opened.append(r)
@@ -220,8 +225,14 @@ def initial_adapter(store: ContentStore, flat: np.ndarray, *, frac_bits: int = 1
 
 
 def initial_adapter_args(store: ContentStore, flat: np.ndarray, *, frac_bits: int = 16,
-                         chunk_elems: int = enc.DEFAULT_CHUNK_ELEMS) -> dict[str, bytes]:
-    """``deploy_federation`` keyword arguments for this initial adapter."""
+                         chunk_elems: int | None = None,
+                         policy: tuple[int, int] | None = None) -> dict[str, bytes]:
+    """``deploy_federation`` keyword arguments for this initial adapter.
+    The root is over the chunks round 1 will use: ``chunk_elems``, else the
+    size a :class:`RoundDriver` picks for ``policy`` = (participants,
+    threshold), else the default."""
+    if chunk_elems is None:
+        chunk_elems = chunk_elems_for(*policy) if policy else enc.DEFAULT_CHUNK_ELEMS
     cid, root = initial_adapter(store, flat, frac_bits=frac_bits, chunk_elems=chunk_elems)
     return {"initial_adapter_cid": cid, "initial_adapter_root": root}
 

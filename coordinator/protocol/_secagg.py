@@ -26,6 +26,7 @@ from eth_hash.auto import keccak
 from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
 
 from .. import _encoding as enc
+from .._errors import ConfigError
 from .. import _feldman as fd
 
 SELF = enc.SELF_SEED
@@ -68,6 +69,28 @@ def degree(n: int, t: int) -> int:
         return n - 1
     k = max(2 * (n - 1).bit_length(), 2 * (t - 1))
     return n - 1 if k >= n - 1 else k
+
+
+#: Mirrors FedRounds.MAX_PROOF_WORK: chunk elements × (seeds + n) a chunk
+#: proof may have to replay, so its worst case fits the gas target.
+MAX_PROOF_WORK = 170_000
+
+
+def chunk_elems_for(n: int, t: int, preferred: int = enc.DEFAULT_CHUNK_ELEMS) -> int:
+    """The largest chunk size ≤ ``preferred`` (a multiple of 8) that
+    FedRounds accepts for a round of ``n`` participants at threshold ``t``:
+    the worst-case chunk proof replays t self seeds plus min(t, k) pairwise
+    seeds per dropped peer and n masked chunks (FedRounds._checkQuant).
+    The default 256 fits up to about 40 participants at t = n/2 + 1; at
+    n = 50, t = 26 it is 240."""
+    k = degree(n, t) if n > 1 else 0
+    seeds = t + (n - t) * min(t, k)
+    ce = min(preferred, MAX_PROOF_WORK // (seeds + n)) // 8 * 8
+    if ce < 8:
+        raise ConfigError(f"a round of {n} participants at threshold {t} cannot bound its "
+                          f"chunk proof (needs {seeds} seeds a chunk)",
+                          hint="use fewer participants per round, or groups")
+    return ce
 
 
 @dataclass(frozen=True, slots=True)
