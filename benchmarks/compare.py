@@ -24,7 +24,7 @@ import math
 import resource
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -715,8 +715,15 @@ def extras(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
 ci95 = ci95_half_width
 
 
-def targets(summary: dict[str, Any], cfg: CompareConfig) -> list[dict[str, Any]]:
-    """The issue's utility criteria, each measured and marked met or not."""
+#: The arms that are fedledger itself (the frontier's points of these arms too).
+FEDLEDGER_ARMS = ("fedledger", "fedledger-distributed-record", "fedledger-distributed-user")
+
+
+def targets(summary: dict[str, Any], cfg: CompareConfig,
+            frontier: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The issue's utility criteria, each measured and marked met or not.
+    ``frontier`` (from :func:`extras`) adds the fedledger modes' other σ,
+    measured in the same run, as candidates for "fedledger at ε ≤ 8"."""
     def mean(arm: str, k: str = "macro_f1") -> float | None:
         return summary.get(arm, {}).get(k, {}).get("mean")
 
@@ -746,6 +753,23 @@ def targets(summary: dict[str, Any], cfg: CompareConfig) -> list[dict[str, Any]]
         rows.append({"target": "fedledger distributed record-level (ε ≤ 8) within 0.03 of pooled",
                      "value": round(rec - pooled, 4),
                      "met": rec >= pooled - 0.03 and e_rec is not None and e_rec <= 8.0})
+    if pooled is not None:
+        # "fedledger at ε ≤ 8 within 3 points of pooled": any fedledger mode
+        # or frontier point whose mean ledger ε is ≤ 8, the best by mean
+        # macro-F1 (a choice among a handful of points measured in this run;
+        # the point is named so a reader can find it above).
+        cands = [(float(m), arm) for arm in FEDLEDGER_ARMS
+                 if (m := mean(arm)) is not None and (e := mean(arm, "epsilon")) is not None
+                 and e <= 8.0]
+        cands += [(float(r["macro_f1"]["mean"]), f"{r['arm']} at σ {r['sigma']}")
+                  for r in frontier if r["arm"] in FEDLEDGER_ARMS
+                  and r["epsilon"]["mean"] is not None and r["epsilon"]["mean"] <= 8.0
+                  and r["macro_f1"]["mean"] is not None]
+        if cands:
+            best, name = max(cands)
+            rows.append({"target": f"fedledger at ε ≤ 8, best mode ({name}), within 0.03 of "
+                                   "pooled", "value": round(best - pooled, 4),
+                         "met": best >= pooled - 0.03, "best": name})
     maj = mean("majority")
     if maj is not None:
         for arm in summary:
@@ -826,7 +850,7 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str,
                   "| arm | σ | ε | macro-F1 |", "|---|---|---|---|"]
         lines += [f"| {r['arm']} | {r['sigma']} | {fmt(r['epsilon'], 2)} | {fmt(r['macro_f1'])} |"
                   for r in more["frontier"]]
-    rows = targets(summary, cfg)
+    rows = targets(summary, cfg, more.get("frontier", ()))
     if rows:
         lines += ["", "Targets: \"measured\" is a difference of mean macro-F1, the arm named "
                   "first minus what it is compared with (ε bounds are checked too); "
@@ -1000,7 +1024,7 @@ def run(cfg: CompareConfig, out: Path, *, command: str,
     summary = summarize(per_seed, cfg.arms)
     more = extras(per_seed)
     files = plots(per_seed, summary, out, more, cfg.seeds)
-    checks = targets(summary, cfg)
+    checks = targets(summary, cfg, more["frontier"])
     md = markdown(summary, cfg, command, more)
     (out / "results.md").write_text(md)
     data = {"machine": machine(), "config": asdict(cfg), "command": command,

@@ -225,6 +225,28 @@ def test_one_seed_never_claims_to_beat_the_majority_by_more_than_its_ci() -> Non
     assert [t["met"] for t in one] == [False] and [t["met"] for t in three] == [True]
 
 
+def test_the_best_fedledger_point_at_eps_8_counts_frontier_points_only_within_the_bound() -> None:
+    from benchmarks.compare import targets
+
+    def arm(f1: float, eps: float | None) -> dict:
+        return {"macro_f1": {"mean": f1, "n": 3, "ci95": 0.01}, "epsilon": {"mean": eps}}
+
+    summary = {"pooled": arm(0.70, None), "fedledger": arm(0.60, 7.5),
+               "fedledger-distributed-record": arm(0.62, 1.8)}
+    point = {"arm": "fedledger-distributed-record", "sigma": 5.2,
+             "epsilon": {"mean": 6.9}, "macro_f1": {"mean": 0.69}}
+    over = dict(point, sigma=1.0, epsilon={"mean": 30.0}, macro_f1={"mean": 0.72})
+    other = dict(point, arm="central", macro_f1={"mean": 0.75})  # not fedledger
+
+    def best(frontier):
+        row = [t for t in targets(summary, CompareConfig(), frontier)
+               if t["target"].startswith("fedledger at ε ≤ 8")]
+        return row[0]["best"], row[0]["met"], row[0]["value"]
+
+    assert best(()) == ("fedledger-distributed-record", False, -0.08)
+    assert best([point, over, other]) == ("fedledger-distributed-record at σ 5.2", True, -0.01)
+
+
 def test_confidence_interval_uses_students_t() -> None:
     from benchmarks.compare import ci95
 
