@@ -440,19 +440,28 @@ def _update(r: int, i: int) -> np.ndarray:
     return enc.quantize(rng.normal(0, 0.01, L) * 10, frac_bits=16, clip=1.0)
 
 
+@pytest.mark.parametrize("mode", ["local", "distributed"])
 def test_a_dealer_proven_bad_before_its_commit_is_slashed_and_excluded_while_the_round_completes(
-) -> None:
+        mode: str) -> None:
     """The holder's complaint lands in Shares, before the dealer could commit:
     the dealer's whole stake moves to the registry's slashed stake, its commit
     reverts RoundsDealerExcluded, and the round does not wait for it: the
     last honest commit moves it to Reveal, the honest holders reveal the
     dealer's mask-key share (a dropout after shares), and the unmasked sum is
-    exactly the honest peers' updates. The dealer pays no privacy budget."""
+    exactly the honest peers' updates. The dealer pays no privacy budget; in
+    a distributed mode each honest survivor is charged once, for |U3| = 4."""
     from coordinator.chain._contracts import StatusFlag
+    from coordinator.privacy import _noise as nz
 
     chain, fed, store = _federation()
     with chain:
-        r, _ = fed.open_round(dp_config=1, vector_length=L, chunk_elems=CE)
+        cfg_id = 1
+        if mode == "distributed":
+            cfg_id = 2
+            fed.register_distributed_config(nz.distributed_config(
+                config_id=2, mode=nz.DPMode.DISTRIBUTED_RECORD, q=0.05, clip=1.0, frac_bits=16,
+                dim=L, sigma=1.0, k=1, floor_m=2, max_m=5))
+        r, _ = fed.open_round(dp_config=cfg_id, vector_length=L, chunk_elems=CE)
         agents = [PeerAgent(fed, store, a, r) for a in fed.participants(r)]
         for a in agents:
             a.post_keys()
@@ -484,12 +493,12 @@ def test_a_dealer_proven_bad_before_its_commit_is_slashed_and_excluded_while_the
         for a in agents:
             a.receive_shares()
         with pytest.raises(ContractRevertError) as e:
-            cheat.commit(_update(r, 0), weight=10, dp_config=1)
+            cheat.commit(_update(r, 0), weight=10, dp_config=cfg_id)
         assert e.value.name == "RoundsDealerExcluded"
         deadline = fed.round_info(r).deadline
         xs = {a.index: _update(r, a.index) for a in agents[1:]}
         for a in agents[1:]:
-            a.commit(xs[a.index], weight=10 + a.index, dp_config=1)
+            a.commit(xs[a.index], weight=10 + a.index, dp_config=cfg_id)
         info = fed.round_info(r)
         assert info.phase == Phase.REVEAL, "the round does not wait for the excluded dealer"
         assert chain.block_number <= deadline
@@ -509,8 +518,11 @@ def test_a_dealer_proven_bad_before_its_commit_is_slashed_and_excluded_while_the
         assert fed.round_info(r).phase == Phase.FINAL
         assert all(c.ok for c in verify(fed, store, r))
         assert fed.epsilon_micro(cheat.address) == 0, "the excluded dealer is charged nothing"
-        spent = {fed.epsilon_micro(a.address) for a in agents[1:]}
-        assert len(spent) == 1 and spent.pop() > 0, "each honest peer is charged once, alike"
+        spent = {fed.rdp_micro(a.address) for a in agents[1:]}
+        assert len(spent) == 1, "each honest peer is charged alike"
+        charged = [e for e in fed.all_events("PrivacyLedger", info.opened_block)
+                   if e.name == "BudgetCharged"]
+        assert sorted(e.args["peer"] for e in charged) == sorted(a.address for a in agents[1:])
 
 
 def test_a_dealer_proven_bad_after_its_commit_is_slashed_and_stays_in_the_round() -> None:
