@@ -11,12 +11,12 @@ import {MaskGraph} from "./lib/MaskGraph.sol";
 /// @dev Storage per round:
 ///      slot 0 (RoundView, stored as is): phase:8 | failReason:8 | n:16 | t:16 | nKeys:16 |
 ///             nShares:16 | nCommits:16 | nReveals:16 | dpConfig:32 |
-///             deadline:64 | attempt:8                      (216 bits)
+///             deadline:64 | attempt:8 | nExcluded:16       (232 bits)
 ///      slot 1: vectorLength:32 | chunkElems:16 | fracBits:8 | weightSum:96 | openedBlock:64
 ///      slot 2: adapterCid; slot 3: seed; slot 4: adapterRoot (the Merkle
 ///      root of the fixed-point adapter the round starts from).
 ///      Per (round, peer) a packed status word — index+1 (bits 0-15), step
-///      flags (16-19) and the top 224 bits of the commitment (32-255) —
+///      flags (16-19), the excluded flag (20) and the top 224 bits of the commitment (32-255) —
 ///      written non-zero at selection, so later writes are cheap.
 ///      Value held = Σ active bonds + Σ withdrawable + slashedPool.
 contract FedRounds is IFedRounds {
@@ -24,6 +24,8 @@ contract FedRounds is IFedRounds {
     uint256 private constant F_SHARES = 1 << 17;
     uint256 private constant F_COMMITTED = 1 << 18;
     uint256 private constant F_REVEALED = 1 << 19;
+    /// @dev A bad share of this dealer was proven before it committed.
+    uint256 private constant F_EXCLUDED = 1 << 20;
     /// @dev Bits 0-31 of a status word: index+1 and step flags; bits 32-255
     ///      hold the top 224 bits of the peer's commitment once it committed.
     uint256 private constant LOW = 0xFFFFFFFF;
@@ -308,6 +310,7 @@ contract FedRounds is IFedRounds {
         RoundView storage r = _enter(round, Phase.Commit);
         uint256 st = _participantStatus(round);
         if (st & F_COMMITTED != 0) revert RoundsAlreadyCommitted(round, msg.sender);
+        if (st & F_EXCLUDED != 0) revert RoundsDealerExcluded(round, msg.sender);
         if (st & F_SHARES == 0) revert RoundsMissedStep(round, msg.sender);
         if (dpConfig != r.dpConfig) revert RoundsWrongDPConfig(dpConfig, r.dpConfig);
         if (weight == 0) revert RoundsZeroWeight();
@@ -323,8 +326,10 @@ contract FedRounds is IFedRounds {
         r.weightSum += weight;
         emit UpdateCommitted(round, msg.sender, cidDigest, chunksRoot, weight, dpConfig, c);
         bool local = ledger.modeOf(dpConfig) == IPrivacyLedger.DPMode.Local;
-        if (++r.nCommits == r.nShares) _advance(round, r);
-        else if (r.nCommits == _graceQuorum(r.t, r.nShares)) _quorumGrace(round, r, r.openedBlock);
+        // Excluded dealers (<= nShares: each is in U2) can never commit.
+        uint256 able = r.nShares - r.nExcluded;
+        if (++r.nCommits == able) _advance(round, r);
+        else if (r.nCommits == _graceQuorum(r.t, able)) _quorumGrace(round, r, r.openedBlock);
         // Interaction last: reverts the whole commit if the budget is exhausted.
         // Distributed modes charge every survivor once U3 is fixed (_advance).
         if (local) ledger.charge(msg.sender, round, dpConfig);
@@ -492,10 +497,24 @@ contract FedRounds is IFedRounds {
     function badShare(uint256 round, address dealer, address challenger) external override {
         if (msg.sender != fraudProofs) revert RoundsUnauthorized(msg.sender);
         _sync(round);
-        Phase ph = _rounds[round].phase;
+        RoundView storage r = _rounds[round];
+        Phase ph = r.phase;
         if (ph < Phase.Shares || ph > Phase.Challenge) revert RoundsWrongPhase(round, Phase.Shares, ph);
-        emit BadShareProven(round, dealer, challenger);
-        try registry.quarantine(dealer) {} catch {}
+        // Before its commit the dealer leaves the round: in U2 (its shares
+        // are out) but never in U3, i.e. unmasked as a dropout after shares,
+        // from the honest holders' good shares of its mask key. After its
+        // commit its contribution is fixed and it stays. Once per dealer.
+        uint256 st = _status[round][dealer];
+        bool excluded = ph <= Phase.Commit && st & (F_SHARES | F_COMMITTED | F_EXCLUDED) == F_SHARES;
+        if (excluded) {
+            _status[round][dealer] = st | F_EXCLUDED;
+            ++r.nExcluded;
+        }
+        emit BadShareProven(round, dealer, challenger, excluded);
+        // Commit does not wait for a commit that cannot come.
+        if (excluded && ph == Phase.Commit && r.nCommits == r.nShares - r.nExcluded) _advance(round, r);
+        // As in voidResult: the proof stands even if the registry refuses.
+        try registry.slash(dealer) {} catch {}
     }
 
     /// @inheritdoc IFedRounds

@@ -5,7 +5,8 @@ import {IPeerRegistry} from "./interfaces/IPeerRegistry.sol";
 
 /// @title PeerRegistry
 /// @notice See {IPeerRegistry}. Holds every stake; `totalStaked` always equals
-///         the sum of registered peers' stakes and this contract's balance.
+///         the sum of registered peers' stakes, and this contract's balance
+///         equals totalStaked + slashedStake.
 contract PeerRegistry is IPeerRegistry {
     uint8 private constant ALL_MODALITIES = 7;
 
@@ -15,6 +16,7 @@ contract PeerRegistry is IPeerRegistry {
 
     address public slasher;
     uint256 public override totalStaked;
+    uint256 public override slashedStake;
     /// @notice Blocks between registering and being eligible (governor-set).
     uint64 public eligibilityDelay;
     /// @notice True while a round's selection is pending (set by the slasher).
@@ -93,6 +95,31 @@ contract PeerRegistry is IPeerRegistry {
         if (!p.registered) revert RegistryNotRegistered(peer);
         p.quarantined = true;
         emit PeerQuarantined(peer, msg.sender);
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function slash(address peer) external override {
+        if (msg.sender != slasher) revert RegistryUnauthorized(msg.sender);
+        Peer storage p = _peers[peer];
+        if (!p.registered) revert RegistryNotRegistered(peer);
+        uint256 amount = p.stake;
+        p.stake = 0;
+        p.quarantined = true;
+        emit PeerQuarantined(peer, msg.sender);
+        totalStaked -= amount;
+        slashedStake += amount;
+        emit PeerSlashed(peer, amount);
+    }
+
+    /// @inheritdoc IPeerRegistry
+    function sweepSlashedStake(address to) external override {
+        if (msg.sender != governor) revert RegistryUnauthorized(msg.sender);
+        uint256 amount = slashedStake;
+        if (amount == 0) revert RegistryNothingSlashed();
+        slashedStake = 0;
+        emit SlashedStakeSwept(to, amount);
+        (bool ok,) = to.call{value: amount}("");
+        require(ok);
     }
 
     /// @inheritdoc IPeerRegistry

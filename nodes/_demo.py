@@ -82,12 +82,16 @@ class DemoConfig:
     k: int = 1
     dropouts: bool = True  # round 2: one peer drops after sharing keys, one after committing
     dishonest_aggregator: bool = False  # round 2's first result is wrong and gets challenged
-    malicious_dealer: bool = False  # peer 0 deals peer 1 a share off its committed polynomial
+    malicious_dealer: bool = False  # peer 2 deals peer 1 a share off its committed polynomial
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.peers < 3:
             raise ConfigError(f"peers={self.peers}: a secure round needs at least 3 peers")
+        if self.malicious_dealer and (self.peers < 4 or self.peers - 1 < self.threshold):
+            raise ConfigError(f"--malicious-dealer with peers={self.peers}, threshold="
+                              f"{self.threshold}: the round goes on without the dealer, so it "
+                              "needs at least 4 peers and peers − 1 ≥ threshold")
         if not 2 <= self.threshold <= self.peers:
             raise ConfigError(f"threshold={self.threshold} must be between 2 and peers {self.peers}")
         if self.dropouts and self.peers - 2 < self.threshold:
@@ -213,7 +217,10 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
         mal_round = r if cfg.malicious_dealer and r == (3 if cfg.rounds >= 3 else 1) else None
         while fed.round_info(r).phase in WAITING:
             if mal_round is not None and malicious is None and fed.round_info(r).phase == Phase.SHARES:
-                malicious = _plant_bad_share(nodes[-1], nodes[1], r, progress=progress)
+                # Peer 2 steps after its victim (peer 1) and is not the last
+                # to post shares (whose step goes on to commit at once), so
+                # the complaint lands before its commit: it is excluded.
+                malicious = _plant_bad_share(nodes[2], nodes[1], r, progress=progress)
             phase = fed.round_info(r).phase
             for i, node in enumerate(nodes):
                 if i in dead:
@@ -310,7 +317,7 @@ def _run(cfg: DemoConfig, chain: EmbeddedChain, work: Path, progress: Callable[[
 
 def _plant_bad_share(node: Any, victim_node: Any, r: int, *,
                      progress: Callable[[str], None]) -> dict[str, Any]:
-    """The last peer turns cheating dealer: its bundle for round ``r`` (stored
+    """Peer 2 turns cheating dealer: its bundle for round ``r`` (stored
     where its daemon publishes from) deals ``victim_node`` a self-seed share
     one off its committed polynomial, in the box and in the leaf alike, so the
     share is "committed" and only the Feldman commitments show it is wrong."""
@@ -339,25 +346,34 @@ def _plant_bad_share(node: Any, victim_node: Any, r: int, *,
     node.state.put_new(r, "bundle", cbor2.dumps([bundle, forged.root]))
     progress(f"round {r}: participant {agent.index} (a dealer) deals participant {victim} a "
              "share off its committed polynomial")
-    return {"round": r, "dealer": agent.index, "dealer_address": agent.address, "victim": victim}
+    return {"round": r, "dealer": agent.index, "dealer_address": agent.address, "victim": victim,
+            "dealer_stake_before": agent.fed.peer_info(agent.address)["stake"]}
 
 
 def _malicious_outcome(fed: Any, store: EmbeddedStore, r: int, malicious: dict[str, Any],
                        actions: list[Action], progress: Callable[[str], None]) -> None:
-    """What became of the cheating dealer: the victim's complaint, its own
-    attempt to frame the honest aggregator, and the round's result."""
+    """What became of the cheating dealer: the victim's complaint (before the
+    dealer's commit: slashed and excluded from the round), its own attempt to
+    frame the honest aggregator, and the round's result."""
     from coordinator import ContractRevertError
-    from coordinator.protocol import _secagg as sa
+    from coordinator.chain._contracts import StatusFlag
     from coordinator.protocol._challenge import Fraud, challenge, posted_seeds
 
     complaints = [a for a in actions if a.name == "complain"]
     cheat, dealer = malicious["dealer_address"], malicious["dealer"]
-    quarantined = bool(fed.peer_info(cheat)["quarantined"])
+    info = fed.peer_info(cheat)
+    quarantined = bool(info["quarantined"])
+    slashed = malicious["dealer_stake_before"] - info["stake"]
+    excluded = bool(fed.status(r, cheat)[1] & StatusFlag.EXCLUDED)
+    in_u3 = dealer in collect(fed, r).u3
     progress(f"round {r}: participant {malicious['victim']} proved the bad share on-chain "
-             f"before Reveal ({sum(a.gas for a in complaints):,} gas); the dealer is "
-             f"quarantined: {quarantined}")
+             f"before Reveal ({sum(a.gas for a in complaints):,} gas); the dealer lost its stake "
+             f"({slashed:,} wei), is quarantined: {quarantined}, excluded from this round: "
+             f"{excluded}; the round completed with {len(collect(fed, r).u3)} survivors")
+    # Its framing attempt: a seed proof against a posted seed of its own (its
+    # self seed if it is in U3, else a pairwise seed with it as the dropout).
     seeds = posted_seeds(fed, r)
-    i = next(k for k, (u, v, _) in enumerate(seeds) if (u, v) == (dealer, sa.SELF))
+    i = next(k for k, (u, v, _) in enumerate(seeds) if dealer in (u, v))
     try:
         challenge(fed, store, r, Fraud("seed", i, "framing"), sender=cheat)
         framed = "accepted"
@@ -366,7 +382,9 @@ def _malicious_outcome(fed: Any, store: EmbeddedStore, r: int, malicious: dict[s
     progress(f"round {r}: the dealer's seed proof against the honest aggregator: {framed}")
     malicious.update({"complaints": len(complaints),
                       "complaint_gas": sum(a.gas for a in complaints),
-                      "dealer_quarantined": quarantined, "framing_attempt": framed})
+                      "dealer_quarantined": quarantined, "dealer_slashed_wei": slashed,
+                      "dealer_excluded": excluded, "dealer_in_u3": in_u3,
+                      "framing_attempt": framed})
 
 
 def _record_phase(cfg: DemoConfig, model: Any, parts: list[PeerData], test: Any,

@@ -422,7 +422,14 @@ class PeerNode:
             # peer restarted late (or dropped by the quorum grace) must not
             # spend a whole training on it while the next round opens.
             closed = phase == Phase.COMMIT and self.fed.chain.block_number > info.deadline
-            if closed and not flags & StatusFlag.COMMITTED and flags & StatusFlag.SHARES:
+            if flags & StatusFlag.EXCLUDED:
+                # A bad share of this peer's dealing was proven: its commit
+                # would revert RoundsDealerExcluded, so it trains for nothing.
+                self._once(round_id, "excluded", logging.WARNING,
+                           "round %d: peer %s was excluded (a bad share of its dealing was "
+                           "proven); it sits this round out", round_id, self.address)
+                closed = True
+            elif closed and not flags & StatusFlag.COMMITTED and flags & StatusFlag.SHARES:
                 self._once(round_id, "commit closed", logging.WARNING,
                            "round %d: peer %s: the commit window closed at block %d before "
                            "this peer committed; it sits this round out", round_id,
@@ -495,6 +502,8 @@ class PeerNode:
 
     def _note_missed(self, round_id: int, phase: Phase, flags: StatusFlag) -> None:
         """Log once that this peer is out of the round, and why."""
+        if flags & StatusFlag.EXCLUDED:
+            return  # said when it was excluded
         owed = ((Phase.KEYS, StatusFlag.KEYS, "keys"), (Phase.SHARES, StatusFlag.SHARES, "shares"),
                 (Phase.COMMIT, StatusFlag.COMMITTED, "commit"))
         for ph, flag, name in owed:

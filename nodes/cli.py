@@ -395,10 +395,11 @@ def _threshold(ctx: click.Context, threshold: int, peers: int, *, dropouts: bool
                    "names the wrong chunk, a fraud proof slashes the bond, an honest peer "
                    "re-aggregates and the round verifies.")
 @click.option("--malicious-dealer", is_flag=True,
-              help="In round 3 (round 1 if fewer rounds) peer 0 deals peer 1 a share off its "
-                   "Feldman-committed polynomial: peer 1 proves it on-chain before Reveal, peer 0 "
-                   "is quarantined (no later round selects it), its attempt to frame the honest "
-                   "aggregator fails, and the round completes for everyone.")
+              help="In round 3 (round 1 if fewer rounds) peer 2 deals peer 1 a share off its "
+                   "Feldman-committed polynomial: peer 1 proves it on-chain before peer 2 "
+                   "commits, peer 2's stake is slashed, it is excluded from the round (unmasked "
+                   "as a dropout) and quarantined (no later round selects it), its attempt to "
+                   "frame the honest aggregator fails, and the round completes for everyone else.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the synthetic data and model initialisation.")
 @json_option

@@ -498,8 +498,10 @@ def test_quorum_grace_event(hh: Chain) -> None:
 def test_bad_share_errors_and_events(hh: Chain) -> None:
     """Dealer 1 commits holder 0 a self-seed share one off its Feldman-committed
     polynomial: the share itself proves it, from Shares on; another holder or
-    another value proves nothing."""
+    another value proves nothing. Proven before its commit, the dealer is
+    slashed and excluded (its commit reverts); the governor sweeps the stake."""
     fed, cfg = setup_federation(hh, peers=5)
+    expect("RegistryNothingSlashed", lambda: fed.sweep_slashed_stake(hh.account(9).address))
     sim = RoundSim(fed, cfg)
     sim.keys()
     sim.shares(off_polynomial=(1, 0))
@@ -516,9 +518,18 @@ def test_bad_share_errors_and_events(hh: Chain) -> None:
         sender=8), i=0)
     ev = emitted(fed, fed.prove_bad_share(r, dealer=1, kind=0, share=share, commitments=c,
                                           sender=8))
-    assert ev["BadShareProven"] == {"round": r, "dealer": sim.peers[1].address,
-                                    "challenger": hh.account(8).address}
+    dealer = sim.peers[1].address
+    assert ev["BadShareProven"] == {"round": r, "dealer": dealer,
+                                    "challenger": hh.account(8).address, "excluded": True}
     assert ev["FraudProven"]["kind"] == 4 and ev["FraudProven"]["detail"] == 1
+    assert ev["PeerSlashed"] == {"peer": dealer, "amount": STAKE}
+    assert ev["PeerQuarantined"] == {"peer": dealer, "by": fed.rounds.address}
+    expect("RoundsDealerExcluded", lambda: fed.commit(
+        r, cid_digest=b"d" * 32, chunks_root=b"c" * 32, weight=1, dp_config=cfg.config_id,
+        sender=dealer), round=r, dealer=dealer)
+    ev = emitted(fed, fed.sweep_slashed_stake(hh.account(9).address))
+    assert ev["SlashedStakeSwept"] == {"to": hh.account(9).address, "amount": STAKE}
+    assert fed.slashed_stake() == 0
 
 
 def test_stake_lock_and_slashed_sweep(hh: Chain) -> None:

@@ -399,3 +399,171 @@ def test_no_bad_share_proof_succeeds_against_an_honest_dealer() -> None:
                                 sender=chain.account(OUTSIDER).address)
             assert e.value.name == "FraudNotProven"
         assert fed.is_eligible(agents[2].address)
+
+
+# -- (c) a proven bad dealer loses its stake and, before its commit, its place ----
+
+def _bad_bundle(cheat: PeerAgent, victim: int) -> tuple[bytes, bytes]:
+    """``cheat``'s dealing with ``victim``'s self-seed share one off its
+    committed polynomial, in the box and in the leaf alike (a "committed"
+    share that only the Feldman commitments show wrong)."""
+    assert cheat.ctx is not None
+    pub = collect(cheat.fed, cheat.round_id)
+    g = cheat.ctx.graph
+    holders = [h for h in pub.u1 if h == cheat.index or g.adjacent(cheat.index, h)]
+    dealt = sa.deal(cheat.ctx, dealer=cheat.address, self_seed=cheat.seed,
+                    mask_secret=cheat.mask.secret, holders=holders)
+    b, k = dealt.shares[victim]
+    bad = (b + 1) % enc.FIELD_P
+    leaves = list(dealt.leaves)
+    leaves[2 * victim] = enc.share_leaf(chain_id=cheat.ctx.chain_id, rounds=cheat.ctx.rounds,
+                                        round_id=cheat.round_id, dealer=cheat.address,
+                                        holder=victim, kind=0, share=bad)
+    forged = sa.DealtShares({**dealt.shares, victim: (bad, k)}, dealt.commitments,
+                            tuple(leaves), enc.merkle_root(leaves))
+    bundle = sa.seal_bundle(cheat.ctx, dealer=cheat.index, dealt=forged, enc=cheat.enc,
+                            holder_keys={h: pub.enc_pk[h] for h in holders})
+    return bundle, forged.root
+
+
+def _complaint(fed: Federation, store: EmbeddedStore, r: int, victim: PeerAgent, dealer: int):
+    from coordinator.protocol._aggregate import BadShare
+    from coordinator.protocol._challenge import prove_bad_share
+
+    kind, value = victim.bad_shares[dealer]
+    return prove_bad_share(fed, store, r, BadShare(dealer, victim.index, kind, value),
+                           sender=victim.address)
+
+
+def _update(r: int, i: int) -> np.ndarray:
+    rng = np.random.default_rng(1000 * r + i)
+    return enc.quantize(rng.normal(0, 0.01, L) * 10, frac_bits=16, clip=1.0)
+
+
+@pytest.mark.parametrize("mode", ["local", "distributed"])
+def test_a_dealer_proven_bad_before_its_commit_is_slashed_and_excluded_while_the_round_completes(
+        mode: str) -> None:
+    """The holder's complaint lands in Shares, before the dealer could commit:
+    the dealer's whole stake moves to the registry's slashed stake, its commit
+    reverts RoundsDealerExcluded, and the round does not wait for it: the
+    last honest commit moves it to Reveal, the honest holders reveal the
+    dealer's mask-key share (a dropout after shares), and the unmasked sum is
+    exactly the honest peers' updates. The dealer pays no privacy budget; in
+    a distributed mode each honest survivor is charged once, for |U3| = 4."""
+    from coordinator.chain._contracts import StatusFlag
+    from coordinator.privacy import _noise as nz
+
+    chain, fed, store = _federation()
+    with chain:
+        cfg_id = 1
+        if mode == "distributed":
+            cfg_id = 2
+            fed.register_distributed_config(nz.distributed_config(
+                config_id=2, mode=nz.DPMode.DISTRIBUTED_RECORD, q=0.05, clip=1.0, frac_bits=16,
+                dim=L, sigma=1.0, k=1, floor_m=2, max_m=5))
+        r, _ = fed.open_round(dp_config=cfg_id, vector_length=L, chunk_elems=CE)
+        agents = [PeerAgent(fed, store, a, r) for a in fed.participants(r)]
+        for a in agents:
+            a.post_keys()
+        cheat, victim = agents[0], agents[1]
+        cheat.post_shares(_bad_bundle(cheat, victim.index))
+        for a in agents[1:4]:
+            a.post_shares()
+        assert fed.round_info(r).phase == Phase.SHARES  # agent 4 has not posted yet
+        victim.receive_shares()
+        assert 0 in victim.bad_shares and 0 not in victim.received
+        staked, slashed = fed.total_staked(), 0  # nothing slashed yet on a fresh deployment
+        rcpt = _complaint(fed, store, r, victim, 0)
+        ev = {e.name: e.args for e in fed.receipt_events(rcpt)}
+        assert fed.peer_info(cheat.address)["stake"] == 0, "the dealer's stake is slashed"
+        assert fed.peer_info(cheat.address)["quarantined"]
+        assert ev["BadShareProven"]["excluded"] is True
+        assert ev["PeerSlashed"]["peer"] == cheat.address and ev["PeerSlashed"]["amount"] == STAKE
+        assert fed.slashed_stake() == slashed + STAKE
+        assert fed.total_staked() == staked - STAKE
+        assert fed.status(r, cheat.address)[1] & StatusFlag.EXCLUDED
+        assert fed.round_info(r).n_excluded == 1
+        # Proving it again changes nothing: no double count, nothing left to slash.
+        rcpt = _complaint(fed, store, r, victim, 0)
+        ev = {e.name: e.args for e in fed.receipt_events(rcpt)}
+        assert ev["BadShareProven"]["excluded"] is False and ev["PeerSlashed"]["amount"] == 0
+        assert fed.slashed_stake() == slashed + STAKE and fed.round_info(r).n_excluded == 1
+        agents[4].post_shares()
+        assert fed.round_info(r).phase == Phase.COMMIT
+        for a in agents:
+            a.receive_shares()
+        with pytest.raises(ContractRevertError) as e:
+            cheat.commit(_update(r, 0), weight=10, dp_config=cfg_id)
+        assert e.value.name == "RoundsDealerExcluded"
+        deadline = fed.round_info(r).deadline
+        xs = {a.index: _update(r, a.index) for a in agents[1:]}
+        for a in agents[1:]:
+            a.commit(xs[a.index], weight=10 + a.index, dp_config=cfg_id)
+        info = fed.round_info(r)
+        assert info.phase == Phase.REVEAL, "the round does not wait for the excluded dealer"
+        assert chain.block_number <= deadline
+        pub = collect(fed, r)
+        assert 0 in pub.u2 and 0 not in pub.u3 and pub.u3 == [1, 2, 3, 4]
+        for a in agents[1:]:
+            a.reveal()
+        assert fed.round_info(r).phase == Phase.AGGREGATE
+        agg, _, _ = Aggregator(fed, store, agents[2].address).run(r)
+        want = np.zeros(len(agg.total), dtype=np.uint32)
+        for x in xs.values():
+            want[:L] += x
+        assert np.array_equal(agg.total, want), "exactly the honest peers' sum"
+        assert find_fraud(fed, store, r) is None
+        chain.mine(fed.round_info(r).deadline - chain.block_number + 1)
+        fed.finalize(r)
+        assert fed.round_info(r).phase == Phase.FINAL
+        assert all(c.ok for c in verify(fed, store, r))
+        assert fed.epsilon_micro(cheat.address) == 0, "the excluded dealer is charged nothing"
+        spent = {fed.rdp_micro(a.address) for a in agents[1:]}
+        assert len(spent) == 1, "each honest peer is charged alike"
+        charged = [e for e in fed.all_events("PrivacyLedger", info.opened_block)
+                   if e.name == "BudgetCharged"]
+        assert sorted(e.args["peer"] for e in charged) == sorted(a.address for a in agents[1:])
+
+
+def test_a_dealer_proven_bad_after_its_commit_is_slashed_and_stays_in_the_round() -> None:
+    """After its commit the dealer's contribution is well defined: it stays
+    in U3 for this round (its self seed comes from the good shares) and
+    loses its stake and its eligibility."""
+    chain, fed, store = _federation()
+    with chain:
+        r, _ = fed.open_round(dp_config=1, vector_length=L, chunk_elems=CE)
+        agents = [PeerAgent(fed, store, a, r) for a in fed.participants(r)]
+        for a in agents:
+            a.post_keys()
+        cheat, victim = agents[0], agents[1]
+        cheat.post_shares(_bad_bundle(cheat, victim.index))
+        for a in agents[1:]:
+            a.post_shares()
+        assert fed.round_info(r).phase == Phase.COMMIT
+        for a in agents:
+            a.receive_shares()
+        xs = {a.index: _update(r, a.index) for a in agents}
+        cheat.commit(xs[0], weight=10, dp_config=1)
+        slashed = 0  # nothing slashed yet on a fresh deployment
+        rcpt = _complaint(fed, store, r, victim, 0)
+        ev = {e.name: e.args for e in fed.receipt_events(rcpt)}
+        assert fed.peer_info(cheat.address)["stake"] == 0
+        assert fed.peer_info(cheat.address)["quarantined"]
+        assert ev["BadShareProven"]["excluded"] is False
+        assert fed.slashed_stake() == slashed + STAKE
+        assert fed.round_info(r).n_excluded == 0
+        for a in agents[1:]:
+            a.commit(xs[a.index], weight=10 + a.index, dp_config=1)
+        assert fed.round_info(r).phase == Phase.REVEAL
+        assert collect(fed, r).u3 == [0, 1, 2, 3, 4]
+        for a in agents:
+            a.reveal()
+        agg, _, _ = Aggregator(fed, store, agents[2].address).run(r)
+        want = np.zeros(len(agg.total), dtype=np.uint32)
+        for x in xs.values():
+            want[:L] += x
+        assert np.array_equal(agg.total, want), "the dealer's committed update is in the sum"
+        chain.mine(fed.round_info(r).deadline - chain.block_number + 1)
+        fed.finalize(r)
+        assert fed.round_info(r).phase == Phase.FINAL
+        assert not fed.is_eligible(cheat.address)

@@ -85,10 +85,12 @@ def test_demo_with_a_dishonest_aggregator_slashes_it_and_recovers() -> None:
 
 
 @pytest.mark.integration
-def test_demo_with_a_malicious_dealer_quarantines_it_and_the_round_completes() -> None:
+def test_demo_with_a_malicious_dealer_slashes_and_excludes_it_and_the_round_completes() -> None:
     """Issue 12 item 2: a dealer deals a share off its Feldman-committed
-    polynomial; the holder proves it before Reveal, the dealer's framing seed
-    proof is refused, the round verifies and no later round selects it."""
+    polynomial; the holder proves it before the dealer's commit, the dealer
+    loses its stake and its place in the round (a dropout after shares), its
+    framing seed proof is refused, the round verifies for everyone else and
+    no later round selects it."""
     proc = subprocess.run([sys.executable, "-m", "coordinator.cli", "demo", "--encoder", "tiny",
                            "--rounds", "2", "--peers", "5", "--threshold", "3", "--no-dropouts",
                            "--malicious-dealer", "--record-rounds", "0", "--json"],
@@ -98,8 +100,9 @@ def test_demo_with_a_malicious_dealer_quarantines_it_and_the_round_completes() -
     m = res["malicious_dealer"]
     assert m["round"] == 1 and m["complaints"] == 1 and m["complaint_gas"] > 0
     assert m["dealer_quarantined"] and m["framing_attempt"] == "FraudNotProven"
+    assert m["dealer_slashed_wei"] > 0 and m["dealer_excluded"] and not m["dealer_in_u3"]
     assert m["dealer_in_later_rounds"] == []
-    assert [r["survivors"] for r in res["rounds"]] == [5, 4]  # the round completed for everyone
+    assert [r["survivors"] for r in res["rounds"]] == [4, 4]  # everyone but the dealer
     assert all(r["verified"].split()[0] == "8/8" for r in res["rounds"])
 
 

@@ -81,7 +81,10 @@ interface IFedRounds {
         bytes32 value;
     }
 
-    /// @notice A round's public state. Slot 0 packs phase..attempt.
+    /// @notice A round's public state. Slot 0 packs phase..nExcluded.
+    ///         nExcluded counts the dealers in U2 proven bad before they
+    ///         committed: they cannot commit, and Commit ends early once every
+    ///         other member of U2 committed (nCommits == nShares − nExcluded).
     struct RoundView {
         Phase phase;
         FailReason failReason;
@@ -94,6 +97,7 @@ interface IFedRounds {
         uint32 dpConfig;
         uint64 deadline;
         uint8 attempt;
+        uint16 nExcluded;
         uint32 vectorLength;
         uint16 chunkElems;
         uint8 fracBits;
@@ -160,6 +164,9 @@ interface IFedRounds {
     error RoundsNothingSlashed();
     /// @notice Thrown when `account` has nothing to withdraw.
     error RoundsNothingToWithdraw(address account);
+    /// @notice Thrown when `dealer` commits in `round` after a bad share of
+    ///         its dealing in `round` was proven.
+    error RoundsDealerExcluded(uint256 round, address dealer);
 
     /// @notice Emitted after round `round` opened.
     event RoundOpened(
@@ -234,9 +241,13 @@ interface IFedRounds {
     );
     /// @notice Emitted after a bad-share proof showed that `dealer` committed
     ///         to a share off its committed polynomial in `round`: the dealer
-    ///         is quarantined; the round goes on (its secrets are the
-    ///         committed ones, recovered from other shares, or it ends NoResult).
-    event BadShareProven(uint256 indexed round, address indexed dealer, address indexed challenger);
+    ///         is slashed (its whole stake) and quarantined; the round goes on.
+    ///         `excluded`: proven in Shares or Commit before the dealer
+    ///         committed, so it cannot commit in this round and is unmasked as
+    ///         a dropout after shares (its mask key from the good shares);
+    ///         otherwise it stays in U3 (its self seed from the good shares,
+    ///         or the round ends NoResult).
+    event BadShareProven(uint256 indexed round, address indexed dealer, address indexed challenger, bool excluded);
     /// @notice Emitted after `round` became final; its adapter is the new global adapter.
     event RoundFinalized(uint256 indexed round, bytes32 adapterCid, address indexed aggregator);
     /// @notice Emitted after `account` withdrew `amount` (bonds returned, rewards).
@@ -287,7 +298,11 @@ interface IFedRounds {
     ///         dealer, return a posted result's bond in full, fail the round.
     function dealerFault(uint256 round, address dealer, address challenger) external;
     /// @notice Record a proven bad share of `dealer` in `round` (fraud-proof
-    ///         contract only, from Shares to Challenge): quarantine the dealer.
+    ///         contract only, from Shares to Challenge): slash and quarantine
+    ///         the dealer (never reverting on the registry's side), and, in
+    ///         Shares or Commit before its commit, exclude it from the round:
+    ///         its commit reverts RoundsDealerExcluded and Commit no longer
+    ///         waits for it (it ends now if every other member of U2 committed).
     function badShare(uint256 round, address dealer, address challenger) external;
     function setFraudProofs(address fraudProofs) external;
     /// @notice Declare the federation's data schema hash, once (governor only).

@@ -4,7 +4,9 @@ pragma solidity 0.8.30;
 /// @title IPeerRegistry
 /// @notice Peers register with a stake, metadata and a long-term key; leave
 ///         after a delay; can be quarantined by the governor or by a proven
-///         fraud (through the slasher, the rounds contract).
+///         fraud (through the slasher, the rounds contract), and slashed by a
+///         proven dealer fault: the whole stake moves to `slashedStake`,
+///         which only the governor can sweep.
 interface IPeerRegistry {
     /// @notice A registered peer. Slot layout (one slot):
     ///         stake:96 | leaveBlock:64 | region:16 | modalities:8 | registered:8 | quarantined:8
@@ -38,6 +40,8 @@ interface IPeerRegistry {
     /// @notice Thrown when leaving, withdrawing or changing the eligibility
     ///         delay while a round's selection is pending (the pool is frozen).
     error RegistryFrozen();
+    /// @notice Thrown when the governor sweeps while no stake has been slashed.
+    error RegistryNothingSlashed();
 
     /// @notice Emitted after `peer` registered.
     event PeerRegistered(address indexed peer, uint256 stake, uint16 region, uint8 modalities, bytes32 key);
@@ -53,6 +57,11 @@ interface IPeerRegistry {
     event StakeLockChanged(address indexed peer, uint256 locks);
     /// @notice Emitted after the slasher (the rounds contract) froze or thawed the pool.
     event PoolFrozen(bool frozen);
+    /// @notice Emitted after the slasher took `peer`'s whole stake, `amount`
+    ///         (0 when it was slashed before), into `slashedStake`.
+    event PeerSlashed(address indexed peer, uint256 amount);
+    /// @notice Emitted after the governor sent the slashed stake, `amount`, to `to`.
+    event SlashedStakeSwept(address indexed to, uint256 amount);
     /// @notice Emitted after the governor set the eligibility delay (blocks).
     event EligibilityDelaySet(uint64 delay);
 
@@ -70,6 +79,14 @@ interface IPeerRegistry {
 
     /// @notice Exclude `peer` from future rounds (governor or slasher).
     function quarantine(address peer) external;
+
+    /// @notice Quarantine `peer` and move its whole stake out of
+    ///         `totalStaked` into `slashedStake` (slasher only). The peer can
+    ///         still leave and withdraw what is left of its stake: nothing.
+    function slash(address peer) external;
+
+    /// @notice Send the whole slashed stake to `to` (governor only).
+    function sweepSlashedStake(address to) external;
 
     /// @notice Lock (`locked` true) or release one hold on `peer`'s stake
     ///         (slasher only): a peer with holds cannot withdraw. The rounds
@@ -120,6 +137,10 @@ interface IPeerRegistry {
     /// @notice The record of `peer`.
     function peerInfo(address peer) external view returns (Peer memory);
 
-    /// @notice Sum of all stakes held.
+    /// @notice Sum of all registered peers' stakes.
     function totalStaked() external view returns (uint256);
+
+    /// @notice Stake slashed and not yet swept. The registry's balance is
+    ///         always totalStaked + slashedStake.
+    function slashedStake() external view returns (uint256);
 }

@@ -8,6 +8,7 @@ import {PeerRegistry} from "../PeerRegistry.sol";
 import {PrivacyLedger} from "../PrivacyLedger.sol";
 import {IFedRounds} from "../interfaces/IFedRounds.sol";
 import {IFraudProofs} from "../interfaces/IFraudProofs.sol";
+import {IPeerRegistry} from "../interfaces/IPeerRegistry.sol";
 
 /// @notice Issue 12 item 2: a cheating dealer, decided by the real rounds and
 ///         fraud-proof contracts. A share leaf for a holder outside the
@@ -245,7 +246,7 @@ contract DealingTest is TestBase {
         fraud.proveDealerFault(r, 0, none, 0, bytes32(uint256(1)), bytes32(uint256(2)));
     }
 
-    function test_aBadShareQuarantinesItsDealerAndTheRoundGoesOn() public {
+    function test_aBadShareSlashesItsDealerAndTheRoundGoesOn() public {
         // f(3) = 5 + 7·3 + 11·9 = 125 is holder 2's self-seed share; 126 is off the polynomial.
         (uint256 r, address[] memory list, IFraudProofs.ShareProof memory sp, IFraudProofs.Commitments memory c) =
             _badShareRound(126);
@@ -256,6 +257,8 @@ contract DealingTest is TestBase {
         fraud.proveBadShare(r, 0, 2, sp, c); // no third polynomial
         fraud.proveBadShare(r, 0, 0, sp, c);
         assertTrue(registry.peerInfo(list[0]).quarantined, "dealer quarantined");
+        assertEq(registry.peerInfo(list[0]).stake, 0, "dealer slashed");
+        assertEq(rounds.roundInfo(r).nExcluded, 0, "after Commit: not excluded");
         assertTrue(rounds.roundInfo(r).phase == before, "the round goes on");
         assertTrue(before != IFedRounds.Phase.Failed, "not failed");
     }
@@ -273,5 +276,134 @@ contract DealingTest is TestBase {
         vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBadCommitments.selector, 0));
         fraud.proveBadShare(r, 0, 0, sp, c);
         assertTrue(!registry.peerInfo(list[0]).quarantined, "honest dealer not quarantined");
+        assertEq(registry.peerInfo(list[0]).stake, STAKE, "honest dealer keeps its stake");
+        assertEq(registry.slashedStake(), 0, "nothing slashed");
+    }
+
+    // -------------------------------------------- slashing and exclusion
+
+    /// @dev Round to Commit (nobody committed yet) with participant 0's share
+    ///      root over its commitments and `share` as holder 2's self-seed leaf.
+    function _badDealingToCommit(uint256 share)
+        internal
+        returns (uint256 r, address[] memory list, IFraudProofs.ShareProof memory sp, IFraudProofs.Commitments memory c)
+    {
+        (r, list) = _openDefault();
+        bytes32[] memory leaves = new bytes32[](16);
+        leaves[4] = _leaf(r, list[0], 2, 0, share);
+        leaves[10] = _commitLeaf(r, list[0], _commitments());
+        (bytes32 root, bytes32[] memory shareProof) = _treeOf(leaves, 4);
+        (, bytes32[] memory commitProof) = _treeOf(leaves, 10);
+        for (uint256 i = 0; i < list.length; ++i) {
+            vm.prank(list[i]);
+            rounds.postKeys(r, bytes32(i + 1), bytes32(i + 2));
+        }
+        for (uint256 i = 0; i < list.length; ++i) {
+            vm.prank(list[i]);
+            rounds.postShares(r, bytes32(i), i == 0 ? root : bytes32(i));
+        }
+        assertTrue(rounds.roundInfo(r).phase == IFedRounds.Phase.Commit, "in Commit");
+        sp = IFraudProofs.ShareProof({holder: 2, value: share, proof: shareProof});
+        c = IFraudProofs.Commitments({points: _commitments(), proof: commitProof});
+    }
+
+    function _commitFrom(uint256 r, address[] memory list, uint256 from, uint256 to) internal {
+        for (uint256 i = from; i < to; ++i) {
+            vm.prank(list[i]);
+            rounds.commit(r, bytes32(i), bytes32(i), 10, 1);
+        }
+    }
+
+    function _assertStakesHeld() internal view {
+        assertEq(address(registry).balance, registry.totalStaked() + registry.slashedStake(), "balance");
+    }
+
+    function test_aBadShareBeforeItsCommitSlashesAndExcludesItsDealer() public {
+        (uint256 r, address[] memory list, IFraudProofs.ShareProof memory sp, IFraudProofs.Commitments memory c) =
+            _badDealingToCommit(126);
+        uint256 staked = registry.totalStaked();
+        fraud.proveBadShare(r, 0, 0, sp, c);
+        assertEq(registry.peerInfo(list[0]).stake, 0, "stake slashed");
+        assertTrue(registry.peerInfo(list[0]).quarantined, "dealer quarantined");
+        assertEq(registry.slashedStake(), STAKE, "slashed stake");
+        assertEq(registry.totalStaked(), staked - STAKE, "out of totalStaked");
+        _assertStakesHeld();
+        assertEq(rounds.roundInfo(r).nExcluded, 1, "excluded");
+        assertTrue(rounds.statusOf(r, list[0]) & (1 << 20) != 0, "excluded flag");
+        // Proven again: nothing more to slash, no second exclusion.
+        fraud.proveBadShare(r, 0, 0, sp, c);
+        assertEq(registry.slashedStake(), STAKE, "no double slash");
+        assertEq(registry.totalStaked(), staked - STAKE, "no double count");
+        assertEq(rounds.roundInfo(r).nExcluded, 1, "no double exclusion");
+        vm.prank(list[0]);
+        vm.expectRevert(abi.encodeWithSelector(IFedRounds.RoundsDealerExcluded.selector, r, list[0]));
+        rounds.commit(r, bytes32(0), bytes32(0), 10, 1);
+        // The last of the others' commits ends Commit: nobody waits for the dealer.
+        uint64 deadline = rounds.roundInfo(r).deadline;
+        _commitFrom(r, list, 1, list.length);
+        IFedRounds.RoundView memory v = rounds.roundInfo(r);
+        assertTrue(v.phase == IFedRounds.Phase.Reveal, "Reveal without waiting");
+        assertLe(block.number, deadline, "before the commit deadline");
+        assertEq(v.nCommits, list.length - 1, "U3 without the dealer");
+    }
+
+    function test_aBadShareProvenWhenOnlyTheDealerIsMissingEndsCommitAtOnce() public {
+        (uint256 r, address[] memory list, IFraudProofs.ShareProof memory sp, IFraudProofs.Commitments memory c) =
+            _badDealingToCommit(126);
+        _commitFrom(r, list, 1, list.length);
+        assertTrue(rounds.roundInfo(r).phase == IFedRounds.Phase.Commit, "waiting for the dealer");
+        fraud.proveBadShare(r, 0, 0, sp, c);
+        assertTrue(rounds.roundInfo(r).phase == IFedRounds.Phase.Reveal, "Reveal at once");
+        assertEq(registry.peerInfo(list[0]).stake, 0, "stake slashed");
+    }
+
+    function test_aBadShareAfterItsCommitSlashesButKeepsTheDealerInTheRound() public {
+        (uint256 r, address[] memory list, IFraudProofs.ShareProof memory sp, IFraudProofs.Commitments memory c) =
+            _badDealingToCommit(126);
+        _commitFrom(r, list, 0, 1);
+        fraud.proveBadShare(r, 0, 0, sp, c);
+        assertEq(registry.peerInfo(list[0]).stake, 0, "stake slashed");
+        assertTrue(registry.peerInfo(list[0]).quarantined, "dealer quarantined");
+        assertEq(rounds.roundInfo(r).nExcluded, 0, "not excluded");
+        assertTrue(rounds.statusOf(r, list[0]) & (1 << 20) == 0, "no excluded flag");
+        _commitFrom(r, list, 1, list.length);
+        IFedRounds.RoundView memory v = rounds.roundInfo(r);
+        assertTrue(v.phase == IFedRounds.Phase.Reveal, "Reveal");
+        assertEq(v.nCommits, list.length, "the dealer stays in U3");
+        _assertStakesHeld();
+    }
+
+    function test_slashedStakeIsOnlyTakenBySlasherAndSweptByGovernor() public {
+        address peer = actors[0];
+        vm.prank(peer);
+        vm.expectRevert(abi.encodeWithSelector(IPeerRegistry.RegistryUnauthorized.selector, peer));
+        registry.slash(peer);
+        vm.expectRevert(abi.encodeWithSelector(IPeerRegistry.RegistryUnauthorized.selector, address(this)));
+        registry.slash(peer); // the governor quarantines, never slashes
+        vm.expectRevert(IPeerRegistry.RegistryNothingSlashed.selector);
+        registry.sweepSlashedStake(address(0xD00D));
+        vm.prank(address(rounds));
+        registry.slash(peer);
+        vm.prank(address(rounds));
+        vm.expectRevert(abi.encodeWithSelector(IPeerRegistry.RegistryNotRegistered.selector, address(0xBAD)));
+        registry.slash(address(0xBAD));
+        _assertStakesHeld();
+        // The slashed peer leaves with what is left of its stake: nothing.
+        uint256 had = peer.balance;
+        vm.prank(peer);
+        registry.requestLeave();
+        vm.roll(block.number + 3);
+        vm.prank(peer);
+        registry.withdraw();
+        assertEq(peer.balance, had, "nothing paid out");
+        assertEq(registry.slashedStake(), STAKE, "the slashed stake stays");
+        _assertStakesHeld();
+        vm.prank(peer);
+        vm.expectRevert(abi.encodeWithSelector(IPeerRegistry.RegistryUnauthorized.selector, peer));
+        registry.sweepSlashedStake(peer);
+        registry.sweepSlashedStake(address(0xD00D));
+        assertEq(address(0xD00D).balance, STAKE, "swept");
+        assertEq(registry.slashedStake(), 0, "pool empty");
+        _assertStakesHeld();
     }
 }

@@ -409,7 +409,7 @@ contract FederationInvariants is TestBase {
     function invariant_valueConserved() public view {
         PeerRegistry reg = h.registry();
         FedRounds rnd = h.rounds();
-        assertEq(address(reg).balance, reg.totalStaked(), "registry holds the stakes");
+        assertEq(address(reg).balance, reg.totalStaked() + reg.slashedStake(), "registry holds stakes + slashed");
         assertEq(address(rnd).balance, h.owedByRounds(), "rounds holds bonds + owed + slashed");
         assertEq(h.ghostDeposited(), address(reg).balance + address(rnd).balance + h.ghostPaidOut(), "in == held + out");
     }

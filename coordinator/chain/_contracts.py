@@ -66,6 +66,7 @@ class StatusFlag(enum.IntFlag):
     SHARES = 1 << 17
     COMMITTED = 1 << 18
     REVEALED = 1 << 19
+    EXCLUDED = 1 << 20  # a bad share of this dealer was proven before it committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +195,7 @@ class RoundInfo:
     adapter_cid: bytes
     seed: bytes
     adapter_root: bytes = bytes(32)  # root of the fixed-point adapter it starts from; 0: all zero
+    n_excluded: int = 0  # dealers in U2 proven bad before their commit: they cannot commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +363,14 @@ class Federation:
 
     def total_staked(self) -> int:
         return int(self._call(self.registry.functions.totalStaked()))
+
+    def slashed_stake(self) -> int:
+        """Stake the registry slashed from proven bad dealers, not yet swept."""
+        return int(self._call(self.registry.functions.slashedStake()))
+
+    def sweep_slashed_stake(self, to: str, *, sender: Sender | None = None) -> Receipt:
+        """Governor: send the registry's slashed stake to ``to``."""
+        return self._tx(self.registry.functions.sweepSlashedStake(to), sender or self.governor)
 
     # -- ledger ------------------------------------------------------------------
     def register_config(self, cfg: DPConfig, *, sender: Sender | None = None) -> Receipt:
@@ -546,9 +556,9 @@ class Federation:
 
     def round_info(self, round_id: int) -> RoundInfo:
         v = self._call(self.rounds.functions.roundInfo(round_id))
-        n, t, nk, ns, nc, nr, cfg, dl, att, vl, ce, fb, ws, ob = (int(x) for x in v[2:16])
+        n, t, nk, ns, nc, nr, cfg, dl, att, nx, vl, ce, fb, ws, ob = (int(x) for x in v[2:17])
         return RoundInfo(round_id, Phase(v[0]), FailReason(v[1]), n, t, nk, ns, nc, nr, cfg, dl,
-                         att, vl, ce, fb, ws, ob, bytes(v[16]), bytes(v[17]), bytes(v[18]))
+                         att, vl, ce, fb, ws, ob, bytes(v[17]), bytes(v[18]), bytes(v[19]), nx)
 
     def result_of(self, round_id: int) -> ResultInfo:
         v = self._call(self.rounds.functions.resultOf(round_id))
@@ -561,7 +571,7 @@ class Federation:
         """(participant index or None, flags)."""
         st = int(self._call(self.rounds.functions.statusOf(round_id, peer)))
         idx = (st & 0xFFFF) - 1
-        return (idx if idx >= 0 else None), StatusFlag(st & 0xF0000)
+        return (idx if idx >= 0 else None), StatusFlag(st & 0x1F0000)
 
     def keys_hash(self, round_id: int, peer: str) -> bytes:
         return bytes(self._call(self.rounds.functions.keysHashOf(round_id, peer)))
