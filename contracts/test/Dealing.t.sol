@@ -121,7 +121,8 @@ contract DealingTest is TestBase {
         list = rounds.participantsOf(r);
     }
 
-    function _play(uint256 r, address[] memory list, bytes32 root0) internal {
+    /// @dev Everyone posts keys and shares (participant 0's share root is `root0`): the round is in Commit.
+    function _toCommit(uint256 r, address[] memory list, bytes32 root0) internal {
         for (uint256 i = 0; i < list.length; ++i) {
             vm.prank(list[i]);
             rounds.postKeys(r, bytes32(i + 1), bytes32(i + 2));
@@ -130,6 +131,10 @@ contract DealingTest is TestBase {
             vm.prank(list[i]);
             rounds.postShares(r, bytes32(i), i == 0 ? root0 : bytes32(i));
         }
+    }
+
+    function _play(uint256 r, address[] memory list, bytes32 root0) internal {
+        _toCommit(r, list, root0);
         for (uint256 i = 1; i < list.length; ++i) {
             vm.prank(list[i]);
             rounds.commit(r, bytes32(i), bytes32(i), 10, 1);
@@ -176,13 +181,24 @@ contract DealingTest is TestBase {
         internal
         returns (uint256 r, address[] memory list, IFraudProofs.ShareProof memory sp, IFraudProofs.Commitments memory c)
     {
+        return _badDealing(share, true);
+    }
+
+    /// @dev Participant 0 deals `share` as holder 2's self-seed leaf (4) under
+    ///      a root over its commitments (leaf 2n = 10); the round is played to
+    ///      Reveal (`toReveal`) or left in Commit with nobody committed.
+    function _badDealing(uint256 share, bool toReveal)
+        internal
+        returns (uint256 r, address[] memory list, IFraudProofs.ShareProof memory sp, IFraudProofs.Commitments memory c)
+    {
         (r, list) = _openDefault();
         bytes32[] memory leaves = new bytes32[](16);
         leaves[4] = _leaf(r, list[0], 2, 0, share);
         leaves[10] = _commitLeaf(r, list[0], _commitments());
         (bytes32 root, bytes32[] memory shareProof) = _treeOf(leaves, 4);
         (, bytes32[] memory commitProof) = _treeOf(leaves, 10);
-        _play(r, list, root);
+        if (toReveal) _play(r, list, root);
+        else _toCommit(r, list, root);
         sp = IFraudProofs.ShareProof({holder: 2, value: share, proof: shareProof});
         c = IFraudProofs.Commitments({points: _commitments(), proof: commitProof});
     }
@@ -288,23 +304,8 @@ contract DealingTest is TestBase {
         internal
         returns (uint256 r, address[] memory list, IFraudProofs.ShareProof memory sp, IFraudProofs.Commitments memory c)
     {
-        (r, list) = _openDefault();
-        bytes32[] memory leaves = new bytes32[](16);
-        leaves[4] = _leaf(r, list[0], 2, 0, share);
-        leaves[10] = _commitLeaf(r, list[0], _commitments());
-        (bytes32 root, bytes32[] memory shareProof) = _treeOf(leaves, 4);
-        (, bytes32[] memory commitProof) = _treeOf(leaves, 10);
-        for (uint256 i = 0; i < list.length; ++i) {
-            vm.prank(list[i]);
-            rounds.postKeys(r, bytes32(i + 1), bytes32(i + 2));
-        }
-        for (uint256 i = 0; i < list.length; ++i) {
-            vm.prank(list[i]);
-            rounds.postShares(r, bytes32(i), i == 0 ? root : bytes32(i));
-        }
+        (r, list, sp, c) = _badDealing(share, false);
         assertTrue(rounds.roundInfo(r).phase == IFedRounds.Phase.Commit, "in Commit");
-        sp = IFraudProofs.ShareProof({holder: 2, value: share, proof: shareProof});
-        c = IFraudProofs.Commitments({points: _commitments(), proof: commitProof});
     }
 
     function _commitFrom(uint256 r, address[] memory list, uint256 from, uint256 to) internal {
