@@ -156,10 +156,7 @@ def test_every_receiver_refuses_a_bundle_with_a_leaf_for_a_non_holder() -> None:
     neighbourhood is refused when fetched (receivers, aggregator, auditors)."""
     chain, fed, store = _federation(participants=5)
     with chain:
-        r, _ = fed.open_round(dp_config=1, vector_length=L, chunk_elems=CE)
-        agents = [PeerAgent(fed, store, a, r) for a in fed.participants(r)]
-        for a in agents[:4]:  # agent 4 posts no keys
-            a.post_keys()
+        r, agents = _keyed_round(fed, store, keyed=4)  # agent 4 posts no keys
         chain.mine(fed.round_info(r).deadline - chain.block_number + 1)
         fed.advance(r)
         cheat = agents[0]
@@ -196,14 +193,21 @@ def _federation(participants: int = 5, threshold: int = 3):
     return chain, fed, store
 
 
+def _keyed_round(fed: Federation, store: EmbeddedStore, dp_config: int = 1,
+                 keyed: int | None = None) -> tuple[int, list[PeerAgent]]:
+    """Open a round and let its first ``keyed`` participants (all: None) post keys."""
+    r, _ = fed.open_round(dp_config=dp_config, vector_length=L, chunk_elems=CE)
+    agents = [PeerAgent(fed, store, a, r) for a in fed.participants(r)]
+    for a in agents[:keyed]:
+        a.post_keys()
+    return r, agents
+
+
 def _round_with_wrong_key_dropout(fed: Federation, store: EmbeddedStore, *, cheat: int = 2,
                                   honest: bool = False) -> tuple[int, list[PeerAgent]]:
     """Dealer ``cheat`` posts its real mask public key but deals shares of
     another key (unless ``honest``), then drops before committing."""
-    r, _ = fed.open_round(dp_config=1, vector_length=L, chunk_elems=CE)
-    agents = [PeerAgent(fed, store, a, r) for a in fed.participants(r)]
-    for a in agents:
-        a.post_keys()
+    r, agents = _keyed_round(fed, store)
     for a in agents:
         if a.index == cheat and not honest:
             real = a.mask
@@ -322,10 +326,7 @@ def test_an_inconsistent_dealer_cannot_frame_an_honest_aggregator_and_is_quarant
 
     chain, fed, store = _federation()
     with chain:
-        r, _ = fed.open_round(dp_config=1, vector_length=L, chunk_elems=CE)
-        agents = [PeerAgent(fed, store, a, r) for a in fed.participants(r)]
-        for a in agents:
-            a.post_keys()
+        r, agents = _keyed_round(fed, store)
         cheat = agents[0]
         bundle, _ = cheat.deal_bundle()
         sb = ShareBundle.from_bytes(bundle)
@@ -461,10 +462,7 @@ def test_a_dealer_proven_bad_before_its_commit_is_slashed_and_excluded_while_the
             fed.register_distributed_config(nz.distributed_config(
                 config_id=2, mode=nz.DPMode.DISTRIBUTED_RECORD, q=0.05, clip=1.0, frac_bits=16,
                 dim=L, sigma=1.0, k=1, floor_m=2, max_m=5))
-        r, _ = fed.open_round(dp_config=cfg_id, vector_length=L, chunk_elems=CE)
-        agents = [PeerAgent(fed, store, a, r) for a in fed.participants(r)]
-        for a in agents:
-            a.post_keys()
+        r, agents = _keyed_round(fed, store, cfg_id)
         cheat, victim = agents[0], agents[1]
         cheat.post_shares(_bad_bundle(cheat, victim.index))
         for a in agents[1:4]:
@@ -531,10 +529,7 @@ def test_a_dealer_proven_bad_after_its_commit_is_slashed_and_stays_in_the_round(
     loses its stake and its eligibility."""
     chain, fed, store = _federation()
     with chain:
-        r, _ = fed.open_round(dp_config=1, vector_length=L, chunk_elems=CE)
-        agents = [PeerAgent(fed, store, a, r) for a in fed.participants(r)]
-        for a in agents:
-            a.post_keys()
+        r, agents = _keyed_round(fed, store)
         cheat, victim = agents[0], agents[1]
         cheat.post_shares(_bad_bundle(cheat, victim.index))
         for a in agents[1:]:
