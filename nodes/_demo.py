@@ -365,11 +365,12 @@ def _malicious_outcome(fed: Any, store: EmbeddedStore, r: int, malicious: dict[s
     quarantined = bool(info["quarantined"])
     slashed = malicious["dealer_stake_before"] - info["stake"]
     excluded = bool(fed.status(r, cheat)[1] & StatusFlag.EXCLUDED)
-    in_u3 = dealer in collect(fed, r).u3
+    u3 = collect(fed, r).u3
+    in_u3 = dealer in u3
     progress(f"round {r}: participant {malicious['victim']} proved the bad share on-chain "
              f"before Reveal ({sum(a.gas for a in complaints):,} gas); the dealer lost its stake "
              f"({slashed:,} wei), is quarantined: {quarantined}, excluded from this round: "
-             f"{excluded}; the round completed with {len(collect(fed, r).u3)} survivors")
+             f"{excluded}; the round completed with {len(u3)} survivors")
     # Its framing attempt: a seed proof against a posted seed of its own (its
     # self seed if it is in U3, else a pairwise seed with it as the dropout).
     seeds = posted_seeds(fed, r)

@@ -83,8 +83,7 @@ def chunk_elems_for(n: int, t: int, preferred: int = enc.DEFAULT_CHUNK_ELEMS) ->
     seeds per dropped peer and n masked chunks (FedRounds._checkQuant).
     The default 256 fits up to about 40 participants at t = n/2 + 1; at
     n = 50, t = 26 it is 240."""
-    k = degree(n, t) if n > 1 else 0
-    seeds = t + (n - t) * min(t, k)
+    seeds = t + (n - t) * min(t, degree(n, t))
     ce = min(preferred, MAX_PROOF_WORK // (seeds + n)) // 8 * 8
     if ce < 8:
         raise ConfigError(f"a round of {n} participants at threshold {t} cannot bound its "
