@@ -5,6 +5,7 @@ both comparisons loadable under ``--resume``."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.compare import CompareConfig, _seed_key, load_seed, user_lr
+from benchmarks.compare import MECHANISM, CompareConfig, _seed_key, load_seed, user_lr
 from coordinator.privacy import _noise as nz
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,23 +58,31 @@ def test_user_lr_left_unset_is_not_part_of_the_seed_key() -> None:
     assert _seed_key(CompareConfig(user_lr=0.1)) != _seed_key(CompareConfig())
 
 
-@pytest.mark.parametrize("toml,out,drop,loads", [
-    ("compare-rotten-tomatoes.toml", "compare-rotten-tomatoes", ("ref-features-lr",), False),
-    ("compare-synthetic-user.toml", "compare-synthetic-user", (), True),
+@pytest.mark.parametrize("toml,out,drop", [
+    ("compare-rotten-tomatoes.toml", "compare-rotten-tomatoes", ("ref-features-lr",)),
+    ("compare-synthetic.toml", "compare-synthetic", ()),
+    ("compare-synthetic-user.toml", "compare-synthetic-user", ()),
 ])
-def test_only_seeds_of_todays_mechanism_load_under_resume(toml: str, out: str,
-                                                          drop: tuple[str, ...],
-                                                          loads: bool) -> None:
-    """The seed key is the configuration and the mechanism (MECHANISM): the
-    committed Rotten Tomatoes seeds predate the distributed arms' start fix
-    (docs/decisions.md "User level: its own local step"), so a `--resume`
-    with the documented command reruns every one of them instead of reusing
-    invalid rows; the synthetic user-level seeds were made after it and load."""
-    cfg = CompareConfig(**_toml(toml), seeds=(0, 1, 2, 3, 4))
+def test_only_seeds_of_todays_mechanism_load_under_resume(tmp_path: Path, toml: str, out: str,
+                                                          drop: tuple[str, ...]) -> None:
+    """The seed key is the configuration and the mechanism (MECHANISM): every
+    committed seed was made after the distributed arms' start fix
+    (docs/decisions.md "User level: its own local step") and loads under the
+    documented command, while the same file stamped with the mechanism before
+    the fix is refused, so a `--resume` reruns it instead of reusing invalid rows."""
+    cfg = CompareConfig(**_toml(toml))
     cfg = replace(cfg, arms=tuple(a for a in cfg.arms if a not in drop))  # as run() skips them
-    for seed in cfg.seeds:
-        got = load_seed(ROOT / "benchmarks" / "out" / out, cfg, seed)
-        assert (got is not None) == loads, (toml, seed)
+    seeds_dir = ROOT / "benchmarks" / "out" / out / "seeds"
+    committed = sorted(int(p.stem.split("-")[1]) for p in seeds_dir.glob("seed-*.json"))
+    assert committed, out
+    stale = tmp_path / "seeds"
+    stale.mkdir()
+    for seed in committed:
+        assert load_seed(ROOT / "benchmarks" / "out" / out, cfg, seed) is not None, (toml, seed)
+        data = json.loads((seeds_dir / f"seed-{seed}.json").read_text())
+        data["config"]["mechanism"] = MECHANISM - 1
+        (stale / f"seed-{seed}.json").write_text(json.dumps(data))
+        assert load_seed(tmp_path, cfg, seed) is None, (toml, seed)
 
 
 class _Stop(Exception):
