@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {IFedRounds} from "./interfaces/IFedRounds.sol";
+import {IFraudProofs} from "./interfaces/IFraudProofs.sol";
 import {IPeerRegistry} from "./interfaces/IPeerRegistry.sol";
 import {IPrivacyLedger} from "./interfaces/IPrivacyLedger.sol";
 import {MaskGraph} from "./lib/MaskGraph.sol";
@@ -16,7 +17,7 @@ import {MaskGraph} from "./lib/MaskGraph.sol";
 ///      slot 2: adapterCid; slot 3: seed; slot 4: adapterRoot (the Merkle
 ///      root of the fixed-point adapter the round starts from).
 ///      Per (round, peer) a packed status word — index+1 (bits 0-15), step
-///      flags (16-19), the excluded flag (20) and the top 224 bits of the commitment (32-255) —
+///      flags (16-19), the excluded (20) and challenged (21) flags and the top 224 bits of the commitment (32-255) —
 ///      written non-zero at selection, so later writes are cheap.
 ///      Value held = Σ active bonds + Σ withdrawable + slashedPool.
 contract FedRounds is IFedRounds {
@@ -26,6 +27,8 @@ contract FedRounds is IFedRounds {
     uint256 private constant F_REVEALED = 1 << 19;
     /// @dev A bad share of this dealer was proven before it committed.
     uint256 private constant F_EXCLUDED = 1 << 20;
+    /// @dev A data-availability challenge of this committer is unanswered.
+    uint256 private constant F_CHALLENGED = 1 << 21;
     /// @dev Bits 0-31 of a status word: index+1 and step flags; bits 32-255
     ///      hold the top 224 bits of the peer's commitment once it committed.
     uint256 private constant LOW = 0xFFFFFFFF;
@@ -79,6 +82,8 @@ contract FedRounds is IFedRounds {
     mapping(uint256 round => mapping(address peer => bytes32 keysHash)) private _keys;
     mapping(uint256 round => mapping(address peer => bytes32 root)) private _shareRoots;
     mapping(address account => uint256 amount) public override withdrawable;
+    /// @dev Unanswered availability challenges of a round (Availability only).
+    mapping(uint256 round => uint256 count) private _challenged;
     bytes32 public override dataSchema;
 
     constructor(
@@ -372,7 +377,8 @@ contract FedRounds is IFedRounds {
         RoundView storage r = _enter(round, Phase.Aggregate);
         if (msg.value < _policy.bond) revert RoundsBondTooLow(msg.value, _policy.bond);
         if (!registry.isEligible(msg.sender)) revert RoundsNotRegistered(msg.sender);
-        _checkSeedSet(round, r, seeds);
+        // The canonical seed list (FraudProofs, where the proofs that use it live).
+        IFraudProofs(fraudProofs).checkSeedSet(round, seeds);
         bytes32 sh = keccak256(abi.encode(seeds));
         _results[round] = ResultView({
             aggregator: msg.sender,
@@ -387,47 +393,6 @@ contract FedRounds is IFedRounds {
         // The poster's stake stays in the registry until its result is final
         // or voided: leaving cannot take it out of reach of the proof.
         registry.setLock(msg.sender, true);
-    }
-
-    /// @dev The posted seed list must be exactly the canonical one: (u, SELF)
-    ///      for every u in U3 ascending, then (u, v) for every dropped dealer
-    ///      v in U2 \ U3 ascending and every neighbour u of v in U3 ascending
-    ///      (every u in U3 when the graph is complete). The chunk
-    ///      proof unmasks with the posted list as given, so an omitted, extra,
-    ///      duplicated or reordered seed must be refused here.
-    function _checkSeedSet(uint256 round, RoundView storage r, Seed[] calldata seeds) private view {
-        address[] storage list = _participants[round];
-        uint256 n = list.length;
-        uint16[] memory kept = new uint16[](n);
-        uint16[] memory gone = new uint16[](n);
-        uint256 nk;
-        uint256 ng;
-        for (uint256 i = 0; i < n; ++i) {
-            uint256 st = _status[round][list[i]];
-            if (st & F_COMMITTED != 0) kept[nk++] = uint16(i);
-            else if (st & F_SHARES != 0) gone[ng++] = uint16(i);
-        }
-        uint256 k = MaskGraph.degree(n, r.t);
-        uint256[] memory pos = MaskGraph.positions(r.seed, n, k);
-        uint256 want = nk;
-        for (uint256 g = 0; g < ng; ++g) {
-            for (uint256 i = 0; i < nk; ++i) {
-                if (MaskGraph.adjacent(pos, k, kept[i], gone[g])) ++want;
-            }
-        }
-        if (seeds.length != want) revert RoundsBadSeeds(seeds.length, want, seeds.length < want ? seeds.length : want);
-        uint256 at;
-        for (uint256 i = 0; i < nk; ++i) {
-            if (seeds[at].u != kept[i] || seeds[at].v != SELF) revert RoundsBadSeeds(seeds.length, want, at);
-            ++at;
-        }
-        for (uint256 g = 0; g < ng; ++g) {
-            for (uint256 i = 0; i < nk; ++i) {
-                if (!MaskGraph.adjacent(pos, k, kept[i], gone[g])) continue;
-                if (seeds[at].u != kept[i] || seeds[at].v != gone[g]) revert RoundsBadSeeds(seeds.length, want, at);
-                ++at;
-            }
-        }
     }
 
     /// @inheritdoc IFedRounds
@@ -518,6 +483,34 @@ contract FedRounds is IFedRounds {
     }
 
     /// @inheritdoc IFedRounds
+    function setChallenged(uint256 round, address peer, uint64 weight, bool challenged) external override {
+        if (msg.sender != fraudProofs) revert RoundsUnauthorized(msg.sender);
+        RoundView storage r = _enter(round, Phase.Availability);
+        uint256 st = _status[round][peer];
+        // The weight is the committed one (the fraud-proof contract checked
+        // it against the commitment). nCommits and weightSum never count a
+        // challenged committer, so they are exact for U3 whatever the outcome.
+        if (challenged) {
+            if (st & F_COMMITTED == 0) revert RoundsMissedStep(round, peer);
+            if (st & F_CHALLENGED != 0) revert RoundsAlreadyActed(round, peer);
+            // Half the window is left to answer: an honest committer whose
+            // vector is lost is never dropped without the time to post it.
+            uint64 last = r.deadline - _policy.availabilityBlocks / 2;
+            if (block.number > last) revert RoundsChallengeTooLate(round, last);
+            _status[round][peer] = st | F_CHALLENGED;
+            --r.nCommits;
+            r.weightSum -= weight;
+            ++_challenged[round];
+        } else {
+            if (st & F_CHALLENGED == 0) revert RoundsMissedStep(round, peer);
+            _status[round][peer] = st ^ F_CHALLENGED;
+            ++r.nCommits;
+            r.weightSum += weight;
+            --_challenged[round];
+        }
+    }
+
+    /// @inheritdoc IFedRounds
     function sweepSlashed(address to) external override {
         if (msg.sender != governor) revert RoundsUnauthorized(msg.sender);
         uint256 amount = slashedPool;
@@ -586,8 +579,11 @@ contract FedRounds is IFedRounds {
         } else if (ph == Phase.Shares) {
             if (r.nShares < t) return _fail(round, r, FailReason.InsufficientShares);
             _enterPhase(round, r, Phase.Commit, _policy.commitBlocks);
-        } else if (ph == Phase.Commit) {
+        } else if (ph == Phase.Commit || ph == Phase.Availability) {
+            if (ph == Phase.Availability && _challenged[round] != 0) _dropUnanswered(round);
             if (r.nCommits < t) return _fail(round, r, FailReason.InsufficientCommits);
+            uint32 avail = _policy.availabilityBlocks;
+            if (ph == Phase.Commit && avail != 0) return _enterPhase(round, r, Phase.Availability, avail);
             if (!_chargeSurvivors(round, r)) return _fail(round, r, FailReason.NoiseBelowFloor);
             _enterPhase(round, r, Phase.Reveal, _policy.revealBlocks);
         } else if (ph == Phase.Reveal) {
@@ -605,6 +601,28 @@ contract FedRounds is IFedRounds {
             emit PhaseAdvanced(round, Phase.Final, uint64(block.number));
             emit RoundFinalized(round, res.newAdapterCid, res.aggregator);
             registry.setLock(res.aggregator, false);
+        }
+    }
+
+    /// @dev The end of Availability: every committer still challenged leaves
+    ///      U3 before any share is revealed (its commitment is cleared, so
+    ///      proofs and reveals treat it as a dropout after shares), gets a
+    ///      local-mode charge back (its update is never in a sum) and loses
+    ///      its stake. nCommits and weightSum already exclude it.
+    function _dropUnanswered(uint256 round) private {
+        _challenged[round] = 0;
+        uint32 cfg = _rounds[round].dpConfig;
+        bool local = ledger.modeOf(cfg) == IPrivacyLedger.DPMode.Local;
+        address[] storage list = _participants[round];
+        for (uint256 i = 0; i < list.length; ++i) {
+            address a = list[i];
+            uint256 st = _status[round][a];
+            if (st & F_CHALLENGED == 0) continue;
+            _status[round][a] = st & LOW & ~(F_COMMITTED | F_CHALLENGED);
+            emit CommitterDropped(round, a);
+            if (local) ledger.refund(a, round, cfg);
+            // As in voidResult: the drop stands even if the registry refuses.
+            try registry.slash(a) {} catch {}
         }
     }
 

@@ -9,13 +9,16 @@ import {Feldman} from "./lib/Feldman.sol";
 import {X25519} from "./lib/X25519.sol";
 
 /// @title FraudProofs
-/// @notice See {IFraudProofs}. Stateless: it reads the rounds contract and,
-///         on a proven fraud, calls its `voidResult`.
+/// @notice See {IFraudProofs}. It reads the rounds contract and, on a proven
+///         fraud, calls its `voidResult`. Its only state is the open
+///         data-availability challenges and their bonds
+///         (value held = Σ bonds of open or unreclaimed challenges).
 contract FraudProofs is IFraudProofs {
     uint16 private constant SELF = 0xFFFF;
     uint256 private constant F_KEYS = 1 << 16;
     uint256 private constant F_SHARES = 1 << 17;
     uint256 private constant F_COMMITTED = 1 << 18;
+    uint256 private constant F_CHALLENGED = 1 << 21;
     /// @dev The X25519 base point u = 9, little-endian.
     bytes32 private constant BASE_POINT = bytes32(uint256(9) << 248);
     bytes32 private constant SHARE_DOMAIN = keccak256("fedledger.share.v1");
@@ -24,6 +27,14 @@ contract FraudProofs is IFraudProofs {
     bytes32 private constant FELDMAN_DOMAIN = keccak256("fedledger.feldman.v1");
 
     IFedRounds public immutable rounds;
+
+    /// @dev An open (or lapsed, unreclaimed) availability challenge.
+    struct Challenge {
+        address challenger;
+        uint96 bond;
+    }
+
+    mapping(uint256 round => mapping(address peer => Challenge)) private _availability;
 
     constructor(IFedRounds rounds_) {
         rounds = rounds_;
@@ -271,12 +282,159 @@ contract FraudProofs is IFraudProofs {
         uint256 i
     ) private view {
         if (rounds.statusOf(round, peer) & F_COMMITTED == 0) revert FraudBadMembers(i);
-        bytes32 c = rounds.commitmentHash(round, peer, mc.cidDigest, mc.chunksRoot, mc.weight, dpConfig);
-        bool same = bytes32(uint256(c) & ~uint256(0xFFFFFFFF)) == rounds.commitHashOf(round, peer);
-        if (!same || mc.chunk.length != words * 32) revert FraudBadChunk(i);
+        if (!_isCommitment(round, peer, mc.cidDigest, mc.chunksRoot, mc.weight, dpConfig)) revert FraudBadChunk(i);
+        if (mc.chunk.length != words * 32) revert FraudBadChunk(i);
         if (!MaskMath.verify(mc.chunksRoot, MaskMath.leaf(chunkIndex, mc.chunk), chunkIndex, mc.proof)) {
             revert FraudBadChunk(i);
         }
+    }
+
+    /// @inheritdoc IFraudProofs
+    function checkSeedSet(uint256 round, IFedRounds.Seed[] calldata seeds) external view override {
+        IFedRounds.RoundView memory r = rounds.roundInfo(round);
+        address[] memory list = rounds.participantsOf(round);
+        uint256 n = list.length;
+        uint16[] memory kept = new uint16[](n);
+        uint16[] memory gone = new uint16[](n);
+        uint256 nk;
+        uint256 ng;
+        for (uint256 i = 0; i < n; ++i) {
+            uint256 st = rounds.statusOf(round, list[i]);
+            if (st & F_COMMITTED != 0) kept[nk++] = uint16(i);
+            else if (st & F_SHARES != 0) gone[ng++] = uint16(i);
+        }
+        uint256 k = MaskGraph.degree(n, r.t);
+        uint256[] memory pos = MaskGraph.positions(r.seed, n, k);
+        uint256 want = nk;
+        for (uint256 g = 0; g < ng; ++g) {
+            for (uint256 i = 0; i < nk; ++i) {
+                if (MaskGraph.adjacent(pos, k, kept[i], gone[g])) ++want;
+            }
+        }
+        if (seeds.length != want) {
+            revert IFedRounds.RoundsBadSeeds(seeds.length, want, seeds.length < want ? seeds.length : want);
+        }
+        uint256 at;
+        for (uint256 i = 0; i < nk; ++i) {
+            if (seeds[at].u != kept[i] || seeds[at].v != SELF) revert IFedRounds.RoundsBadSeeds(seeds.length, want, at);
+            ++at;
+        }
+        for (uint256 g = 0; g < ng; ++g) {
+            for (uint256 i = 0; i < nk; ++i) {
+                if (!MaskGraph.adjacent(pos, k, kept[i], gone[g])) continue;
+                if (seeds[at].u != kept[i] || seeds[at].v != gone[g]) {
+                    revert IFedRounds.RoundsBadSeeds(seeds.length, want, at);
+                }
+                ++at;
+            }
+        }
+    }
+
+    /// @dev The fields hash to `peer`'s stored commitment (its top 224 bits).
+    function _isCommitment(
+        uint256 round,
+        address peer,
+        bytes32 cidDigest,
+        bytes32 chunksRoot,
+        uint64 weight,
+        uint32 dpConfig
+    ) private view returns (bool) {
+        bytes32 c = rounds.commitmentHash(round, peer, cidDigest, chunksRoot, weight, dpConfig);
+        bytes32 stored = rounds.commitHashOf(round, peer);
+        return stored != bytes32(0) && bytes32(uint256(c) & ~uint256(0xFFFFFFFF)) == stored;
+    }
+
+    // ------------------------------------------------------ data availability
+
+    /// @inheritdoc IFraudProofs
+    function challengeAvailability(uint256 round, address peer, bytes32 cidDigest, bytes32 chunksRoot, uint64 weight)
+        external
+        payable
+        override
+    {
+        uint256 bond = rounds.policy().bond;
+        if (msg.value < bond) revert FraudBondTooLow(msg.value, bond);
+        if (!_isCommitment(round, peer, cidDigest, chunksRoot, weight, rounds.roundInfo(round).dpConfig)) {
+            revert FraudBadCommitment(round, peer);
+        }
+        // A lapsed challenge's bond not yet reclaimed cannot be overwritten:
+        // a peer is challenged once per round (setChallenged also refuses).
+        if (_availability[round][peer].challenger != address(0)) revert IFedRounds.RoundsAlreadyActed(round, peer);
+        _availability[round][peer] = Challenge(msg.sender, uint96(msg.value));
+        emit AvailabilityChallenged(round, peer, msg.sender, msg.value);
+        // Checks the phase, the commit and the time left to answer.
+        rounds.setChallenged(round, peer, weight, true);
+    }
+
+    /// @inheritdoc IFraudProofs
+    function answerAvailability(
+        uint256 round,
+        address peer,
+        bytes32 cidDigest,
+        bytes32 chunksRoot,
+        uint64 weight,
+        bytes calldata data
+    ) external override {
+        Challenge memory c = _availability[round][peer];
+        if (c.challenger == address(0) || c.challenger == address(this)) revert FraudNotChallenged(round, peer);
+        IFedRounds.RoundView memory r = rounds.roundInfo(round);
+        if (!_isCommitment(round, peer, cidDigest, chunksRoot, weight, r.dpConfig)) {
+            revert FraudBadCommitment(round, peer);
+        }
+        uint256 chunkBytes = uint256(r.chunkElems) * 4;
+        uint256 chunks = (uint256(r.vectorLength) + r.chunkElems - 1) / r.chunkElems;
+        if (data.length != chunks * chunkBytes || _vectorRoot(data, chunks, chunkBytes) != chunksRoot) {
+            revert FraudBadData(round, peer);
+        }
+        // Answered for good: the vector is on-chain, so a second challenge
+        // of it could only make its committer pay to post it again.
+        _availability[round][peer] = Challenge(address(this), 0);
+        emit AvailabilityAnswered(round, peer, msg.sender, data);
+        // Reverts (and so keeps the challenge) once Availability is over.
+        rounds.setChallenged(round, peer, weight, false);
+        (bool ok,) = msg.sender.call{value: c.bond}("");
+        require(ok);
+    }
+
+    /// @inheritdoc IFraudProofs
+    function reclaimAvailabilityBond(uint256 round, address peer) external override {
+        Challenge memory c = _availability[round][peer];
+        if (c.challenger == address(0) || c.challenger == address(this)) revert FraudNotChallenged(round, peer);
+        rounds.advance(round); // the drop happens as Availability ends
+        if (rounds.statusOf(round, peer) & (F_COMMITTED | F_CHALLENGED) != 0) revert FraudStillAvailable(round, peer);
+        delete _availability[round][peer];
+        emit AvailabilityBondReclaimed(round, peer, c.challenger, c.bond);
+        (bool ok,) = c.challenger.call{value: c.bond}("");
+        require(ok);
+    }
+
+    /// @inheritdoc IFraudProofs
+    function availabilityChallenge(uint256 round, address peer)
+        external
+        view
+        override
+        returns (address challenger, uint256 bond)
+    {
+        Challenge memory c = _availability[round][peer];
+        return (c.challenger, c.bond);
+    }
+
+    /// @dev The chunk Merkle root of a whole vector (coordinator/_encoding.py
+    ///      vector_root): leaves keccak(uint32 index ‖ chunk), zero leaves up
+    ///      to a power of two, keccak(left ‖ right) above.
+    function _vectorRoot(bytes calldata data, uint256 chunks, uint256 chunkBytes) private pure returns (bytes32) {
+        uint256 size = 1;
+        while (size < chunks) size <<= 1;
+        bytes32[] memory level = new bytes32[](size);
+        for (uint256 i = 0; i < chunks; ++i) {
+            level[i] = MaskMath.leaf(i, data[i * chunkBytes:(i + 1) * chunkBytes]);
+        }
+        for (; size > 1; size >>= 1) {
+            for (uint256 i = 0; i < size / 2; ++i) {
+                level[i] = keccak256(abi.encodePacked(level[2 * i], level[2 * i + 1]));
+            }
+        }
+        return level[0];
     }
 
     function _checkSeeds(uint256 round, IFedRounds.Seed[] calldata seeds)

@@ -210,7 +210,8 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
             start = get_flat(build_model(ModelConfig(**model_cfg)))
         if spec.phase_blocks:
             windows = dict.fromkeys(("keys_blocks", "shares_blocks", "commit_blocks",
-                                     "reveal_blocks", "aggregate_blocks"), spec.phase_blocks)
+                                     "availability_blocks", "reveal_blocks", "aggregate_blocks"),
+                                    spec.phase_blocks)
         else:
             train_s = spec.train_seconds or _measure_training(spec)
             slowdown = max(1.0, spec.peers / (os.cpu_count() or 1))

@@ -31,6 +31,8 @@ def drive(fed: Any, driver: Any, nodes: list[Any], r: int) -> None:
         for nd in nodes:
             nd.step(r)
         if fed.round_info(r).phase == phase:
+            if driver.tick() is not None:
+                continue  # the driver acted (an availability check, say): peers react first
             info = fed.round_info(r)
             fed.chain.mine(max(1, info.deadline - fed.chain.block_number + 1))
             driver.tick()

@@ -440,7 +440,7 @@ class PeerNode:
                 info = self.fed.round_info(round_id)
                 phase = info.phase
             doing = "receiving shares"
-            if phase in (Phase.COMMIT, Phase.REVEAL) and flags & StatusFlag.SHARES:
+            if phase in (Phase.COMMIT, Phase.AVAILABILITY, Phase.REVEAL) and flags & StatusFlag.SHARES:
                 before = len(agent.received)
                 try:
                     down = agent.receive_shares()
@@ -473,6 +473,19 @@ class PeerNode:
                                        dp_config=info.dp_config)
                 done.append(Action(round_id, "commit", gas=gas, up=up))
                 flags |= StatusFlag.COMMITTED
+            doing = "availability"
+            if phase == Phase.AVAILABILITY and flags & StatusFlag.CHALLENGED:
+                # Someone could not fetch our masked vector: post it on-chain
+                # (the one stored before committing), or leave U3 slashed.
+                raw = self.state.get(round_id, "masked")
+                if raw is None:
+                    self._once(round_id, "no vector", logging.ERROR,
+                               "round %d: peer %s is challenged for a masked vector it no "
+                               "longer has; it will leave U3", round_id, self.address)
+                else:
+                    gas = agent.answer_availability(enc.from_bytes(raw))
+                    done.append(Action(round_id, "answer", gas=gas, up=len(raw)))
+                    flags &= ~StatusFlag.CHALLENGED
             doing = "reveal"
             if phase == Phase.REVEAL and flags & StatusFlag.COMMITTED and not flags & StatusFlag.REVEALED:
                 done.append(Action(round_id, "reveal", gas=agent.reveal()))
@@ -519,4 +532,6 @@ def _consequence(doing: str) -> str:
     return {"keys": "this peer sits the round out",
             "shares": "this peer sits the round out (it cannot commit without shares)",
             "commit": "this peer's update is not in this round",
+            "availability": "unless its vector is posted before the window ends, this peer "
+                            "leaves U3 and loses its stake",
             }.get(doing, "will look again")

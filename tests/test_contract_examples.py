@@ -16,6 +16,7 @@ import pytest
 from benchmarks.roundsim import STAKE, RoundSim, setup_federation
 
 from coordinator import Chain, ContractRevertError, LocalNode, load_artifacts
+from coordinator import _encoding as enc
 from coordinator.chain._contracts import (Commitments, Federation, Phase, Policy, ShareProof,
                                           deploy_federation)
 from coordinator.privacy._privacy import conversion_constants, dp_config
@@ -304,7 +305,7 @@ def test_round_errors(hh: Chain) -> None:
     # A policy with threshold above participants cannot be deployed.
     expect("RoundsBadPolicy", lambda: hh.deploy(
         "FedRounds", hh.account(0).address, fed.registry.address, fed.ledger.address,
-        (3, 4, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0), bytes(32), bytes(32)))
+        (3, 4, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0), bytes(32), bytes(32)))
     # Fewer eligible peers than the threshold.
     fed2, cfg2 = setup_federation(hh, peers=2, policy=Policy(participants=5, threshold=3))
     expect("RoundsNotEnoughEligible", lambda: RoundSim(fed2, cfg2), eligible=2, needed=3)
@@ -556,6 +557,59 @@ def test_stake_lock_and_slashed_sweep(hh: Chain) -> None:
 
 
 # -- completeness -----------------------------------------------------------------
+
+def test_availability_errors_and_events(hh: Chain) -> None:
+    """Availability (issue 12 item 7): a challenge needs the bond, the
+    committer's fields and time left to answer; an answer needs the committed
+    vector; the bond goes to the answerer, or back to the challenger once the
+    committer was dropped unanswered."""
+    pol = Policy(participants=5, threshold=3, keys_blocks=20, shares_blocks=20, commit_blocks=20,
+                 reveal_blocks=20, aggregate_blocks=20, challenge_blocks=3, bond=STAKE,
+                 availability_blocks=10)
+    fed, cfg = setup_federation(hh, peers=5, policy=pol)
+    sim = RoundSim(fed, cfg)
+    sim.keys()
+    sim.shares()
+    sim.commit()
+    r = sim.round_id
+    assert fed.round_info(r).phase == Phase.AVAILABILITY
+    p0, p1, p3 = sim.peers[0], sim.peers[1], sim.peers[3]
+
+    def fields(p: Any, **kw: Any) -> dict[str, Any]:
+        return {"cid_digest": p.cid_digest, "chunks_root": p.chunks_root, "weight": p.weight,
+                **kw}
+
+    def data(p: Any) -> bytes:
+        return enc.to_bytes(enc.pad(p.y, sim.ctx.chunk_elems))
+
+    expect("FraudBondTooLow", lambda: fed.challenge_availability(
+        r, p1.address, **fields(p1), bond=STAKE - 1, sender=8), sent=STAKE - 1, required=STAKE)
+    expect("FraudBadCommitment", lambda: fed.challenge_availability(
+        r, p1.address, **fields(p1, weight=p1.weight + 1), sender=8), peer=p1.address)
+    ev = emitted(fed, fed.challenge_availability(r, p1.address, **fields(p1), sender=8))
+    assert ev["AvailabilityChallenged"] == {"round": r, "peer": p1.address,
+                                            "challenger": hh.account(8).address, "bond": STAKE}
+    expect("FraudNotChallenged", lambda: fed.answer_availability(
+        r, p3.address, **fields(p3), data=data(p3), sender=8), peer=p3.address)
+    expect("FraudBadData", lambda: fed.answer_availability(
+        r, p1.address, **fields(p1), data=data(p3), sender=8), peer=p1.address)
+    expect("FraudStillAvailable", lambda: fed.reclaim_availability_bond(r, p1.address, sender=8))
+    ev = emitted(fed, fed.answer_availability(r, p1.address, **fields(p1), data=data(p1),
+                                              sender=p1.address))
+    assert ev["AvailabilityAnswered"]["data"] == data(p1)
+    fed.challenge_availability(r, p0.address, **fields(p0), sender=8)
+    last = fed.round_info(r).deadline - pol.availability_blocks // 2
+    hh.mine(last - hh.block_number)
+    expect("RoundsChallengeTooLate", lambda: fed.challenge_availability(
+        r, p3.address, **fields(p3), sender=8), lastBlock=last)
+    start = hh.block_number
+    sim.run_to(Phase.REVEAL)
+    dropped = events(fed, "FedRounds", "CommitterDropped", start)
+    assert [e.args["peer"] for e in dropped] == [p0.address]
+    ev = emitted(fed, fed.reclaim_availability_bond(r, p0.address, sender=9))
+    assert ev["AvailabilityBondReclaimed"] == {"round": r, "peer": p0.address,
+                                               "challenger": hh.account(8).address, "bond": STAKE}
+
 
 def declared_errors_and_events() -> set[str]:
     declared: set[str] = set()

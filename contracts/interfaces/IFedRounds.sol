@@ -15,6 +15,12 @@ interface IFedRounds {
         Keys,
         Shares,
         Commit,
+        /// @dev U3 is provisional: anyone may challenge a committer whose
+        ///      masked vector it cannot fetch (with a bond); a committer that
+        ///      does not answer with its vector on-chain leaves U3 at the end
+        ///      of the window, before any share is revealed. Skipped when the
+        ///      policy's availabilityBlocks is 0.
+        Availability,
         Reveal,
         Aggregate,
         Challenge,
@@ -63,6 +69,11 @@ interface IFedRounds {
         ///      one is waited for until the deadline. A dead peer then stalls a
         ///      round only for that fraction of it, not for the whole window.
         uint16 quorumGraceBps;
+        /// @dev Length of the Availability phase between Commit and Reveal
+        ///      (0: no such phase, nobody can be held to the availability of
+        ///      its vector). A challenge must leave the challenged committer
+        ///      at least half of it to answer.
+        uint32 availabilityBlocks;
     }
 
     /// @notice How a round's update vector is encoded (DESIGN §4).
@@ -167,6 +178,9 @@ interface IFedRounds {
     /// @notice Thrown when `dealer` commits in `round` after a bad share of
     ///         its dealing in `round` was proven.
     error RoundsDealerExcluded(uint256 round, address dealer);
+    /// @notice Thrown when a committer of `round` is challenged too late to
+    ///         answer: after block `lastBlock` (half the Availability window before its end).
+    error RoundsChallengeTooLate(uint256 round, uint64 lastBlock);
 
     /// @notice Emitted after round `round` opened.
     event RoundOpened(
@@ -248,6 +262,12 @@ interface IFedRounds {
     ///         otherwise it stays in U3 (its self seed from the good shares,
     ///         or the round ends NoResult).
     event BadShareProven(uint256 indexed round, address indexed dealer, address indexed challenger, bool excluded);
+    /// @notice Emitted at the end of the Availability phase of `round` for a
+    ///         committer that never answered a data-availability challenge:
+    ///         it leaves U3 (its key shares are revealed, not its self-seed
+    ///         shares; a local-mode charge is refunded), and it is slashed and
+    ///         quarantined.
+    event CommitterDropped(uint256 indexed round, address indexed peer);
     /// @notice Emitted after `round` became final; its adapter is the new global adapter.
     event RoundFinalized(uint256 indexed round, bytes32 adapterCid, address indexed aggregator);
     /// @notice Emitted after `account` withdrew `amount` (bonds returned, rewards).
@@ -304,6 +324,13 @@ interface IFedRounds {
     ///         its commit reverts RoundsDealerExcluded and Commit no longer
     ///         waits for it (it ends now if every other member of U2 committed).
     function badShare(uint256 round, address dealer, address challenger) external;
+    /// @notice Mark `peer`'s commit in `round` challenged (its vector could
+    ///         not be fetched) or answered (the vector was posted on-chain) —
+    ///         fraud-proof contract only, in Availability. A challenged
+    ///         committer does not count in nCommits or weightSum until it is
+    ///         answered; one still challenged when the window ends is dropped
+    ///         (CommitterDropped).
+    function setChallenged(uint256 round, address peer, uint64 weight, bool challenged) external;
     function setFraudProofs(address fraudProofs) external;
     /// @notice Declare the federation's data schema hash, once (governor only).
     function setDataSchema(bytes32 schemaHash) external;
@@ -326,7 +353,7 @@ interface IFedRounds {
     function resultOf(uint256 round) external view returns (ResultView memory);
     function participantsOf(uint256 round) external view returns (address[] memory);
     /// @notice Packed status: bits 0-15 index+1, bit 16 keys, 17 shares, 18
-    ///         committed, 19 revealed; bits 32-255 the commitment's top 224 bits.
+    ///         committed, 19 revealed, 20 excluded dealer, 21 availability challenged; bits 32-255 the commitment's top 224 bits.
     function statusOf(uint256 round, address peer) external view returns (uint256);
     function keysHashOf(uint256 round, address peer) external view returns (bytes32);
     function shareRootOf(uint256 round, address peer) external view returns (bytes32);

@@ -8,6 +8,9 @@ import {IFedRounds} from "./IFedRounds.sol";
 ///         (DESIGN §3.7). A proven fraud voids the result through
 ///         {IFedRounds-voidResult}: the aggregator's bond is slashed (a share
 ///         to the challenger), it is quarantined, and aggregation re-opens.
+///         It also holds data-availability challenges (Availability phase):
+///         a committer whose masked vector cannot be fetched is challenged
+///         with a bond and must post the vector on-chain, or leave U3 slashed.
 interface IFraudProofs {
     /// @notice One revealed share of a dealer's secret, with its Merkle proof
     ///         against the dealer's share commitment (leaf index 2*holder+kind).
@@ -77,12 +80,31 @@ interface IFraudProofs {
     error FraudBadSecret(uint256 index);
     /// @notice Thrown when the evidence shows the posted value is right.
     error FraudNotProven(uint256 round);
+    /// @notice Thrown when an availability challenge comes with `sent` wei, below the policy bond `required`.
+    error FraudBondTooLow(uint256 sent, uint256 required);
+    /// @notice Thrown when the commitment fields given are not `peer`'s commitment in `round`.
+    error FraudBadCommitment(uint256 round, address peer);
+    /// @notice Thrown when `peer`'s commit in `round` has no open availability challenge.
+    error FraudNotChallenged(uint256 round, address peer);
+    /// @notice Thrown when an availability answer's data is not `peer`'s
+    ///         committed vector (length or chunk Merkle root).
+    error FraudBadData(uint256 round, address peer);
+    /// @notice Thrown when a challenge bond of `round` is reclaimed while `peer` is still in U3.
+    error FraudStillAvailable(uint256 round, address peer);
 
     /// @notice Emitted after a fraud was proven in `round` by `challenger`;
     ///         `kind` 1 = seed proof (detail: seed index), 2 = chunk proof (detail: chunk index),
     ///         3 = dealer-fault proof (detail: the dealer's participant index),
     ///         4 = bad-share proof (detail: the dealer's participant index).
     event FraudProven(uint256 indexed round, address indexed challenger, uint8 kind, uint256 detail);
+    /// @notice Emitted after `challenger` challenged the availability of `peer`'s masked vector in `round`.
+    event AvailabilityChallenged(uint256 indexed round, address indexed peer, address indexed challenger, uint256 bond);
+    /// @notice Emitted after `answerer` posted `peer`'s committed masked vector
+    ///         of `round` (`data`: the padded vector, little-endian uint32, the
+    ///         chunks under its committed root); the bond went to `answerer`.
+    event AvailabilityAnswered(uint256 indexed round, address indexed peer, address indexed answerer, bytes data);
+    /// @notice Emitted after `challenger` took back its bond: `peer` never answered and left U3.
+    event AvailabilityBondReclaimed(uint256 indexed round, address indexed peer, address indexed challenger, uint256 bond);
 
     /// @notice Prove that posted seed `seedIndex` is not the committed one:
     ///         for a self seed (u, SELF), value·G ≠ C_0 of u's self-seed
@@ -132,4 +154,42 @@ interface IFraudProofs {
     ///         minus the masks expanded from the posted seeds and, per element,
     ///         f(a, s, N) = (a + trunc(int32(s) / N)) mod 2^32 (DESIGN §3.6).
     function challengeChunk(ChunkProof calldata proof) external;
+
+    /// @notice Challenge the availability of `peer`'s committed masked vector
+    ///         (in Availability, at least half its window before the end),
+    ///         with at least the policy bond. The commitment fields must be
+    ///         `peer`'s. Until answered, `peer` does not count in U3; unanswered
+    ///         at the window's end it leaves U3 and is slashed.
+    function challengeAvailability(uint256 round, address peer, bytes32 cidDigest, bytes32 chunksRoot, uint64 weight)
+        external
+        payable;
+
+    /// @notice Answer a challenge with `peer`'s masked vector (anyone who has
+    ///         it): `data` is the whole padded vector (vectorLength rounded up
+    ///         to whole chunks, 4 bytes an element) and must hash to the
+    ///         committed chunk root. `peer` is back in U3 and the bond goes to
+    ///         the caller, who paid for the calldata.
+    function answerAvailability(
+        uint256 round,
+        address peer,
+        bytes32 cidDigest,
+        bytes32 chunksRoot,
+        uint64 weight,
+        bytes calldata data
+    ) external;
+
+    /// @notice The challenger of `peer` takes its bond back once `peer` left U3 unanswered.
+    function reclaimAvailabilityBond(uint256 round, address peer) external;
+
+    /// @notice Revert `RoundsBadSeeds` unless `seeds` is exactly the canonical
+    ///         list of `round` (FedRounds.postResult calls it): (u, SELF) for
+    ///         every u in U3 ascending, then (u, v) for every dropped dealer v
+    ///         in U2 \ U3 ascending and every neighbour u of v in U3
+    ///         ascending (every u in U3 when the graph is complete). The chunk
+    ///         proof unmasks with the posted list as given, so an omitted,
+    ///         extra, duplicated or reordered seed must be refused.
+    function checkSeedSet(uint256 round, IFedRounds.Seed[] calldata seeds) external view;
+
+    /// @notice The open availability challenge of `peer` in `round` (zero address: none).
+    function availabilityChallenge(uint256 round, address peer) external view returns (address challenger, uint256 bond);
 }

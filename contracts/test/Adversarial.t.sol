@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {TestBase} from "./TestBase.sol";
+import {TestBase, FraudProofsStandIn} from "./TestBase.sol";
+import {FraudProofs} from "../FraudProofs.sol";
 import {FedRounds} from "../FedRounds.sol";
 import {PeerRegistry} from "../PeerRegistry.sol";
 import {PrivacyLedger} from "../PrivacyLedger.sol";
@@ -12,7 +13,7 @@ import {IPeerRegistry} from "../interfaces/IPeerRegistry.sol";
 ///         weights and aggregators (the Python tests in
 ///         tests/test_adversarial.py play the same attacks end to end).
 ///         This contract stands in for the fraud-proof contract.
-contract AdversarialTest is TestBase {
+contract AdversarialTest is TestBase, FraudProofsStandIn {
     uint96 internal constant STAKE = 1 ether;
     uint96 internal constant BOND = 1 ether;
     uint32 internal constant MAX_WEIGHT = 1000;
@@ -34,6 +35,7 @@ contract AdversarialTest is TestBase {
         IFedRounds.Policy memory pol = _policy(BOND, MAX_WEIGHT);
         rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(0), bytes32(0));
         rounds.setFraudProofs(address(this));
+        seedChecker = new FraudProofs(rounds);
         ledger.setCharger(address(rounds));
         registry.setSlasher(address(rounds));
         ledger.registerConfig(1, 50_000, 1_000, 10, [uint32(9_000), 7_000, 6_000, 5_000, 5_000, 5_000, 5_000]);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {TestBase} from "./TestBase.sol";
+import {TestBase, FraudProofsStandIn} from "./TestBase.sol";
+import {FraudProofs} from "../FraudProofs.sol";
 import {IFedRounds} from "../interfaces/IFedRounds.sol";
 import {IPeerRegistry} from "../interfaces/IPeerRegistry.sol";
 import {IPrivacyLedger} from "../interfaces/IPrivacyLedger.sol";
@@ -19,7 +20,7 @@ import {MaskGraph} from "../lib/MaskGraph.sol";
 ///         from the on-chain status flags and the mask graph, as an honest
 ///         aggregator would), and sometimes with a wrong one, which must be
 ///         refused; so bonds are posted, finalized, credited, voided and slashed.
-contract FederationHandler is TestBase {
+contract FederationHandler is TestBase, FraudProofsStandIn {
     uint96 public constant STAKE = 1 ether;
     uint96 public constant BOND = 0.5 ether;
     uint64 public constant CAP = 1_000_000; // micro-ε: room for one round of config 1 (0.73), not two (1.23)
@@ -58,6 +59,7 @@ contract FederationHandler is TestBase {
         IFedRounds.Policy memory pol = _policy(BOND, 1_000_000);
         rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(uint256(1)), bytes32(0));
         rounds.setFraudProofs(address(this));
+        seedChecker = new FraudProofs(rounds);
         ledger.setCharger(address(rounds));
         registry.setSlasher(address(rounds));
         ledger.registerConfig(1, 50_000, 1_000, 10, [uint32(900_000), 700_000, 600_000, 500_000, 500_000, 500_000, 500_000]);

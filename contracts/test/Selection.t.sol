@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {TestBase} from "./TestBase.sol";
+import {TestBase, FraudProofsStandIn} from "./TestBase.sol";
+import {FraudProofs} from "../FraudProofs.sol";
 import {FedRounds} from "../FedRounds.sol";
 import {PeerRegistry} from "../PeerRegistry.sol";
 import {PrivacyLedger} from "../PrivacyLedger.sol";
@@ -11,7 +12,7 @@ import {IPeerRegistry} from "../interfaces/IPeerRegistry.sol";
 /// @notice Issue 12 item 3: the selection is drawn from a pool frozen at
 ///         openRound with the hash of a block that did not exist then
 ///         (tests/test_selection.py plays the grinding attack end to end).
-contract SelectionTest is TestBase {
+contract SelectionTest is TestBase, FraudProofsStandIn {
     uint96 internal constant STAKE = 1 ether;
     uint256 internal constant PEERS = 7;
 
@@ -28,6 +29,7 @@ contract SelectionTest is TestBase {
         IFedRounds.Policy memory pol = _policy(1 ether, 1000);
         rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(0), bytes32(0));
         rounds.setFraudProofs(address(this));
+        seedChecker = new FraudProofs(rounds);
         ledger.setCharger(address(rounds));
         registry.setSlasher(address(rounds));
         ledger.registerConfig(1, 50_000, 1_000, 10, [uint32(9_000), 7_000, 6_000, 5_000, 5_000, 5_000, 5_000]);

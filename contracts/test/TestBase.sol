@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {IFedRounds} from "../interfaces/IFedRounds.sol";
+import {FraudProofs} from "../FraudProofs.sol";
 
 /// @notice The cheatcodes our Solidity tests use (Hardhat 3 / EDR implements
 ///         Foundry's cheatcode interface at the well-known address).
@@ -14,6 +15,7 @@ interface Vm {
     function deal(address account, uint256 balance) external;
     function store(address target, bytes32 slot, bytes32 value) external;
     function assume(bool condition) external pure;
+    function expectRevert() external;
     function expectRevert(bytes4 selector) external;
     function expectRevert(bytes calldata revertData) external;
     function readFile(string calldata path) external view returns (string memory);
@@ -59,7 +61,8 @@ abstract contract TestBase {
             challengerRewardBps: 3000,
             bond: bond,
             maxWeight: maxWeight,
-            quorumGraceBps: 0
+            quorumGraceBps: 0,
+            availabilityBlocks: 0
         });
     }
 
@@ -83,5 +86,18 @@ abstract contract TestBase {
             v /= 10;
         }
         return string(b);
+    }
+}
+
+/// @notice For a test contract that stands in for the fraud-proof contract
+///         (to call voidResult and the other hooks itself): postResult asks
+///         the fraud-proof contract for the canonical seed list, so it
+///         answers with a real FraudProofs' check (`seedChecker`, set up
+///         with the rounds contract).
+abstract contract FraudProofsStandIn {
+    FraudProofs internal seedChecker;
+
+    function checkSeedSet(uint256 round, IFedRounds.Seed[] calldata seeds) external view {
+        seedChecker.checkSeedSet(round, seeds);
     }
 }

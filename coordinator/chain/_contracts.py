@@ -37,11 +37,12 @@ class Phase(enum.IntEnum):
     KEYS = 2
     SHARES = 3
     COMMIT = 4
-    REVEAL = 5
-    AGGREGATE = 6
-    CHALLENGE = 7
-    FINAL = 8
-    FAILED = 9
+    AVAILABILITY = 5  # U3 provisional: a committer whose vector no one can fetch is challenged
+    REVEAL = 6
+    AGGREGATE = 7
+    CHALLENGE = 8
+    FINAL = 9
+    FAILED = 10
 
 
 class FailReason(enum.IntEnum):
@@ -67,6 +68,7 @@ class StatusFlag(enum.IntFlag):
     COMMITTED = 1 << 18
     REVEALED = 1 << 19
     EXCLUDED = 1 << 20  # a bad share of this dealer was proven before it committed
+    CHALLENGED = 1 << 21  # an availability challenge of its masked vector is unanswered
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,11 @@ class Policy:
     # far, plus one block per participant (FedRounds._quorumGrace); 0: wait for
     # everyone until the deadline
     quorum_grace_bps: int = 0
+    # > 0: an Availability phase of this many blocks between Commit and Reveal,
+    # where anyone can challenge a committer whose masked vector it cannot
+    # fetch (FraudProofs.challengeAvailability); 0: none, and a committer that
+    # withholds its vector forces NoResult unpunished
+    availability_blocks: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.threshold <= self.participants:
@@ -99,12 +106,15 @@ class Policy:
         if not 0 <= self.quorum_grace_bps < 2**16:
             raise ConfigError(f"quorum_grace_bps {self.quorum_grace_bps} must be between 0 and "
                               "65535")
+        if not 0 <= self.availability_blocks < 2**32:
+            raise ConfigError(f"availability_blocks {self.availability_blocks} must be between 0 "
+                              "and 2^32 - 1")
 
     def as_tuple(self) -> tuple[int, ...]:
         return (self.participants, self.threshold, self.keys_blocks, self.shares_blocks,
                 self.commit_blocks, self.reveal_blocks, self.aggregate_blocks,
                 self.challenge_blocks, self.challenger_reward_bps, self.bond, self.max_weight,
-                self.quorum_grace_bps)
+                self.quorum_grace_bps, self.availability_blocks)
 
 
 MIN_THRESHOLD = 2  # t = 1: every single share is the secret itself
@@ -571,7 +581,7 @@ class Federation:
         """(participant index or None, flags)."""
         st = int(self._call(self.rounds.functions.statusOf(round_id, peer)))
         idx = (st & 0xFFFF) - 1
-        return (idx if idx >= 0 else None), StatusFlag(st & 0x1F0000)
+        return (idx if idx >= 0 else None), StatusFlag(st & 0x3F0000)
 
     def keys_hash(self, round_id: int, peer: str) -> bytes:
         return bytes(self._call(self.rounds.functions.keysHashOf(round_id, peer)))
@@ -647,6 +657,35 @@ class Federation:
                  [m.as_tuple() for m in members], result_chunk, list(result_proof),
                  prev_chunk, list(prev_proof))
         return self._tx(self.fraud.functions.challengeChunk(proof), sender)
+
+    # -- data availability ---------------------------------------------------------
+    def challenge_availability(self, round_id: int, peer: str, *, cid_digest: bytes,
+                               chunks_root: bytes, weight: int, sender: Sender,
+                               bond: int | None = None) -> Receipt:
+        """FraudProofs.challengeAvailability: ``peer``'s masked vector (its
+        commitment fields as committed) cannot be fetched; pays the bond."""
+        fn = self.fraud.functions.challengeAvailability(round_id, peer, cid_digest, chunks_root,
+                                                        weight)
+        return self._tx(fn, sender, self.policy().bond if bond is None else bond)
+
+    def answer_availability(self, round_id: int, peer: str, *, cid_digest: bytes,
+                            chunks_root: bytes, weight: int, data: bytes,
+                            sender: Sender) -> Receipt:
+        """FraudProofs.answerAvailability: post ``peer``'s whole padded
+        masked vector on-chain (the bond goes to ``sender``)."""
+        fn = self.fraud.functions.answerAvailability(round_id, peer, cid_digest, chunks_root,
+                                                     weight, data)
+        return self._tx(fn, sender)
+
+    def reclaim_availability_bond(self, round_id: int, peer: str, *, sender: Sender) -> Receipt:
+        return self._tx(self.fraud.functions.reclaimAvailabilityBond(round_id, peer), sender)
+
+    def availability_challenge(self, round_id: int, peer: str) -> tuple[str | None, int]:
+        """(challenger, bond) of ``peer``'s challenge in the round; the
+        challenger is None when there is none, or it was answered."""
+        who, bond = self._call(self.fraud.functions.availabilityChallenge(round_id, peer))
+        open_ = int(who, 16) != 0 and str(who).lower() != self.fraud.address.lower()
+        return (str(who) if open_ else None), int(bond)
 
     # -- events ------------------------------------------------------------------
     def events(self, contract: str, name: str, from_block: int,

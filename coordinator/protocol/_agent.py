@@ -18,8 +18,8 @@ import numpy as np
 from .. import _encoding as enc
 from .. import _feldman as fd
 from . import _secagg as sa
-from ._aggregate import (Aggregate, adapter_bytes, aggregate, apply_update, blob_fixed, collect,
-                         fetch_bundle, round_start)
+from ._aggregate import (Aggregate, RoundPublic, adapter_bytes, aggregate, apply_update, blob_fixed,
+                         collect, fetch_bundle, fetch_masked, round_start)
 from .._errors import AggregationError, FedLedgerError, InvalidContentError
 from ..chain._contracts import Federation, Phase
 from .._errors import ConfigError
@@ -199,6 +199,27 @@ class PeerAgent:
                  rcpt.tx_hash)
         return rcpt.gas_used, len(data)
 
+    def answer_availability(self, masked: np.ndarray) -> int:
+        """Post this peer's masked vector on-chain in answer to an
+        availability challenge: the padded vector, which must be the one it
+        committed (its chunk root). Returns the gas used."""
+        assert self.ctx is not None
+        pub = collect(self.fed, self.round_id)
+        if self.index not in pub.commits:
+            raise AggregationError(f"peer {self.index} has no commit in round {self.round_id} "
+                                   "to answer for")
+        digest, root, weight = pub.commits[self.index]
+        padded = enc.pad(np.asarray(masked, dtype=np.uint32), self.ctx.chunk_elems)
+        if enc.vector_root(padded, self.ctx.chunk_elems) != root:
+            raise AggregationError(f"the stored masked vector of peer {self.index} is not the one "
+                                   f"it committed in round {self.round_id}")
+        rcpt = self.fed.answer_availability(self.round_id, self.address, cid_digest=digest,
+                                            chunks_root=root, weight=weight,
+                                            data=enc.to_bytes(padded), sender=self.address)
+        log.info("round %d: peer %s answered an availability challenge on-chain tx=%s",
+                 self.round_id, self.address, rcpt.tx_hash)
+        return rcpt.gas_used
+
     def reveal(self) -> int:
         """Reveal, for every dealer in U2, the share of b_u if u committed and
         the share of u's mask key if it did not — never both for one dealer:
@@ -219,6 +240,59 @@ class PeerAgent:
         log.info("round %d: peer %s revealed %d shares tx=%s", self.round_id, self.address,
                  len(shares), rcpt.tx_hash)
         return rcpt.gas_used
+
+
+def unavailable(pub: RoundPublic, store: ContentStore, among: list[int] | None = None) -> dict[int, str]:
+    """The committers (of ``among``, default U3) whose masked vector cannot
+    be fetched from ``store`` and was not answered on-chain, with why. The
+    fetches run concurrently: k withholders cost one store timeout, not k."""
+    todo = [u for u in (pub.u3 if among is None else among)
+            if u in pub.commits and u not in pub.answered]
+    if not todo:
+        return {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check(u: int) -> str | None:
+        try:
+            fetch_masked(pub, store, u)
+        except FedLedgerError as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(_FETCH_WORKERS, len(todo)),
+                            thread_name_prefix="fetch-masked") as pool:
+        got = dict(zip(todo, pool.map(check, todo), strict=True))
+    return {u: why for u, why in got.items() if why is not None}
+
+
+def challenge_unavailable(fed: Federation, store: ContentStore, round_id: int, *,
+                          sender: str, skip: set[int] | frozenset[int] = frozenset()) -> dict[int, str]:
+    """In a round's Availability phase: challenge, with the policy bond, every
+    committer (not in ``skip``) whose masked vector ``store`` cannot fetch and
+    nobody challenged yet. Returns {participant: why} for each one challenged.
+    A challenge that reverts (too late, already challenged) is logged and skipped."""
+    from ..chain._contracts import StatusFlag
+    from .._errors import ContractRevertError
+
+    pub = collect(fed, round_id)
+    out: dict[int, str] = {}
+    missing = unavailable(pub, store, [u for u in pub.u3 if u not in skip])
+    for u, why in sorted(missing.items()):
+        peer = pub.participants[u]
+        if fed.status(round_id, peer)[1] & StatusFlag.CHALLENGED:
+            continue
+        digest, root, weight = pub.commits[u]
+        try:
+            rcpt = fed.challenge_availability(round_id, peer, cid_digest=digest, chunks_root=root,
+                                              weight=weight, sender=sender)
+        except ContractRevertError as exc:
+            log.warning("round %d: availability of participant %d not challenged: %s", round_id,
+                        u, exc)
+            continue
+        out[u] = why
+        log.warning("round %d: challenged the availability of participant %d (%s) tx=%s",
+                    round_id, u, why, rcpt.tx_hash)
+    return out
 
 
 @dataclass

@@ -78,6 +78,11 @@ class RoundPublic:
     bundle_digest: dict[int, bytes] = field(default_factory=dict)
     commits: dict[int, tuple[bytes, bytes, int]] = field(default_factory=dict)
     reveals: dict[int, dict[int, int]] = field(default_factory=dict)
+    # committers that left U3 unanswered at the end of Availability
+    dropped: set[int] = field(default_factory=set)
+    # masked vectors posted on-chain in answer to an availability challenge
+    # (the padded vector's bytes; checked against the commitment when used)
+    answered: dict[int, bytes] = field(default_factory=dict)
 
     @property
     def u1(self) -> list[int]:
@@ -109,7 +114,10 @@ def collect(fed: Federation, round_id: int) -> RoundPublic:
     ctx = sa.RoundContext(fed.chain.chain_id, fed.rounds.address, round_id, info.n, info.t,
                           info.vector_length, info.chunk_elems, info.seed)
     pub = RoundPublic(info, ctx, parts)
-    for ev in fed.all_events("FedRounds", info.opened_block):
+    events = fed.all_events("FedRounds", info.opened_block)
+    if info.phase >= Phase.AVAILABILITY:  # answers exist only from Availability on
+        events += fed.all_events("FraudProofs", info.opened_block)
+    for ev in events:
         a = ev.args
         if a.get("round") != round_id:
             continue
@@ -118,16 +126,28 @@ def collect(fed: Federation, round_id: int) -> RoundPublic:
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("round %d: %s event %s ignored: %s", round_id, ev.name,
                         getattr(ev, "tx_hash", ""), exc)
+    for i in pub.dropped:  # CommitterDropped comes after its commit, in any order of reading
+        pub.commits.pop(i, None)
     return pub
 
 
 def _take(pub: RoundPublic, index: dict[str, int], name: str, a: dict[str, object]) -> None:
-    if name not in ("KeysPosted", "SharesPosted", "UpdateCommitted", "SharesRevealed"):
+    if name not in ("KeysPosted", "SharesPosted", "UpdateCommitted", "SharesRevealed",
+                    "CommitterDropped", "AvailabilityAnswered"):
         return
     peer = a.get("peer")
     if peer not in index:
         raise ValueError(f"{peer!r} is not a participant")
     i = index[str(peer)]
+    if name == "CommitterDropped":
+        pub.dropped.add(i)
+        return
+    if name == "AvailabilityAnswered":
+        data = a["data"]
+        if not isinstance(data, (bytes, bytearray)) or len(data) != 4 * pub.ctx.padded_length:
+            raise ValueError(f"answered vector is not {4 * pub.ctx.padded_length} bytes")
+        pub.answered.setdefault(i, bytes(data))
+        return
     if name == "KeysPosted" and i not in pub.enc_pk:
         e, m = _b32(a["encPk"]), _b32(a["maskPk"])
         pub.enc_pk[i], pub.mask_pk[i] = e, m
@@ -169,11 +189,14 @@ class Aggregate:
 
 
 def fetch_masked(pub: RoundPublic, store: ContentStore, u: int) -> np.ndarray:
+    """Survivor ``u``'s masked vector: the one it answered a challenge with
+    on-chain if any (the contract checked it against the committed root), else
+    from the store; checked against the committed root either way."""
     digest, root, _ = pub.commits[u]
     size = 4 * pub.ctx.padded_length
     cid = cid_for(digest, size, store.opts)
     try:
-        data = store.cat(cid, max_bytes=size)
+        data = pub.answered[u] if u in pub.answered else store.cat(cid, max_bytes=size)
     except ContentMismatchError as exc:
         raise AggregationError(f"masked vector of participant {u} ({cid}) is corrupt: {exc}") from None
     except IpfsError as exc:

@@ -26,7 +26,7 @@ from ..store._store import ContentStore
 
 log = logging.getLogger("fedledger.driver")
 
-WAITING = (Phase.KEYS, Phase.SHARES, Phase.COMMIT, Phase.REVEAL)
+WAITING = (Phase.KEYS, Phase.SHARES, Phase.COMMIT, Phase.AVAILABILITY, Phase.REVEAL)
 
 
 def peer_status(fed: Federation, peer: str, dp_config: int) -> str:
@@ -88,6 +88,10 @@ class RoundDriver:
     gas: dict[int, int] = field(default_factory=dict)
     unaggregatable: dict[int, str] = field(default_factory=dict)  # round -> why
     stalled: str | None = None  # why no round opens, while none can
+    # seconds one availability check may wait for a masked vector (a Kubo
+    # fetch of a withheld CID would otherwise wait out the store's timeout)
+    availability_timeout: float = 5.0
+    checked: dict[int, dict[int, str]] = field(default_factory=dict)  # round -> challenged -> why
 
     def __post_init__(self) -> None:
         if self.vector_length < 1:
@@ -136,6 +140,34 @@ class RoundDriver:
                         dealer, rcpt.tx_hash)
         return agg
 
+    def _quick_store(self) -> ContentStore:
+        """The store with the availability check's short timeout (Kubo only:
+        other stores answer at once)."""
+        from ..store._store import KuboClient
+
+        if isinstance(self.store, KuboClient):
+            return KuboClient(self.store.api, opts=self.store.opts,
+                              timeout=self.availability_timeout)
+        return self.store
+
+    def reclaim_bonds(self, round_id: int) -> int:
+        """Take back the bonds of this driver's challenges whose committer
+        left U3 unanswered. Returns the number reclaimed."""
+        done = 0
+        for u in list(self.checked.get(round_id, {})):
+            peer = self.fed.participants(round_id)[u]
+            who, _ = self.fed.availability_challenge(round_id, peer)
+            if who is None or who.lower() != self.aggregator.lower():
+                continue
+            try:
+                rcpt = self.fed.reclaim_availability_bond(round_id, peer, sender=self.aggregator)
+            except FedLedgerError as exc:
+                log.warning("round %d: bond on participant %d not reclaimed: %s", round_id, u, exc)
+                continue
+            self.gas[round_id] = self.gas.get(round_id, 0) + rcpt.gas_used
+            done += 1
+        return done
+
     def tick(self) -> str | None:
         """One step of driving; returns what it did (None: nothing to do)."""
         r = self.fed.current_round()
@@ -166,6 +198,17 @@ class RoundDriver:
             rcpt = self.fed.select_participants(r)
             self.gas[r] = self.gas.get(r, 0) + rcpt.gas_used
             return f"round {r}: participants selected"
+        if info.phase == Phase.AVAILABILITY and r not in self.checked and block <= info.deadline:
+            # Once per round, as the phase opens: every committer's vector is
+            # fetched; one nobody can fetch is challenged (bonded) and must be
+            # posted on-chain, or leave U3 before any share is revealed.
+            from ._agent import challenge_unavailable
+
+            self.checked[r] = challenge_unavailable(self.fed, self._quick_store(), r,
+                                                    sender=self.aggregator)
+            if self.checked[r]:
+                return f"round {r}: challenged the availability of {sorted(self.checked[r])}"
+            return f"round {r}: every committed vector is available"
         if info.phase in WAITING:
             if block > info.deadline:
                 self.gas[r] = self.gas.get(r, 0) + self.fed.advance(r).gas_used
@@ -181,6 +224,7 @@ class RoundDriver:
                 if self.mine:
                     self.fed.chain.mine(1)
                 return None
+            self.reclaim_bonds(r)
             try:
                 self.aggregate(r)
             except DealerFaultError as exc:
@@ -249,8 +293,10 @@ def fit_windows(*, train_seconds: float, block_seconds: float, participants: int
     done in it: one transaction per peer (``tx_seconds``, including the
     upload) in keys, shares and reveal; a full training plus the commit in
     the commit window, since a peer that posted its shares last starts
-    training only as the commit window opens. ``participants`` blocks are
-    added to each, as on automining chains every transaction is a block."""
+    training only as the commit window opens; the availability window holds
+    the aggregator's check, its challenges and the answers (one transaction
+    per peer). ``participants`` blocks are added to each, as on automining
+    chains every transaction is a block."""
     if train_seconds < 0 or block_seconds <= 0 or participants < 1 or margin < 1:
         raise ConfigError(f"fit_windows(train_seconds={train_seconds}, block_seconds="
                           f"{block_seconds}, participants={participants}, margin={margin}): "
@@ -262,5 +308,5 @@ def fit_windows(*, train_seconds: float, block_seconds: float, participants: int
 
     step = blocks(tx_seconds)
     return {"keys_blocks": step, "shares_blocks": step,
-            "commit_blocks": blocks(train_seconds + tx_seconds), "reveal_blocks": step,
-            "aggregate_blocks": blocks(tx_seconds * participants)}
+            "commit_blocks": blocks(train_seconds + tx_seconds), "availability_blocks": step,
+            "reveal_blocks": step, "aggregate_blocks": blocks(tx_seconds * participants)}

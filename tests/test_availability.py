@@ -1,0 +1,178 @@
+"""A committer that withholds its masked vector (issue 12 item 7), on the
+embedded chain with real keys, shares, masks and the round driver.
+
+Without an Availability phase the attack works: the withholder commits a CID
+nobody can fetch, the aggregator cannot unmask, the round ends NoResult, and
+the withholder keeps its stake and its eligibility — every round, for free.
+With the phase, the driver's availability check challenges it (bonded); it
+does not answer, so it leaves U3 before any share is revealed, is slashed
+and quarantined, gets its ε back (its update is in no sum), and the round
+finalizes with everyone else's exact sum. An honest committer whose vector
+the aggregator cannot reach answers on-chain, stays in U3, and is paid the
+challenger's bond; the aggregator and ``verify`` take the vector from the
+chain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from benchmarks.roundsim import STAKE
+
+from coordinator import connect
+from coordinator import _encoding as enc
+from coordinator.chain._contracts import (FailReason, Federation, LedgerPolicy, Phase, Policy,
+                                          StatusFlag, deploy_federation)
+from coordinator.privacy._privacy import dp_config
+from coordinator.protocol import _secagg as sa
+from coordinator.protocol._agent import PeerAgent
+from coordinator.protocol._aggregate import collect, verify
+from coordinator.protocol._driver import RoundDriver
+from coordinator.store._store import EmbeddedStore
+
+L = 200
+CE = 64
+WINDOW = 10
+
+
+def _federation(availability_blocks: int):
+    chain = connect("embedded")
+    chain.ensure_accounts(8)
+    store = EmbeddedStore()
+    pol = Policy(participants=5, threshold=3, keys_blocks=30, shares_blocks=30, commit_blocks=30,
+                 reveal_blocks=30, aggregate_blocks=30, challenge_blocks=3, bond=STAKE // 2,
+                 availability_blocks=availability_blocks)
+    fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=40))
+    for i in range(1, 6):
+        fed.register(sender=i, stake=STAKE)
+    fed.register_config(dp_config(config_id=1, q=0.2, sigma=1.0, steps=10))
+    return chain, fed, store
+
+
+def _committed_round(fed: Federation, store: EmbeddedStore, *, withhold: int
+                     ) -> tuple[int, list[PeerAgent], dict[int, np.ndarray], np.ndarray]:
+    """Everyone deals and commits; participant ``withhold`` commits to a
+    masked vector it never publishes. Returns (round, agents, x_u, its y)."""
+    r, _ = fed.open_round(dp_config=1, vector_length=L, chunk_elems=CE)
+    agents = [PeerAgent(fed, store, a, r) for a in fed.participants(r)]
+    for a in agents:
+        a.post_keys()
+    for a in agents:
+        a.post_shares()
+    for a in agents:
+        a.receive_shares()
+    rng = np.random.default_rng(r)
+    xs: dict[int, np.ndarray] = {}
+    hidden = np.zeros(0, np.uint32)
+    for a in agents:
+        xs[a.index] = enc.quantize(rng.normal(0, 0.01, L) * 10, frac_bits=16, clip=1.0)
+        if a.index == withhold:
+            hidden = a.masked(xs[a.index])
+            # the CID of bytes that are never added to any store
+            digest = EmbeddedStore().add(enc.to_bytes(hidden)).digest
+            fed.commit(r, cid_digest=digest, chunks_root=enc.vector_root(hidden, CE),
+                       weight=10 + a.index, dp_config=1, sender=a.address)
+        else:
+            a.commit(xs[a.index], weight=10 + a.index, dp_config=1)
+    return r, agents, xs, hidden
+
+
+def _to_deadline(fed: Federation, r: int) -> None:
+    fed.chain.mine(max(1, fed.round_info(r).deadline - fed.chain.block_number + 1))
+
+
+def _reveal_and_aggregate(fed: Federation, driver: RoundDriver, agents: list[PeerAgent],
+                          r: int, out: set[int]) -> None:
+    assert fed.round_info(r).phase == Phase.REVEAL
+    for a in agents:
+        if a.index not in out:
+            a.reveal()
+    assert fed.round_info(r).phase == Phase.AGGREGATE
+    driver.tick()
+
+
+def test_without_the_availability_phase_a_withholder_forces_no_result_unpunished() -> None:
+    """The attack, on a federation whose policy has no Availability phase."""
+    chain, fed, store = _federation(availability_blocks=0)
+    with chain:
+        r, agents, _, _ = _committed_round(fed, store, withhold=1)
+        cheat = agents[1].address
+        assert fed.round_info(r).phase == Phase.REVEAL  # straight from Commit
+        driver = RoundDriver(fed, store, aggregator=agents[0].address, dp_config=1,
+                             vector_length=L, chunk_elems=CE)
+        _reveal_and_aggregate(fed, driver, agents, r, out=set())
+        assert "cannot be fetched" in driver.unaggregatable[r]
+        _to_deadline(fed, r)
+        fed.advance(r)
+        info = fed.round_info(r)
+        assert info.phase == Phase.FAILED and info.fail_reason == FailReason.NO_RESULT
+        assert fed.peer_info(cheat)["stake"] == STAKE and fed.is_eligible(cheat)
+
+
+def test_an_unanswered_withholder_leaves_u3_slashed_and_the_round_finalizes() -> None:
+    chain, fed, store = _federation(availability_blocks=WINDOW)
+    with chain:
+        r, agents, xs, _ = _committed_round(fed, store, withhold=1)
+        cheat = agents[1].address
+        assert fed.round_info(r).phase == Phase.AVAILABILITY
+        driver = RoundDriver(fed, store, aggregator=agents[0].address, dp_config=1,
+                             vector_length=L, chunk_elems=CE)
+        before = chain.w3.eth.get_balance(agents[0].address)
+        said = driver.tick()
+        assert said == f"round {r}: challenged the availability of [1]"
+        assert fed.status(r, cheat)[1] & StatusFlag.CHALLENGED
+        assert fed.round_info(r).n_commits == 4
+        assert driver.tick() is None  # checked once per round
+        _to_deadline(fed, r)
+        driver.tick()  # the deadline passes: the withholder is dropped, before any reveal
+        info = fed.round_info(r)
+        assert info.phase == Phase.REVEAL and info.n_commits == 4
+        assert info.weight_sum == sum(10 + i for i in (0, 2, 3, 4))
+        pub = collect(fed, r)
+        assert pub.u3 == [0, 2, 3, 4] and pub.dropped == {1}
+        assert fed.peer_info(cheat)["stake"] == 0 and not fed.is_eligible(cheat)
+        assert fed.epsilon(cheat) == 0, "a dropped committer's update is in no sum: refunded"
+        _reveal_and_aggregate(fed, driver, agents, r, out={1})
+        agg = driver.results[r]
+        want = sa.sum_vectors(xs[i] for i in (0, 2, 3, 4))
+        assert np.array_equal(agg.total[:L], want), "the exact sum of everyone else"
+        assert fed.availability_challenge(r, cheat) == (None, 0), "the bond was reclaimed"
+        # it holds the result's bond now, and paid gas: not the challenge's bond
+        spent = before - chain.w3.eth.get_balance(agents[0].address)
+        assert spent - fed.policy().bond < fed.policy().bond // 10, "challenge bond back"
+        assert all(c.ok for c in verify(fed, store, r)), [c for c in verify(fed, store, r)
+                                                         if not c.ok]
+        chain.mine(fed.policy().challenge_blocks + 1)
+        driver.tick()
+        assert fed.round_info(r).phase == Phase.FINAL
+        assert all(fed.epsilon(a.address) > 0 for a in agents if a.index != 1)
+
+
+def test_an_honest_committer_out_of_reach_answers_on_chain_and_stays_in_u3() -> None:
+    """Its vector never reached the aggregator's store (its IPFS node is
+    down, say): it is challenged, answers with the stored vector, is paid
+    the bond, and the round's sum includes it; verify reads the vector from
+    the chain."""
+    chain, fed, store = _federation(availability_blocks=WINDOW)
+    with chain:
+        r, agents, xs, hidden = _committed_round(fed, store, withhold=3)
+        honest = agents[3]
+        driver = RoundDriver(fed, store, aggregator=agents[0].address, dp_config=1,
+                             vector_length=L, chunk_elems=CE)
+        assert driver.tick() == f"round {r}: challenged the availability of [3]"
+        with pytest.raises(Exception, match="not the one it committed"):
+            honest.answer_availability(hidden + np.uint32(1))
+        before = chain.w3.eth.get_balance(honest.address)
+        gas = honest.answer_availability(hidden)
+        assert gas > 0
+        assert chain.w3.eth.get_balance(honest.address) > before, "the bond covers the calldata"
+        assert fed.round_info(r).n_commits == 5
+        _to_deadline(fed, r)
+        driver.tick()
+        pub = collect(fed, r)
+        assert pub.u3 == [0, 1, 2, 3, 4] and 3 in pub.answered and not pub.dropped
+        _reveal_and_aggregate(fed, driver, agents, r, out=set())
+        agg = driver.results[r]
+        assert np.array_equal(agg.total[:L], sa.sum_vectors(xs.values()))
+        assert all(c.ok for c in verify(fed, store, r))
+        assert fed.peer_info(honest.address)["stake"] == STAKE and fed.is_eligible(honest.address)
