@@ -11,7 +11,10 @@ of a key other than its posted mask key, and the dealer-fault proof of it
 on-chain X25519); and a dealer that committed a share off its polynomial,
 and the bad-share proof of it (the complaint step).
 Commit gas is also measured at two vector lengths to show it does not depend
-on model size.
+on model size. Data availability (a policy with an Availability phase): a
+challenge, an answer with the whole vector on-chain (at two vector lengths:
+it grows with the vector, ~16 gas a calldata byte plus the log), the advance
+that drops an unanswered committer, and the bond's reclaim.
 """
 
 from __future__ import annotations
@@ -82,6 +85,37 @@ def _bad_share(chain: Any, n: int, *, vector_length: int, chunk_elems: int) -> i
     return int(rcpt.gas_used)
 
 
+def _availability(chain: Any, n: int, *, vector_length: int, chunk_elems: int) -> dict[str, int]:
+    """Gas of the data-availability steps in a round of ``n``: participant 0
+    is challenged and answers, participant 1 is challenged and dropped."""
+    from coordinator import _encoding as enc
+    from dataclasses import replace
+
+    fed, cfg = setup_federation(chain, peers=n,
+                                policy=replace(_policy(n), availability_blocks=4 * n + 20))
+    sim = RoundSim(fed, cfg, vector_length=vector_length, chunk_elems=chunk_elems)
+    sim.keys()
+    sim.shares()
+    sim.commit()
+    assert fed.round_info(sim.round_id).phase == Phase.AVAILABILITY
+    r = sim.round_id
+    gas: dict[str, int] = {}
+    for p in sim.peers[:2]:
+        gas["challenge"] = fed.challenge_availability(
+            r, p.address, cid_digest=p.cid_digest, chunks_root=p.chunks_root, weight=p.weight,
+            sender=n + 2).gas_used
+    p = sim.peers[0]
+    gas["answer"] = fed.answer_availability(
+        r, p.address, cid_digest=p.cid_digest, chunks_root=p.chunks_root, weight=p.weight,
+        data=enc.to_bytes(enc.pad(p.y, chunk_elems)), sender=p.address).gas_used
+    info = fed.round_info(r)
+    chain.mine(info.deadline - chain.block_number + 1)
+    gas["drop_advance"] = fed.advance(r).gas_used  # drops participant 1, charges, enters Reveal
+    gas["reclaim"] = fed.reclaim_availability_bond(r, sim.peers[1].address, sender=n + 2).gas_used
+    assert fed.round_info(r).n_commits == n - 1
+    return gas
+
+
 def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
             dropped: int = 1, dealer_fault: bool = True) -> dict[str, Any]:
     """One round of ``n`` with ``dropped`` peers leaving after the shares phase."""
@@ -150,6 +184,8 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
                  if dealer_fault else None)
         bad_share = (_bad_share(chain, n, vector_length=vector_length, chunk_elems=chunk_elems)
                      if dealer_fault else None)
+        avail = (_availability(chain, n, vector_length=vector_length, chunk_elems=chunk_elems)
+                 if dealer_fault else None)
         return {
             "n": n, "t": sim.ctx.t, "survivors": len(sim.u3), "dropped": dropped,
             "seeds": len(sim.posted_seeds), "backend": chain.backend,
@@ -161,6 +197,7 @@ def measure(n: int, *, backend: str, vector_length: int, chunk_elems: int,
             "chunk_proof": chunk.gas_used, "seed_proof_self": seed_self.gas_used,
             "seed_proof_pair": seed_pair.gas_used, "chunk_proof_wrong_adapter": adapter.gas_used,
             "dealer_fault_proof": fault, "bad_share_proof": bad_share,
+            "availability": avail,
         }
 
 
@@ -183,11 +220,21 @@ def run(ns: tuple[int, ...] = (10, 20, 50), *, backend: str = "anvil",
                           r["chunk_proof_wrong_adapter"], r["dealer_fault_proof"],
                           r["bad_share_proof"]) for r in rows)
     worst_commit = max(r["commit"]["max"] for r in rows)
+    # An answer carries the whole vector: its gas against the vector's size.
+    with connect(backend) as chain:
+        answer_large = _availability(chain, ns[0], vector_length=25 * chunk_elems,
+                                     chunk_elems=chunk_elems)["answer"]
     return {
         "bench": "gas", "machine": machine(), "rows": rows,
         "commit_vs_model_size": {
             "vector_length": [small["vector_length"], large["vector_length"]],
             "commit_median": [small["commit"]["median"], large["commit"]["median"]],
+        },
+        "availability_answer_vs_model_size": {
+            "vector_length": [4 * chunk_elems, 25 * chunk_elems],
+            "answer": [rows[0]["availability"]["answer"], answer_large],
+            "gas_per_kib": round((answer_large - rows[0]["availability"]["answer"])
+                                 / (84 * chunk_elems / 1024)),
         },
         "targets": {
             "commit_max": worst_commit, "commit_target": TARGET_COMMIT,

@@ -46,6 +46,12 @@ contract FedRounds is IFedRounds {
     uint8 private constant MAX_FRAC_BITS = 24;
     uint256 private constant MAX_PROOF_WORK = 170_000;
     uint256 private constant MAX_CHUNK_ELEMS = 4096;
+    /// @dev With an Availability phase, a committer must be able to answer a
+    ///      challenge with its whole vector in one transaction: 2^16 elements
+    ///      (256 KiB of calldata and log) stay under EIP-7825's 2^24 gas cap.
+    uint256 private constant MAX_ANSWER_ELEMS = 1 << 16;
+    /// @dev The least Availability window: half of it is the time to answer.
+    uint32 private constant MIN_AVAILABILITY_BLOCKS = 4;
     /// @dev Proven frauds a round tolerates before it fails (TooManyFrauds):
     ///      each costs its poster a bond, and the round cannot be held open forever.
     uint8 private constant MAX_ATTEMPTS = 5;
@@ -99,6 +105,8 @@ contract FedRounds is IFedRounds {
                 || policy_.challengerRewardBps > 5_000 || policy_.keysBlocks == 0 || policy_.sharesBlocks == 0
                 || policy_.commitBlocks == 0 || policy_.revealBlocks == 0 || policy_.aggregateBlocks == 0
                 || policy_.challengeBlocks == 0 || policy_.maxWeight == 0
+                || (policy_.availabilityBlocks != 0
+                    && (policy_.availabilityBlocks < MIN_AVAILABILITY_BLOCKS || policy_.bond == 0))
         ) revert RoundsBadPolicy();
         governor = governor_;
         registry = registry_;
@@ -219,6 +227,7 @@ contract FedRounds is IFedRounds {
             quant.vectorLength == 0 || quant.chunkElems == 0 || quant.chunkElems % 8 != 0
                 || quant.fracBits < MIN_FRAC_BITS || quant.fracBits > MAX_FRAC_BITS
                 || quant.chunkElems > MAX_CHUNK_ELEMS || uint256(quant.chunkElems) * (seeds + n) > MAX_PROOF_WORK
+                || (_policy.availabilityBlocks != 0 && quant.vectorLength > MAX_ANSWER_ELEMS)
         ) revert RoundsBadQuant();
     }
 

@@ -27,6 +27,11 @@ contract FraudProofs is IFraudProofs {
     bytes32 private constant FELDMAN_DOMAIN = keccak256("fedledger.feldman.v1");
 
     IFedRounds public immutable rounds;
+    /// @dev What an answer costs, for its fee: calldata and the log per byte
+    ///      (measured: benchmarks/out/gas.json, availability_answer_vs_model_size),
+    ///      and the rest of the transaction.
+    uint256 private constant ANSWER_GAS_PER_BYTE = 40;
+    uint256 private constant ANSWER_BASE_GAS = 150_000;
 
     /// @dev An open (or lapsed, unreclaimed) availability challenge.
     struct Challenge {
@@ -352,8 +357,8 @@ contract FraudProofs is IFraudProofs {
         payable
         override
     {
-        uint256 bond = rounds.policy().bond;
-        if (msg.value < bond) revert FraudBondTooLow(msg.value, bond);
+        uint256 bond = rounds.policy().bond; // a uint96: the stored bond is exact
+        if (msg.value != bond) revert FraudWrongBond(msg.value, bond);
         if (!_isCommitment(round, peer, cidDigest, chunksRoot, weight, rounds.roundInfo(round).dpConfig)) {
             revert FraudBadCommitment(round, peer);
         }
@@ -389,11 +394,16 @@ contract FraudProofs is IFraudProofs {
         // Answered for good: the vector is on-chain, so a second challenge
         // of it could only make its committer pay to post it again.
         _availability[round][peer] = Challenge(address(this), 0);
-        emit AvailabilityAnswered(round, peer, msg.sender, data);
+        // The answerer is paid its calldata, not the bond: a committer that
+        // withholds until challenged, then answers, gains nothing.
+        uint256 fee = block.basefee * (ANSWER_GAS_PER_BYTE * data.length + ANSWER_BASE_GAS);
+        if (fee > c.bond) fee = c.bond;
+        emit AvailabilityAnswered(round, peer, msg.sender, fee, data);
         // Reverts (and so keeps the challenge) once Availability is over.
         rounds.setChallenged(round, peer, weight, false);
-        (bool ok,) = msg.sender.call{value: c.bond}("");
-        require(ok);
+        (bool ok,) = msg.sender.call{value: fee}("");
+        (bool back,) = c.challenger.call{value: c.bond - fee}("");
+        require(ok && back);
     }
 
     /// @inheritdoc IFraudProofs

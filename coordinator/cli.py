@@ -464,12 +464,18 @@ def round_view(fed: Any, r: int) -> dict[str, Any]:
             "dp_config": info.dp_config, "vector_length": info.vector_length,
             "participants": fed.participants(r), "U1": pub.u1, "U2": pub.u2, "U3": pub.u3,
             "revealed": sorted(pub.reveals), "late": late_peers(info, pub),
+            # committed, then left U3 unanswered after an availability challenge
+            "withheld": sorted(pub.dropped),
+            # committed vectors posted on-chain in answer to a challenge
+            "answered_on_chain": sorted(pub.answered),
             "adapter": "0x" + info.adapter_cid.hex()}
 
 
 def late_peers(info: Any, pub: Any) -> dict[str, list[int]]:
     """Per phase whose window has closed, the participants (by index) that
-    did not act in it although they had done every earlier step."""
+    did not act in it although they had done every earlier step (a committer
+    dropped for withholding its vector committed: it is listed under
+    "withheld" by :func:`round_view`, not here)."""
     from .chain._contracts import FailReason, Phase
 
     closed = {Phase.KEYS: info.phase > Phase.KEYS, Phase.SHARES: info.phase > Phase.SHARES,
@@ -481,12 +487,13 @@ def late_peers(info: Any, pub: Any) -> dict[str, list[int]]:
         closed = {ph: ph <= last for ph in closed}
     before = list(range(info.n))
     late: dict[str, list[int]] = {}
-    for ph, acted in ((Phase.KEYS, pub.u1), (Phase.SHARES, pub.u2), (Phase.COMMIT, pub.u3),
+    for ph, acted in ((Phase.KEYS, pub.u1), (Phase.SHARES, pub.u2),
+                      (Phase.COMMIT, sorted({*pub.u3, *pub.dropped})),
                       (Phase.REVEAL, sorted(pub.reveals))):
         if not closed[ph]:
             break
         late[ph.name] = [i for i in before if i not in acted]
-        before = list(acted)
+        before = [i for i in acted if i not in pub.dropped]
     return late
 
 
@@ -560,6 +567,11 @@ def round_status(round_id: int | None, rpc_url: str, deployment: Path | None,
         for phase, peers in view.get("late", {}).items():
             if peers:
                 stdout.print(f"  late in {phase}: {peers}")
+        if view.get("withheld"):
+            stdout.print(f"  [yellow]withheld their vector[/] (dropped from U3, slashed): "
+                         f"{view['withheld']}")
+        if view.get("answered_on_chain"):
+            stdout.print(f"  vectors posted on-chain after a challenge: {view['answered_on_chain']}")
 
     emit(as_json, view, human)
 

@@ -48,7 +48,8 @@ def build_log(fed: Federation) -> dict[str, Any]:
         return rounds.setdefault(r, {
             "round": r, "phase": "NONE", "fail_reason": "NONE", "participants": [],
             "U1": [], "U2": [], "U3": [], "revealed": [], "commits": [], "results": [],
-            "voided": [], "fraud": [], "adapter": None, "opened_block": None})
+            "voided": [], "fraud": [], "adapter": None, "opened_block": None,
+            "withheld": [], "availability": []})
 
     for e in evs:
         a = e.args
@@ -108,6 +109,24 @@ def build_log(fed: Federation) -> dict[str, Any]:
                                          "weight": int(a["weight"]), "tx": e.tx_hash})
                     if a["peer"] in peers:
                         peers[a["peer"]]["rounds_joined"].append(int(a["round"]))
+            elif e.name == "CommitterDropped":
+                # Left U3 unanswered at the end of Availability: it is in no
+                # sum, charged for none (distributed charges follow |U3|).
+                idx = r["participants"].index(a["peer"]) if a["peer"] in r["participants"] else -1
+                r["U3"] = [i for i in r["U3"] if i != idx]
+                r["commits"] = [c for c in r["commits"] if c["peer"] != a["peer"]]
+                r["withheld"].append(idx)
+                if a["peer"] in peers and int(a["round"]) in peers[a["peer"]]["rounds_joined"]:
+                    peers[a["peer"]]["rounds_joined"].remove(int(a["round"]))
+            elif e.name in ("AvailabilityChallenged", "AvailabilityAnswered",
+                            "AvailabilityBondReclaimed"):
+                item: dict[str, Any] = {"event": e.name, "peer": a["peer"], "tx": e.tx_hash}
+                if e.name == "AvailabilityAnswered":
+                    item |= {"answerer": a["answerer"], "fee": int(a["fee"]),
+                             "bytes": len(a["data"])}
+                else:
+                    item |= {"challenger": a["challenger"], "bond": int(a["bond"])}
+                r["availability"].append(item)
             elif e.name == "ResultPosted":
                 r["results"].append({"aggregator": a["aggregator"], "attempt": int(a["attempt"]),
                                      "adapter": _hex(a["newAdapterCid"]),

@@ -8,8 +8,8 @@ With the phase, the driver's availability check challenges it (bonded); it
 does not answer, so it leaves U3 before any share is revealed, is slashed
 and quarantined, gets its ε back (its update is in no sum), and the round
 finalizes with everyone else's exact sum. An honest committer whose vector
-the aggregator cannot reach answers on-chain, stays in U3, and is paid the
-challenger's bond; the aggregator and ``verify`` take the vector from the
+the aggregator cannot reach answers on-chain, stays in U3, and is paid its
+calldata out of the challenger's bond; the aggregator and ``verify`` take the vector from the
 chain.
 """
 
@@ -20,6 +20,7 @@ import pytest
 from benchmarks.roundsim import STAKE
 
 from coordinator import connect
+from coordinator.cli import round_view
 from coordinator import _encoding as enc
 from coordinator.chain._contracts import (FailReason, Federation, LedgerPolicy, Phase, Policy,
                                           StatusFlag, deploy_federation)
@@ -132,6 +133,9 @@ def test_an_unanswered_withholder_leaves_u3_slashed_and_the_round_finalizes() ->
         assert pub.u3 == [0, 2, 3, 4] and pub.dropped == {1}
         assert fed.peer_info(cheat)["stake"] == 0 and not fed.is_eligible(cheat)
         assert fed.epsilon(cheat) == 0, "a dropped committer's update is in no sum: refunded"
+        view = round_view(fed, r)  # what `fedledger round status` shows an operator
+        assert view["withheld"] == [1] and view["U3"] == [0, 2, 3, 4]
+        assert view["late"]["COMMIT"] == [], "it committed: withheld, not late"
         _reveal_and_aggregate(fed, driver, agents, r, out={1})
         agg = driver.results[r]
         want = sa.sum_vectors(xs[i] for i in (0, 2, 3, 4))
@@ -151,7 +155,7 @@ def test_an_unanswered_withholder_leaves_u3_slashed_and_the_round_finalizes() ->
 def test_an_honest_committer_out_of_reach_answers_on_chain_and_stays_in_u3() -> None:
     """Its vector never reached the aggregator's store (its IPFS node is
     down, say): it is challenged, answers with the stored vector, is paid
-    the bond, and the round's sum includes it; verify reads the vector from
+    its calldata from the bond, and the round's sum includes it; verify reads the vector from
     the chain."""
     chain, fed, store = _federation(availability_blocks=WINDOW)
     with chain:
@@ -162,10 +166,16 @@ def test_an_honest_committer_out_of_reach_answers_on_chain_and_stays_in_u3() -> 
         assert driver.tick() == f"round {r}: challenged the availability of [3]"
         with pytest.raises(Exception, match="not the one it committed"):
             honest.answer_availability(hidden + np.uint32(1))
-        before = chain.w3.eth.get_balance(honest.address)
-        gas = honest.answer_availability(hidden)
-        assert gas > 0
-        assert chain.w3.eth.get_balance(honest.address) > before, "the bond covers the calldata"
+        start = chain.block_number
+        assert honest.answer_availability(hidden) > 0
+        (ev,) = fed.events("FraudProofs", "AvailabilityAnswered", start)
+        basefee = int(chain.w3.eth.get_block(ev.block)["baseFeePerGas"])
+        data = enc.to_bytes(enc.pad(hidden, CE))
+        assert ev.args["data"] == data
+        # paid its calldata at the base fee, not the bond: withholding until
+        # challenged and then answering earns nothing
+        assert ev.args["fee"] == min(fed.policy().bond, basefee * (40 * len(data) + 150_000))
+        assert ev.args["fee"] < fed.policy().bond
         assert fed.round_info(r).n_commits == 5
         _to_deadline(fed, r)
         driver.tick()
@@ -176,3 +186,64 @@ def test_an_honest_committer_out_of_reach_answers_on_chain_and_stays_in_u3() -> 
         assert np.array_equal(agg.total[:L], sa.sum_vectors(xs.values()))
         assert all(c.ok for c in verify(fed, store, r))
         assert fed.peer_info(honest.address)["stake"] == STAKE and fed.is_eligible(honest.address)
+
+
+@pytest.mark.parametrize("kwargs, why", [
+    ({"availability_blocks": 3}, "at least 4"),
+    ({"availability_blocks": 10, "bond": 0}, "bond > 0"),
+])
+def test_a_policy_where_no_one_could_answer_or_challenges_are_free_is_refused(kwargs, why) -> None:
+    from coordinator import ConfigError
+
+    with pytest.raises(ConfigError, match=why):
+        Policy(participants=5, threshold=3, **kwargs)
+
+
+def test_a_round_reveal_waits_for_the_final_u3() -> None:
+    """A peer never reveals from a U3 read before the Availability→Reveal
+    transition: that U3 still holds the committers the transition drops."""
+    chain, fed, store = _federation(availability_blocks=WINDOW)
+    with chain:
+        r, agents, _, _ = _committed_round(fed, store, withhold=1)
+        with pytest.raises(Exception, match="not in its reveal phase"):
+            agents[0].reveal()
+
+
+def test_a_dropped_withholder_in_a_distributed_round_is_charged_nothing_and_audits_clean() -> None:
+    """Distributed charges follow |U3| after the drop, and the auditors'
+    log (events alone) agrees: U3 without the withholder, its charge none,
+    every recomputed ε matches the ledger's."""
+    from benchmarks.roundsim import RoundSim, setup_federation
+    from ledger_tools._inspect import build_log
+    from ledger_tools._verify import verify_budgets
+
+    from coordinator.privacy import _noise as nz
+
+    chain = connect("embedded")
+    with chain:
+        pol = Policy(participants=5, threshold=3, keys_blocks=20, shares_blocks=20,
+                     commit_blocks=20, reveal_blocks=20, aggregate_blocks=20, challenge_blocks=3,
+                     bond=STAKE, availability_blocks=WINDOW)
+        fed, _ = setup_federation(chain, peers=5, policy=pol)
+        cfg = nz.distributed_config(config_id=6, mode=nz.DPMode.DISTRIBUTED_USER, q=1.0, clip=1.0,
+                                    frac_bits=16, dim=64, sigma=2.0, k=1, floor_m=2, max_m=5)
+        fed.register_distributed_config(cfg)
+        sim = RoundSim(fed, cfg, vector_length=64, chunk_elems=64)  # type: ignore[arg-type]
+        sim.keys()
+        sim.shares()
+        sim.commit()
+        cheat = sim.peers[2]
+        fed.challenge_availability(sim.round_id, cheat.address, cid_digest=cheat.cid_digest,
+                                   chunks_root=cheat.chunks_root, weight=cheat.weight, sender=7)
+        sim.run_to(Phase.REVEAL)
+        u3 = [0, 1, 3, 4]
+        assert fed.round_info(sim.round_id).n_commits == len(u3)
+        assert fed.epsilon_micro(cheat.address) == 0
+        for u in u3:
+            assert fed.rdp_micro(sim.peers[u].address) == cfg.rdp_for(len(u3))
+        log = build_log(fed)
+        (r,) = log["rounds"]
+        assert r["U3"] == u3 and r["withheld"] == [2]
+        assert [a["event"] for a in r["availability"]] == ["AvailabilityChallenged"]
+        verdicts = verify_budgets(fed, log)
+        assert verdicts and all(v.ok for v in verdicts), [v for v in verdicts if not v.ok]

@@ -582,7 +582,7 @@ def test_availability_errors_and_events(hh: Chain) -> None:
     def data(p: Any) -> bytes:
         return enc.to_bytes(enc.pad(p.y, sim.ctx.chunk_elems))
 
-    expect("FraudBondTooLow", lambda: fed.challenge_availability(
+    expect("FraudWrongBond", lambda: fed.challenge_availability(
         r, p1.address, **fields(p1), bond=STAKE - 1, sender=8), sent=STAKE - 1, required=STAKE)
     expect("FraudBadCommitment", lambda: fed.challenge_availability(
         r, p1.address, **fields(p1, weight=p1.weight + 1), sender=8), peer=p1.address)

@@ -71,8 +71,10 @@ interface IFedRounds {
         uint16 quorumGraceBps;
         /// @dev Length of the Availability phase between Commit and Reveal
         ///      (0: no such phase, nobody can be held to the availability of
-        ///      its vector). A challenge must leave the challenged committer
-        ///      at least half of it to answer.
+        ///      its vector; else at least 4, with a non-zero bond, and vectors
+        ///      of at most 2^16 elements, so an answer fits one transaction).
+        ///      A challenge must leave the challenged committer at least half
+        ///      of it to answer.
         uint32 availabilityBlocks;
     }
 

@@ -80,8 +80,8 @@ interface IFraudProofs {
     error FraudBadSecret(uint256 index);
     /// @notice Thrown when the evidence shows the posted value is right.
     error FraudNotProven(uint256 round);
-    /// @notice Thrown when an availability challenge comes with `sent` wei, below the policy bond `required`.
-    error FraudBondTooLow(uint256 sent, uint256 required);
+    /// @notice Thrown when an availability challenge comes with `sent` wei, not the policy bond `required`.
+    error FraudWrongBond(uint256 sent, uint256 required);
     /// @notice Thrown when the commitment fields given are not `peer`'s commitment in `round`.
     error FraudBadCommitment(uint256 round, address peer);
     /// @notice Thrown when `peer`'s commit in `round` has no open availability challenge.
@@ -101,8 +101,12 @@ interface IFraudProofs {
     event AvailabilityChallenged(uint256 indexed round, address indexed peer, address indexed challenger, uint256 bond);
     /// @notice Emitted after `answerer` posted `peer`'s committed masked vector
     ///         of `round` (`data`: the padded vector, little-endian uint32, the
-    ///         chunks under its committed root); the bond went to `answerer`.
-    event AvailabilityAnswered(uint256 indexed round, address indexed peer, address indexed answerer, bytes data);
+    ///         chunks under its committed root); `fee` of the bond went to
+    ///         `answerer` (its calldata at the block's base fee), the rest back
+    ///         to the challenger.
+    event AvailabilityAnswered(
+        uint256 indexed round, address indexed peer, address indexed answerer, uint256 fee, bytes data
+    );
     /// @notice Emitted after `challenger` took back its bond: `peer` never answered and left U3.
     event AvailabilityBondReclaimed(uint256 indexed round, address indexed peer, address indexed challenger, uint256 bond);
 
@@ -157,7 +161,7 @@ interface IFraudProofs {
 
     /// @notice Challenge the availability of `peer`'s committed masked vector
     ///         (in Availability, at least half its window before the end),
-    ///         with at least the policy bond. The commitment fields must be
+    ///         with exactly the policy bond. The commitment fields must be
     ///         `peer`'s. Until answered, `peer` does not count in U3; unanswered
     ///         at the window's end it leaves U3 and is slashed.
     function challengeAvailability(uint256 round, address peer, bytes32 cidDigest, bytes32 chunksRoot, uint64 weight)
@@ -167,8 +171,10 @@ interface IFraudProofs {
     /// @notice Answer a challenge with `peer`'s masked vector (anyone who has
     ///         it): `data` is the whole padded vector (vectorLength rounded up
     ///         to whole chunks, 4 bytes an element) and must hash to the
-    ///         committed chunk root. `peer` is back in U3 and the bond goes to
-    ///         the caller, who paid for the calldata.
+    ///         committed chunk root. `peer` is back in U3; the caller is paid
+    ///         its calldata from the bond (at the base fee, never more than the
+    ///         bond) and the challenger gets the rest: answering a challenge
+    ///         one provoked by withholding earns nothing.
     function answerAvailability(
         uint256 round,
         address peer,

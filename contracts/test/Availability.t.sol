@@ -146,9 +146,13 @@ contract AvailabilityTest is TestBase {
         vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudStillAvailable.selector, r, list[2]));
         fraud.reclaimAvailabilityBond(r, list[2]);
         uint256 before = answerer.balance;
+        uint256 challengerBefore = challenger.balance;
+        vm.fee(1 gwei);
         vm.prank(answerer);
         fraud.answerAvailability(r, list[2], bytes32(uint256(2)), _root(2), WEIGHT, _vector(2));
-        assertEq(answerer.balance - before, BOND, "the bond pays the answerer's calldata");
+        uint256 fee = 1 gwei * (40 * 256 + 150_000);
+        assertEq(answerer.balance - before, fee, "the answerer is paid its calldata at the base fee");
+        assertEq(challenger.balance - challengerBefore, BOND - fee, "the challenger gets the rest back");
         assertEq(rounds.roundInfo(r).nCommits, 5, "back in U3");
         // Answered for good: no second challenge, no second answer, no reclaim.
         vm.prank(challenger);
@@ -163,6 +167,21 @@ contract AvailabilityTest is TestBase {
         assertEq(registry.peerInfo(list[2]).stake, STAKE, "an answering committer keeps its stake");
         vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudNotChallenged.selector, r, list[2]));
         fraud.reclaimAvailabilityBond(r, list[2]);
+    }
+
+    /// @dev At a base fee where the answer costs more than the bond, the fee
+    ///      is the bond: nothing is owed beyond what the challenger put up.
+    function test_theAnswerFeeNeverExceedsTheBond() public {
+        (uint256 r, address[] memory list) = _toAvailability();
+        _challenge(r, list[2], 2);
+        uint256 before = answerer.balance;
+        uint256 challengerBefore = challenger.balance;
+        vm.fee(1 ether);
+        vm.prank(answerer);
+        fraud.answerAvailability(r, list[2], bytes32(uint256(2)), _root(2), WEIGHT, _vector(2));
+        assertEq(answerer.balance - before, BOND, "capped at the bond");
+        assertEq(challenger.balance, challengerBefore, "nothing back");
+        assertEq(address(fraud).balance, 0, "nothing left behind");
     }
 
     function test_anAnswerMustBeTheCommittedVector() public {
@@ -191,7 +210,7 @@ contract AvailabilityTest is TestBase {
     function test_challengesAreBondedBoundAndTimely() public {
         (uint256 r, address[] memory list) = _toAvailability();
         vm.prank(challenger);
-        vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudBondTooLow.selector, BOND - 1, BOND));
+        vm.expectRevert(abi.encodeWithSelector(IFraudProofs.FraudWrongBond.selector, BOND - 1, BOND));
         fraud.challengeAvailability{value: BOND - 1}(r, list[0], bytes32(0), _root(0), WEIGHT);
         // The fields must be the committer's (its weight is what leaves the sum).
         vm.prank(challenger);
@@ -209,6 +228,22 @@ contract AvailabilityTest is TestBase {
             )
         );
         fraud.challengeAvailability{value: BOND}(r, list[0], bytes32(0), _root(0), WEIGHT);
+    }
+
+    /// @dev A window too short to answer in, a free challenge, or a vector
+    ///      too long for one answer transaction is refused up front.
+    function test_policyAndQuantizationKeepAnAnswerPossible() public {
+        IFedRounds.Policy memory pol = _policy(BOND, 1000);
+        pol.availabilityBlocks = 3;
+        vm.expectRevert(IFedRounds.RoundsBadPolicy.selector);
+        new FedRounds(address(this), registry, ledger, pol, bytes32(0), bytes32(0));
+        pol = _policy(0, 1000);
+        pol.availabilityBlocks = WINDOW;
+        vm.expectRevert(IFedRounds.RoundsBadPolicy.selector);
+        new FedRounds(address(this), registry, ledger, pol, bytes32(0), bytes32(0));
+        vm.expectRevert(IFedRounds.RoundsBadQuant.selector);
+        rounds.openRound(1, IFedRounds.Quant({vectorLength: (1 << 16) + 1, chunkElems: 64, fracBits: 16}));
+        rounds.openRound(1, IFedRounds.Quant({vectorLength: 1 << 16, chunkElems: 64, fracBits: 16}));
     }
 
     function test_noChallengeOutsideAvailability() public {
@@ -234,6 +269,46 @@ contract AvailabilityTest is TestBase {
             )
         );
         fraud.challengeAvailability{value: BOND}(r, list[0], bytes32(0), _root(0), WEIGHT);
+    }
+
+    /// @dev For any set of challenged committers and any subset of them that
+    ///      answers: U3 is exactly the unchallenged and the answered, the
+    ///      weight sum is theirs, exactly the unanswered are slashed, and the
+    ///      fraud-proof contract holds exactly the bonds not yet paid out.
+    function testFuzz_challengesLeaveExactlyTheAnsweredAndUnchallenged(uint8 challenged, uint8 answered)
+        public
+    {
+        (uint256 r, address[] memory list) = _toAvailability();
+        uint256 held;
+        for (uint256 i = 0; i < list.length; ++i) {
+            if ((challenged >> i) & 1 == 0) continue;
+            _challenge(r, list[i], i);
+            held += BOND;
+            if ((answered >> i) & 1 == 1) {
+                vm.prank(answerer);
+                fraud.answerAvailability(r, list[i], bytes32(i), _root(i), WEIGHT, _vector(i));
+                held -= BOND;
+            }
+        }
+        assertEq(address(fraud).balance, held, "bonds held = open challenges");
+        _toReveal(r);
+        uint256 kept;
+        for (uint256 i = 0; i < list.length; ++i) {
+            bool dropped = (challenged >> i) & 1 == 1 && (answered >> i) & 1 == 0;
+            assertEq(registry.peerInfo(list[i]).stake, dropped ? 0 : STAKE, "slashed iff unanswered");
+            assertEq(rounds.statusOf(r, list[i]) & (1 << 18) == 0 ? 1 : 0, dropped ? 1 : 0, "U3 membership");
+            if (!dropped) ++kept;
+            else fraud.reclaimAvailabilityBond(r, list[i]);
+        }
+        IFedRounds.RoundView memory info = rounds.roundInfo(r);
+        if (kept < 3) {
+            assertEq(uint8(info.phase), uint8(IFedRounds.Phase.Failed), "below t: failed");
+        } else {
+            assertEq(uint8(info.phase), uint8(IFedRounds.Phase.Reveal), "at least t: Reveal");
+            assertEq(info.nCommits, kept, "nCommits = |U3|");
+            assertEq(info.weightSum, kept * WEIGHT, "weightSum over U3");
+        }
+        assertEq(address(fraud).balance, 0, "every bond paid out");
     }
 
     /// @dev A round whose withholders leave fewer than t survivors fails

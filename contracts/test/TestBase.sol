@@ -11,6 +11,7 @@ interface Vm {
     function startPrank(address sender) external;
     function stopPrank() external;
     function roll(uint256 blockNumber) external;
+    function fee(uint256 newBasefee) external;
     function setBlockhash(uint256 blockNumber, bytes32 blockHash) external;
     function deal(address account, uint256 balance) external;
     function store(address target, bytes32 slot, bytes32 value) external;

@@ -106,9 +106,13 @@ class Policy:
         if not 0 <= self.quorum_grace_bps < 2**16:
             raise ConfigError(f"quorum_grace_bps {self.quorum_grace_bps} must be between 0 and "
                               "65535")
-        if not 0 <= self.availability_blocks < 2**32:
-            raise ConfigError(f"availability_blocks {self.availability_blocks} must be between 0 "
-                              "and 2^32 - 1")
+        if self.availability_blocks and not 4 <= self.availability_blocks < 2**32:
+            raise ConfigError(f"availability_blocks {self.availability_blocks} must be 0 (no "
+                              "Availability phase) or at least 4: half the window is the time "
+                              "a challenged committer has to answer")
+        if self.availability_blocks and self.bond <= 0:
+            raise ConfigError("an Availability phase needs a bond > 0: it is what a challenge "
+                              "costs, and what keeps challenges from being free")
 
     def as_tuple(self) -> tuple[int, ...]:
         return (self.participants, self.threshold, self.keys_blocks, self.shares_blocks,

@@ -226,6 +226,12 @@ class PeerAgent:
         U3 is fixed on-chain. Aborts if a survivor has too few surviving
         neighbours (fewer than t − 1; complete graph: fewer than t survivors)."""
         assert self.ctx is not None
+        # U3 is final only once the round is in Reveal: read before a pending
+        # Availability→Reveal transition, it would still hold a committer the
+        # transition drops, whose self-seed share must then never be revealed.
+        if self.fed.round_info(self.round_id).phase != Phase.REVEAL:
+            raise AggregationError(f"round {self.round_id} is not in its reveal phase: U3 is "
+                                   "not final yet")
         pub = collect(self.fed, self.round_id)
         u3 = set(pub.u3)
         sa.check_survivors(self.ctx, pub.u3)

@@ -116,7 +116,9 @@ def collect(fed: Federation, round_id: int) -> RoundPublic:
     pub = RoundPublic(info, ctx, parts)
     events = fed.all_events("FedRounds", info.opened_block)
     if info.phase >= Phase.AVAILABILITY:  # answers exist only from Availability on
-        events += fed.all_events("FraudProofs", info.opened_block)
+        # By name over the round's blocks, never cached: each answer carries a
+        # whole vector, and a daemon lives for many rounds.
+        events += fed.events("FraudProofs", "AvailabilityAnswered", info.opened_block)
     for ev in events:
         a = ev.args
         if a.get("round") != round_id:

@@ -92,6 +92,8 @@ class RoundDriver:
     # fetch of a withheld CID would otherwise wait out the store's timeout)
     availability_timeout: float = 5.0
     checked: dict[int, dict[int, str]] = field(default_factory=dict)  # round -> challenged -> why
+    fetched: dict[int, set[int]] = field(default_factory=dict)  # round -> vectors seen in Commit
+    reclaimed: set[int] = field(default_factory=set)  # rounds whose lapsed bonds were taken back
 
     def __post_init__(self) -> None:
         if self.vector_length < 1:
@@ -198,14 +200,32 @@ class RoundDriver:
             rcpt = self.fed.select_participants(r)
             self.gas[r] = self.gas.get(r, 0) + rcpt.gas_used
             return f"round {r}: participants selected"
+        for old in [x for x, c in self.checked.items() if c and x not in self.reclaimed]:
+            if self.fed.round_info(old).phase >= Phase.REVEAL:  # final, failed or going on
+                self.reclaim_bonds(old)
+                self.reclaimed.add(old)
+        if (info.phase == Phase.COMMIT and block <= info.deadline
+                and self.fed.policy().availability_blocks):
+            # Fetch each committer's vector as it commits, so that the check
+            # as Availability opens is left with the ones that could not be
+            # fetched, and challenges them at once.
+            from ._agent import unavailable
+            from ._aggregate import collect
+
+            pub = collect(self.fed, r)
+            seen = self.fetched.setdefault(r, set())
+            todo = [u for u in pub.u3 if u not in seen]
+            seen |= set(todo) - set(unavailable(pub, self._quick_store(), todo))
         if info.phase == Phase.AVAILABILITY and r not in self.checked and block <= info.deadline:
-            # Once per round, as the phase opens: every committer's vector is
-            # fetched; one nobody can fetch is challenged (bonded) and must be
-            # posted on-chain, or leave U3 before any share is revealed.
+            # Once per round, as the phase opens: every committer's vector not
+            # fetched during Commit is fetched; one nobody can fetch is
+            # challenged (bonded) and must be posted on-chain, or leave U3
+            # before any share is revealed.
             from ._agent import challenge_unavailable
 
             self.checked[r] = challenge_unavailable(self.fed, self._quick_store(), r,
-                                                    sender=self.aggregator)
+                                                    sender=self.aggregator,
+                                                    skip=self.fetched.get(r, set()))
             if self.checked[r]:
                 return f"round {r}: challenged the availability of {sorted(self.checked[r])}"
             return f"round {r}: every committed vector is available"
@@ -224,7 +244,6 @@ class RoundDriver:
                 if self.mine:
                     self.fed.chain.mine(1)
                 return None
-            self.reclaim_bonds(r)
             try:
                 self.aggregate(r)
             except DealerFaultError as exc:
