@@ -537,8 +537,10 @@ def existing_round(fed: Any, round_id: int | None) -> int:
 def round_status(round_id: int | None, rpc_url: str, deployment: Path | None,
                  as_json: bool) -> None:
     """Show a round's phase and its participant sets U1 ⊇ U2 ⊇ U3 from the
-    chain, each peer's eligibility, and why no round opens when none does.
-    Read-only: it signs nothing."""
+    chain, the peers late in each closed phase, the committers dropped for
+    withholding their masked vector (and those whose vector was posted
+    on-chain after an availability challenge), each peer's eligibility, and
+    why no round opens when none does. Read-only: it signs nothing."""
     from .protocol._driver import eligibility, stall_reason
 
     chain, fed, _ = open_federation(rpc_url, deployment, (), None, None, read_only=True)
@@ -661,7 +663,8 @@ def round_finalize(round_id: int | None, rpc_url: str, deployment: Path | None,
 @click.option("--interval", type=click.FloatRange(0.05), default=0.5, show_default=True,
               help="Seconds between looks at the chain.")
 @click.option("--min-peers", type=click.IntRange(0), default=0, show_default=True,
-              help="Wait until this many eligible peers are registered before opening a round.")
+              help="Wait until this many eligible peers are registered before opening the "
+                   "federation's first round (later rounds open with the threshold).")
 @click.option("--mine/--no-mine", default=False, show_default=True,
               help="On a development chain, mine a block per look while a phase waits for "
                    "its deadline (automining chains make blocks only on transactions).")

@@ -70,6 +70,8 @@ def build_log(fed: Federation) -> dict[str, Any]:
                                 "cap": cap / 1e6, "quarantined": False, "left": False}
         elif e.name == "PeerQuarantined" and a["peer"] in peers:
             peers[a["peer"]]["quarantined"] = True
+        elif e.name == "PeerSlashed" and a["peer"] in peers:
+            peers[a["peer"]]["stake"] -= int(a["amount"])
         elif e.name == "PeerWithdrawn" and a["peer"] in peers:
             peers[a["peer"]]["left"] = True
         elif e.name in ("BudgetCharged", "BudgetRefunded") and a["peer"] in peers:

@@ -210,8 +210,11 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
             start = get_flat(build_model(ModelConfig(**model_cfg)))
         if spec.phase_blocks:
             windows = dict.fromkeys(("keys_blocks", "shares_blocks", "commit_blocks",
-                                     "availability_blocks", "reveal_blocks", "aggregate_blocks"),
-                                    spec.phase_blocks)
+                                     "reveal_blocks", "aggregate_blocks"), spec.phase_blocks)
+            # The other windows end early once everyone acted; availability is
+            # always waited out, so it gets what the check, the challenges and
+            # the answers need (one transaction per peer), not the long window.
+            windows["availability_blocks"] = max(4, min(spec.phase_blocks, spec.peers + 4))
         else:
             train_s = spec.train_seconds or _measure_training(spec)
             slowdown = max(1.0, spec.peers / (os.cpu_count() or 1))

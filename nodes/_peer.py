@@ -416,6 +416,21 @@ class PeerNode:
                 gas, up = agent.post_shares((bundle, root))
                 done.append(Action(round_id, "shares", gas=gas, up=up))
                 flags |= StatusFlag.SHARES
+            doing = "availability"
+            if phase == Phase.AVAILABILITY and flags & StatusFlag.CHALLENGED:
+                # Someone could not fetch our masked vector: post it on-chain
+                # (the one stored before committing), or leave U3 slashed. First
+                # of all: half the window is all it has, and the steps below
+                # may wait on the store.
+                raw = self.state.get(round_id, "masked")
+                if raw is None:
+                    self._once(round_id, "no vector", logging.ERROR,
+                               "round %d: peer %s is challenged for a masked vector it no "
+                               "longer has; it will leave U3", round_id, self.address)
+                else:
+                    gas = agent.answer_availability(enc.from_bytes(raw))
+                    done.append(Action(round_id, "answer", gas=gas, up=len(raw)))
+                    flags &= ~StatusFlag.CHALLENGED
             doing = "training"
             # Phases move lazily: past its deadline the round still reads
             # COMMIT until someone advances it, and a commit reverts then. A
@@ -440,7 +455,12 @@ class PeerNode:
                 info = self.fed.round_info(round_id)
                 phase = info.phase
             doing = "receiving shares"
-            if phase in (Phase.COMMIT, Phase.AVAILABILITY, Phase.REVEAL) and flags & StatusFlag.SHARES:
+            # In Reveal only a peer that holds no share yet (restarted) fetches:
+            # a bundle that could not be fetched before would make it wait out
+            # the store's timeout again, past the reveal window.
+            if (flags & StatusFlag.SHARES
+                    and (phase in (Phase.COMMIT, Phase.AVAILABILITY)
+                         or (phase == Phase.REVEAL and not agent.received))):
                 before = len(agent.received)
                 try:
                     down = agent.receive_shares()
@@ -473,19 +493,6 @@ class PeerNode:
                                        dp_config=info.dp_config)
                 done.append(Action(round_id, "commit", gas=gas, up=up))
                 flags |= StatusFlag.COMMITTED
-            doing = "availability"
-            if phase == Phase.AVAILABILITY and flags & StatusFlag.CHALLENGED:
-                # Someone could not fetch our masked vector: post it on-chain
-                # (the one stored before committing), or leave U3 slashed.
-                raw = self.state.get(round_id, "masked")
-                if raw is None:
-                    self._once(round_id, "no vector", logging.ERROR,
-                               "round %d: peer %s is challenged for a masked vector it no "
-                               "longer has; it will leave U3", round_id, self.address)
-                else:
-                    gas = agent.answer_availability(enc.from_bytes(raw))
-                    done.append(Action(round_id, "answer", gas=gas, up=len(raw)))
-                    flags &= ~StatusFlag.CHALLENGED
             doing = "reveal"
             if phase == Phase.REVEAL and flags & StatusFlag.COMMITTED and not flags & StatusFlag.REVEALED:
                 done.append(Action(round_id, "reveal", gas=agent.reveal()))

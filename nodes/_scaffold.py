@@ -55,9 +55,11 @@ chain = "{chain}"
 rounds = {rounds}
 
 [policy]
-# Length of each phase (keys, shares, commit, reveal, aggregate) in blocks; the
-# driver mines a block per look on the development chain. 0: fit the windows
-# to one measured local training (times peers per core).
+# Length of each phase (keys, shares, commit, availability, reveal, aggregate)
+# in blocks; the driver mines a block per look on the development chain. 0: fit
+# the windows to one measured local training (times peers per core). In
+# availability, a committer whose masked vector cannot be fetched is
+# challenged and must post it on-chain, or it leaves the round, slashed.
 phase_blocks = {phase_blocks}
 # Per-peer privacy cap: the ledger refuses a commit that would take a peer's
 # cumulative ε (at δ = 1e-5) above this. A peer at its cap is no longer

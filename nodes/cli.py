@@ -565,8 +565,9 @@ def federation_new(directory: Path, force: bool, as_json: bool) -> None:
               help="One Kubo daemon for every process on this host instead of one per peer "
                    "(saves ≈ 100 MB per peer).")
 @click.option("--phase-blocks", type=click.IntRange(0), default=0, show_default=True,
-              help="Every phase window this many blocks; 0: fit the windows to the measured "
-                   "training time of the slowest expected peer.")
+              help="Every phase window (keys, shares, commit, availability, reveal, aggregate) "
+                   "this many blocks; 0: fit the windows to the measured training time of the "
+                   "slowest expected peer.")
 @click.option("--train-seconds", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Expected seconds of one local training on one core (0: measure it once "
                    "now); the windows fit it times peers per core.")

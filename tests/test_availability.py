@@ -247,3 +247,82 @@ def test_a_dropped_withholder_in_a_distributed_round_is_charged_nothing_and_audi
         assert [a["event"] for a in r["availability"]] == ["AvailabilityChallenged"]
         verdicts = verify_budgets(fed, log)
         assert verdicts and all(v.ok for v in verdicts), [v for v in verdicts if not v.ok]
+
+
+class _LosesVectors:
+    """Test double (a content store the mission does not name as such: it
+    wraps the real embedded store): ``add`` of a masked vector of
+    ``vector_bytes`` returns its CID but keeps nothing, as if the peer's IPFS
+    node went away right after its commit. Everything else is the real store."""
+
+    def __init__(self, inner: EmbeddedStore, vector_bytes: int) -> None:
+        self.inner, self.vector_bytes = inner, vector_bytes
+
+    def add(self, data: bytes):  # type: ignore[no-untyped-def]
+        if len(data) == self.vector_bytes:
+            return EmbeddedStore().add(data)  # the CID, in a store nobody reads
+        return self.inner.add(data)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+def test_a_peer_daemon_answers_a_challenge_from_its_stored_vector_and_a_later_round_opens(
+        tmp_path) -> None:
+    """The peer loop (PeerNode) of a peer whose vector never reached IPFS
+    answers the driver's challenge from the vector it stored before
+    committing, first thing in Availability; everyone's sum is released. A
+    quarantined peer (another round's withholder) does not stop the driver's
+    ``min_peers`` gate from opening the next round (user trial)."""
+    from nodes._peer import PeerNode, SyntheticLearner
+    from nodes._state import PeerState
+
+    from coordinator.protocol._driver import initial_adapter_args
+    from coordinator.protocol._driver import WAITING
+
+    size = 300
+    chain = connect("embedded")
+    chain.ensure_accounts(7)
+    store = EmbeddedStore()
+    pol = Policy(participants=4, threshold=3, keys_blocks=8, shares_blocks=8, commit_blocks=8,
+                 reveal_blocks=8, aggregate_blocks=8, challenge_blocks=1, bond=STAKE,
+                 availability_blocks=WINDOW)
+    with chain:
+        fed, _ = deploy_federation(chain, policy=pol, ledger_policy=LedgerPolicy(epsilon_cap=50),
+                                   **initial_adapter_args(store, np.zeros(size, np.float32),
+                                                          policy=(4, 3)))
+        fed.register_config(dp_config(config_id=1, q=0.5, sigma=1.0, steps=2))
+        for i in range(1, 6):
+            fed.register(sender=i, stake=STAKE)
+        driver = RoundDriver(fed, store, aggregator=chain.account(5).address, dp_config=1,
+                             vector_length=size, rounds=2, min_peers=5)
+        r = int(str(driver.tick()).split()[-1])
+        padded = 4 * collect(fed, r).ctx.padded_length
+        nodes = [PeerNode(fed, store if i else _LosesVectors(store, padded),  # type: ignore[arg-type]
+                          chain.account(i + 1).address,
+                          PeerState(tmp_path / f"p{i}.sqlite", b"pass",
+                                    deployment=(chain.chain_id, fed.rounds.address)),
+                          SyntheticLearner(size)) for i in range(5)]
+        lost = nodes[0]
+        for _ in range(40):
+            phase = fed.round_info(r).phase
+            if phase not in WAITING:
+                break
+            acted = [a for nd in nodes if fed.status(r, nd.address)[0] is not None
+                     for a in nd.step(r)]
+            if fed.round_info(r).phase == phase and driver.tick() is None and not acted:
+                chain.mine(max(1, fed.round_info(r).deadline - chain.block_number + 1))
+                driver.tick()
+        assert fed.round_info(r).phase == Phase.AGGREGATE
+        pub = collect(fed, r)
+        me = fed.status(r, lost.address)[0]
+        assert me in pub.answered and me in pub.u3 and not pub.dropped
+        driver.tick()
+        assert all(c.ok for c in verify(fed, store, r))
+        chain.mine(2)
+        driver.tick()
+        assert fed.round_info(r).phase == Phase.FINAL
+        # One registered peer quarantined: 4 eligible < min_peers = 5, yet
+        # round 2 opens (the gate is for the federation's first round).
+        fed.quarantine(chain.account(5).address)
+        assert driver.tick() == "opened round 2"

@@ -41,7 +41,8 @@ def test_secure_round_bench_runs_ours_and_flower_on_a_tiny_workload(tmp_path) ->
     # independently; the phases are reached in order within the round.
     assert ours["seconds"] + flower["seconds"] < wall
     # (the JSON's keys may be sorted by name: order them as the protocol does)
-    order = ["KEYS", "SHARES", "COMMIT", "REVEAL", "AGGREGATE", "CHALLENGE", "FINAL"]
+    order = ["KEYS", "SHARES", "COMMIT", "AVAILABILITY", "REVEAL", "AGGREGATE", "CHALLENGE",
+             "FINAL"]
     at = ours["phase_reached_at_s"]
     reached = [at[p] for p in order if p in at]
     assert len(reached) >= 3 and set(at) <= set(order)

@@ -70,8 +70,8 @@ contract AvailabilityTest is TestBase {
         return keccak256(abi.encodePacked(uint32(0), _vector(i)));
     }
 
-    /// @dev Round 1 with everyone's keys, shares and commits: in Availability.
-    function _toAvailability() internal returns (uint256 r, address[] memory list) {
+    /// @dev Round 1 with everyone's keys and shares: in Commit.
+    function _toCommit() internal returns (uint256 r, address[] memory list) {
         r = rounds.openRound(1, IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
         vm.roll(block.number + 2);
         rounds.selectParticipants(r);
@@ -84,6 +84,11 @@ contract AvailabilityTest is TestBase {
             vm.prank(list[i]);
             rounds.postShares(r, bytes32(i), bytes32(i));
         }
+    }
+
+    /// @dev Round 1 with everyone's keys, shares and commits: in Availability.
+    function _toAvailability() internal returns (uint256 r, address[] memory list) {
+        (r, list) = _toCommit();
         for (uint256 i = 0; i < list.length; ++i) {
             vm.prank(list[i]);
             rounds.commit(r, bytes32(i), _root(i), WEIGHT, 1);
@@ -247,18 +252,7 @@ contract AvailabilityTest is TestBase {
     }
 
     function test_noChallengeOutsideAvailability() public {
-        uint256 r = rounds.openRound(1, IFedRounds.Quant({vectorLength: 64, chunkElems: 64, fracBits: 16}));
-        vm.roll(block.number + 2);
-        rounds.selectParticipants(r);
-        address[] memory list = rounds.participantsOf(r);
-        for (uint256 i = 0; i < list.length; ++i) {
-            vm.prank(list[i]);
-            rounds.postKeys(r, bytes32(i + 1), bytes32(i + 2));
-        }
-        for (uint256 i = 0; i < list.length; ++i) {
-            vm.prank(list[i]);
-            rounds.postShares(r, bytes32(i), bytes32(i));
-        }
+        (uint256 r, address[] memory list) = _toCommit();
         vm.prank(list[0]);
         rounds.commit(r, bytes32(0), _root(0), WEIGHT, 1);
         // In Commit a late committer may still be uploading: no challenge yet.

@@ -82,7 +82,7 @@ class RoundDriver:
     frac_bits: int = 16
     rounds: int | None = None  # how many to open; None = forever
     mine: bool = False
-    min_peers: int = 0  # wait for this many eligible registered peers before opening
+    min_peers: int = 0  # wait for this many eligible registered peers before the first round
     opened: list[int] = field(default_factory=list)
     results: dict[int, Aggregate] = field(default_factory=dict)
     gas: dict[int, int] = field(default_factory=dict)
@@ -178,7 +178,10 @@ class RoundDriver:
         if info is None or info.phase in (Phase.FINAL, Phase.FAILED):
             if self.rounds is not None and len(self.opened) >= self.rounds:
                 return None
-            if self.min_peers and sum(map(self.fed.is_eligible, self.fed.peers())) < self.min_peers:
+            # min_peers gates the federation's first round only (peers still
+            # starting up); later the threshold decides, and stall_reason says why.
+            if (self.min_peers and r == 0
+                    and sum(map(self.fed.is_eligible, self.fed.peers())) < self.min_peers):
                 return None
             try:
                 opened = f"opened round {self.open()}"
