@@ -33,9 +33,9 @@ BUGS = {
          ("            globalAdapterRoot = res.resultRoot;\n            withdrawable[res.aggregator] += res.bond;\n",
           "            globalAdapterRoot = res.resultRoot;\n")],
         "invariant_bondsCreditedOnlyWhenFinal"),
-    # postResult no longer checks the seed list.
+    # postResult no longer checks the seed list (FraudProofs.checkSeedSet).
     "seed list not checked": (
-        [("        _checkSeedSet(round, r, seeds);\n", "")],
+        [("        IFraudProofs(fraudProofs).checkSeedSet(round, seeds);\n", "")],
         "invariant_wrongSeedListsRefused"),
 }
 
