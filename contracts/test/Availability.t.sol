@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {TestBase} from "./TestBase.sol";
+import {RealFederation} from "./RealFederation.sol";
 import {FedRounds} from "../FedRounds.sol";
 import {FraudProofs} from "../FraudProofs.sol";
 import {PeerRegistry} from "../PeerRegistry.sol";
@@ -18,41 +18,19 @@ import {IPeerRegistry} from "../interfaces/IPeerRegistry.sol";
 ///         takes the bond; unanswered at the window's end it leaves U3 before
 ///         any reveal, is slashed and quarantined, and the challenger takes
 ///         its bond back. tests/test_availability.py plays it end to end.
-contract AvailabilityTest is TestBase {
+contract AvailabilityTest is RealFederation {
     uint96 internal constant STAKE = 1 ether;
     uint96 internal constant BOND = 0.5 ether;
     uint32 internal constant WINDOW = 8;
     uint64 internal constant WEIGHT = 10;
 
-    PeerRegistry internal registry;
-    PrivacyLedger internal ledger;
-    FedRounds internal rounds;
-    FraudProofs internal fraud;
     address internal challenger = address(0xC4A11);
     address internal answerer = address(0xA45E4);
 
-    receive() external payable {}
-
     function setUp() public {
-        vm.deal(address(this), 1_000 ether);
-        registry = new PeerRegistry(address(this), STAKE, 2);
-        ledger = new PrivacyLedger(
-            address(this), 1_000_000_000, 10_000_000, [uint32(10126632), 4801692, 2252729, 1214110, 733718, 396981, 227839]
-        );
         IFedRounds.Policy memory pol = _policy(BOND, 1000);
         pol.availabilityBlocks = WINDOW;
-        rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(0), bytes32(0));
-        fraud = new FraudProofs(rounds);
-        rounds.setFraudProofs(address(fraud));
-        ledger.setCharger(address(rounds));
-        registry.setSlasher(address(rounds));
-        ledger.registerConfig(1, 50_000, 1_000, 10, [uint32(9_000), 7_000, 6_000, 5_000, 5_000, 5_000, 5_000]);
-        for (uint256 i = 0; i < 5; ++i) {
-            address a = address(uint160(0xBEEF00 + i));
-            vm.deal(a, 100 ether);
-            vm.prank(a);
-            registry.register{value: STAKE}(1, 7, bytes32(i));
-        }
+        _deploy(pol, STAKE, 5);
         vm.deal(challenger, 10 ether);
         vm.deal(answerer, 10 ether);
     }

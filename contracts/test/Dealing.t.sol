@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {TestBase} from "./TestBase.sol";
+import {RealFederation} from "./RealFederation.sol";
 import {FedRounds} from "../FedRounds.sol";
 import {FraudProofs} from "../FraudProofs.sol";
 import {PeerRegistry} from "../PeerRegistry.sol";
@@ -18,40 +18,14 @@ import {IPeerRegistry} from "../interfaces/IPeerRegistry.sol";
 ///         only the fraud-proof contract can record one, and only from Reveal
 ///         to Challenge. The Python tests in tests/test_dealing.py play the
 ///         same attacks end to end with real keys and shares.
-contract DealingTest is TestBase {
+contract DealingTest is RealFederation {
     uint96 internal constant STAKE = 1 ether;
     uint96 internal constant BOND = 1 ether;
     bytes32 internal constant SHARE_DOMAIN = keccak256("fedledger.share.v1");
     bytes32 internal constant FELDMAN_DOMAIN = keccak256("fedledger.feldman.v1");
 
-    PeerRegistry internal registry;
-    PrivacyLedger internal ledger;
-    FedRounds internal rounds;
-    FraudProofs internal fraud;
-    address[] internal actors;
-
-    receive() external payable {}
-
     function setUp() public {
-        vm.deal(address(this), 1_000 ether);
-        registry = new PeerRegistry(address(this), STAKE, 2);
-        ledger = new PrivacyLedger(
-            address(this), 1_000_000_000, 10_000_000, [uint32(10126632), 4801692, 2252729, 1214110, 733718, 396981, 227839]
-        );
-        IFedRounds.Policy memory pol = _policy(BOND, 1000);
-        rounds = new FedRounds(address(this), registry, ledger, pol, bytes32(0), bytes32(0));
-        fraud = new FraudProofs(rounds);
-        rounds.setFraudProofs(address(fraud));
-        ledger.setCharger(address(rounds));
-        registry.setSlasher(address(rounds));
-        ledger.registerConfig(1, 50_000, 1_000, 10, [uint32(9_000), 7_000, 6_000, 5_000, 5_000, 5_000, 5_000]);
-        for (uint256 i = 0; i < 6; ++i) {
-            address a = address(uint160(0xBEEF00 + i));
-            actors.push(a);
-            vm.deal(a, 100 ether);
-            vm.prank(a);
-            registry.register{value: STAKE}(1, 7, bytes32(i));
-        }
+        _deploy(_policy(BOND, 1000), STAKE, 6);
     }
 
     function _leaf(uint256 r, address dealer, uint16 holder, uint8 kind, uint256 value) internal view returns (bytes32) {
