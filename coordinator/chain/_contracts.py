@@ -676,7 +676,8 @@ class Federation:
                             chunks_root: bytes, weight: int, data: bytes,
                             sender: Sender) -> Receipt:
         """FraudProofs.answerAvailability: post ``peer``'s whole padded
-        masked vector on-chain (the bond goes to ``sender``)."""
+        masked vector on-chain (``sender`` is paid its calldata out of the
+        challenger's bond; the challenger gets the rest)."""
         fn = self.fraud.functions.answerAvailability(round_id, peer, cid_digest, chunks_root,
                                                      weight, data)
         return self._tx(fn, sender)

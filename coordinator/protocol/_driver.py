@@ -94,6 +94,7 @@ class RoundDriver:
     checked: dict[int, dict[int, str]] = field(default_factory=dict)  # round -> challenged -> why
     fetched: dict[int, set[int]] = field(default_factory=dict)  # round -> vectors seen in Commit
     reclaimed: set[int] = field(default_factory=set)  # rounds whose lapsed bonds were taken back
+    _quick: ContentStore | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.vector_length < 1:
@@ -147,17 +148,19 @@ class RoundDriver:
         other stores answer at once)."""
         from ..store._store import KuboClient
 
-        if isinstance(self.store, KuboClient):
-            return KuboClient(self.store.api, opts=self.store.opts,
-                              timeout=self.availability_timeout)
-        return self.store
+        if self._quick is None:  # one client for the driver's life, not one per tick
+            self._quick = (KuboClient(self.store.api, opts=self.store.opts,
+                                      timeout=self.availability_timeout)
+                           if isinstance(self.store, KuboClient) else self.store)
+        return self._quick
 
     def reclaim_bonds(self, round_id: int) -> int:
         """Take back the bonds of this driver's challenges whose committer
         left U3 unanswered. Returns the number reclaimed."""
         done = 0
+        parts = self.fed.participants(round_id)
         for u in list(self.checked.get(round_id, {})):
-            peer = self.fed.participants(round_id)[u]
+            peer = parts[u]
             who, _ = self.fed.availability_challenge(round_id, peer)
             if who is None or who.lower() != self.aggregator.lower():
                 continue
