@@ -297,8 +297,12 @@ class PeerDaemon:
             self.stop = True
             log.info("peer %s stopping on request", self.address)
         finally:
-            signal.signal(signal.SIGTERM, previous)
-            self._release()
+            # Release first: a second SIGTERM during it finds on_term (which
+            # ignores it), not the previous handler (which may end the process).
+            try:
+                self._release()
+            finally:
+                signal.signal(signal.SIGTERM, previous)
 
 
 class Stopped(BaseException):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coordinator import ConfigError
+from coordinator import ConfigError, ServiceError
 from coordinator.chain._chain import LocalNode
 from coordinator.chain._contracts import LedgerPolicy, Policy, deploy_federation
 from coordinator.chain._deploy import DeploymentRecord
@@ -81,6 +81,10 @@ class FederationSpec:
     quorum_grace_bps: int = 0
     train_seconds: float = 0.0  # slowest expected local training; 0: measure one here
     shared_kubo: bool = False  # one Kubo daemon for every process on this host
+    # Fork every peer daemon from one parent that imported torch once
+    # (`node host`); False: one `node run` process each. Synthetic peers import
+    # no torch and always run as separate processes.
+    fork_peers: bool = True
     rounds: int = 0  # 0 = the driver keeps going
     interval: float = 0.25
     seed: int = 0
@@ -265,9 +269,25 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
                 "train": {"lr": spec.lr},
             }
             (root / f"peer{i}.toml").write_text(_toml(cfg))
-            p = ManagedProcess(f"peer{i}", _cli("node", "run", "--config", str(root / f"peer{i}.toml")),
-                               log_path=root / "logs" / f"peer{i}.log", cwd=root)
-            keep(f"peer{i}", p)
+            if not (spec.fork_peers and not spec.synthetic_parameters):
+                p = ManagedProcess(f"peer{i}", _cli("node", "run", "--config",
+                                                    str(root / f"peer{i}.toml")),
+                                   log_path=root / "logs" / f"peer{i}.log", cwd=root)
+                keep(f"peer{i}", p)
+        if spec.fork_peers and not spec.synthetic_parameters:
+            configs = [root / f"peer{i}.toml" for i in range(spec.peers)]
+            pid_file = root / "peer-host.json"
+            pid_file.unlink(missing_ok=True)
+            argv = _cli("node", "host", "--log-dir", str(root / "logs"), "--pid-file",
+                        str(pid_file), *[a for c in configs for a in ("--config", str(c))])
+            hp = ManagedProcess("peer-host", argv, log_path=root / "logs" / "peer-host.log",
+                                cwd=root)
+            keep("peer-host", hp)
+            pids = _host_pids(hp, pid_file)["peers"]
+            for i, c in enumerate(configs):
+                procs.append({"name": f"peer{i}", "pid": pids[str(c.resolve())],
+                              "log": str(root / "logs" / f"peer{i}.log")})
+            atomic_write(root / RECORD, json.dumps({"processes": procs}, indent=2).encode())
         # Peer 0 also aggregates (any registered account may); rounds after
         # the first may be opened by anyone, the first by the governor.
         argv = None if not spec.driver else _cli(
@@ -289,6 +309,24 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
         if (root / RECORD).exists():  # never mask the real error with "nothing recorded"
             down(root)
         raise
+
+
+def _host_pids(hp: ManagedProcess, pid_file: Path, timeout: float = 180.0) -> dict[str, Any]:
+    """The forked daemons' pids, once the peer host wrote them (it imports
+    torch first); a host that died is a start-up error with its log's tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pid_file.exists():
+            data: dict[str, Any] = json.loads(pid_file.read_text())
+            return data
+        if not hp.alive():
+            tail = hp.log_path.read_text(errors="replace").strip().splitlines()[-1:]
+            raise ServiceError(f"the peer host exited before forking its daemons: "
+                               f"{tail[0] if tail else 'no output'}",
+                               hint=f"see {hp.log_path}")
+        time.sleep(0.1)
+    raise ServiceError(f"the peer host forked no daemons within {timeout:.0f} s",
+                       hint=f"see {hp.log_path}")
 
 
 def peer_model_config(spec: FederationSpec) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
@@ -182,7 +183,65 @@ def run(config_path: Path, insecure_dp_rng: bool) -> None:
     exits 2), holdout (fraction held out, seeded by holdout_seed, stratified):
     each round logs the utility on that held-out split.
     """
-    import logging
+    _run_daemon(config_path, insecure_dp_rng)
+    stderr.print("stopped")
+    # Everything durable is closed; skip the interpreter's teardown of torch
+    # and its thread pools, which takes seconds on a busy machine (measured:
+    # 5.7 s after SIGTERM on 2 shared cores), so a stop takes well under 1 s.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+@node.command("host")
+@click.option("--config", "configs", type=click.Path(dir_okay=False, path_type=Path),
+              multiple=True, required=True,
+              help="A peer.toml as for `node run`; repeat once per peer daemon.")
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where each daemon's log goes, as <config name>.log [default: next to "
+                   "each config].")
+@click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write {host, peers: {config: pid}} here (atomically) once every "
+                   "daemon is forked.")
+@click.option("--insecure-dp-rng", is_flag=True,
+              help="Development only, for every daemon: as `node run --insecure-dp-rng`.")
+def host(configs: tuple[Path, ...], log_dir: Path | None, pid_file: Path | None,
+         insecure_dp_rng: bool) -> None:
+    """Run several peer daemons on this host, sharing one copy of torch.
+
+    \b
+    The parent imports torch, Opacus and transformers once and forks one
+    daemon per --config. Each daemon is what `node run` runs: its own
+    process and process group, account, state, keys, log and secret DP
+    randomness; only the imported libraries' memory is shared
+    (copy-on-write), so each extra peer costs its private pages (about a
+    sixth of a separate `node run`; `fedledger bench peer-memory`).
+
+    \b
+    SIGTERM or Ctrl-C stops every daemon (each within a second, state
+    intact); the host exits once all have. A daemon killed from outside is
+    not restarted: restart that peer with `node run --config ...`.
+    """
+    from ._host import host as run_host, preload
+
+    paths = [c.resolve() for c in configs]
+    for c in paths:
+        load_config(c)  # a bad file is a one-line error before anything is forked
+    logs = [(log_dir.resolve() if log_dir else c.parent) / f"{c.stem}.log" for c in paths]
+    preload()
+    code = run_host(paths, logs, lambda c: _run_daemon(c, insecure_dp_rng),
+                    pid_file=pid_file, say=lambda m: stderr.print(m, highlight=False))
+    stderr.print("stopped")
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run_daemon(config_path: Path, insecure_dp_rng: bool = False) -> None:
+    """``node run``'s daemon, for one configuration (also each child of ``node host``).
+    Returns on SIGTERM/Ctrl-C with the state closed."""
     import warnings
 
     from ._daemon import PeerDaemon, settings_from
@@ -210,15 +269,7 @@ def run(config_path: Path, insecure_dp_rng: bool) -> None:
                      "only.[/]")
     settings = settings_from(cfg, base, schema_hash=schema_hash(_schema(cfg, base)))
     daemon = PeerDaemon(settings, _learner(cfg, base))
-    daemon.run()  # returns on SIGTERM/Ctrl-C with the state closed
-    stderr.print("stopped")
-    # Everything durable is closed; skip the interpreter's teardown of torch
-    # and its thread pools, which takes seconds on a busy machine (measured:
-    # 5.7 s after SIGTERM on 2 shared cores), so a stop takes well under 1 s.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    daemon.run()
 
 
 @node.command("train")
@@ -564,6 +615,10 @@ def federation_new(directory: Path, force: bool, as_json: bool) -> None:
 @click.option("--shared-kubo", is_flag=True, default=False,
               help="One Kubo daemon for every process on this host instead of one per peer "
                    "(saves ≈ 100 MB per peer).")
+@click.option("--fork-peers/--no-fork-peers", default=True, show_default=True,
+              help="Run the peer daemons as children of one `node host` process that imports "
+                   "torch once (they share its memory); --no-fork-peers: one `node run` "
+                   "process per peer.")
 @click.option("--phase-blocks", type=click.IntRange(0), default=0, show_default=True,
               help="Every phase window (keys, shares, commit, availability, reveal, aggregate) "
                    "this many blocks; 0: fit the windows to the measured training time of the "
@@ -575,11 +630,13 @@ def federation_new(directory: Path, force: bool, as_json: bool) -> None:
 @click.pass_context
 def federation_up(ctx: click.Context, config_path: Path | None, peers: int, threshold: int,
                   chain_kind: str, encoder: str, rounds: int, root: Path, shared_kubo: bool,
-                  phase_blocks: int, train_seconds: float, as_json: bool) -> None:
+                  fork_peers: bool, phase_blocks: int, train_seconds: float, as_json: bool) -> None:
     """Start a local chain node, one Kubo per peer (swarm-connected), deploy,
-    and start PEERS peer daemons and a round driver as separate processes.
-    They keep running after this command returns; `federation down` stops them.
-    `--shared-kubo` runs one Kubo for every process on the host instead."""
+    and start PEERS peer daemons and a round driver as processes. The peer
+    daemons are forked from one `node host` process that imports torch once
+    (--no-fork-peers: a `node run` process each). They keep running after
+    this command returns; `federation down` stops them. `--shared-kubo` runs
+    one Kubo for every process on the host instead."""
     from click.core import ParameterSource
 
     from ._federation import FederationSpec, up
@@ -597,7 +654,8 @@ def federation_up(ctx: click.Context, config_path: Path | None, peers: int, thre
                                   "rounds": rounds, "phase_blocks": phase_blocks} | given))
     import dataclasses
 
-    spec = dataclasses.replace(spec, shared_kubo=shared_kubo, train_seconds=train_seconds)
+    spec = dataclasses.replace(spec, shared_kubo=shared_kubo, train_seconds=train_seconds,
+                               fork_peers=fork_peers)
     info = up(spec, root, log=lambda line: stderr.print(line, highlight=False))
     if as_json:
         click.echo(json.dumps(info, indent=2))

@@ -1,0 +1,206 @@
+"""Several peer daemons on one host from one parent that imports torch once.
+
+A tiny-encoder peer daemon in its own process holds about 830 MB RSS, 480 MB
+of it private, 300 MB of that before any model exists: the PyPI torch is a
+CUDA build, and importing it relocates and initialises libraries that every
+process then holds privately (``benchmarks/out/peer_memory.json``). Fifty of
+them do not fit this 24 GiB machine.
+
+``fedledger node host`` imports torch, Opacus, transformers and the peer
+loop once, freezes the garbage collector's view of those objects
+(``gc.freeze``, so a collection in a child does not write to, and so copy,
+every page of them), and forks one child per configuration. Each child is a
+whole daemon: its own process and process group (``setsid``, so ``kill -9``
+of one peer's group kills that peer alone), its own log, its own keys and
+state, and its own secret DP randomness (every generator it inherited is
+reseeded from the OS CSPRNG; the DP keys come from ``os.urandom`` at use
+anyway). The libraries' pages stay shared copy-on-write: what each extra
+peer costs is its private pages (``fedledger bench peer-memory``, variant
+``forked``).
+
+The parent supervises nothing beyond its children's exit: it forwards
+SIGTERM and SIGINT to every live child, reaps them, and exits when the last
+one has (status 0 if each stopped cleanly or by a signal it forwarded, else
+1). A child killed from outside is not restarted here; an operator or the
+soak benchmark restarts that peer with ``node run``.
+
+Forking a process with threads is unsafe (a lock held by another thread
+stays held in the child): the parent refuses to fork unless it is
+single-threaded, and it opens no connection before forking.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from coordinator import ConfigError, FedLedgerError
+from coordinator.ops._procs import atomic_write
+
+
+def preload() -> None:
+    """Import what every tiny-encoder daemon imports, before any fork."""
+    import opacus  # noqa: F401
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+
+    from . import _daemon, _model, _peer, _train  # noqa: F401
+
+
+def reseed_inherited() -> None:
+    """Fresh state for every generator a forked child inherited from the
+    parent, so no two children draw the same numbers. Nothing secret comes
+    from these (DP keys and protocol keys are drawn from the OS CSPRNG at
+    use), but model code that uses them must not repeat across peers."""
+    random.seed(os.urandom(32))
+    try:
+        import numpy as np
+
+        np.random.seed(int.from_bytes(os.urandom(4), "little"))
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        pass
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _child(config: Path, log_path: Path, run: Callable[[Path], None]) -> None:
+    """In the forked child: become a daemon of its own, then run."""
+    code = 0
+    try:
+        os.setsid()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        # Until the daemon installs its own handler (and after it restores
+        # this one), a stop request ends the child at once but cleanly:
+        # nothing durable is open then. The host forwards SIGTERM to a child
+        # that `federation down` also signalled, so a second one is usual.
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, _exit_cleanly)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(null, 0)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        os.close(null)
+        reseed_inherited()
+        run(config)
+    except FedLedgerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException as exc:  # noqa: BLE001 - a child must never return into the parent's code
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def host(configs: Sequence[Path], logs: Sequence[Path], run: Callable[[Path], None], *,
+         pid_file: Path | None = None, say: Callable[[str], None] = print,
+         stop_seconds: float = 5.0) -> int:
+    """Fork one daemon per configuration (``run(config)`` in each child) and
+    wait for them all; returns the parent's exit status."""
+    if len(configs) != len(logs):
+        raise ConfigError("node host needs one log per configuration")
+    if len(set(map(str, configs))) != len(configs):
+        raise ConfigError("node host was given the same configuration twice: two daemons "
+                          "would share one account and one state file")
+    if threading.active_count() != 1:
+        raise ConfigError(f"node host must fork from a single-threaded parent "
+                          f"({threading.active_count()} threads are running)")
+    gc.collect()
+    gc.freeze()
+    kids: dict[int, Path] = {}
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(kids):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for config, log_path in zip(configs, logs):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                _child(config, log_path, run)  # never returns
+            kids[pid] = config
+            say(f"{config.name}: pid {pid}, log {log_path}")
+            if stopping:
+                forward(signal.SIGTERM, None)
+        if pid_file is not None:
+            atomic_write(pid_file, json.dumps(
+                {"host": os.getpid(), "peers": {str(c): p for p, c in kids.items()}},
+                indent=2).encode())
+        failed = False
+        deadline: float | None = None
+        while kids:
+            if stopping and deadline is None:
+                deadline = time.monotonic() + stop_seconds
+            if deadline is not None and time.monotonic() > deadline:
+                for p in list(kids):  # a child that ignored SIGTERM
+                    try:
+                        os.killpg(p, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                deadline = time.monotonic() + stop_seconds
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.1)
+                continue
+            config = kids.pop(pid, None)
+            if config is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if code != 0 and not (stopping and code < 0):
+                failed = True
+            say(f"{config.name}: pid {pid} " + (f"exited with {code}" if code >= 0
+                                                else f"ended by signal {-code}"))
+        return 1 if failed else 0
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def child_pids(pid_file: Path, timeout: float = 120.0) -> dict[str, Any]:
+    """The host's pid file once it is written (bounded wait)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data: dict[str, Any] = json.loads(pid_file.read_text())
+            return data
+        except (FileNotFoundError, json.JSONDecodeError):
+            time.sleep(0.1)
+    raise ConfigError(f"the peer host wrote no pid file {pid_file} within {timeout:.0f} s")
