@@ -559,7 +559,8 @@ def soak(peers: int, minutes: float, faults: str, every: float, seed: int,
 def peer_memory(out: Path | None, as_json: bool) -> None:
     """Where a tiny-encoder peer's memory goes, stage by stage (RSS, shared
     library pages, private pages), default vs one thread + 2 malloc arenas vs
-    the synthetic learner. Writes benchmarks/out/peer_memory.json."""
+    the synthetic learner, and eight daemons forked by one `node host` parent
+    (with what fifty of them would hold). Writes benchmarks/out/peer_memory.json."""
     from . import peer_memory as mod
     from ._common import write_json
 
@@ -570,7 +571,13 @@ def peer_memory(out: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
     for name, v in data["variants"].items():
-        last = v.get("stages", [{}])[-1]
-        stdout.print(f"{name:>10}: RSS {last.get('rss')} MB, private {last.get('private')} MB, "
-                     f"shared {last.get('shared')} MB")
+        if "error" in v:
+            stdout.print(f"{name:>10}: [red]failed[/]: {v['error'].strip().splitlines()[-1:]}")
+            continue
+        last = v["child_mean"] if name == "forked" else v["stages"][-1]
+        stdout.print(f"{name:>10}: RSS {last['rss']} MB, private {last['private']} MB, "
+                     f"shared {last['shared']} MB" + (
+                         f" (mean of {v['children']} forked daemons; 50 of them ≈ "
+                         f"{v['fifty_peers_estimate_mb']} MB)" if name == "forked" else ""))
+    stdout.print(f"targets: {data['targets']}")
     stdout.print(f"written to {path}")
