@@ -12,6 +12,13 @@ from coordinator import Chain, connect
 from coordinator.store._store import KuboClient, KuboDaemon
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``heavy`` first (stable otherwise): xdist hands tests out
+    in collection order, so a long test collected last would run alone while
+    the other worker idles."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
 @pytest.fixture(params=["embedded", "anvil", "hardhat"])
 def any_chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chain]:
     """The same test on every chain backend."""

@@ -15,6 +15,7 @@ def test_chain_logs_bench_counts_every_event_in_every_mode() -> None:
         assert row[f"{mode}_query_s"] > 0
 
 
+@pytest.mark.heavy
 @pytest.mark.integration  # starts anvil, Kubo daemons and Flower
 def test_secure_round_bench_runs_ours_and_flower_on_a_tiny_workload(tmp_path) -> None:
     """Three peer processes with Kubo on anvil, then Flower SecAgg+ with a

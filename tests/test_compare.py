@@ -29,6 +29,7 @@ def example_converter(name: str):
     return mod
 
 
+@pytest.mark.heavy
 def test_every_arm_runs_and_the_report_is_generated(tmp_path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("[compare]\n" + "\n".join(f"{k} = {v}" for k, v in TINY.items())

@@ -21,7 +21,9 @@ from coordinator.chain._contracts import (Commitments, Federation, Phase, Policy
                                           deploy_federation)
 from coordinator.privacy._privacy import conversion_constants, dp_config
 
-pytestmark = pytest.mark.integration
+# One xdist worker runs the whole module: the completeness check at its end
+# needs every example above it to have run in the same process.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("contract_examples")]
 OUTSIDER = 15  # a funded account that never registers
 
 # What the examples actually saw on the chain: custom errors decoded from

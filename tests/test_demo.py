@@ -13,6 +13,7 @@ import pytest
 from coordinator.privacy._privacy import conversion_constants, dp_config, epsilon_micro
 
 
+@pytest.mark.heavy
 @pytest.mark.integration
 def test_demo_runs_five_verified_rounds_with_dropouts_ends_at_eps_8_and_prints_only_json() -> None:
     proc = subprocess.run([sys.executable, "-m", "coordinator.cli", "demo", "--encoder", "tiny",
@@ -84,6 +85,7 @@ def test_demo_with_a_dishonest_aggregator_slashes_it_and_recovers() -> None:
     assert [r["verified"].split()[0] for r in res["rounds"]] == ["8/8", "8/8"]  # checks, not peers
 
 
+@pytest.mark.heavy
 @pytest.mark.integration
 def test_demo_with_a_malicious_dealer_slashes_and_excludes_it_and_the_round_completes() -> None:
     """Issue 12 item 2: a dealer deals a share off its Feldman-committed

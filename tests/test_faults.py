@@ -252,6 +252,7 @@ def _log_count(path: Path, text: str) -> int:
         return 0
 
 
+@pytest.mark.heavy
 @pytest.mark.integration
 def test_a_daemon_sigtermed_in_each_phase_stops_within_a_second_and_resumes(
         tmp_path: Path) -> None:

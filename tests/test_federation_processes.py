@@ -55,6 +55,7 @@ def _ended(fed, r: int) -> bool:
     return fed.current_round() >= r and fed.round_info(r).phase in (Phase.FINAL, Phase.FAILED)
 
 
+@pytest.mark.heavy
 def test_peer_daemons_and_driver_as_processes_finish_three_rounds_and_the_model_improves(
         tmp_path: Path) -> None:
     root = tmp_path / "fed"
@@ -147,6 +148,7 @@ def test_a_peer_killed_with_sigkill_resumes_the_round_without_new_secrets(tmp_pa
         down(root)
 
 
+@pytest.mark.heavy
 def test_a_federation_in_distributed_record_mode_charges_from_u3_and_verifies(
         tmp_path: Path) -> None:
     """`federation up` with [dp] mode = "distributed-record": the governor

@@ -193,6 +193,7 @@ def test_aggregator_posts_and_the_round_verifies() -> None:
         assert "new adapter = f(global, Σx, Σn), chunk by chunk" in [c.name for c in checks]
 
 
+@pytest.mark.heavy
 def test_sparse_graph_round_is_exact_and_refuses_to_expose_an_isolated_survivor() -> None:
     # n = 24 > 20 and t = 4: a k-regular graph with k = 10 (DESIGN §3 "Neighbours").
     chain, fed, store = _setup(24, 4, start=np.zeros(70, np.float32))
