@@ -297,8 +297,10 @@ class PeerDaemon:
             self.stop = True
             log.info("peer %s stopping on request", self.address)
         finally:
-            # Release first: a second SIGTERM during it finds on_term (which
-            # ignores it), not the previous handler (which may end the process).
+            # Release first: a SIGTERM during it finds on_term, which ignores
+            # it once stop is set (whatever ended the loop), not the previous
+            # handler (which may end the process).
+            self.stop = True
             try:
                 self._release()
             finally:

@@ -41,7 +41,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from coordinator import ConfigError, FedLedgerError
 from coordinator.ops._procs import atomic_write
@@ -65,13 +64,16 @@ def reseed_inherited() -> None:
     try:
         import numpy as np
 
-        np.random.seed(int.from_bytes(os.urandom(4), "little"))
+        np.random.seed(np.frombuffer(os.urandom(32), dtype=np.uint32))
     except ImportError:  # pragma: no cover - numpy is a dependency
         pass
     if "torch" in sys.modules:
         import torch
 
         torch.manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
+
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:
@@ -85,11 +87,14 @@ def _child(config: Path, log_path: Path, run: Callable[[Path], None]) -> None:
         os.setsid()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         # Until the daemon installs its own handler (and after it restores
-        # this one), a stop request ends the child at once but cleanly:
-        # nothing durable is open then. The host forwards SIGTERM to a child
-        # that `federation down` also signalled, so a second one is usual.
+        # this one), a stop request ends the child at once: no worse than the
+        # kill -9 its state is built to survive. The host forwards SIGTERM to a
+        # child that `federation down` also signalled, so a second one is usual.
+        # The parent forked with both signals blocked, so none was lost or
+        # handled by the parent's forwarding handler in here; unblock now.
         for s in (signal.SIGTERM, signal.SIGINT):
             signal.signal(s, _exit_cleanly)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -106,7 +111,7 @@ def _child(config: Path, log_path: Path, run: Callable[[Path], None]) -> None:
         print(f"error: {exc}", file=sys.stderr)
         code = exc.exit_code
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except BaseException as exc:  # noqa: BLE001 - a child must never return into the parent's code
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         code = 1
@@ -122,12 +127,19 @@ def host(configs: Sequence[Path], logs: Sequence[Path], run: Callable[[Path], No
          pid_file: Path | None = None, say: Callable[[str], None] = print,
          stop_seconds: float = 5.0) -> int:
     """Fork one daemon per configuration (``run(config)`` in each child) and
-    wait for them all; returns the parent's exit status."""
+    wait for them all; returns the parent's exit status: 0 when every daemon
+    exited 0 or was stopped by a SIGTERM/SIGINT the host forwarded, else 1.
+
+    If anything fails while forking (``fork`` itself: EAGAIN, ENOMEM), the
+    daemons already forked are stopped before the error propagates: none is
+    left running without a parent or a record."""
     if len(configs) != len(logs):
         raise ConfigError("node host needs one log per configuration")
     if len(set(map(str, configs))) != len(configs):
         raise ConfigError("node host was given the same configuration twice: two daemons "
                           "would share one account and one state file")
+    # Python threads only: a native pool (OpenMP, Rayon) started by a library
+    # would not show here; preload() only imports, which starts none.
     if threading.active_count() != 1:
         raise ConfigError(f"node host must fork from a single-threaded parent "
                           f"({threading.active_count()} threads are running)")
@@ -145,62 +157,91 @@ def host(configs: Sequence[Path], logs: Sequence[Path], run: Callable[[Path], No
             except ProcessLookupError:
                 pass
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, forward) for s in _STOP_SIGNALS}
     try:
         for config, log_path in zip(configs, logs):
+            if stopping:
+                break
             sys.stdout.flush()
             sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                _child(config, log_path, run)  # never returns
-            kids[pid] = config
+            # Blocked across fork: a stop request is then either the parent's
+            # (handled once kids holds the new pid, so it reaches it) or the
+            # child's (delivered after the child's own handler is installed).
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    _child(config, log_path, run)  # never returns
+                kids[pid] = config
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
             say(f"{config.name}: pid {pid}, log {log_path}")
-            if stopping:
-                forward(signal.SIGTERM, None)
-        if pid_file is not None:
+        _wait_for_own_groups(list(kids))
+        if pid_file is not None and not stopping:
             atomic_write(pid_file, json.dumps(
                 {"host": os.getpid(), "peers": {str(c): p for p, c in kids.items()}},
                 indent=2).encode())
-        failed = False
-        deadline: float | None = None
-        while kids:
-            if stopping and deadline is None:
-                deadline = time.monotonic() + stop_seconds
-            if deadline is not None and time.monotonic() > deadline:
-                for p in list(kids):  # a child that ignored SIGTERM
-                    try:
-                        os.killpg(p, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                deadline = time.monotonic() + stop_seconds
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                time.sleep(0.1)
-                continue
-            config = kids.pop(pid, None)
-            if config is None:
-                continue
-            code = os.waitstatus_to_exitcode(status)
-            if code != 0 and not (stopping and code < 0):
-                failed = True
-            say(f"{config.name}: pid {pid} " + (f"exited with {code}" if code >= 0
-                                                else f"ended by signal {-code}"))
-        return 1 if failed else 0
+    except BaseException:
+        forward(signal.SIGTERM, None)
+        _reap(kids, stop_seconds, say)
+        raise
+    try:
+        return 0 if _reap(kids, stop_seconds, say, stopped=lambda: stopping) else 1
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
 
 
-def child_pids(pid_file: Path, timeout: float = 120.0) -> dict[str, Any]:
-    """The host's pid file once it is written (bounded wait)."""
+def _wait_for_own_groups(pids: list[int], timeout: float = 5.0) -> None:
+    """Until each child has called setsid (bounded), so that whoever reads the
+    pid file can kill a peer's process group by its pid."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            data: dict[str, Any] = json.loads(pid_file.read_text())
-            return data
-        except (FileNotFoundError, json.JSONDecodeError):
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                if os.getpgid(pid) == pid:
+                    break
+            except ProcessLookupError:
+                break
+            time.sleep(0.01)
+
+
+def _reap(kids: dict[int, Path], stop_seconds: float, say: Callable[[str], None], *,
+          stopped: Callable[[], bool] = lambda: True) -> bool:
+    """Wait for every child in ``kids`` (each by its pid: other children of
+    this process are not ours to reap). Once ``stopped()``, a child still
+    running ``stop_seconds`` later gets SIGKILL. True when each exited 0 or
+    was ended by the SIGTERM/SIGINT it was sent."""
+    ok = True
+    deadline: float | None = None
+    while kids:
+        if stopped() and deadline is None:
+            deadline = time.monotonic() + stop_seconds
+        if deadline is not None and time.monotonic() > deadline:
+            for p, config in list(kids.items()):  # a child that ignored SIGTERM
+                say(f"{config.name}: pid {p} did not stop within {stop_seconds:.0f} s; killing it")
+                try:
+                    os.killpg(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            ok = False
+            deadline = time.monotonic() + stop_seconds
+        progressed = False
+        for pid in list(kids):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                kids.pop(pid)
+                continue
+            if done == 0:
+                continue
+            progressed = True
+            config = kids.pop(pid)
+            code = os.waitstatus_to_exitcode(status)
+            if code != 0 and not (stopped() and -code in (signal.SIGTERM, signal.SIGINT)):
+                ok = False
+            say(f"{config.name}: pid {pid} " + (f"exited with {code}" if code >= 0
+                                                else f"ended by signal {-code}"))
+        if kids and not progressed:
             time.sleep(0.1)
-    raise ConfigError(f"the peer host wrote no pid file {pid_file} within {timeout:.0f} s")
+    return ok

@@ -33,6 +33,18 @@ HOST = textwrap.dedent('''
 
     mode = sys.argv[1]
     configs = [Path(p) for p in sys.argv[2:]]
+    real_fork, forks = os.fork, []
+
+    def fork():
+        """fork, failing the third time ("forkfail") or slowly ("slowfork")."""
+        forks.append(1)
+        if mode == "forkfail" and len(forks) == 3:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        if mode == "slowfork":
+            time.sleep(0.4)
+        return real_fork()
+
+    os.fork = fork
     # The parent draws first: a child that kept the inherited state would repeat these.
     parent = {"random": random.random(), "np": float(np.random.rand()),
               "torch": float(torch.rand(1))}
@@ -47,7 +59,7 @@ HOST = textwrap.dedent('''
         print("daemon of", config.name, "up", flush=True)
         if mode == "fail" and config.stem == "b":
             raise SystemExit(3)
-        if mode == "wait":
+        if mode in ("wait", "slowfork", "forkfail"):
             while True:
                 time.sleep(0.05)
 
@@ -65,6 +77,14 @@ def _start(tmp_path: Path, mode: str, names: str = "abc") -> tuple[subprocess.Po
     p = subprocess.Popen([sys.executable, str(script), mode, *map(str, configs)], cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return p, configs
+
+
+def _running(pid: int) -> bool:
+    """A process that exists and is not a zombie (not our child)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def _wait_for(paths: list[Path], timeout: float = 120.0) -> None:
@@ -124,6 +144,39 @@ def test_sigterm_stops_every_daemon_and_a_killed_one_leaves_the_others(tmp_path:
     assert p.returncode == 1, out  # a daemon ended by a signal nobody forwarded
     assert not _alive(seen["b"]["pid"]) and not _alive(seen["c"]["pid"])
     assert took < 5, f"stopping the host took {took:.1f} s"
+
+
+def test_a_fork_that_fails_stops_the_daemons_already_forked(tmp_path: Path) -> None:
+    """Fork failing (EAGAIN with fifty peers) must not orphan the first ones."""
+    p, configs = _start(tmp_path, "forkfail", "abcd")
+    out, _ = p.communicate(timeout=180)
+    assert p.returncode != 0 and "BlockingIOError" in out
+    first = [json.loads(c.with_suffix(".json").read_text())["pid"]
+             for c in configs[:2] if c.with_suffix(".json").exists()]
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in first) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_running(pid) for pid in first), "a forked daemon outlived its failed host"
+    assert not (tmp_path / "pids.json").exists()
+
+
+def test_a_stop_while_forking_reaches_every_daemon_and_forks_no_more(tmp_path: Path) -> None:
+    p, configs = _start(tmp_path, "slowfork", "abcdefgh")
+    try:
+        _wait_for([configs[0].with_suffix(".json")])
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, out
+    assert "did not stop" not in out  # no daemon needed SIGKILL
+    forked = [c for c in configs if f"{c.name}: pid" in out]
+    assert 1 <= len(forked) < len(configs)  # the stop ended the forking
+    import re
+
+    ended = re.findall(r"(\w)\.toml: pid \d+ (?:exited with 0|ended by signal 15)", out)
+    assert sorted(ended) == sorted(c.stem for c in forked), out
 
 
 def test_a_daemon_that_fails_makes_the_host_fail(tmp_path: Path) -> None:
