@@ -269,6 +269,17 @@ class _Arm:
                 self.log(f"  ending round {r}: {type(exc).__name__}: {exc}")
             time.sleep(0.25)
         counts = _chain_counts(fed)
+        # The round ended: stop the peers before the audit, which otherwise
+        # competes with N polling daemons for the cores (at N = 50 it had not
+        # finished 20 minutes later).
+        for name in self.peers:
+            try:
+                os.killpg(self.pids[name], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        stop_by = time.monotonic() + 15
+        while time.monotonic() < stop_by and any(_alive(self.pids[n]) for n in self.peers):
+            time.sleep(0.1)
         audit = subprocess.run(
             [sys.executable, "-m", "coordinator.cli", "audit", "verify", "--all", "--rpc-url",
              self.info["rpc_url"], "--deployment", self.info["deployment"], "--ipfs-api",

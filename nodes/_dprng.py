@@ -32,10 +32,12 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where noise is drawn: subkey() serves
+    import torch  # the synthetic learner too, whose daemon imports no torch
 
 _DOMAIN = b"fedledger.dp-rng.v1"
 
@@ -85,6 +87,8 @@ class SecretNoise:
         return "SecretNoise(<secret>)"
 
     def gaussian(self, std: float, reference: torch.Tensor) -> torch.Tensor:
+        import torch
+
         if std == 0:
             return torch.zeros(reference.shape, device=reference.device, dtype=reference.dtype)
         n = int(reference.numel())

@@ -298,12 +298,18 @@ def test_a_peer_daemon_answers_a_challenge_from_its_stored_vector_and_a_later_ro
                              vector_length=size, rounds=2, min_peers=5)
         r = int(str(driver.tick()).split()[-1])
         padded = 4 * collect(fed, r).ctx.padded_length
-        nodes = [PeerNode(fed, store if i else _LosesVectors(store, padded),  # type: ignore[arg-type]
+        # Selection draws 4 of the 5 registered peers: the one that loses its
+        # vector must be one of them (it was peer 0 always, which failed
+        # whenever the draw left peer 0 out).
+        selected = [i for i in range(5) if fed.status(r, chain.account(i + 1).address)[0] is not None]
+        assert len(selected) == 4
+        nodes = [PeerNode(fed, store if i != selected[0]
+                          else _LosesVectors(store, padded),  # type: ignore[arg-type]
                           chain.account(i + 1).address,
                           PeerState(tmp_path / f"p{i}.sqlite", b"pass",
                                     deployment=(chain.chain_id, fed.rounds.address)),
                           SyntheticLearner(size)) for i in range(5)]
-        lost = nodes[0]
+        lost = nodes[selected[0]]
         for _ in range(40):
             phase = fed.round_info(r).phase
             if phase not in WAITING:

@@ -257,3 +257,21 @@ def test_federation_up_forks_real_daemons_that_stop_cleanly_on_the_hosts_sigterm
             assert (tmp_path / f"peer{i}" / "state.sqlite").exists()
     finally:
         down(tmp_path)
+
+
+def test_the_synthetic_daemons_round_path_imports_no_torch() -> None:
+    """Synthetic peers (protocol benchmarks) must stay torch-free: the soak's
+    50 of them each mapped libtorch (327 MB private) because quantization's
+    secret subkey came from a module that imported torch at its top."""
+    code = textwrap.dedent('''
+        import sys
+        import nodes._daemon, nodes._peer, nodes.cli
+        from nodes._dprng import subkey
+        from nodes._peer import SyntheticLearner
+        subkey(bytes(32), "quantize")
+        SyntheticLearner(16)
+        print("torch" in sys.modules, "opacus" in sys.modules, "transformers" in sys.modules)
+    ''')
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.stdout.split() == ["False", "False", "False"], r.stdout + r.stderr
