@@ -21,18 +21,28 @@ import subprocess
 import sys
 from typing import Any
 
-_PROBE = r'''
+# What both probes share: the memory reading and one peer's DP-SGD set-up.
+_COMMON = r'''
 import json, os, sys, time, warnings
 warnings.simplefilter("ignore")
-def mem():
+def mem(pid="self"):
     d = {}
-    for line in open("/proc/self/smaps_rollup"):
+    for line in open(f"/proc/{pid}/smaps_rollup"):
         p = line.split()
         if len(p) >= 2 and p[1].isdigit():
             d[p[0].rstrip(":")] = int(p[1]) / 1024
     return {"rss": round(d["Rss"], 1), "pss": round(d["Pss"], 1),
             "shared": round(d["Shared_Clean"] + d["Shared_Dirty"], 1),
             "private": round(d["Private_Clean"] + d["Private_Dirty"], 1)}
+def dp_setup(i):
+    from nodes._data import partition
+    from nodes._train import TrainConfig
+    data = partition(8, examples_per_peer=96, seed=0)[i % 8].train
+    return data, TrainConfig(lr=1e-2, dp=True, sample_rate=0.5, steps=5, noise_multiplier=1.0,
+                             target_epsilon=None, clipping="flat", config_id=1, seed=1)
+'''
+
+_PROBE = _COMMON + r'''
 variant = sys.argv[1]
 out = [("python", mem())]
 import coordinator.chain._chain, coordinator.protocol._agent, coordinator.store._store
@@ -48,12 +58,8 @@ if variant != "synthetic":
     from nodes._model import ModelConfig, build_model
     m = build_model(ModelConfig(encoder="tiny", seed=0))
     out.append(("tiny model (transformers BERT)", mem()))
-    from nodes._data import partition
-    from nodes._train import TrainConfig, train_local
-    data = partition(8, examples_per_peer=96, seed=0)[0].train
-    cfg = TrainConfig(lr=1e-2, dp=True, sample_rate=0.5, steps=5, noise_multiplier=1.0,
-                      target_epsilon=None, clipping="flat", config_id=1, seed=1)
-    t0 = time.perf_counter()
+    from nodes._train import train_local
+    data, cfg = dp_setup(0)
     train_local(m, data, cfg=cfg)
     out.append(("one DP-SGD round (Opacus)", mem()))
     train_local(m, data, cfg=cfg)
@@ -66,19 +72,8 @@ print(json.dumps(out))
 # model and trains two DP-SGD rounds like the probe above, waits until every
 # child has, and measures itself (and child 0 the parent) while all are alive,
 # so the proportional set sizes split the shared pages K + 1 ways.
-_FORKED = r'''
-import json, os, sys, time, warnings
+_FORKED = _COMMON + r'''
 from pathlib import Path
-warnings.simplefilter("ignore")
-def mem(pid="self"):
-    d = {}
-    for line in open(f"/proc/{pid}/smaps_rollup"):
-        p = line.split()
-        if len(p) >= 2 and p[1].isdigit():
-            d[p[0].rstrip(":")] = int(p[1]) / 1024
-    return {"rss": round(d["Rss"], 1), "pss": round(d["Pss"], 1),
-            "shared": round(d["Shared_Clean"] + d["Shared_Dirty"], 1),
-            "private": round(d["Private_Clean"] + d["Private_Dirty"], 1)}
 k, work = int(sys.argv[1]), Path(sys.argv[2])
 import coordinator.chain._chain, coordinator.protocol._agent, coordinator.store._store
 from nodes._host import host, preload
@@ -92,13 +87,10 @@ def wait_all(suffix):
 
 def child(config):
     from nodes._model import ModelConfig, build_model
-    from nodes._data import partition
-    from nodes._train import TrainConfig, train_local
+    from nodes._train import train_local
     i = int(config.stem[1:])
     m = build_model(ModelConfig(encoder="tiny", seed=0))
-    data = partition(8, examples_per_peer=96, seed=0)[i % 8].train
-    cfg = TrainConfig(lr=1e-2, dp=True, sample_rate=0.5, steps=5, noise_multiplier=1.0,
-                      target_epsilon=None, clipping="flat", config_id=1, seed=1)
+    data, cfg = dp_setup(i)
     train_local(m, data, cfg=cfg)
     train_local(m, data, cfg=cfg)
     config.with_suffix(".ready").write_text("")

@@ -178,7 +178,10 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
     procs: list[dict[str, Any]] = []
 
     def keep(name: str, p: ManagedProcess) -> None:
-        procs.append({"name": name, "pid": p.pid, "log": str(p.log_path)})
+        record(name, p.pid, p.log_path)
+
+    def record(name: str, pid: int, log_path: Path) -> None:
+        procs.append({"name": name, "pid": pid, "log": str(log_path)})
         atomic_write(root / RECORD, json.dumps({"processes": procs}, indent=2).encode())
 
     try:
@@ -255,6 +258,7 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
         passfile = root / "passphrase"
         atomic_write(passfile, secrets.token_hex(16).encode() + b"\n")
         os.chmod(passfile, 0o600)
+        forked = spec.fork_peers and not spec.synthetic_parameters  # synthetic: no torch
         for i in range(spec.peers):
             assert kubos[i].client is not None
             cfg = {
@@ -269,12 +273,12 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
                 "train": {"lr": spec.lr},
             }
             (root / f"peer{i}.toml").write_text(_toml(cfg))
-            if not (spec.fork_peers and not spec.synthetic_parameters):
+            if not forked:
                 p = ManagedProcess(f"peer{i}", _cli("node", "run", "--config",
                                                     str(root / f"peer{i}.toml")),
                                    log_path=root / "logs" / f"peer{i}.log", cwd=root)
                 keep(f"peer{i}", p)
-        if spec.fork_peers and not spec.synthetic_parameters:
+        if forked:
             configs = [root / f"peer{i}.toml" for i in range(spec.peers)]
             pid_file = root / "peer-host.json"
             pid_file.unlink(missing_ok=True)
@@ -285,9 +289,7 @@ def up(spec: FederationSpec, root: Path, *, log: Any = print) -> dict[str, Any]:
             keep("peer-host", hp)
             pids = _host_pids(hp, pid_file)["peers"]
             for i, c in enumerate(configs):
-                procs.append({"name": f"peer{i}", "pid": pids[str(c.resolve())],
-                              "log": str(root / "logs" / f"peer{i}.log")})
-            atomic_write(root / RECORD, json.dumps({"processes": procs}, indent=2).encode())
+                record(f"peer{i}", pids[str(c.resolve())], root / "logs" / f"peer{i}.log")
         # Peer 0 also aggregates (any registered account may); rounds after
         # the first may be opened by anyone, the first by the governor.
         argv = None if not spec.driver else _cli(

@@ -60,13 +60,10 @@ def reseed_inherited() -> None:
     parent, so no two children draw the same numbers. Nothing secret comes
     from these (DP keys and protocol keys are drawn from the OS CSPRNG at
     use), but model code that uses them must not repeat across peers."""
-    random.seed(os.urandom(32))
-    try:
-        import numpy as np
+    import numpy as np
 
-        np.random.seed(np.frombuffer(os.urandom(32), dtype=np.uint32))
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        pass
+    random.seed(os.urandom(32))
+    np.random.seed(np.frombuffer(os.urandom(32), dtype=np.uint32))
     if "torch" in sys.modules:
         import torch
 
@@ -92,7 +89,7 @@ def _child(config: Path, log_path: Path, run: Callable[[Path], None]) -> None:
         # child that `federation down` also signalled, so a second one is usual.
         # The parent forked with both signals blocked, so none was lost or
         # handled by the parent's forwarding handler in here; unblock now.
-        for s in (signal.SIGTERM, signal.SIGINT):
+        for s in _STOP_SIGNALS:
             signal.signal(s, _exit_cleanly)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         log_path.parent.mkdir(parents=True, exist_ok=True)
