@@ -383,34 +383,62 @@ def _flower(ctx: Context) -> dict[str, Any]:
 
 
 def _pooled(ctx: Context, dp: bool) -> dict[str, Any]:
-    """All peers' data in one place, the project's model. With DP: DP-SGD on
-    the pooled data at the distributed record-level configuration (Poisson
-    rate record_q, σ = record_sigma, record_rounds steps, SGD at record_lr,
-    clip max_grad_norm), the same mechanism with a trusted curator, its ε
-    from Opacus. Without DP: as many epochs as rounds at batch q·n/peers."""
-    from nodes._model import get_flat, set_flat
+    """All peers' data in one place, the project's model, the record level's
+    recipe (docs/decisions.md "Class balance at record level"). With DP: the
+    distributed record level's mechanism with a trusted curator instead of
+    secure aggregation and discrete noise: the first of ``record_rounds``
+    steps releases the class counts (Gaussian noise σ·clip on clip·counts),
+    each later step is one DP-SGD step (Poisson rate record_q, SGD at
+    record_lr, clip max_grad_norm, σ = record_sigma) with each record's
+    clipped gradient weighed by the released counts' class weights; ε from
+    Opacus' RDP accountant for ``record_rounds`` Gaussian steps. Without DP:
+    as many epochs as rounds at batch q·n/peers, the loss weighed by the exact
+    class counts (a curator needs no noise for them)."""
+    from coordinator.privacy._privacy import rdp_epsilon
+    from nodes._distributed import class_weights, label_vector, record_sum
+    from nodes._model import get_flat, output_bias_slots, set_flat
     from nodes._train import train_local
 
     cfg = ctx.cfg
     set_flat(ctx.model, ctx.start)
     t0, c0 = time.perf_counter(), _cpu()
+    slots = output_bias_slots(ctx.model)
+    extra: dict[str, Any] = {}
     if dp:
-        tc = _train_config(ctx, dp=True, noise_multiplier=cfg.record_sigma,
-                           sample_rate=cfg.record_q, steps=cfg.record_rounds, seed=ctx.seed)
-        tc = replace(tc, lr=cfg.record_lr, optimizer="sgd")
+        rng = np.random.default_rng([ctx.seed, 0xDB])  # a benchmark curator's noise, not a peer's
+        clip, flat = cfg.record_lr * cfg.max_grad_norm, ctx.start.astype(np.float64)
+        denom = max(1, round(cfg.record_q * len(ctx.pool)))
+        weights = None
+        for step in range(cfg.record_rounds):
+            if step == 0 and len(slots) >= 2:
+                v, _ = label_vector(ctx.pool, len(flat), slots, q=cfg.record_q, clip=clip, rng=rng)
+            else:
+                v, _ = record_sum(ctx.model, ctx.pool, flat, q=cfg.record_q, clip=clip,
+                                  lr=cfg.record_lr, rng=rng, weights=weights)
+            v = v + rng.normal(0.0, cfg.record_sigma * clip, len(v))
+            flat = flat + v / denom
+            if step == 0 and len(slots) >= 2:
+                weights = class_weights(v[slots])
+        set_flat(ctx.model, flat.astype(np.float32))
         rounds = cfg.record_rounds
+        extra["class_weights"] = None if weights is None else [float(w) for w in weights]
+        eps = rdp_epsilon([(cfg.record_sigma, cfg.record_q, cfg.record_rounds)], cfg.delta)
     else:
         batch = max(8, int(cfg.q * len(ctx.pool) / cfg.peers))
+        counts = np.bincount(np.asarray(ctx.pool.labels), minlength=max(len(slots), 2))
+        exact = class_weights(counts.astype(np.float64))
         tc = replace(_train_config(ctx, epochs=cfg.rounds, batch_size=batch, dp=False,
                                    noise_multiplier=None, seed=ctx.seed),
-                     lr=cfg.pooled_lr, optimizer=cfg.pooled_optimizer)
-        rounds = cfg.rounds
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res_t = train_local(ctx.model, ctx.pool, cfg=tc)
+                     lr=cfg.pooled_lr, optimizer=cfg.pooled_optimizer,
+                     class_weights=None if exact is None else tuple(float(w) for w in exact))
+        rounds, eps = cfg.rounds, math.inf
+        extra["class_weights"] = tc.class_weights and list(tc.class_weights)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            train_local(ctx.model, ctx.pool, cfg=tc)
     wall, cpu = time.perf_counter() - t0, _cpu() - c0
     m = _evaluate(ctx.model, get_flat(ctx.model), ctx)
-    return {**m, "epsilon": res_t.epsilon_rdp if dp else math.inf,
+    return {**m, **extra, "epsilon": eps,
             "seconds_per_round": wall / rounds, "cpu_seconds": cpu,
             "bytes_per_peer_per_round": 0.0, "gas_per_round": 0.0,
             "raw_data_centralized": True}
@@ -468,7 +496,8 @@ def _distributed(ctx: Context, mode: str, k: int, sigma: float | None = None) ->
             # the noise multiplier of the released sum: all survivors' shares
             "sigma_released": math.sqrt(2 * min(res["survivors"], default=0) * res["config"].mu)
             / res["config"].delta2, "k": k,
-            "survivors_min": int(min(res["survivors"], default=0))}
+            "survivors_min": int(min(res["survivors"], default=0)),
+            "class_weights": res["class_weights"], "label_round": res["label_round"]}
 
 
 @register_arm("fedledger-distributed-record", label="the full system, distributed record-level "
@@ -938,6 +967,18 @@ ADDED_FIELDS: dict[str, Any] = {"user_lr": None}
 #: them left in the shared model object: the pooled arm's non-private model).
 MECHANISM = 2
 
+#: Arms whose mechanism changed since :data:`MECHANISM`, at their own version,
+#: stored with each arm's results: under ``--resume`` a saved arm of another
+#: version runs again and the seed's other arms are reused (every arm starts
+#: from the seed's initial model, so one arm's result does not depend on which
+#: others ran with it). 3: class balance at record level (the label round
+#: and class weights, docs/decisions.md) and the pooled arms' same recipe.
+ARM_MECHANISM: dict[str, int] = {"fedledger-distributed-record": 3, "pooled-dp": 3, "pooled": 3}
+
+
+def arm_mechanism(arm: str) -> int:
+    return ARM_MECHANISM.get(arm, MECHANISM)
+
 
 def _seed_key(cfg: CompareConfig) -> str:
     """The configuration a seed's results belong to: everything but the seed
@@ -958,13 +999,16 @@ def save_seed(out: Path, cfg: CompareConfig, seed: int, result: dict[str, Any],
     write_json("compare-seed", {"command": command, "config": json.loads(_seed_key(cfg)),
                                 "seed": seed,
                                 "seconds": None if seconds is None else round(seconds, 1),
-                                "arms": result},
+                                "arms": {a: {**m, "mechanism": arm_mechanism(a)}
+                                         for a, m in result.items()}},
                seed_path(out, seed))
 
 
 def load_seed(out: Path, cfg: CompareConfig, seed: int) -> dict[str, Any] | None:
-    """A seed's saved results if they were made with this configuration; None
-    (and it is run again) when missing, unreadable or made with another one."""
+    """A seed's saved results if they were made with this configuration, only
+    its arms at their current :func:`arm_mechanism` (the others run again);
+    None (and the whole seed runs again) when missing, unreadable or made with
+    another configuration."""
     path = seed_path(out, seed)
     try:
         data = json.loads(path.read_text())
@@ -974,9 +1018,10 @@ def load_seed(out: Path, cfg: CompareConfig, seed: int) -> dict[str, Any] | None
             json.dumps(data.get("config"), sort_keys=True) != _seed_key(cfg):
         return None
     arms = data.get("arms")
-    if not isinstance(arms, dict) or any(not isinstance(arms.get(a), dict) for a in cfg.arms):
+    if not isinstance(arms, dict):
         return None
-    return {a: arms[a] for a in cfg.arms}
+    return {a: arms[a] for a in cfg.arms if isinstance(arms.get(a), dict)
+            and arms[a].get("mechanism", MECHANISM) == arm_mechanism(a)}
 
 
 def run(cfg: CompareConfig, out: Path, *, command: str,
@@ -988,8 +1033,6 @@ def run(cfg: CompareConfig, out: Path, *, command: str,
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if cfg.data:
-        from dataclasses import replace
-
         from nodes._schema import load_schema
 
         schema = load_schema(Path(cfg.schema))
@@ -1006,16 +1049,19 @@ def run(cfg: CompareConfig, out: Path, *, command: str,
                 log(f"{arm} arm skipped: {why}")
         cfg = replace(cfg, arms=tuple(a for a in cfg.arms if a not in skip))
     elif cfg.dataset == "rotten-tomatoes" and "ref-features-lr" in cfg.arms:
-        from dataclasses import replace
-
         log("ref-features-lr arm skipped: rotten-tomatoes is text only")
         cfg = replace(cfg, arms=tuple(a for a in cfg.arms if a != "ref-features-lr"))
     per_seed, reused = [], []
     for s in cfg.seeds:
-        done = load_seed(out, cfg, s) if resume else None
-        if done is None:
+        done = (load_seed(out, cfg, s) if resume else None) or {}
+        missing = tuple(a for a in cfg.arms if a not in done)
+        if missing:
+            if done:
+                log(f"seed {s}: reusing {', '.join(done)} from {seed_path(out, s)}; "
+                    f"running {', '.join(missing)}")
             t1 = time.perf_counter()
-            done = run_seed(cfg, s, log)
+            done = {**done, **run_seed(replace(cfg, arms=missing), s, log)}
+            done = {a: done[a] for a in cfg.arms}
             save_seed(out, cfg, s, done, time.perf_counter() - t1, command)
         else:
             reused.append(s)

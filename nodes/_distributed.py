@@ -17,6 +17,20 @@ mechanism the ledger accounts for.
   (local training diverged) is contributed as zeros: within the clip, so the
   accounting holds, and no NaN reaches the fixed-point encoding.
 
+Record level, class balance (docs/decisions.md "Class balance at record
+level"): the peers' union is rarely balanced the way the task is scored, and
+a DP-SGD step over it learns the union's prior. A record-level configuration's
+first finalized round on the chain is its **label round**: each sampled record
+contributes ``clip`` at its class's output-bias slot and nothing else (one
+record moves the vector by exactly ``clip``: the round's mechanism and ε are
+a training round's, charged by the ledger as one), so the released sum holds
+the union's class counts under the same Skellam noise. Every later round of
+the configuration weighs each record's clipped gradient by
+w_y = min_c ĉ_c / ĉ_y ≤ 1, computed from that public, chain-verified release
+(:func:`class_weights`): weights ≤ 1 fixed before the round leave the
+sensitivity at ``clip``, and the counts cost nothing more than the round
+that released them.
+
 ``clip`` comes from the on-chain configuration: a peer uses
 clip = (Δ2 − √d)/2^f, the largest clip whose sensitivity clip·2^f + √d is
 the registered Δ2 (a hair above the governor's clip, by < 2^-f).
@@ -67,33 +81,48 @@ def clip_l2(v: np.ndarray, bound: float) -> np.ndarray:
     return v if n <= bound else v * (bound / n)
 
 
-def contribution(model: MultimodalModel, data: Examples, global_flat: np.ndarray, *,
-                 cfg: DistributedConfig, clip: float, train: TrainConfig,
-                 sample_seed: bytes | None = None) -> tuple[np.ndarray, int, dict[str, float]]:
-    """(vector, weight, metrics) for one round in a distributed mode."""
+def class_weights(released: np.ndarray, *, floor: float = 0.05) -> np.ndarray | None:
+    """Per-class weights w_y = min_c ĉ_c / ĉ_y ∈ (0, 1] from a label round's
+    released (noisy) class counts, in any common unit. A count below
+    ``floor``·(mean count) is raised to it, so noise or a hostile contribution
+    can shrink no class's weight below ``floor`` of the largest; None
+    (uniform weights) when nothing positive was released."""
+    c = np.asarray(released, dtype=np.float64)
+    if c.ndim != 1 or len(c) < 2 or not np.isfinite(c).all() or not c.max() > 0:
+        return None
+    pos = np.clip(c, 0.0, None) / c.max()  # in (0, 1]: no overflow in the mean
+    c = np.maximum(pos, floor * pos.mean())
+    return c.min() / c
+
+
+def label_vector(data: Examples, dim: int, slots: np.ndarray, *, q: float, clip: float,
+                 rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A label round's contribution: ``clip`` · (count of each class among the
+    Poisson-sampled records) at the class's slot, zeros elsewhere; and how
+    many records were sampled."""
+    keep = np.flatnonzero(rng.random(len(data)) < q)
+    counts = np.bincount(np.asarray(data.labels)[keep], minlength=len(slots))[:len(slots)]
+    v = np.zeros(dim, dtype=np.float64)
+    v[slots] = clip * counts
+    return v, len(keep)
+
+
+def record_sum(model: MultimodalModel, data: Examples, global_flat: np.ndarray, *, q: float,
+               clip: float, lr: float, rng: np.random.Generator,
+               weights: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, float]]:
+    """−lr · Σ w_y · (per-record gradient clipped to clip/lr) over the records
+    kept with probability ``q``: one DP-SGD step's un-noised sum, each record
+    moving it by at most ``clip`` (every w_y ≤ 1)."""
     from torch import nn
 
-    from ._model import get_flat, set_flat, trainable
-    from ._train import train_local
+    from ._model import set_flat, trainable
 
+    if weights is not None and not (np.all(weights > 0) and np.all(weights <= 1)):
+        raise ValueError("class weights must be in (0, 1]")
     set_flat(model, global_flat)
-    if cfg.mode == DPMode.DISTRIBUTED_USER:
-        tc = replace(train, dp=False, sample_rate=None, steps=None)
-        res = train_local(model, data, cfg=tc)
-        delta = get_flat(model).astype(np.float64) - global_flat.astype(np.float64)
-        norm = float(np.linalg.norm(delta))
-        diverged = not math.isfinite(norm)
-        if diverged:  # local training blew up: contribute nothing (norm 0 ≤ clip), not NaN
-            delta = np.zeros_like(delta)
-        return clip_l2(delta, clip), 1, {"loss": float(res.loss), "steps": float(res.steps),
-                                         "update_norm": norm, "sampled": float(len(data)),
-                                         "diverged": float(diverged)}
-    if cfg.mode != DPMode.DISTRIBUTED_RECORD:
-        raise ConfigError(f"configuration {cfg.config_id} is not a distributed mode")
-    rng = np.random.default_rng(int.from_bytes(sample_seed or secrets.token_bytes(32), "little"))
-    keep = np.flatnonzero(rng.random(len(data)) < cfg.q)
+    keep = np.flatnonzero(rng.random(len(data)) < q)
     total = np.zeros(len(global_flat), dtype=np.float64)
-    per_clip = clip / train.lr
+    per_clip = clip / lr
     loss_sum, clipped = 0.0, 0
     if len(keep):
         import warnings
@@ -122,9 +151,48 @@ def contribution(model: MultimodalModel, data: Examples, global_flat: np.ndarray
                 _strip_opacus(model)
         norms = np.linalg.norm(per, axis=1)
         clipped = int((norms > per_clip).sum())
-        total = (per * np.minimum(1.0, per_clip / np.maximum(norms, 1e-30))[:, None]).sum(0)
+        scale = np.minimum(1.0, per_clip / np.maximum(norms, 1e-30))
+        if weights is not None:
+            scale = scale * weights[np.asarray(data.labels)[keep]]
+        total = (per * scale[:, None]).sum(0)
         loss_sum = float(loss.detach())
+    return -lr * total, {"loss": loss_sum / max(len(keep), 1), "steps": 1.0,
+                         "sampled": float(len(keep)),
+                         "clipped_fraction": clipped / max(len(keep), 1)}
+
+
+def contribution(model: MultimodalModel, data: Examples, global_flat: np.ndarray, *,
+                 cfg: DistributedConfig, clip: float, train: TrainConfig,
+                 sample_seed: bytes | None = None, label_round: bool = False,
+                 weights: np.ndarray | None = None) -> tuple[np.ndarray, int, dict[str, float]]:
+    """(vector, weight, metrics) for one round in a distributed mode. At record
+    level, ``label_round`` contributes the sampled records' class counts
+    (:func:`label_vector`) instead of a gradient step, and ``weights`` are the
+    class weights of :func:`class_weights` (None: every record weighs 1)."""
+    from ._model import get_flat, output_bias_slots, set_flat
+    from ._train import train_local
+
+    set_flat(model, global_flat)
+    if cfg.mode == DPMode.DISTRIBUTED_USER:
+        tc = replace(train, dp=False, sample_rate=None, steps=None)
+        res = train_local(model, data, cfg=tc)
+        delta = get_flat(model).astype(np.float64) - global_flat.astype(np.float64)
+        norm = float(np.linalg.norm(delta))
+        diverged = not math.isfinite(norm)
+        if diverged:  # local training blew up: contribute nothing (norm 0 ≤ clip), not NaN
+            delta = np.zeros_like(delta)
+        return clip_l2(delta, clip), 1, {"loss": float(res.loss), "steps": float(res.steps),
+                                         "update_norm": norm, "sampled": float(len(data)),
+                                         "diverged": float(diverged)}
+    if cfg.mode != DPMode.DISTRIBUTED_RECORD:
+        raise ConfigError(f"configuration {cfg.config_id} is not a distributed mode")
+    rng = np.random.default_rng(int.from_bytes(sample_seed or secrets.token_bytes(32), "little"))
     weight = max(1, round(cfg.q * len(data)))
-    return -train.lr * total, weight, {"loss": loss_sum / max(len(keep), 1), "steps": 1.0,
-                                       "sampled": float(len(keep)),
-                                       "clipped_fraction": clipped / max(len(keep), 1)}
+    if label_round:
+        slots = output_bias_slots(model)
+        v, sampled = label_vector(data, len(global_flat), slots, q=cfg.q, clip=clip, rng=rng)
+        return v, weight, {"loss": 0.0, "steps": 0.0, "sampled": float(sampled),
+                           "label_round": 1.0}
+    v, metrics = record_sum(model, data, global_flat, q=cfg.q, clip=clip, lr=train.lr, rng=rng,
+                            weights=weights)
+    return v, weight, metrics

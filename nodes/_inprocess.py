@@ -50,7 +50,9 @@ def run_distributed(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: in
     chain and store, real peers with the model, secure aggregation, the
     on-chain ledger): returns the final adapter, the ledger's ε, and cost.
     ``parts`` are the peers' data partitions (``.train``), as in compare.py.
-    Record level: each round is one DP-SGD step (sampling rate ``q``);
+    Record level: the first round releases the class counts (the label
+    round, :mod:`nodes._distributed`), each later one is one class-weighted
+    DP-SGD step (sampling rate ``q``);
     user level: ``q`` must be 1 and each round is one local training pass.
     ``progress(r, adapter)`` sees each finalized round's global adapter;
     ``verify_rounds`` runs the auditors' verify on each posted result."""
@@ -127,7 +129,9 @@ def run_distributed(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: in
         final = load_adapter(store, fed.global_adapter_cid())
         eps = max(fed.epsilon(nd.address) for nd in nodes)
         phases = [fed.round_info(r).phase.name for r in range(1, rounds + 1)]
-        return {"final": final, "start": start, "config": cfg, "epsilon": eps,
+        label = nodes[0].label_release(2) or (None, None)
+        return {"final": final, "label_round": label[0],
+                "class_weights": None if label[1] is None else [float(w) for w in label[1]], "start": start, "config": cfg, "epsilon": eps,
                 "verified_rounds": verified,
                 "epsilon_per_peer": [fed.epsilon(nd.address) for nd in nodes],
                 "rdp_micro_per_peer": [fed.rdp_micro(nd.address) for nd in nodes],

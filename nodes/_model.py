@@ -375,6 +375,25 @@ def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
                   key=lambda np_: np_[0])
 
 
+def output_bias_slots(model: nn.Module) -> np.ndarray:
+    """Flat-vector indices of the output layer's bias, one per class, in
+    class order (empty when that bias is not exchanged). The distributed
+    record level's label round releases the class counts there
+    (:mod:`nodes._distributed`)."""
+    head = getattr(_unwrap(model), "head", None)
+    if head is None:
+        return np.zeros(0, dtype=np.int64)
+    last = [name for name, m in head.named_modules() if isinstance(m, nn.Linear)]
+    if not last:
+        return np.zeros(0, dtype=np.int64)
+    want, pos = f"head.{last[-1]}.bias", 0
+    for name, p in trainable(model):
+        if name == want:
+            return np.arange(pos, pos + p.numel(), dtype=np.int64)
+        pos += p.numel()
+    return np.zeros(0, dtype=np.int64)
+
+
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for _, p in trainable(model))
 

@@ -29,7 +29,7 @@ from coordinator import (ConfigError, ContentTooLargeError, ContractRevertError,
 from coordinator import _encoding as enc
 from coordinator.protocol import _secagg as sa
 from coordinator.protocol._agent import PeerAgent
-from coordinator.protocol._aggregate import blob_floats, round_start
+from coordinator.protocol._aggregate import blob_fixed, blob_floats, round_start
 from coordinator._errors import AggregationError, FedLedgerError
 from coordinator.chain._contracts import Federation, Phase, RoundInfo, StatusFlag
 from coordinator.privacy._noise import DistributedConfig, DPMode, add_share, noise_rng, skellam_share
@@ -60,8 +60,11 @@ class Learner(Protocol):
     def update(self, global_flat: np.ndarray, cfg: DPConfig, *,
                seed: int) -> tuple[np.ndarray, dict[str, float]]: ...
 
-    def distributed(self, global_flat: np.ndarray, cfg: DistributedConfig, *,
-                    clip: float) -> tuple[np.ndarray, int, dict[str, float]]: ...
+    def distributed(self, global_flat: np.ndarray, cfg: DistributedConfig, *, clip: float,
+                    label_round: bool = False, weights: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, int, dict[str, float]]: ...
+
+    def label_slots(self) -> np.ndarray: ...
 
 
 class CannotTrain(FedLedgerError):
@@ -123,14 +126,20 @@ class ModelLearner:
         metrics.update({f"heldout_{k}_local": v for k, v in self.evaluate().items()})
         return delta.astype(np.float32), metrics
 
-    def distributed(self, global_flat: np.ndarray, cfg: DistributedConfig, *,
-                    clip: float) -> tuple[np.ndarray, int, dict[str, float]]:
+    def distributed(self, global_flat: np.ndarray, cfg: DistributedConfig, *, clip: float,
+                    label_round: bool = False, weights: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, int, dict[str, float]]:
         """The clipped, un-noised contribution of a distributed-DP round
         (:mod:`nodes._distributed`); the noise share is added at commit."""
         from ._distributed import contribution
 
         return contribution(self.model, self.data, global_flat, cfg=cfg, clip=clip,
-                            train=self.train)
+                            train=self.train, label_round=label_round, weights=weights)
+
+    def label_slots(self) -> np.ndarray:
+        from ._model import output_bias_slots
+
+        return output_bias_slots(self.model)
 
 
 @dataclass
@@ -157,12 +166,16 @@ class SyntheticLearner:
         return (rng.normal(0, 1e-3, self.size).astype(np.float32),
                 {"loss": 0.0, "steps": 0.0, "epsilon_round": 0.0, "seconds": 0.0})
 
-    def distributed(self, global_flat: np.ndarray, cfg: DistributedConfig, *,
-                    clip: float) -> tuple[np.ndarray, int, dict[str, float]]:
+    def distributed(self, global_flat: np.ndarray, cfg: DistributedConfig, *, clip: float,
+                    label_round: bool = False, weights: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, int, dict[str, float]]:
         from ._distributed import clip_l2
 
         v = np.random.default_rng().normal(0, clip / np.sqrt(self.size), self.size)
         return clip_l2(v, clip), 1, {"loss": 0.0, "steps": 0.0}
+
+    def label_slots(self) -> np.ndarray:
+        return np.zeros(0, dtype=np.int64)  # no classes: never a label round
 
 
 @dataclass(frozen=True)
@@ -196,6 +209,9 @@ class PeerNode:
     _agents: dict[int, PeerAgent] = field(default_factory=dict)
     _logged: set[tuple[int, str]] = field(default_factory=set)
     _complained: set[tuple[int, int]] = field(default_factory=set)  # (round, dealer)
+    # dp_config → (its label round, the class weights it released): both fixed
+    # for good once that round is final, so looked up once per process.
+    _labels: dict[int, tuple[int, np.ndarray | None]] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"PeerNode({self.address})"
@@ -331,8 +347,10 @@ class PeerNode:
         start = self._global(round_id)
         check_config(dcfg, dim=len(start))
         clip = clip_of(dcfg, frac_bits=info.frac_bits, dim=len(start))
+        label_round, weights = self._label_plan(round_id, info, dcfg)
         t0 = time.perf_counter()
-        v, weight, metrics = self.learner.distributed(start, dcfg, clip=clip)
+        v, weight, metrics = self.learner.distributed(start, dcfg, clip=clip,
+                                                      label_round=label_round, weights=weights)
         qclip = enc.max_clip(frac_bits=info.frac_bits, participants=info.n)
         x = enc.quantize(v, frac_bits=info.frac_bits, clip=qclip, rng=noise_rng())
         x = add_share(x, skellam_share(mu=dcfg.mu, size=len(x), rng=noise_rng()))
@@ -342,6 +360,41 @@ class PeerNode:
         log.info("round %d: peer %s formed its %s contribution (weight %d) and noise share",
                  round_id, self.address, dcfg.mode.name, weight)
         return Action(round_id, "train", seconds=metrics["seconds"], detail=metrics)
+
+    def label_release(self, dp_config: int) -> tuple[int, np.ndarray | None] | None:
+        """(label round, class weights) this peer found for a record-level
+        configuration; None before it has trained after that round."""
+        return self._labels.get(dp_config)
+
+    def _label_plan(self, round_id: int, info: RoundInfo,
+                    dcfg: DistributedConfig) -> tuple[bool, np.ndarray | None]:
+        """(is this the configuration's label round, the class weights to
+        train with) at record level (:mod:`nodes._distributed`). The label
+        round is the configuration's first round that the chain finalized
+        before this one: or this one, if none was. Its release is read from
+        two chain-verified adapters (the one it started from and the one the
+        next round started from), never from a CID or an aggregator's word."""
+        slots = self.learner.label_slots()
+        if dcfg.mode != DPMode.DISTRIBUTED_RECORD or len(slots) < 2:
+            return False, None
+        known = self._labels.get(info.dp_config)
+        if known is not None and known[0] < round_id:
+            return False, known[1]
+        from ._distributed import class_weights
+
+        for r in range(1, round_id):
+            ri = self.fed.round_info(r)
+            if ri.dp_config != info.dp_config or ri.phase != Phase.FINAL:
+                continue
+            before = blob_fixed(round_start(self.fed, self.store, r))
+            after = blob_fixed(round_start(self.fed, self.store, r + 1))
+            released = (after[slots] - before[slots]).astype(np.uint32).view(np.int32)
+            weights = class_weights(released.astype(np.float64))
+            self._labels[info.dp_config] = (r, weights)
+            log.info("round %d: class weights from label round %d: %s", round_id, r,
+                     "uniform" if weights is None else ", ".join(f"{w:.3f}" for w in weights))
+            return False, weights
+        return True, None
 
     # -- one pass over what is owed -------------------------------------------------
     def _once(self, round_id: int, what: str, level: int, msg: str, *args: object) -> None:

@@ -60,6 +60,10 @@ class TrainConfig:
     # peer of a round, whatever its data size: these override batch_size/epochs.
     sample_rate: float | None = None
     steps: int | None = None
+    # Non-private training only: per-class loss weights (the pooled reference
+    # of bench compare). DP training weighs records after clipping instead
+    # (nodes._distributed.record_sum), where the weights cannot undo the clip.
+    class_weights: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "lr", "noise_multiplier", "target_epsilon", "delta",
@@ -82,6 +86,9 @@ class TrainConfig:
             raise ConfigError(f"optimizer={self.optimizer!r} must be 'adam' or 'sgd'")
         if self.clipping not in ("flat", "adaptive"):
             raise ConfigError(f"clipping={self.clipping!r} must be 'flat' or 'adaptive'")
+        if self.class_weights is not None and (self.dp or not all(
+                isinstance(w, (int, float)) and 0 < w <= 1 for w in self.class_weights)):
+            raise ConfigError("class_weights are for non-private training, each in (0, 1]")
         if not self.dp:
             return
         if (self.noise_multiplier is None) == (self.target_epsilon is None):
@@ -240,7 +247,8 @@ def train_local(model: MultimodalModel, data: Examples, *, cfg: TrainConfig,
         # privacy is that of the noised sum, whatever it is divided by.
         if getattr(opt, "expected_batch_size", 1) < 1:
             opt.expected_batch_size = 1
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(weight=None if cfg.class_weights is None else
+                                  torch.tensor(cfg.class_weights, dtype=torch.float32))
     t0 = time.perf_counter()
     net.train()
     losses: list[float] = []

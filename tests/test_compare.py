@@ -116,6 +116,41 @@ def test_resume_reuses_only_seeds_of_the_same_configuration(tmp_path) -> None:
     assert fresh["seeds_reused"] == []  # without --resume nothing is reused
 
 
+def test_resume_reruns_only_the_arms_whose_mechanism_changed(tmp_path, monkeypatch) -> None:
+    """An arm whose mechanism version moved on runs again under --resume; the
+    seed's other arms are reused as saved (each arm starts from the seed's
+    initial model, so it does not depend on which arms ran with it)."""
+    import benchmarks.compare as bc
+
+    cheap = CompareConfig(**dict(TINY, arms=("ref-tfidf-lr", "majority")), seeds=(0,))
+    bc.run(cheap, tmp_path, command="t", log=lambda m: None)
+    saved = json.loads(bc.seed_path(tmp_path, 0).read_text())
+    assert {m["mechanism"] for m in saved["arms"].values()} == {bc.MECHANISM}
+    for arm in saved["arms"].values():
+        arm["macro_f1"] = -1.0  # marks both: a rerun arm overwrites its mark
+    bc.seed_path(tmp_path, 0).write_text(json.dumps(saved))
+    monkeypatch.setitem(bc.ARM_MECHANISM, "majority", bc.MECHANISM + 7)
+    logs: list[str] = []
+    again = bc.run(cheap, tmp_path, command="t", log=logs.append, resume=True)
+    assert again["per_seed"][0]["ref-tfidf-lr"]["macro_f1"] == -1.0  # reused
+    assert again["per_seed"][0]["majority"]["macro_f1"] > 0  # run again
+    assert any("reusing ref-tfidf-lr" in m and "running majority" in m for m in logs)
+    saved = json.loads(bc.seed_path(tmp_path, 0).read_text())
+    assert saved["arms"]["majority"]["mechanism"] == bc.MECHANISM + 7
+
+
+def test_pooled_arms_weigh_classes_by_the_released_or_exact_counts() -> None:
+    """The pooled arms follow the record level's recipe: pooled-dp weighs by
+    its own noisy label release (one of its record_rounds steps), pooled by
+    the exact counts; both weights in (0, 1] with the rarer class at 1."""
+    out = run_seed(CompareConfig(**dict(TINY, record_rounds=3), seeds=(2,),
+                                 arms=("pooled-dp", "pooled")), 2, lambda m: None)
+    for arm in ("pooled-dp", "pooled"):
+        w = out[arm]["class_weights"]
+        assert w is not None and len(w) == 2 and max(w) == 1.0 and 0 < min(w) <= 1
+    assert out["pooled-dp"]["epsilon"] > 0 and out["pooled"]["epsilon"] == float("inf")
+
+
 def test_same_seed_gives_the_same_numbers() -> None:
     cfg = CompareConfig(**TINY, seeds=(3,), arms=("fedledger", "central"))
     a, b = (run_seed(cfg, 3, lambda s: None) for _ in range(2))

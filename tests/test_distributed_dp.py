@@ -370,3 +370,94 @@ def test_verify_dp_accounting_check_logs_no_absl_warnings(caplog) -> None:
     assert logging.getLogger("absl").level == before
     # Its default orders include the ledger's: never above dp-accounting on those alone.
     assert math.isfinite(eps) and 0 < eps <= nz.dp_accounting_epsilon(cfg, [3, 3], 1e-5) + 1e-9
+
+
+# -- class balance at record level: the label round and the class weights ------------------
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                          st.integers(-2**31, 2**31 - 1).map(float)), min_size=0, max_size=6))
+def test_class_weights_stay_in_their_bounds_whatever_a_label_round_released(released) -> None:
+    """The release is public and any survivor can skew it (its vector is
+    unchecked, issue 16): whatever it holds, every weight is in (0, 1], so a
+    record still moves a step by at most the clip, and no class is weighed
+    below the floor relative to the heaviest."""
+    from nodes._distributed import class_weights
+
+    w = class_weights(np.array(released, dtype=np.float64), floor=0.05)
+    if w is None:
+        return
+    assert len(w) == len(released) and np.all(np.isfinite(w))
+    assert np.all(w > 0) and np.all(w <= 1) and w.max() == 1.0
+    assert w.min() >= 0.05 * (1 / len(w)) - 1e-12  # floor·mean ≤ a count ≤ Σ = len·mean
+
+
+def test_class_weights_undo_the_unions_prior() -> None:
+    from nodes._distributed import class_weights
+
+    w = class_weights(np.array([300.0, 100.0]))
+    assert w == pytest.approx([1 / 3, 1.0])
+    assert (w * [300, 100]).tolist() == pytest.approx([100, 100])  # each class weighs the same
+    assert class_weights(np.array([0.0, 0.0])) is None and class_weights(np.array([5.0])) is None
+
+
+@pytest.mark.parametrize("what", ["label", "weighted step"])
+def test_one_record_moves_a_label_round_and_a_weighted_step_by_at_most_the_clip(what: str) -> None:
+    """The sensitivity the ledger charges for: adding any one record to a
+    peer's data moves its record-level contribution by ≤ clip in L2, in the
+    label round and in a class-weighted DP-SGD step (q = 1: the same records)."""
+    from nodes._data import generate
+    from nodes._distributed import label_vector, record_sum
+    from nodes._model import ModelConfig, build_model, get_flat, output_bias_slots
+
+    model = build_model(ModelConfig(encoder="tiny", seed=0))
+    flat, slots, clip = get_flat(model), output_bias_slots(model), 0.3
+    assert len(slots) == 2 and slots.max() < len(flat)
+    data = generate(16, seed=4)
+    weights = np.array([0.4, 1.0])
+    moved = []
+    for extra in range(12, 16):
+        base, more = data.subset(np.arange(12)), data.subset(np.r_[np.arange(12), extra])
+        if what == "label":
+            a, _ = label_vector(base, len(flat), slots, q=1.0, clip=clip, rng=np.random.default_rng(0))
+            b, _ = label_vector(more, len(flat), slots, q=1.0, clip=clip, rng=np.random.default_rng(0))
+        else:
+            a, _ = record_sum(model, base, flat, q=1.0, clip=clip, lr=0.5, weights=weights,
+                              rng=np.random.default_rng(0))
+            b, _ = record_sum(model, more, flat, q=1.0, clip=clip, lr=0.5, weights=weights,
+                              rng=np.random.default_rng(0))
+        moved.append(float(np.linalg.norm(b - a)))
+    assert max(moved) <= clip + 1e-9 and min(moved) > 0
+    if what == "label":  # exactly clip at the record's class slot, nothing anywhere else
+        assert sorted(set(np.round(moved, 9))) == [clip]
+    with pytest.raises(ValueError, match="in \\(0, 1\\]"):
+        record_sum(model, data, flat, q=1.0, clip=clip, lr=0.5, weights=np.array([1.5, 1.0]),
+                   rng=np.random.default_rng(0))
+
+
+def test_record_level_federation_releases_the_unions_class_counts_in_its_first_round(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Round 1 of a record-level configuration is its label round: the chain's
+    adapter moves by clip·(class share) at the output bias, every peer reads
+    the counts back from the two chain-verified adapters, and weighs its
+    records by them from round 2 on. The union here is 3:1 by construction."""
+    from nodes._data import generate
+    from nodes._inprocess import run_distributed
+    from nodes._model import ModelConfig, build_model, output_bias_slots
+
+    model = build_model(ModelConfig(encoder="tiny", seed=0))
+    slots = output_bias_slots(model)
+    parts = []
+    for i in range(4):
+        ex = generate(160, seed=10 + i)
+        pos, neg = np.flatnonzero(ex.labels == 1)[:10], np.flatnonzero(ex.labels == 0)[:30]
+        parts.append(type("Part", (), {"train": ex.subset(np.r_[pos, neg])})())
+    seen: list[np.ndarray] = []
+    res = run_distributed(mode=nz.DPMode.DISTRIBUTED_RECORD, model=model, parts=parts, rounds=3,
+                          threshold=3, lr=0.1, clip=0.1, sigma=1.0, k=1, floor_m=2, q=1.0,
+                          workdir=tmp_path, progress=lambda r, a: seen.append(a.copy()))
+    assert res["phases"] == ["FINAL"] * 3 and res["label_round"] == 1
+    share = (seen[0] - res["start"])[slots] / 0.1  # the adapter moved by clip · count_y / N
+    assert share == pytest.approx([0.75, 0.25], abs=0.05)
+    assert res["class_weights"] == pytest.approx([1 / 3, 1.0], abs=0.06)
+    others = np.setdiff1d(np.arange(len(res["start"])), slots)
+    assert np.abs(seen[0] - res["start"])[others].max() < 0.02  # noise only: no gradient step
