@@ -393,7 +393,7 @@ def _pooled(ctx: Context, dp: bool) -> dict[str, Any]:
     clipped gradient weighed by the released counts' class weights; ε from
     Opacus' RDP accountant for ``record_rounds`` Gaussian steps. Without DP:
     as many epochs as rounds at batch q·n/peers, the loss weighed by the exact
-    class counts (a curator needs no noise for them)."""
+    class counts (PyTorch's weighted mean; a curator needs no noise for them)."""
     from coordinator.privacy._privacy import rdp_epsilon
     from nodes._distributed import class_weights, label_vector, record_sum
     from nodes._model import get_flat, output_bias_slots, set_flat

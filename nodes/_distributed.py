@@ -85,8 +85,10 @@ def class_weights(released: np.ndarray, *, floor: float = 0.05) -> np.ndarray | 
     """Per-class weights w_y = min_c ĉ_c / ĉ_y ∈ (0, 1] from a label round's
     released (noisy) class counts, in any common unit. A count below
     ``floor``·(mean count) is raised to it, so noise or a hostile contribution
-    can shrink no class's weight below ``floor`` of the largest; None
-    (uniform weights) when nothing positive was released."""
+    can shrink no class's weight below ``floor``·mean/max ≥ ``floor``/K of the
+    heaviest's (K classes); None (uniform weights) when no count is positive.
+    With many classes of very different sizes every class is weighed down to
+    the rarest one's level, while the noise stays the same."""
     c = np.asarray(released, dtype=np.float64)
     if c.ndim != 1 or len(c) < 2 or not np.isfinite(c).all() or not c.max() > 0:
         return None
@@ -100,8 +102,12 @@ def label_vector(data: Examples, dim: int, slots: np.ndarray, *, q: float, clip:
     """A label round's contribution: ``clip`` · (count of each class among the
     Poisson-sampled records) at the class's slot, zeros elsewhere; and how
     many records were sampled."""
+    labels = np.asarray(data.labels)
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(slots)):
+        raise ConfigError(f"labels must be class indices 0..{len(slots) - 1} (the model's "
+                          "output size)")
     keep = np.flatnonzero(rng.random(len(data)) < q)
-    counts = np.bincount(np.asarray(data.labels)[keep], minlength=len(slots))[:len(slots)]
+    counts = np.bincount(labels[keep], minlength=len(slots))
     v = np.zeros(dim, dtype=np.float64)
     v[slots] = clip * counts
     return v, len(keep)
@@ -119,6 +125,9 @@ def record_sum(model: MultimodalModel, data: Examples, global_flat: np.ndarray, 
 
     if weights is not None and not (np.all(weights > 0) and np.all(weights <= 1)):
         raise ValueError("class weights must be in (0, 1]")
+    labels = np.asarray(data.labels)
+    if weights is not None and len(labels) and (labels.min() < 0 or labels.max() >= len(weights)):
+        raise ConfigError(f"labels must be class indices 0..{len(weights) - 1} (one weight each)")
     set_flat(model, global_flat)
     keep = np.flatnonzero(rng.random(len(data)) < q)
     total = np.zeros(len(global_flat), dtype=np.float64)
@@ -153,7 +162,7 @@ def record_sum(model: MultimodalModel, data: Examples, global_flat: np.ndarray, 
         clipped = int((norms > per_clip).sum())
         scale = np.minimum(1.0, per_clip / np.maximum(norms, 1e-30))
         if weights is not None:
-            scale = scale * weights[np.asarray(data.labels)[keep]]
+            scale = scale * weights[labels[keep]]
         total = (per * scale[:, None]).sum(0)
         loss_sum = float(loss.detach())
     return -lr * total, {"loss": loss_sum / max(len(keep), 1), "steps": 1.0,

@@ -16,6 +16,10 @@ from coordinator.chain._contracts import Phase
 from coordinator.privacy import _noise as nz
 
 
+#: The one distributed configuration an in-process federation registers.
+CONFIG_ID = 2
+
+
 def _gas(chain: Any, lo: int, hi: int) -> int:
     return sum(int(chain.w3.eth.get_block(b)["gasUsed"]) for b in range(lo, hi + 1))
 
@@ -88,8 +92,8 @@ def run_distributed(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: in
                                    ledger_policy=LedgerPolicy(epsilon_cap=epsilon_cap, delta=delta),
                                    **initial_adapter_args(store, start, frac_bits=frac_bits,
                                                           policy=(n, threshold)))
-        cfg = nz.distributed_config(config_id=2, mode=mode, q=q, clip=clip, frac_bits=frac_bits,
-                                    dim=len(start), sigma=sigma, k=k, floor_m=floor_m,
+        cfg = nz.distributed_config(config_id=CONFIG_ID, mode=mode, q=q, clip=clip,
+                                    frac_bits=frac_bits, dim=len(start), sigma=sigma, k=k, floor_m=floor_m,
                                     max_m=max(floor_m, n))
         fed.register_distributed_config(cfg)
         for i in range(1, n + 1):
@@ -100,7 +104,7 @@ def run_distributed(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: in
                           ModelLearner(model, parts[i].train,
                                        TrainConfig(lr=lr, epochs=epochs, optimizer=optimizer)))
                  for i in range(n)]
-        driver = RoundDriver(fed, store, aggregator=chain.account(1).address, dp_config=2,
+        driver = RoundDriver(fed, store, aggregator=chain.account(1).address, dp_config=CONFIG_ID,
                              vector_length=len(start), frac_bits=frac_bits, rounds=rounds)
         survivors, seconds, gas = [], [], []
         verified = 0
@@ -129,9 +133,10 @@ def run_distributed(*, mode: nz.DPMode, model: Any, parts: list[Any], rounds: in
         final = load_adapter(store, fed.global_adapter_cid())
         eps = max(fed.epsilon(nd.address) for nd in nodes)
         phases = [fed.round_info(r).phase.name for r in range(1, rounds + 1)]
-        label = nodes[0].label_release(2) or (None, None)
+        label = nodes[0].label_release(CONFIG_ID) or (None, None)
         return {"final": final, "label_round": label[0],
-                "class_weights": None if label[1] is None else [float(w) for w in label[1]], "start": start, "config": cfg, "epsilon": eps,
+                "class_weights": None if label[1] is None else [float(w) for w in label[1]],
+                "start": start, "config": cfg, "epsilon": eps,
                 "verified_rounds": verified,
                 "epsilon_per_peer": [fed.epsilon(nd.address) for nd in nodes],
                 "rdp_micro_per_peer": [fed.rdp_micro(nd.address) for nd in nodes],

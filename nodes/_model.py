@@ -353,8 +353,12 @@ class MultimodalModel(nn.Module):
             else:
                 raise ConfigError(f"examples have {feats.shape[1]} features, the model "
                                   f"expects {self.cfg.n_features}")
-        return (tok["input_ids"], tok["attention_mask"], torch.from_numpy(ex.images),
-                torch.from_numpy(np.ascontiguousarray(feats, np.float32)), torch.from_numpy(ex.has_text.astype(np.float32)),
+        # Contiguous (NCHW): Opacus 1.6 computes wrong per-sample conv gradients for
+        # a channels-last view (docs/decisions.md "Class balance at record level").
+        return (tok["input_ids"], tok["attention_mask"],
+                torch.from_numpy(np.ascontiguousarray(ex.images)),
+                torch.from_numpy(np.ascontiguousarray(feats, np.float32)),
+                torch.from_numpy(ex.has_text.astype(np.float32)),
                 torch.from_numpy(ex.has_image.astype(np.float32)), torch.from_numpy(ex.labels))
 
 

@@ -352,6 +352,10 @@ class PeerNode:
         v, weight, metrics = self.learner.distributed(start, dcfg, clip=clip,
                                                       label_round=label_round, weights=weights)
         qclip = enc.max_clip(frac_bits=info.frac_bits, participants=info.n)
+        if label_round and float(np.max(np.abs(v), initial=0.0)) > qclip:
+            log.warning("round %d: peer %s has more records of a class than the round's "
+                        "fixed-point range holds; its class counts are clamped, so the label "
+                        "round under-counts them", round_id, self.address)
         x = enc.quantize(v, frac_bits=info.frac_bits, clip=qclip, rng=noise_rng())
         x = add_share(x, skellam_share(mu=dcfg.mu, size=len(x), rng=noise_rng()))
         metrics = {**metrics, "epsilon_round": 0.0, "seconds": time.perf_counter() - t0}
@@ -386,9 +390,17 @@ class PeerNode:
             ri = self.fed.round_info(r)
             if ri.dp_config != info.dp_config or ri.phase != Phase.FINAL:
                 continue
-            before = blob_fixed(round_start(self.fed, self.store, r))
-            after = blob_fixed(round_start(self.fed, self.store, r + 1))
-            released = (after[slots] - before[slots]).astype(np.uint32).view(np.int32)
+            # Kept in the state: a restarted peer needs neither old adapter again.
+            kept = self.state.get(r, "label_release")
+            if kept is None:
+                before = blob_fixed(round_start(self.fed, self.store, r))
+                after = blob_fixed(round_start(self.fed, self.store, r + 1))
+                released = (after[slots] - before[slots]).astype(np.uint32).view(np.int32)
+                # Sealed: not secret, but the state's AEAD makes an edit of the file fail.
+                self.state.put(r, "label_release", cbor2.dumps([int(x) for x in released]),
+                               secret=True)
+            else:
+                released = np.array(cbor2.loads(kept), dtype=np.int32)
             weights = class_weights(released.astype(np.float64))
             self._labels[info.dp_config] = (r, weights)
             log.info("round %d: class weights from label round %d: %s", round_id, r,

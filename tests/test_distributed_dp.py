@@ -461,3 +461,40 @@ def test_record_level_federation_releases_the_unions_class_counts_in_its_first_r
     assert res["class_weights"] == pytest.approx([1 / 3, 1.0], abs=0.06)
     others = np.setdiff1d(np.arange(len(res["start"])), slots)
     assert np.abs(seen[0] - res["start"])[others].max() < 0.02  # noise only: no gradient step
+    import sqlite3  # every peer kept the release: a restart fetches no old adapter
+
+    for i in range(4):
+        with sqlite3.connect(tmp_path / f"p{i}.sqlite") as db:
+            rows = db.execute("SELECT round, sealed FROM kv WHERE name = 'label_release'").fetchall()
+        assert rows == [(1, 1)]
+
+
+def test_per_record_gradients_sum_to_the_batch_gradient_for_channels_last_images() -> None:
+    """Images loaded from files arrive as a channels-last view (H, W, C
+    transposed): Opacus 1.6's per-sample Conv2d gradients were wrong for it
+    (every conv weight but the first was 0 in the record level's sum on the
+    digits example), so the record level and pooled DP-SGD trained the image
+    tower on garbage. Unclipped, the per-record sum must be the gradient."""
+    from torch import nn
+
+    from nodes._data import generate
+    from nodes._distributed import record_sum
+    from nodes._model import ModelConfig, build_model, get_flat, set_flat, trainable
+
+    model = build_model(ModelConfig(encoder="tiny", seed=0, image_tower="photo", image_size=16))
+    from dataclasses import replace
+
+    data = generate(12, seed=5)
+    hwc = np.ascontiguousarray(np.resize(data.images, (12, 3, 16, 16)).transpose(0, 2, 3, 1))
+    data = replace(data, images=hwc.transpose(0, 3, 1, 2))  # as decoded from H×W×C files
+    assert not data.images.flags["C_CONTIGUOUS"]
+    flat = get_flat(model)
+    v, _ = record_sum(model, data, flat, q=1.0, clip=1e9, lr=1.0, rng=np.random.default_rng(0))
+    set_flat(model, flat)
+    model.train()
+    t = model.encode(data)
+    for _, p in trainable(model):
+        p.grad = None
+    nn.CrossEntropyLoss(reduction="sum")(model(*t[:-1]), t[-1]).backward()
+    want = np.concatenate([p.grad.detach().numpy().ravel() for _, p in trainable(model)])
+    np.testing.assert_allclose(-v, want, rtol=1e-4, atol=1e-5)
