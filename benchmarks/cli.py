@@ -306,13 +306,15 @@ def prg(mb: float, runs: int, out: Path | None, as_json: bool) -> None:
 @click.option("--resume", is_flag=True,
               help="Reuse the seeds already finished in OUT/seeds/ with this same "
                    "configuration (each seed is saved there as it ends): continue after a "
-                   "crash, or add seeds to a finished comparison without rerunning it.")
+                   "crash, or add seeds to a finished comparison without rerunning it. An arm "
+                   "whose mechanism version changed since it was saved runs again.")
 @json_option
 def compare(config_path: Path | None, seeds: str | None, dataset: str | None, data: Path | None,
             schema: Path | None, partition: str | None, peers: int | None, out: Path,
             results_md: Path | None, resume: bool, as_json: bool) -> None:
     """Decentralized (fedledger) vs a central FedAvg server vs pooled training
-    (with and without DP), plus non-private pooled references (TF-IDF +
+    (with DP: the record level's mechanism with a trusted curator; without:
+    the loss weighted by the exact class counts), plus non-private pooled references (TF-IDF +
     logistic regression, a linear probe on the frozen encoder, the majority
     class): utility (macro-F1 first), membership-inference leakage, ε and cost,
     mean ± 95 % CI (Student's t) over seeds; JSON, Markdown and plots in --out.

