@@ -97,15 +97,20 @@ def class_weights(released: np.ndarray, *, floor: float = 0.05) -> np.ndarray | 
     return c.min() / c
 
 
+def _class_indices(data: Examples, classes: int) -> np.ndarray:
+    """The labels, refused in a sentence unless each is a class index below ``classes``."""
+    labels = np.asarray(data.labels)
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        raise ConfigError(f"labels must be class indices 0..{classes - 1} (the model's classes)")
+    return labels
+
+
 def label_vector(data: Examples, dim: int, slots: np.ndarray, *, q: float, clip: float,
                  rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """A label round's contribution: ``clip`` · (count of each class among the
     Poisson-sampled records) at the class's slot, zeros elsewhere; and how
     many records were sampled."""
-    labels = np.asarray(data.labels)
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(slots)):
-        raise ConfigError(f"labels must be class indices 0..{len(slots) - 1} (the model's "
-                          "output size)")
+    labels = _class_indices(data, len(slots))
     keep = np.flatnonzero(rng.random(len(data)) < q)
     counts = np.bincount(labels[keep], minlength=len(slots))
     v = np.zeros(dim, dtype=np.float64)
@@ -125,9 +130,7 @@ def record_sum(model: MultimodalModel, data: Examples, global_flat: np.ndarray, 
 
     if weights is not None and not (np.all(weights > 0) and np.all(weights <= 1)):
         raise ValueError("class weights must be in (0, 1]")
-    labels = np.asarray(data.labels)
-    if weights is not None and len(labels) and (labels.min() < 0 or labels.max() >= len(weights)):
-        raise ConfigError(f"labels must be class indices 0..{len(weights) - 1} (one weight each)")
+    labels = np.asarray(data.labels) if weights is None else _class_indices(data, len(weights))
     set_flat(model, global_flat)
     keep = np.flatnonzero(rng.random(len(data)) < q)
     total = np.zeros(len(global_flat), dtype=np.float64)
